@@ -1,0 +1,1 @@
+"""streamfer: facial emotions on video streams."""

@@ -1,0 +1,124 @@
+"""Find every model file the product needs, the way Keras finds its weights.
+
+A file is looked for, in order: (1) an explicit path, (2) the cache directory
+(``$STREAMFER_HOME`` or ``~/.cache/streamfer``; Keras' own cache for the ImageNet files),
+(3) the project's ``models/`` folder for files we ship, (4) its official URL, downloaded
+once and checked against a pinned SHA-256. Offline and missing: :class:`AssetError` with a
+message that names the file, the URL and where to put it.
+
+Example:
+    >>> from streamfer.assets import resolve
+    >>> path = resolve("face_detection_short_range.tflite")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+_MP = "https://raw.githubusercontent.com/google-ai-edge/mediapipe/v0.10.21/mediapipe/modules"
+_KERAS = "https://storage.googleapis.com/tensorflow/keras-applications"
+
+
+class AssetError(RuntimeError):
+    """A model file is missing, unreadable or not the file we expect."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str
+    url: str | None
+    sha256: str | None  # None: Keras checks its own files
+
+
+ASSETS = {a.name: a for a in (
+    Asset("face_detection_short_range.tflite",
+          f"{_MP}/face_detection/face_detection_short_range.tflite",
+          "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"),
+    Asset("face_detection_full_range_sparse.tflite",
+          f"{_MP}/face_detection/face_detection_full_range_sparse.tflite",
+          "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1"),
+    Asset("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+          f"{_KERAS}/resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", None),
+    Asset("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+          f"{_KERAS}/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", None),
+)}
+
+
+def cache_dir(sub: str = "") -> Path:
+    """``$STREAMFER_HOME`` or ``~/.cache/streamfer`` (created on first use)."""
+    base = Path(os.environ.get("STREAMFER_HOME") or Path.home() / ".cache" / "streamfer")
+    path = base / sub if sub else base
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: Path, expected: str | None) -> Path:
+    """Return ``path`` if its SHA-256 is ``expected`` (or nothing is expected)."""
+    if expected and sha256(path) != expected:
+        raise AssetError(f"{path} is not the expected file (SHA-256 mismatch); "
+                         f"delete it and try again")
+    return path
+
+
+def resolve(name: str, explicit: str | Path | None = None) -> Path:
+    """Path to model file ``name``: explicit path, cache, models/, or a verified download."""
+    asset = ASSETS.get(name, Asset(name, None, None))
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise AssetError(f"model file not found: {path}")
+        return verify(path, asset.sha256)
+    if asset.sha256 is None and asset.url:  # a Keras ImageNet file: Keras' own cache
+        return _keras_file(asset)
+    for candidate in (cache_dir() / name, MODELS_DIR / name):
+        if candidate.is_file():
+            return verify(candidate, asset.sha256)
+    if asset.url is None:
+        raise AssetError(f"model file {name} not found in {cache_dir()} or {MODELS_DIR}")
+    return _download(asset, cache_dir() / name)
+
+
+def _where_to_put(asset: Asset, target: Path) -> str:
+    return (f"cannot download {asset.name} from {asset.url} (offline?); "
+            f"download it elsewhere and put it at {target}, or pass its path explicitly")
+
+
+def _download(asset: Asset, target: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(asset.url, timeout=30) as r:
+            shutil.copyfileobj(r, out)
+        verify(Path(tmp), asset.sha256)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise AssetError(_where_to_put(asset, target)) from exc
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
+
+
+def _keras_file(asset: Asset) -> Path:
+    import keras
+
+    target = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / asset.name
+    if target.is_file():
+        return target
+    try:
+        return Path(keras.utils.get_file(asset.name, asset.url, cache_subdir="models"))
+    except Exception as exc:  # Keras wraps network errors in several types
+        raise AssetError(_where_to_put(asset, target)) from exc

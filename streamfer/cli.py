@@ -1,0 +1,249 @@
+"""Command line: ``streamfer run|train|evaluate|export|bench``; parses options, calls the stages."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """streamfer: facial emotions on video streams (capture → detect → classify → render)."""
+
+
+class UserError(click.ClickException):
+    """A one-line error for the user; exit code 1."""
+
+
+def _parse_threshold(text: str | None):
+    """``0.5`` for every label, or ``Happiness=0.4,Fear=0.3`` for some."""
+    from streamfer.labels import EMOTIONS
+
+    if text is None:
+        return None
+    try:
+        if "=" not in text:
+            return float(text)
+        pairs = dict(item.split("=", 1) for item in text.split(","))
+        names = {e.lower(): e for e in EMOTIONS}
+        return {names[k.strip().lower()]: float(v) for k, v in pairs.items()}
+    except (KeyError, ValueError):
+        raise click.BadParameter(f"{text!r}: use 0.5 or e.g. Happiness=0.4,Fear=0.3 "
+                                 f"(labels: {', '.join(EMOTIONS)})",
+                                 param_hint="--threshold") from None
+
+
+def _errors():
+    """Map the stages' typed errors to one-line messages."""
+    from streamfer.assets import AssetError
+    from streamfer.data import DatasetError
+    from streamfer.sinks import SinkError
+    from streamfer.sources import SourceError
+
+    return (AssetError, DatasetError, SinkError, SourceError, OSError)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--source", "-s", required=True,
+              help="Webcam index (0), video or image file, folder of videos, or stream URL.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="Annotated video (same size, fps, frame count and audio as the input).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
+              help="Frame-level CSV: one row per face per analysed frame.")
+@click.option("--output-dir", type=click.Path(file_okay=False),
+              help="Folder source: one annotated video per input, same relative path.")
+@click.option("--csv-dir", type=click.Path(file_okay=False),
+              help="Folder source: one CSV per input.")
+@click.option("--show", is_flag=True, help="Live window (q or Esc quits). Needs a display.")
+@click.option("--every", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Analyse every Nth frame; the others carry the last overlay.")
+@click.option("--max-fps", type=click.FloatRange(min=0, min_open=True),
+              help="Analyse at most this many frames per second of input.")
+@click.option("--threshold", "threshold_text", metavar="T|LABEL=T,...",
+              help="Label threshold(s); default: the model's calibrated per-label thresholds.")
+@click.option("--smooth", "smooth_text", default="0.4", show_default=True,
+              help="Score smoothing per face: EMA alpha (0.4), window length (5), or none.")
+@click.option("--min-face", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Ignore faces smaller than this many pixels.")
+@click.option("--min-score", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Face detector confidence threshold.")
+@click.option("--detector", type=click.Choice(["short", "full"]), default="short",
+              show_default=True, help="short: faces within ~2 m; full: far/small faces.")
+@click.option("--detector-model", type=click.Path(exists=True, dir_okay=False),
+              help="Path to the detector .tflite (default: cache, then download).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+              help="Emotion model .json (default: models/default.json).")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--force", is_flag=True, help="Folder source: redo inputs already done.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, threshold_text,
+        smooth_text, min_face, min_score, detector, detector_model, model_path, batch_size,
+        force, quiet) -> None:
+    """Recognise facial emotions in a webcam, video, folder of videos or stream.
+
+    \b
+    Examples:
+      python run_stream.py --source 0 --show
+      python run_stream.py --source clip.mp4 --output annotated.mp4 --csv frames.csv
+      python run_stream.py --source footage/ --output-dir out/ --csv-dir out/
+    """
+    from streamfer.pipeline import Pipeline, Settings
+    from streamfer.smooth import parse_smoothing
+
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    folder = Path(source).is_dir()
+    if folder and (output or csv_path or show):
+        raise UserError("a folder source takes --output-dir/--csv-dir, not --output/--csv/--show")
+    if not folder and (output_dir or csv_dir):
+        raise UserError("--output-dir/--csv-dir are for folder sources; use --output/--csv")
+    if not (output or csv_path or show or output_dir or csv_dir):
+        raise UserError("nothing to do: give --show, --output or --csv "
+                        "(--output-dir/--csv-dir for a folder)")
+    try:
+        smoothing = parse_smoothing(smooth_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--smooth") from None
+    settings = Settings(detector=detector, detector_path=detector_model, model_path=model_path,
+                        min_face=min_face, min_score=min_score, every=every, max_fps=max_fps,
+                        thresholds=_parse_threshold(threshold_text), smoothing=smoothing,
+                        batch_size=batch_size, progress=not quiet)
+    try:
+        with Pipeline(settings) as pipeline:
+            if folder:
+                _summary(pipeline.run_folder(source, output_dir, csv_dir, force=force))
+            else:
+                stats = pipeline.run(source, output, csv_path, show=show)
+                click.echo(f"{stats.source}: {stats.frames} frames, {stats.faces} faces, "
+                           f"{stats.fps:.1f} fps", err=True)
+    except _errors() as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: everything written so far is saved", err=True)
+        sys.exit(130)
+
+
+def _summary(results) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="streamfer batch")
+    for column in ("input", "frames", "faces", "fps", "status"):
+        numeric = column in ("frames", "faces", "fps")
+        table.add_column(column, justify="right" if numeric else "left")
+    for r in results:
+        table.add_row(r.source, str(r.frames), str(r.faces), f"{r.fps:.1f}", r.status)
+    Console(stderr=True).print(table)
+    if any(r.status.startswith("failed") for r in results):
+        sys.exit(1)
+
+
+main.add_command(run)
+
+
+@main.command()
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Dataset folder: FER+ (FER2013Train/…), RAF-ML, or folder-per-emotion.")
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder: checkpoints, log.csv, best weights. Re-running resumes.")
+@click.option("--epochs", default=6, show_default=True)
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--lr", "learning_rate", default=6e-4, show_default=True)
+@click.option("--work-size", default=48, show_default=True,
+              help="Resolution the backbones see (input crops stay 100×100).")
+@click.option("--backbone-weights", type=click.Choice(["none", "imagenet"]), default="none",
+              show_default=True, help="'imagenet' downloads Keras' ImageNet weights.")
+@click.option("--freeze-backbones", is_flag=True,
+              help="Train only the projection and head (the research's frozen-feature setup).")
+@click.option("--fp32", is_flag=True, help="Disable bf16 mixed precision.")
+@click.option("--seed", default=1234, show_default=True)
+@click.option("--steps-per-epoch", type=int, default=None, help="Default: one pass over Train.")
+def train(data, run_dir, epochs, batch_size, learning_rate, work_size, backbone_weights,
+          freeze_backbones, fp32, seed, steps_per_epoch) -> None:
+    """Train (or resume) the ResNet50/VGG19 ensemble on a labelled face dataset."""
+    from streamfer.train import TrainConfig
+    from streamfer.train import train as run_training
+
+    cfg = TrainConfig(data=data, run_dir=run_dir, epochs=epochs, batch_size=batch_size,
+                      learning_rate=learning_rate, work_size=work_size,
+                      backbone_weights=None if backbone_weights == "none" else backbone_weights,
+                      freeze_backbones=freeze_backbones, mixed_precision=not fp32, seed=seed,
+                      steps_per_epoch=steps_per_epoch)
+    best = run_training(cfg, progress=sys.stdout.isatty())
+    click.echo(f"best weights: {best}")
+
+
+if __name__ == "__main__":
+    main()
+
+
+@main.command()
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Dataset folder (FER+, RAF-ML or folder-per-emotion).")
+@click.option("--split", default="valid", show_default=True)
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+              help="Model .json (default: models/default.json).")
+@click.option("--threshold", "threshold_text", metavar="T|LABEL=T,...",
+              help="Override the model's calibrated thresholds.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              default="evaluation_{split}.json", show_default=True,
+              help="Where to write the metrics.")
+def evaluate(data, split, model_path, threshold_text, json_path) -> None:
+    """Multi-label metrics of a model on a labelled split (scikit-learn)."""
+    import json
+
+    from rich.console import Console
+
+    from streamfer.classify import Classifier
+    from streamfer.data import load_dataset
+    from streamfer.evaluate import evaluate as run_evaluation
+    from streamfer.evaluate import predict_dataset, report_tables
+
+    try:
+        dataset = load_dataset(data, split)
+        classifier = Classifier(model_path)
+    except _errors() as exc:
+        raise UserError(str(exc)) from None
+    thresholds = [float(t) for t in classifier.thresholds]
+    override = _parse_threshold(threshold_text)
+    if isinstance(override, float):
+        thresholds = [override] * len(thresholds)
+    for label, value in (override or {}).items() if isinstance(override, dict) else ():
+        thresholds[classifier.labels.index(label)] = value
+    scores = predict_dataset(classifier, dataset)
+    result = run_evaluation(dataset.targets, scores, thresholds, classifier.labels, data, split)
+    console = Console()
+    for table in report_tables(result, classifier.labels):
+        console.print(table)
+    path = Path(json_path.format(split=split))
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"metrics written to {path}")
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Training run folder (streamfer train --out).")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--split", default="valid", show_default=True,
+              help="Split the thresholds are calibrated on.")
+@click.option("--out", default="models/default.json", show_default=True,
+              type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace the model at --out even if it scores better.")
+def export(run_dir, data, split, out, force) -> None:
+    """Ship a run's best weights: fp16, SHA-256, calibrated thresholds, metrics."""
+    from streamfer.train import NotBetterError
+    from streamfer.train import export as run_export
+
+    try:
+        result = run_export(run_dir, data, out, split=split, force=force)
+    except (NotBetterError, *_errors()) as exc:
+        raise UserError(str(exc)) from None
+    m = result["at"]["calibrated"]
+    click.echo(f"exported {out}: samples-F1 {m['samples_f1']:.3f}, macro-F1 {m['macro_f1']:.3f}, "
+               f"mAP {m['mAP']:.3f}, Hamming {m['hamming_loss']:.3f}")

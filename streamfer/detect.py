@@ -1,0 +1,101 @@
+"""Face detection with the MediaPipe Tasks ``FaceDetector`` and square face crops.
+
+Example:
+    >>> from streamfer.detect import FaceDetector
+    >>> with FaceDetector() as detector:                       # doctest: +SKIP
+    ...     frame = detector.detect(frame)      # adds Face(box, det_score, crop) to frame.faces
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamfer.assets import resolve
+from streamfer.frame import Face, Frame
+from streamfer.model import INPUT_SIZE
+
+MODELS = {"short": "face_detection_short_range.tflite",
+          "full": "face_detection_full_range_sparse.tflite"}
+
+
+def square_crop(image: np.ndarray, box: tuple[int, int, int, int], margin: float = 0.2,
+                size: int = INPUT_SIZE) -> np.ndarray:
+    """Square crop around ``box`` (x, y, w, h) grown by ``margin``, padded at the borders by
+    edge replication so the face keeps its aspect, resized to size×size, BGR in, RGB out."""
+    x, y, w, h = box
+    side = int(round(max(w, h) * (1 + margin)))
+    x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2))
+    ih, iw = image.shape[:2]
+    pads = (max(0, -y0), max(0, y0 + side - ih), max(0, -x0), max(0, x0 + side - iw))
+    crop = image[max(0, y0):min(ih, y0 + side), max(0, x0):min(iw, x0 + side)]
+    if any(pads):
+        crop = cv2.copyMakeBorder(crop, *pads, cv2.BORDER_REPLICATE)
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.cvtColor(cv2.resize(crop, (size, size), interpolation=interp), cv2.COLOR_BGR2RGB)
+
+
+class FaceDetector:
+    """MediaPipe BlazeFace: ``model="short"`` (faces within ~2 m) or ``"full"`` (far faces)."""
+
+    def __init__(self, model: str = "short", model_path: str | Path | None = None,
+                 min_score: float = 0.5, min_face: int = 0, margin: float = 0.2) -> None:
+        from mediapipe.tasks.python import BaseOptions
+        from mediapipe.tasks.python.vision import FaceDetector as MPFaceDetector
+        from mediapipe.tasks.python.vision import FaceDetectorOptions
+
+        if model not in MODELS:
+            raise ValueError(f"detector model must be one of {sorted(MODELS)}, not {model!r}")
+        path = resolve(MODELS[model], model_path)
+        options = FaceDetectorOptions(base_options=BaseOptions(model_asset_path=str(path)),
+                                      min_detection_confidence=min_score)
+        with _native_stderr_silenced():  # LiteRT logs INFO lines straight to fd 2
+            self._detector = MPFaceDetector.create_from_options(options)
+        self.min_face, self.margin = min_face, margin
+
+    def detect(self, frame: Frame) -> Frame:
+        """Add one :class:`Face` per detected face (box clipped to the frame, crop 100×100)."""
+        import mediapipe as mp
+
+        rgb = np.ascontiguousarray(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
+        result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+        ih, iw = frame.image.shape[:2]
+        for det in result.detections:
+            b = det.bounding_box
+            x0, y0 = max(0, b.origin_x), max(0, b.origin_y)
+            x1, y1 = min(iw, b.origin_x + b.width), min(ih, b.origin_y + b.height)
+            if x1 - x0 < max(2, self.min_face) or y1 - y0 < max(2, self.min_face):
+                continue
+            box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+            score = float(det.categories[0].score) if det.categories else 0.0
+            frame.faces.append(Face(box, score, square_crop(frame.image, box, self.margin)))
+        return frame
+
+    def close(self) -> None:
+        with _native_stderr_silenced():
+            self._detector.close()
+
+    def __enter__(self) -> FaceDetector:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null while native code logs; Python's stderr is kept."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)

@@ -1,0 +1,118 @@
+"""Multi-label metrics (scikit-learn), per-label threshold calibration, and their tables.
+
+Example:
+    >>> import numpy as np
+    >>> from streamfer.evaluate import calibrate_thresholds, compute_metrics
+    >>> y = np.array([[1, 0, 0, 1, 0, 0], [0, 1, 0, 0, 1, 1]])
+    >>> p = np.array([[.9, .1, .2, .8, .1, .3], [.2, .7, .1, .1, .9, .6]])
+    >>> compute_metrics(y, p, [0.5] * 6)["hamming_loss"]
+    0.0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    f1_score,
+    hamming_loss,
+    precision_recall_curve,
+    precision_recall_fscore_support,
+)
+
+from streamfer.labels import EMOTIONS
+
+
+def calibrate_thresholds(y_true: np.ndarray, scores: np.ndarray) -> list[float]:
+    """Per label, the threshold that maximises F1 on (y_true, scores)."""
+    thresholds = []
+    for j in range(y_true.shape[1]):
+        precision, recall, cuts = precision_recall_curve(y_true[:, j], scores[:, j])
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        best = int(np.argmax(f1[:-1])) if len(cuts) else 0
+        thresholds.append(float(cuts[best]) if len(cuts) else 0.5)
+    return thresholds
+
+
+def compute_metrics(y_true: np.ndarray, scores: np.ndarray, thresholds,
+                    labels: tuple[str, ...] = EMOTIONS) -> dict:
+    """Hamming loss, samples/micro/macro F1, per-label P/R/F1, mAP, subset accuracy."""
+    y_true = np.asarray(y_true).astype(int)
+    y_pred = (scores >= np.asarray(thresholds)[None, :]).astype(int)
+    p, r, f, support = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+    return {
+        "hamming_loss": float(hamming_loss(y_true, y_pred)),
+        "samples_f1": float(f1_score(y_true, y_pred, average="samples", zero_division=1)),
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "mAP": float(average_precision_score(y_true, scores, average="macro")),
+        "subset_accuracy": float(accuracy_score(y_true, y_pred)),
+        "thresholds": [float(t) for t in thresholds],
+        "per_label": {label: {"precision": float(p[j]), "recall": float(r[j]),
+                              "f1": float(f[j]), "support": int(support[j])}
+                      for j, label in enumerate(labels)},
+    }
+
+
+def cooccurrence(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """(7, 7) counts: row = true label (or none), column = predicted label (or none)."""
+    def with_none(y):
+        y = np.asarray(y).astype(int)
+        return np.concatenate([y, (y.sum(1) == 0)[:, None].astype(int)], axis=1)
+
+    return with_none(y_true).T @ with_none(y_pred)
+
+
+def report_tables(result: dict, labels: tuple[str, ...] = EMOTIONS):
+    """Rich tables: the summary, per-label metrics, and the co-occurrence counts."""
+    from rich.table import Table
+
+    summary = Table(title=f"{result['data']} [{result['split']}], n={result['n']}")
+    summary.add_column("metric")
+    for name in result["at"]:
+        summary.add_column(f"@{name}", justify="right")
+    for key in ("hamming_loss", "samples_f1", "micro_f1", "macro_f1", "mAP", "subset_accuracy"):
+        summary.add_row(key, *(f"{m[key]:.3f}" for m in result["at"].values()))
+
+    per_label = Table(title="per label (calibrated thresholds)")
+    for column in ("label", "threshold", "precision", "recall", "F1", "support"):
+        per_label.add_column(column, justify="left" if column == "label" else "right")
+    calibrated = result["at"]["calibrated"]
+    for label, threshold in zip(labels, calibrated["thresholds"]):
+        m = calibrated["per_label"][label]
+        per_label.add_row(label, f"{threshold:.2f}", f"{m['precision']:.3f}",
+                          f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+
+    names = [*labels, "none"]
+    table = Table(title="co-occurrence: true (rows) × predicted (columns), calibrated")
+    table.add_column("true \\ pred")
+    for name in names:
+        table.add_column(name[:5], justify="right")
+    for name, row in zip(names, result["cooccurrence"]):
+        table.add_row(name, *(str(v) for v in row))
+    return [summary, per_label, table]
+
+
+def predict_dataset(classifier, data, size: int = 100) -> np.ndarray:
+    """Scores of ``classifier`` on a dataset's images, resized to the 100×100 input as the
+    detector's crops are."""
+    import cv2
+
+    images = data.images
+    if images.shape[1:3] != (size, size):
+        images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR)
+                           for im in images])
+    return classifier.predict(images)
+
+
+def evaluate(targets: np.ndarray, scores: np.ndarray, thresholds,
+             labels: tuple[str, ...] = EMOTIONS, name: str = "", split: str = "") -> dict:
+    """Metrics at the given (calibrated) thresholds and at 0.5, and the co-occurrence table."""
+    y_pred = scores >= np.asarray(thresholds)[None, :]
+    return {
+        "data": name, "split": split, "n": len(targets),
+        "at": {"calibrated": compute_metrics(targets, scores, thresholds, labels),
+               "0.5": compute_metrics(targets, scores, [0.5] * len(labels), labels)},
+        "cooccurrence": cooccurrence(targets, y_pred).tolist(),
+    }

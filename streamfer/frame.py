@@ -1,0 +1,39 @@
+"""The one result type that flows between stages: a :class:`Frame` holding its :class:`Face` s.
+
+Sources create a ``Frame``; detect adds faces (box, score, crop); track sets ``face_id``;
+classify sets ``scores``; smooth sets ``smoothed`` and ``labels``; render and the sinks read it.
+
+Example:
+    >>> import numpy as np
+    >>> frame = Frame(source="clip.mp4", index=0, time_s=0.0, image=np.zeros((4, 4, 3), np.uint8))
+    >>> frame.faces.append(Face(box=(0, 0, 2, 2), det_score=0.9))
+    >>> frame.faces[0].face_id
+    -1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Face:
+    box: tuple[int, int, int, int]  # x, y, w, h in frame pixels
+    det_score: float
+    crop: np.ndarray | None = None  # 100×100×3 RGB uint8
+    face_id: int = -1
+    scores: np.ndarray | None = None  # raw sigmoid outputs, EMOTIONS order
+    smoothed: np.ndarray | None = None
+    labels: tuple[str, ...] = ()
+    classified: bool = False  # whether the model ran on this face in this frame
+
+
+@dataclass
+class Frame:
+    source: str
+    index: int
+    time_s: float
+    image: np.ndarray  # H×W×3 BGR uint8, as OpenCV delivers it
+    faces: list[Face] = field(default_factory=list)

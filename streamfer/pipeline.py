@@ -1,0 +1,200 @@
+"""The only module that knows the order of the stages:
+source → detect → track → classify → smooth → render → sinks.
+
+Example:
+    >>> from streamfer.pipeline import Pipeline, Settings
+    >>> with Pipeline(Settings()) as pipeline:                          # doctest: +SKIP
+    ...     stats = pipeline.run("clip.mp4", output="annotated.mp4", csv_path="frames.csv")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from streamfer.classify import Classifier
+from streamfer.detect import FaceDetector
+from streamfer.frame import Frame
+from streamfer.render import Renderer
+from streamfer.sinks import CSVSink, VideoSink, Window
+from streamfer.smooth import Smoother
+from streamfer.sources import SourceError, list_videos, open_source
+from streamfer.track import Tracker
+
+log = logging.getLogger(__name__)
+DONE_FILE = ".streamfer-done.json"
+
+
+@dataclass
+class Settings:
+    detector: str = "short"
+    detector_path: str | None = None
+    model_path: str | None = None
+    min_face: int = 0
+    min_score: float = 0.5
+    every: int = 1
+    max_fps: float | None = None
+    thresholds: dict[str, float] | float | None = None  # None: the model's calibrated ones
+    smoothing: dict = field(default_factory=lambda: {"ema": 0.4})
+    batch_size: int = 32
+    progress: bool = True
+
+
+@dataclass
+class RunStats:
+    source: str
+    frames: int = 0
+    processed: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    status: str = "ok"
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+class Pipeline:
+    """Holds the detector and the model, loaded once, for any number of sources."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stack = ExitStack()
+        self.detector = self._stack.enter_context(FaceDetector(
+            settings.detector, settings.detector_path, settings.min_score, settings.min_face))
+        self.classifier = Classifier(settings.model_path, settings.batch_size)
+        self.thresholds = _thresholds(self.classifier, settings.thresholds)
+        self.renderer = Renderer(self.classifier.labels)
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def run(self, spec: str, output: str | Path | None = None, csv_path: str | Path | None = None,
+            show: bool = False) -> RunStats:
+        """Process one source; every sink is finalised however the run ends."""
+        s = self.settings
+        tracker = Tracker()
+        smoother = Smoother(self.thresholds, forget_after=tracker.max_missed + 1,
+                            labels=self.classifier.labels, **s.smoothing)
+        with ExitStack() as stack:
+            source = stack.enter_context(open_source(spec))
+            stats = RunStats(source.name)
+            video = stack.enter_context(VideoSink(output, source.fps, source.size,
+                                                  audio_from=None if source.live else spec)) \
+                if output else None
+            table = stack.enter_context(CSVSink(csv_path)) if csv_path else None
+            window = stack.enter_context(Window()) if show else None
+            progress = stack.enter_context(_progress(s.progress and not show))
+            task = progress.add_task(source.name, total=source.frame_count, fps=0.0)
+            start, next_time, last = time.perf_counter(), 0.0, None
+            for frame in source:
+                if self._due(frame, next_time):
+                    self._analyse(frame, tracker, smoother)
+                    next_time = frame.time_s + (1.0 / s.max_fps if s.max_fps else 0.0)
+                    last = frame
+                    stats.processed += 1
+                    stats.faces += len(frame.faces)
+                    if table:
+                        table.write(frame)
+                elif last is not None:  # carry the last results over for the overlay
+                    frame.faces = [replace(f, classified=False) for f in last.faces]
+                image = self.renderer.annotate(frame) if (video or window) else None
+                if video:
+                    video.write(image)
+                stats.frames += 1
+                stats.seconds = time.perf_counter() - start
+                progress.update(task, advance=1, fps=stats.fps)
+                if window and not window.show(image):
+                    stats.status = "stopped"
+                    break
+        return stats
+
+    def _due(self, frame: Frame, next_time: float) -> bool:
+        every = max(1, self.settings.every)
+        return frame.index % every == 0 and frame.time_s + 1e-6 >= next_time
+
+    def _analyse(self, frame: Frame, tracker: Tracker, smoother: Smoother) -> None:
+        self.detector.detect(frame)
+        tracker.update(frame)
+        self.classifier.classify(frame.faces)
+        smoother.update(frame)
+        for face in frame.faces:
+            face.crop = None  # crops are not needed past the classifier
+
+    def run_folder(self, folder: str | Path, output_dir: str | Path | None,
+                   csv_dir: str | Path | None, force: bool = False) -> list[RunStats]:
+        """Every video below ``folder``; inputs finished by an earlier run are skipped."""
+        folder = Path(folder)
+        videos = list_videos(folder)
+        if not videos:
+            raise SourceError(f"no video files under {folder}")
+        done_file = Path(output_dir or csv_dir) / DONE_FILE
+        done = _read_done(done_file) if not force else {}
+        results = []
+        for path in videos:
+            rel = path.relative_to(folder)
+            key, stamp = str(rel), _stamp(path)
+            output = Path(output_dir) / rel.with_suffix(".mp4") if output_dir else None
+            table = Path(csv_dir) / rel.with_suffix(".csv") if csv_dir else None
+            outputs = [p for p in (output, table) if p]
+            if done.get(key) == stamp and all(p.is_file() for p in outputs):
+                results.append(RunStats(path.name, status="skipped (done)"))
+                continue
+            try:
+                stats = self.run(str(path), output, table)
+            except SourceError as exc:
+                log.warning("%s", exc)
+                results.append(RunStats(path.name, status=f"failed: {exc}"))
+                continue
+            results.append(stats)
+            done[key] = stamp
+            done_file.parent.mkdir(parents=True, exist_ok=True)
+            done_file.write_text(json.dumps(done, indent=1))
+        return results
+
+
+def _thresholds(classifier: Classifier, override) -> list[float]:
+    values = [float(t) for t in classifier.thresholds]
+    if isinstance(override, (int, float)):
+        return [float(override)] * len(values)
+    for label, value in (override or {}).items():
+        values[classifier.labels.index(label)] = float(value)
+    return values
+
+
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size}:{int(st.st_mtime)}"
+
+
+def _read_done(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[fps]:.1f} fps"), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), disable=not enabled,
+                    transient=False)

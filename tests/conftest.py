@@ -1,0 +1,105 @@
+"""Shared fixtures: the ../shared assets (skipped with a reason when absent) and test media
+that the tests make themselves from a real face photo (scikit-image's ``astronaut``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+DETECTOR_FILES = ("face_detection_short_range.tflite", "face_detection_full_range_sparse.tflite")
+DEFAULT_MODEL = ROOT / "models" / "default.json"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def streamfer_home(tmp_path_factory) -> Path:
+    """A private cache holding the detector files from ../shared/weights (no network)."""
+    home = tmp_path_factory.mktemp("streamfer_home")
+    os.environ["STREAMFER_HOME"] = str(home)
+    for name in DETECTOR_FILES:
+        if (SHARED / "weights" / name).is_file():
+            shutil.copy(SHARED / "weights" / name, home / name)
+    return home
+
+
+@pytest.fixture(scope="session")
+def detector_ready(streamfer_home) -> None:
+    if not (streamfer_home / DETECTOR_FILES[0]).is_file():
+        pytest.skip("needs ../shared/weights (MediaPipe detector files; no network here)")
+
+
+@pytest.fixture(scope="session")
+def media() -> Path:
+    if not (SHARED / "media").is_dir():
+        pytest.skip("needs ../shared/media (real footage)")
+    return SHARED / "media"
+
+
+@pytest.fixture(scope="session")
+def ferplus() -> Path:
+    if not (SHARED / "data" / "ferplus" / "FER2013Valid").is_dir():
+        pytest.skip("needs ../shared/data/ferplus")
+    return SHARED / "data" / "ferplus"
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    from streamfer.classify import Classifier
+
+    return Classifier(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="session")
+def face_bgr() -> np.ndarray:
+    """A real face: the astronaut photo's head and shoulders, BGR."""
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut()[0:300, 100:400], cv2.COLOR_RGB2BGR)
+
+
+def compose(face: np.ndarray, size: tuple[int, int], x: int, y: int, scale: float = 0.5,
+            gray: bool = False) -> np.ndarray:
+    """``face`` pasted at (x, y) on a plain background of ``size`` (w, h)."""
+    w, h = size
+    canvas = np.full((h, w, 3), 90, np.uint8)
+    small = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape[:2]
+    sh, sw = min(sh, h - y), min(sw, w - x)
+    canvas[y:y + sh, x:x + sw] = small[:sh, :sw]
+    if gray:
+        canvas = cv2.cvtColor(cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    return canvas
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0,
+                audio: bool = False) -> Path:
+    """Encode BGR frames to H.264 with FFmpeg (from imageio-ffmpeg); optional sine audio."""
+    import imageio_ffmpeg
+
+    h, w = frames[0].shape[:2]
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo",
+           "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={len(frames) / fps:.3f}",
+                "-c:a", "aac", "-shortest"]
+    pix = "yuv444p" if w % 2 or h % 2 else "yuv420p"
+    cmd += ["-c:v", "libx264", "-pix_fmt", pix, "-preset", "ultrafast", str(path)]
+    subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def face_clip(tmp_path_factory, face_bgr) -> Path:
+    """24 frames, 640×480 at 30 fps, one real face moving left to right, with audio."""
+    frames = [compose(face_bgr, (640, 480), 40 + 12 * i, 60 + 3 * i, scale=1.0)
+              for i in range(24)]
+    return write_video(tmp_path_factory.mktemp("clips") / "face.mp4", frames, audio=True)

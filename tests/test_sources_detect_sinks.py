@@ -1,0 +1,155 @@
+import csv
+import subprocess
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from conftest import compose, write_video
+
+from streamfer.detect import FaceDetector, square_crop
+from streamfer.frame import Face, Frame
+from streamfer.sinks import CSV_COLUMNS, CSVSink, VideoSink
+from streamfer.sources import SourceError, open_source
+
+
+def _count_frames(path):
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    return n, cap.get(cv2.CAP_PROP_FPS), (int(cap.get(3)), int(cap.get(4)))
+
+
+def _has_audio(path):
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(path)],
+                           capture_output=True, text=True)
+    return "Audio:" in probe.stderr
+
+
+def test_video_source_reports_and_yields_every_frame_with_timestamps(face_clip):
+    with open_source(face_clip) as source:
+        assert (source.fps, source.size, source.frame_count) == (30.0, (640, 480), 24)
+        frames = list(source)
+    assert [f.index for f in frames] == list(range(24))
+    np.testing.assert_allclose([f.time_s for f in frames], np.arange(24) / 30, atol=1e-3)
+    assert frames[0].image.shape == (480, 640, 3)
+
+
+def test_image_file_is_a_one_frame_source(tmp_path, face_bgr):
+    cv2.imwrite(str(tmp_path / "face.jpg"), face_bgr)
+    with open_source(tmp_path / "face.jpg") as source:
+        frames = list(source)
+    assert len(frames) == 1 and frames[0].image.shape == face_bgr.shape
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: p, "no such file"),
+    (lambda p: (p.write_bytes(b""), p)[1], "empty file"),
+    (lambda p: (p.write_text("this is not a video\n" * 50), p)[1], "cannot open video"),
+])
+def test_bad_files_raise_a_clear_source_error(tmp_path, make, message):
+    path = make(tmp_path / "clip.mp4")
+    with pytest.raises(SourceError, match=message):
+        open_source(path)
+
+
+def test_truncated_video_yields_the_decodable_frames(tmp_path, face_clip):
+    data = face_clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    try:
+        with open_source(cut) as source:
+            frames = list(source)
+    except SourceError:
+        return  # the index (moov) was cut away: a clear error is the right answer too
+    assert 0 <= len(frames) < 24
+
+
+def test_square_crop_keeps_aspect_and_pads_at_the_border():
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[:, :100] = (0, 0, 255)  # left half red in BGR
+    crop = square_crop(image, (0, 0, 60, 80), margin=0.25)
+    assert crop.shape == (100, 100, 3)
+    assert crop[50, 50, 0] == 255  # RGB out: red channel first
+
+
+def test_real_face_is_found_in_a_real_photo(detector_ready, face_bgr):
+    with FaceDetector() as detector:
+        frame = detector.detect(Frame("astronaut", 0, 0.0, face_bgr.copy()))
+    assert len(frame.faces) == 1
+    x, y, w, h = frame.faces[0].box
+    assert 80 < x + w / 2 < 220 and 40 < y + h / 2 < 180 and w > 50  # her face, not the suit
+    assert frame.faces[0].det_score > 0.7
+    assert frame.faces[0].crop.shape == (100, 100, 3)
+
+
+@pytest.mark.parametrize("size,gray", [((321, 239), False), ((640, 480), True)])
+def test_detection_on_odd_sized_and_grayscale_frames(detector_ready, face_bgr, size, gray):
+    image = compose(face_bgr, size, 10, 5, scale=0.75 if size[0] < 400 else 1.0, gray=gray)
+    with FaceDetector() as detector:
+        frame = detector.detect(Frame("t", 0, 0.0, image))
+    assert len(frame.faces) == 1
+
+
+def test_no_face_no_detection(detector_ready):
+    with FaceDetector() as detector:
+        frame = detector.detect(Frame("t", 0, 0.0, np.full((240, 320, 3), 128, np.uint8)))
+    assert frame.faces == []
+
+
+def test_min_face_filters_small_faces(detector_ready, face_bgr):
+    image = compose(face_bgr, (640, 480), 20, 10, scale=1.0)
+    with FaceDetector() as detector:
+        assert len(detector.detect(Frame("t", 0, 0.0, image.copy())).faces) == 1
+    with FaceDetector(min_face=300) as detector:
+        assert detector.detect(Frame("t", 0, 0.0, image.copy())).faces == []
+
+
+def test_csv_round_trips(tmp_path):
+    frame = Frame("clip.mp4", 7, 0.2335, np.zeros((10, 10, 3), np.uint8))
+    scores = np.array([0.1, 0.2, 0.3, 0.9, 0.05, 0.0], np.float32)
+    frame.faces.append(Face((1, 2, 3, 4), 0.876, face_id=5, scores=scores, smoothed=scores / 2,
+                            labels=("Happiness", "Surprise"), classified=True))
+    with CSVSink(tmp_path / "f.csv") as sink:
+        sink.write(frame)
+        sink.write(frame)
+        rows_on_disk = (tmp_path / "f.csv").read_text().count("\n")
+    assert rows_on_disk == 3  # flushed before the file is closed
+    with open(tmp_path / "f.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == CSV_COLUMNS and len(rows) == 2
+    row = rows[0]
+    assert (row["source"], row["frame"], row["face_id"]) == ("clip.mp4", "7", "5")
+    assert float(row["time_s"]) == pytest.approx(0.2335)
+    assert [int(row[k]) for k in "xywh"] == [1, 2, 3, 4]
+    assert float(row["raw_happiness"]) == pytest.approx(0.9, abs=1e-4)
+    assert float(row["smooth_happiness"]) == pytest.approx(0.45, abs=1e-4)
+    assert row["labels"].split(";") == ["Happiness", "Surprise"] and row["classified"] == "1"
+
+
+@pytest.mark.parametrize("size", [(321, 239), (640, 480)])
+def test_video_sink_keeps_size_fps_count_and_audio(tmp_path, face_clip, size):
+    out = tmp_path / "out.mp4"
+    with VideoSink(out, 29.97, size, audio_from=face_clip) as video:
+        for i in range(15):
+            video.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
+    count, fps, got_size = _count_frames(out)
+    assert (count, got_size) == (15, size) and fps == pytest.approx(29.97, abs=0.01)
+    assert _has_audio(out)
+
+
+def test_interrupted_video_keeps_the_frames_written(tmp_path):
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt), VideoSink(out, 25, (64, 48)) as video:
+        for _ in range(10):
+            video.write(np.zeros((48, 64, 3), np.uint8))
+        raise KeyboardInterrupt
+    assert _count_frames(out)[0] == 10
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_write_video_helper_makes_audio(tmp_path, face_bgr):
+    path = write_video(tmp_path / "a.mp4", [compose(face_bgr, (64, 48), 0, 0, 0.1)] * 5,
+                       audio=True)
+    assert _has_audio(path)

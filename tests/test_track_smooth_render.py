@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+
+from streamfer.frame import Face, Frame
+from streamfer.labels import EMOTIONS
+from streamfer.render import Renderer
+from streamfer.smooth import Smoother, parse_smoothing
+from streamfer.track import Tracker
+
+
+def _frame(index, boxes, scores=None):
+    frame = Frame("t", index, index / 30, np.zeros((480, 640, 3), np.uint8))
+    for i, box in enumerate(boxes):
+        s = None if scores is None else np.asarray(scores[i], np.float32)
+        frame.faces.append(Face(box, 0.9, scores=s, classified=s is not None))
+    return frame
+
+
+def test_moving_faces_keep_their_ids_and_new_faces_get_new_ones():
+    tracker = Tracker()
+    ids = []
+    for i in range(20):  # two faces moving in opposite directions, 15 px per frame
+        frame = tracker.update(_frame(i, [(50 + 15 * i, 100, 80, 80), (500 - 15 * i, 300, 80, 80)]))
+        ids.append([f.face_id for f in frame.faces])
+    assert all(row == ids[0] for row in ids)
+    assert len(set(ids[0])) == 2
+    frame = tracker.update(_frame(20, [(50 + 15 * 20, 100, 80, 80), (10, 10, 60, 60)]))
+    assert frame.faces[0].face_id == ids[0][0]
+    assert frame.faces[1].face_id not in ids[0]
+
+
+def test_id_survives_two_missed_detections_but_not_many():
+    tracker = Tracker(max_missed=5)
+    first = tracker.update(_frame(0, [(100, 100, 80, 80)])).faces[0].face_id
+    tracker.update(_frame(1, []))
+    tracker.update(_frame(2, []))
+    assert tracker.update(_frame(3, [(110, 100, 80, 80)])).faces[0].face_id == first
+    for i in range(4, 12):
+        tracker.update(_frame(i, []))
+    assert tracker.update(_frame(12, [(110, 100, 80, 80)])).faces[0].face_id != first
+
+
+def test_ema_smoothing_and_hysteresis_stop_flicker():
+    smoother = Smoother([0.5] * 6, ema=0.5, hysteresis=0.05)
+    happy = EMOTIONS.index("Happiness")
+    flips, last = 0, None
+    for i in range(40):  # raw score flickers around the threshold
+        s = np.zeros(6)
+        s[happy] = 0.9 if i < 5 else (0.53 if i % 2 else 0.47)
+        frame = smoother.update(_frame(i, [(0, 0, 10, 10)], [s]))
+        on = "Happiness" in frame.faces[0].labels
+        flips += last is not None and on != last
+        last = on
+    assert flips <= 1
+    assert frame.faces[0].smoothed[happy] == pytest.approx(0.5, abs=0.05)
+
+
+def test_ema_value_and_state_is_dropped_for_gone_faces():
+    smoother = Smoother([0.5] * 6, ema=0.25, forget_after=2)
+    a, b = np.full(6, 0.8, np.float32), np.full(6, 0.0, np.float32)
+    smoother.update(_frame(0, [(0, 0, 10, 10)], [a]))
+    out = smoother.update(_frame(1, [(0, 0, 10, 10)], [b])).faces[0].smoothed
+    np.testing.assert_allclose(out, 0.25 * b + 0.75 * a, atol=1e-6)
+    for i in range(2, 6):
+        smoother.update(_frame(i, []))
+    fresh = smoother.update(_frame(6, [(0, 0, 10, 10)], [b])).faces[0].smoothed
+    np.testing.assert_allclose(fresh, b)  # a new start, not the old average
+
+
+def test_window_smoothing_is_the_mean_of_the_last_n():
+    smoother = Smoother([0.5] * 6, window=3)
+    for i, v in enumerate([0.0, 0.3, 0.6, 0.9]):
+        out = smoother.update(_frame(i, [(0, 0, 10, 10)], [np.full(6, v)])).faces[0].smoothed
+    np.testing.assert_allclose(out, np.full(6, 0.6), atol=1e-6)
+
+
+@pytest.mark.parametrize("text,expected", [("0.4", {"ema": 0.4}), ("ema:0.2", {"ema": 0.2}),
+                                           ("5", {"window": 5}), ("window:3", {"window": 3}),
+                                           ("none", {"window": 1})])
+def test_parse_smoothing(text, expected):
+    assert parse_smoothing(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["fast", "-1", "1.5"])
+def test_parse_smoothing_rejects_nonsense(bad):
+    with pytest.raises(ValueError):
+        parse_smoothing(bad)
+
+
+@pytest.mark.parametrize("size", [(320, 240), (3840, 2160)])
+def test_overlay_is_drawn_and_scales_with_the_frame(size):
+    w, h = size
+    frame = Frame("t", 0, 0.0, np.zeros((h, w, 3), np.uint8))
+    box = (w // 4, h // 4, w // 5, w // 5)
+    frame.faces.append(Face(box, 0.9, face_id=3, smoothed=np.linspace(0.1, 0.9, 6),
+                            labels=("Happiness",)))
+    image = Renderer().annotate(frame)
+    assert image.shape == frame.image.shape
+    assert frame.image.sum() == 0  # the source frame is left alone
+    x, y, bw, bh = box
+    assert image[y, x:x + bw].any()  # the box's top edge
+    thick_px = (image[:, x + bw // 2].any(axis=1)).sum()
+    drawn = (image.any(axis=2)).mean()
+    assert thick_px > 2 and 0.005 < drawn < 0.5
