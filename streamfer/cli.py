@@ -11,6 +11,7 @@ import click
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,6 +97,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
     """
     from streamfer.pipeline import Pipeline, Settings
     from streamfer.smooth import parse_smoothing
+    from streamfer.sources import is_url, is_webcam, open_source
 
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     folder = Path(source).is_dir()
@@ -115,6 +117,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
                         thresholds=_parse_threshold(threshold_text), smoothing=smoothing,
                         batch_size=batch_size, progress=not quiet)
     try:
+        if not folder and not (is_webcam(source) or is_url(source)):
+            open_source(source).close()  # a bad file fails now, before the model loads
         with Pipeline(settings) as pipeline:
             if folder:
                 _summary(pipeline.run_folder(source, output_dir, csv_dir, force=force))

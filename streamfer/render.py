@@ -42,8 +42,9 @@ class Renderer:
         title = f"#{face.face_id} " + (", ".join(face.labels) if face.labels else "-")
         (tw, th), base = cv2.getTextSize(title, _FONT, font, thick)
         ty = y - base - thick if y - th - base - thick > 0 else y + h + th + thick
-        cv2.rectangle(image, (x, ty - th - base // 2), (x + tw, ty + base), (0, 0, 0), -1)
-        cv2.putText(image, title, (x, ty), _FONT, font, colour, thick, cv2.LINE_AA)
+        tx = max(0, min(x, image.shape[1] - tw))
+        cv2.rectangle(image, (tx, ty - th - base // 2), (tx + tw, ty + base), (0, 0, 0), -1)
+        cv2.putText(image, title, (tx, ty), _FONT, font, colour, thick, cv2.LINE_AA)
         scores = face.smoothed if face.smoothed is not None else face.scores
         if self.bars and scores is not None:
             self._draw_bars(image, face, scores, scale)
@@ -51,17 +52,18 @@ class Renderer:
     def _draw_bars(self, image: np.ndarray, face: Face, scores: np.ndarray, scale: float) -> None:
         x, y, w, h = face.box
         ih, iw = image.shape[:2]
-        bar_h = max(6, round(14 * scale))
-        bar_w = max(40, round(110 * scale))
         font = max(0.3, 0.42 * scale)
-        label_w = cv2.getTextSize("Happiness", _FONT, font, 1)[0][0] + 4
+        (label_w, text_h), _ = cv2.getTextSize("Happiness", _FONT, font, 1)
+        label_w += 4
+        bar_h = text_h + max(3, round(4 * scale))
+        bar_w = max(40, round(110 * scale))
         left = x + w + 4 if x + w + 4 + label_w + bar_w < iw else max(0, x - label_w - bar_w - 4)
         top = min(max(0, y), max(0, ih - len(scores) * (bar_h + 2)))
         for i, (label, score) in enumerate(zip(self.labels, scores)):
             by = top + i * (bar_h + 2)
             cv2.rectangle(image, (left, by), (left + label_w + bar_w, by + bar_h), (0, 0, 0), -1)
-            cv2.putText(image, label, (left + 2, by + bar_h - 2), _FONT, font, (255, 255, 255),
-                        1, cv2.LINE_AA)
+            cv2.putText(image, label, (left + 2, by + (bar_h + text_h) // 2), _FONT, font,
+                        (255, 255, 255), 1, cv2.LINE_AA)
             bx = left + label_w
             fill = int(round(bar_w * float(np.clip(score, 0, 1))))
             cv2.rectangle(image, (bx, by + 1), (bx + fill, by + bar_h - 1), COLOURS[i], -1)

@@ -1,0 +1,63 @@
+"""(Re)make the sample media: ``python samples/make_samples.py``.
+
+- ``samples/astronaut.mp4``: 3 s, 320×240, 15 fps; the public-domain NASA portrait of
+  Eileen Collins (scikit-image's ``astronaut``) drifting and zooming across the frame.
+- ``samples/annotated_frame.png``: one frame of that clip as the pipeline annotates it
+  with the shipped default model (the picture in the README).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SIZE, FPS, SECONDS = (320, 240), 15, 3
+
+
+def make_clip(path: Path) -> Path:
+    import imageio_ffmpeg
+    from skimage import data
+
+    face = cv2.cvtColor(data.astronaut()[0:300, 90:390], cv2.COLOR_RGB2BGR)
+    frames = []
+    n = FPS * SECONDS
+    for i in range(n):
+        t = i / (n - 1)
+        scale = 0.55 + 0.2 * t
+        small = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        canvas = np.full((SIZE[1], SIZE[0], 3), (70, 60, 50), np.uint8)
+        x, y = int(10 + 120 * t), int(30 - 25 * t)
+        h, w = small.shape[:2]
+        h, w = min(h, SIZE[1] - y), min(w, SIZE[0] - x)
+        canvas[y:y + h, x:x + w] = small[:h, :w]
+        frames.append(canvas)
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo",
+           "-pix_fmt", "bgr24", "-s", f"{SIZE[0]}x{SIZE[1]}", "-r", str(FPS), "-i", "-",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "28", str(path)]
+    subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True)
+    return path
+
+
+def annotate(clip: Path, png: Path) -> None:
+    out = HERE / ".annotated.mp4"
+    subprocess.run([sys.executable, str(HERE.parent / "run_stream.py"), "--source", str(clip),
+                    "--output", str(out), "--quiet"], check=True)
+    cap = cv2.VideoCapture(str(out))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, FPS * SECONDS // 2)
+    ok, frame = cap.read()
+    cap.release()
+    out.unlink()
+    if not ok:
+        raise SystemExit("could not read the annotated clip back")
+    cv2.imwrite(str(png), frame)
+
+
+if __name__ == "__main__":
+    clip = make_clip(HERE / "astronaut.mp4")
+    annotate(clip, HERE / "annotated_frame.png")
+    print(f"wrote {clip} and {HERE / 'annotated_frame.png'}")

@@ -1,0 +1,66 @@
+"""The shipped default model: integrity, and sanity on real faces."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from conftest import DEFAULT_MODEL
+
+from streamfer.assets import AssetError
+from streamfer.classify import Classifier
+from streamfer.data import load_dataset
+from streamfer.detect import FaceDetector
+from streamfer.labels import EMOTIONS
+from streamfer.sources import open_source
+
+HAPPY = EMOTIONS.index("Happiness")
+
+
+def test_shipped_model_is_described_and_calibrated():
+    meta = json.loads(DEFAULT_MODEL.read_text())
+    assert tuple(meta["labels"]) == EMOTIONS
+    assert len(meta["thresholds"]) == 6 and all(0 < t < 1 for t in meta["thresholds"])
+    assert len(meta["sha256"]) == 64
+    assert (DEFAULT_MODEL.parent / meta["weights"]).stat().st_size < 100e6
+
+
+def test_a_tampered_weights_file_is_refused(tmp_path):
+    meta = json.loads(DEFAULT_MODEL.read_text())
+    shutil.copy(DEFAULT_MODEL, tmp_path / DEFAULT_MODEL.name)
+    data = bytearray((DEFAULT_MODEL.parent / meta["weights"]).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / meta["weights"]).write_bytes(bytes(data))
+    with pytest.raises(AssetError, match="SHA-256"):
+        Classifier(tmp_path / DEFAULT_MODEL.name)
+
+
+def test_scores_are_six_probabilities_for_gray_and_rgb_crops(classifier):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (3, 100, 100, 3), dtype=np.uint8)
+    scores = classifier.predict(rgb)
+    assert scores.shape == (3, 6) and np.all((scores >= 0) & (scores <= 1))
+    gray = classifier.predict(rgb[..., 0])
+    assert gray.shape == (3, 6)
+    assert classifier.predict(np.zeros((0, 100, 100, 3), np.uint8)).shape == (0, 6)
+
+
+def test_clearly_happy_valid_faces_score_happiness_highest(classifier, ferplus):
+    valid = load_dataset(ferplus, "valid")
+    # unanimous-ish happiness: the rule's targets alone cannot tell 2 votes from 10, so use
+    # faces labelled Happiness and nothing else
+    only_happy = np.flatnonzero((valid.targets[:, HAPPY] == 1) & (valid.targets.sum(1) == 1))
+    faces = valid.images[only_happy[:40]]
+    crops = np.stack([cv2.resize(f, (100, 100)) for f in faces])
+    top = classifier.predict(crops).argmax(axis=1)
+    assert (top == HAPPY).mean() >= 0.8
+
+
+def test_posed_happy_photo_reads_happy(classifier, media, detector_ready):
+    with open_source(media / "pyfeat_0-f15-hao-ph_happy_open.jpg") as source, \
+            FaceDetector() as detector:
+        frame = detector.detect(next(iter(source)))
+    assert len(frame.faces) == 1
+    scores = classifier.predict(frame.faces[0].crop[None])[0]
+    assert scores.argmax() == HAPPY

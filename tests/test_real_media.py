@@ -1,0 +1,60 @@
+"""Real footage and photos from ../shared/media (skipped with a reason when absent)."""
+
+import numpy as np
+import pytest
+from test_cli import frame_count, read_csv, run_cli
+
+from streamfer.detect import FaceDetector
+from streamfer.sources import open_source
+
+pytestmark = pytest.mark.usefixtures("detector_ready")
+
+
+def test_one_face_clip_end_to_end(tmp_path, media):
+    out, table = tmp_path / "a.mp4", tmp_path / "a.csv"
+    done = run_cli("-s", media / "pyfeat_single_face.mp4", "-o", out, "--csv", table, "-q")
+    assert done.returncode == 0, done.stderr
+    assert frame_count(out) == (72, 30.0, (640, 360))
+    rows = read_csv(table)
+    assert len(rows) >= 68
+    ids = [r["face_id"] for r in rows]
+    assert max(ids.count(i) for i in set(ids)) >= 68  # one stable id
+
+
+def test_hevc_mov_decodes_with_container_timestamps(media):
+    with open_source(media / "pyfeat_face_noface_hevc.mov") as source:
+        assert source.size == (960, 540)
+        times = [f.time_s for f in source]
+    assert len(times) == 169
+    assert times[0] == pytest.approx(0, abs=0.05)
+    assert np.all(np.diff(times) > 0)
+    assert times[-1] == pytest.approx(168 / 26.4, rel=0.05)
+
+
+def test_truncated_faceless_clip_is_processed_without_error(tmp_path, media):
+    out, table = tmp_path / "c.mp4", tmp_path / "c.csv"
+    done = run_cli("-s", media / "pyfeat_no_face_cartoon.mp4", "-o", out, "--csv", table, "-q")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(read_csv(table)) <= 10  # no human face (BlazeFace sees a cartoon face at times)
+    assert frame_count(out)[0] == 95  # every decodable frame, ...
+    assert "95 of 98 frames" in done.stderr  # ... and a warning about the truncated tail
+
+
+def test_several_faces_in_a_photo(media):
+    with open_source(media / "pyfeat_multi_face_5people.jpg") as source, \
+            FaceDetector("full") as detector:
+        frame = detector.detect(next(iter(source)))
+    assert len(frame.faces) == 5
+
+
+def test_audience_clip_has_several_tracked_faces(tmp_path, media):
+    table = tmp_path / "h.csv"
+    done = run_cli("-s", media / "face_recognition_short_hamilton_clip.mp4", "--csv", table,
+                   "--detector", "full", "--every", "5", "-q")
+    assert done.returncode == 0, done.stderr
+    rows = read_csv(table)
+    per_frame = {}
+    for r in rows:
+        per_frame.setdefault(r["frame"], set()).add(r["face_id"])
+    assert max(len(ids) for ids in per_frame.values()) >= 2
