@@ -82,11 +82,14 @@ def _errors():
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="Emotion model .json (default: models/default.json).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--face-cadence", default=1, show_default=True, type=click.IntRange(min=1),
+              help="With several faces, classify each face every K analysed frames in turn "
+                   "(the CSV's 'classified' column says which rows ran the model).")
 @click.option("--force", is_flag=True, help="Folder source: redo inputs already done.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, threshold_text,
         smooth_text, min_face, min_score, detector, detector_model, model_path, batch_size,
-        force, quiet) -> None:
+        face_cadence, force, quiet) -> None:
     """Recognise facial emotions in a webcam, video, folder of videos or stream.
 
     \b
@@ -115,7 +118,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
     settings = Settings(detector=detector, detector_path=detector_model, model_path=model_path,
                         min_face=min_face, min_score=min_score, every=every, max_fps=max_fps,
                         thresholds=_parse_threshold(threshold_text), smoothing=smoothing,
-                        batch_size=batch_size, progress=not quiet)
+                        batch_size=batch_size, face_cadence=face_cadence, progress=not quiet)
     try:
         if not folder and not (is_webcam(source) or is_url(source)):
             open_source(source).close()  # a bad file fails now, before the model loads

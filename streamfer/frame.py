@@ -37,3 +37,4 @@ class Frame:
     time_s: float
     image: np.ndarray  # H×W×3 BGR uint8, as OpenCV delivers it
     faces: list[Face] = field(default_factory=list)
+    analysed: bool = False  # False: skipped by --every/--max-fps, faces carried over

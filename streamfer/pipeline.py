@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -50,6 +52,7 @@ class Settings:
     thresholds: dict[str, float] | float | None = None  # None: the model's calibrated ones
     smoothing: dict = field(default_factory=lambda: {"ema": 0.4})
     batch_size: int = 32
+    face_cadence: int = 1  # past one face, classify each face every k frames
     progress: bool = True
 
 
@@ -90,7 +93,12 @@ class Pipeline:
 
     def run(self, spec: str, output: str | Path | None = None, csv_path: str | Path | None = None,
             show: bool = False) -> RunStats:
-        """Process one source; every sink is finalised however the run ends."""
+        """Process one source; every sink is finalised however the run ends.
+
+        Decoding, detection and the rest (track, classify, smooth, render, write) run in three
+        threads joined by small bounded queues, so they overlap while frame order is kept
+        and memory stays flat; video encoding runs in its own FFmpeg process.
+        """
         s = self.settings
         tracker = Tracker()
         smoother = Smoother(self.thresholds, forget_after=tracker.max_missed + 1,
@@ -105,11 +113,15 @@ class Pipeline:
             window = stack.enter_context(Window()) if show else None
             progress = stack.enter_context(_progress(s.progress and not show))
             task = progress.add_task(source.name, total=source.frame_count, fps=0.0)
-            start, next_time, last = time.perf_counter(), 0.0, None
-            for frame in source:
-                if self._due(frame, next_time):
-                    self._analyse(frame, tracker, smoother)
-                    next_time = frame.time_s + (1.0 / s.max_fps if s.max_fps else 0.0)
+            stop = threading.Event()
+            stack.callback(stop.set)  # runs first on exit: the threads end before the source
+            frames = _background(map(self._detect_when_due(), _background(source, stop)), stop)
+            start, last, scores = time.perf_counter(), None, {}
+            for frame in frames:
+                if frame.analysed:
+                    tracker.update(frame)
+                    self._classify(frame, scores, tracker.live_ids)
+                    smoother.update(frame)
                     last = frame
                     stats.processed += 1
                     stats.faces += len(frame.faces)
@@ -128,17 +140,35 @@ class Pipeline:
                     break
         return stats
 
-    def _due(self, frame: Frame, next_time: float) -> bool:
-        every = max(1, self.settings.every)
-        return frame.index % every == 0 and frame.time_s + 1e-6 >= next_time
+    def _detect_when_due(self):
+        every, step, next_time = max(1, self.settings.every), 0.0, [0.0]
+        if self.settings.max_fps:
+            step = 1.0 / self.settings.max_fps
 
-    def _analyse(self, frame: Frame, tracker: Tracker, smoother: Smoother) -> None:
-        self.detector.detect(frame)
-        tracker.update(frame)
-        self.classifier.classify(frame.faces)
-        smoother.update(frame)
+        def detect(frame: Frame) -> Frame:
+            if frame.index % every == 0 and frame.time_s + 1e-6 >= next_time[0]:
+                next_time[0] = frame.time_s + step
+                frame.analysed = True
+                self.detector.detect(frame)
+            return frame
+
+        return detect
+
+    def _classify(self, frame: Frame, cache: dict, live_ids: set[int]) -> None:
+        """Classify the frame's faces in one batch; past one face, each face only every
+        ``face_cadence`` frames (in turn), the others reuse their last scores."""
+        k = max(1, self.settings.face_cadence)
+        due = [f for f in frame.faces if len(frame.faces) == 1 or f.face_id not in cache
+               or (frame.index + f.face_id) % k == 0]
+        self.classifier.classify(due)
         for face in frame.faces:
+            if face.classified:
+                cache[face.face_id] = face.scores
+            else:
+                face.scores = cache[face.face_id]
             face.crop = None  # crops are not needed past the classifier
+        for face_id in set(cache) - live_ids:
+            del cache[face_id]
 
     def run_folder(self, folder: str | Path, output_dir: str | Path | None,
                    csv_dir: str | Path | None, force: bool = False) -> list[RunStats]:
@@ -170,6 +200,52 @@ class Pipeline:
             done_file.parent.mkdir(parents=True, exist_ok=True)
             done_file.write_text(json.dumps(done, indent=1))
         return results
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
+def _background(iterable, stop: threading.Event, size: int = 4):
+    """Iterate ``iterable`` in a daemon thread through a queue of ``size`` items; errors
+    are raised in the consumer; ``stop`` ends the thread early."""
+    items: queue.Queue = queue.Queue(maxsize=size)
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in iterable:
+                if not put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(_Failure(exc))
+        put(_END)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    finished = False
+    try:
+        while (item := items.get()) is not _END:
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+        finished = True
+    finally:
+        if not finished:  # the consumer gave up early: let the producer go
+            stop.set()
+        thread.join(timeout=5)
 
 
 def _thresholds(classifier: Classifier, override) -> list[float]:
