@@ -171,8 +171,10 @@ main.add_command(run)
 @click.option("--fp32", is_flag=True, help="Disable bf16 mixed precision.")
 @click.option("--seed", default=1234, show_default=True)
 @click.option("--steps-per-epoch", type=int, default=None, help="Default: one pass over Train.")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False),
+              help="Start from the weights of a model .json (e.g. models/default.json).")
 def train(data, run_dir, epochs, batch_size, learning_rate, work_size, backbone_weights,
-          freeze_backbones, fp32, seed, steps_per_epoch) -> None:
+          freeze_backbones, fp32, seed, steps_per_epoch, init) -> None:
     """Train (or resume) the ResNet50/VGG19 ensemble on a labelled face dataset."""
     from streamfer.train import TrainConfig
     from streamfer.train import train as run_training
@@ -181,7 +183,7 @@ def train(data, run_dir, epochs, batch_size, learning_rate, work_size, backbone_
                       learning_rate=learning_rate, work_size=work_size,
                       backbone_weights=None if backbone_weights == "none" else backbone_weights,
                       freeze_backbones=freeze_backbones, mixed_precision=not fp32, seed=seed,
-                      steps_per_epoch=steps_per_epoch)
+                      steps_per_epoch=steps_per_epoch, init=init)
     best = run_training(cfg, progress=sys.stdout.isatty())
     click.echo(f"best weights: {best}")
 
@@ -254,3 +256,38 @@ def export(run_dir, data, split, out, force) -> None:
     m = result["at"]["calibrated"]
     click.echo(f"exported {out}: samples-F1 {m['samples_f1']:.3f}, macro-F1 {m['macro_f1']:.3f}, "
                f"mAP {m['mAP']:.3f}, Hamming {m['hamming_loss']:.3f}")
+
+
+@main.command()
+@click.option("--repeats", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Timed runs per row; the table shows medians.")
+@click.option("--frames", default=150, show_default=True, type=click.IntRange(min=2),
+              help="Frames of each generated 640×480 clip.")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--no-video", is_flag=True, help="End to end without writing a video.")
+def bench(repeats, frames, model_path, no_video) -> None:
+    """Throughput table: classifier faces/s per batch, end-to-end fps, peak RSS."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from streamfer.bench import classifier_rows, peak_rss_mb, pipeline_rows
+    from streamfer.pipeline import Pipeline, Settings
+
+    try:
+        with Pipeline(Settings(model_path=model_path, progress=False)) as pipeline:
+            rows = classifier_rows(pipeline.classifier, repeats=repeats)
+            rows += pipeline_rows(pipeline, frames, repeats, write_video=not no_video)
+    except _errors() as exc:
+        raise UserError(str(exc)) from None
+    table = Table(title=f"streamfer bench (medians of {repeats}; {os.cpu_count()} CPUs)")
+    for column in ("what", "faces/s", "p50 ms", "p95 ms", "fps", "× real time (30 fps)"):
+        table.add_column(column, justify="left" if column == "what" else "right")
+    for r in rows:
+        table.add_row(r["what"], _num(r.get("faces_per_s")), _num(r.get("p50_ms")),
+                      _num(r.get("p95_ms")), _num(r.get("fps")), _num(r.get("x_realtime"), 2))
+    table.caption = f"backend keras (TensorFlow, fp32); peak RSS {peak_rss_mb():.0f} MB"
+    Console().print(table)
+
+
+def _num(value, digits: int = 1) -> str:
+    return "" if value is None else f"{value:.{digits}f}"

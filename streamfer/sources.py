@@ -2,7 +2,7 @@
 
 A :class:`Source` is a context manager and an iterator of :class:`~streamfer.frame.Frame`
 with the container's own timestamps (``time_s``), so variable-frame-rate footage stays
-aligned. Rotation metadata of phone videos is applied by OpenCV's FFmpeg backend.
+aligned. Rotation metadata of phone videos is applied (OpenCV's auto-orientation, on).
 
 Example:
     >>> from streamfer.sources import open_source
@@ -83,6 +83,7 @@ class Source:
         self._cap = cap
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else 30.0
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # phone videos: frames upright, size too
         self.size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
                      int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))

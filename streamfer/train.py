@@ -13,13 +13,14 @@ Example:
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from streamfer.data import Dataset, load_dataset
-from streamfer.model import ModelConfig, build_model, save_weights
+from streamfer.model import ModelConfig, build_model, load_model, save_weights
 
 
 @dataclass
@@ -39,6 +40,7 @@ class TrainConfig:
     max_pos_weight: float = 4.0
     steps_per_epoch: int | None = None  # None: one pass over the training split
     valid_split: str = "valid"
+    init: str | None = None  # a model .json whose weights start the run (e.g. models/default.json)
 
 
 def positive_weights(targets: np.ndarray, cap: float) -> np.ndarray:
@@ -113,6 +115,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     # Train at the working size directly: the Resizing layer has no weights.
     model = build_model(ModelConfig(**{**asdict(model_cfg), "input_size": cfg.work_size}),
                         trainable_backbones=not cfg.freeze_backbones)
+    if cfg.init:
+        model.set_weights(load_model(Path(cfg.init))[0].get_weights())
     steps = cfg.steps_per_epoch or len(train_data) // cfg.batch_size
     total = steps * cfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -182,4 +186,7 @@ def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = 
     summary = {k: v for k, v in result["at"]["calibrated"].items() if k != "per_label"}
     save_weights(model, config, out, {"metrics": summary, "trained_on": str(data),
                                       "selected_on": split})
+    for name in ("log.csv", "train_config.json"):
+        if (run / name).is_file():
+            shutil.copy(run / name, out.with_name(f"training_{name}"))
     return result

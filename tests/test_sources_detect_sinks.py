@@ -153,3 +153,14 @@ def test_write_video_helper_makes_audio(tmp_path, face_bgr):
     path = write_video(tmp_path / "a.mp4", [compose(face_bgr, (64, 48), 0, 0, 0.1)] * 5,
                        audio=True)
     assert _has_audio(path)
+
+
+def test_rotation_metadata_is_honoured(tmp_path, face_bgr):
+    plain = write_video(tmp_path / "plain.mp4", [compose(face_bgr, (320, 240), 0, 0)] * 3)
+    rotated = tmp_path / "phone.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-display_rotation",
+                    "90", "-i", str(plain), "-c", "copy", str(rotated)], check=True)
+    with open_source(rotated) as source:
+        frames = list(source)
+        assert source.size == (240, 320)
+    assert frames[0].image.shape == (320, 240, 3)
