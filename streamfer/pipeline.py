@@ -113,9 +113,10 @@ class Pipeline:
             window = stack.enter_context(Window()) if show else None
             progress = stack.enter_context(_progress(s.progress and not show))
             task = progress.add_task(source.name, total=source.frame_count, fps=0.0)
-            stop = threading.Event()
-            stack.callback(stop.set)  # runs first on exit: the threads end before the source
-            frames = _background(map(self._detect_when_due(), _background(source, stop)), stop)
+            stop, threads = threading.Event(), []
+            stack.callback(_stop_threads, stop, threads)  # first on exit, before the source
+            frames = _background(map(self._detect_when_due(),
+                                     _background(source, stop, threads)), stop, threads)
             start, last, scores = time.perf_counter(), None, {}
             for frame in frames:
                 if frame.analysed:
@@ -210,9 +211,15 @@ class _Failure:
 _END = object()
 
 
-def _background(iterable, stop: threading.Event, size: int = 4):
-    """Iterate ``iterable`` in a daemon thread through a queue of ``size`` items; errors
-    are raised in the consumer; ``stop`` ends the thread early."""
+def _stop_threads(stop: threading.Event, threads: list[threading.Thread]) -> None:
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=5)
+
+
+def _background(iterable, stop: threading.Event, threads: list, size: int = 4):
+    """Iterate ``iterable`` in a daemon thread (added to ``threads``) through a queue of
+    ``size`` items; errors are raised in the consumer; ``stop`` ends the thread early."""
     items: queue.Queue = queue.Queue(maxsize=size)
 
     def put(item) -> bool:
@@ -234,6 +241,7 @@ def _background(iterable, stop: threading.Event, size: int = 4):
         put(_END)
 
     thread = threading.Thread(target=work, daemon=True)
+    threads.append(thread)
     thread.start()
     finished = False
     try:
