@@ -82,3 +82,14 @@ def pipeline_rows(pipeline, frames: int, repeats: int, write_video: bool = True)
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def accuracy(classifier, data: str, split: str) -> dict:
+    """Samples-F1 and Hamming loss of ``classifier`` at its thresholds on a labelled split."""
+    from streamfer.data import load_dataset
+    from streamfer.evaluate import compute_metrics, predict_dataset
+
+    dataset = load_dataset(data, split)
+    m = compute_metrics(dataset.targets, predict_dataset(classifier, dataset),
+                        classifier.thresholds, classifier.labels)
+    return {"samples_f1": m["samples_f1"], "hamming_loss": m["hamming_loss"]}

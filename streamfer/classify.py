@@ -1,5 +1,9 @@
 """Emotion scores for face crops, in batches, with the averaged ResNet50/VGG19 model.
 
+Two backends run the same weights: ``keras`` (TensorFlow, fp32) and ``tflite`` (the default:
+TFLite with XNNPACK and int8 dynamic-range weights, converted once per weights file and
+cached in ``$STREAMFER_HOME/tflite``).
+
 Example:
     >>> from streamfer.classify import Classifier
     >>> classifier = Classifier()                      # the shipped default, SHA-256 checked
@@ -10,35 +14,47 @@ Example:
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from streamfer.assets import MODELS_DIR, AssetError
+from streamfer.assets import MODELS_DIR, AssetError, cache_dir
 from streamfer.frame import Face
 from streamfer.model import INPUT_SIZE, ModelConfig, load_model
 
 DEFAULT_MODEL = MODELS_DIR / "default.json"
+BACKENDS = ("tflite", "keras")
+log = logging.getLogger(__name__)
 
 
 class Classifier:
     """Runs the model on 100×100 RGB crops; ``thresholds`` are the calibrated per-label ones."""
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = 32, *,
-                 model=None, config: ModelConfig | None = None) -> None:
-        import tensorflow as tf
-
+                 backend: str = "keras", model=None, config: ModelConfig | None = None) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        path = Path(model_path) if model_path else DEFAULT_MODEL
         if model is None:
-            path = Path(model_path) if model_path else DEFAULT_MODEL
             if not path.is_file():
                 raise AssetError(f"model file not found: {path}")
             model, config = load_model(path)
-        self.model, self.config = model, config
+        self.model, self.config, self.backend = model, config, backend
         self.thresholds = np.asarray(self.config.thresholds, np.float32)
         self.labels = self.config.labels
         self.batch_size = batch_size
-        spec = tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)
-        self._run = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+        if backend == "tflite":
+            self._run = _TFLiteRunner(_tflite_file(model, path))
+        else:
+            import tensorflow as tf
+
+            spec = tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)
+            graph = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+            self._run = lambda x: graph(x).numpy()
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Scores (n, 6) in [0, 1] for uint8 crops (n, 100, 100, 3) RGB (or (n, 100, 100) gray)."""
@@ -47,7 +63,7 @@ class Classifier:
             crops = np.repeat(crops[..., None], 3, axis=-1)
         if len(crops) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        out = [self._run(crops[i:i + self.batch_size].astype(np.float32)).numpy()
+        out = [self._run(crops[i:i + self.batch_size].astype(np.float32))
                for i in range(0, len(crops), self.batch_size)]
         return np.concatenate(out).astype(np.float32)
 
@@ -58,3 +74,49 @@ class Classifier:
             return
         for face, scores in zip(todo, self.predict(np.stack([f.crop for f in todo]))):
             face.scores, face.classified = scores, True
+
+
+def _tflite_file(model, model_json: Path) -> Path:
+    """The int8 dynamic-range TFLite conversion of ``model``, made once per weights file."""
+    import tensorflow as tf
+
+    digest = json.loads(model_json.read_text()).get("sha256", "unknown")[:16]
+    target = cache_dir("tflite") / f"{digest}-int8.tflite"
+    if target.is_file():
+        return target
+    log.warning("first use of these weights with --backend tflite: converting once "
+                "(about a minute), cached in %s", target.parent)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(tmp, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights, float activations
+        blob = converter.convert()
+    part = target.with_suffix(f".{os.getpid()}.part")
+    part.write_bytes(blob)
+    os.replace(part, target)
+    return target
+
+
+class _TFLiteRunner:
+    """A TFLite interpreter (XNNPACK) for batch 1 and one resized to larger batches."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import tensorflow as tf
+
+        self._make = lambda: tf.lite.Interpreter(model_path=str(path),
+                                                 num_threads=threads or os.cpu_count())
+        self._interpreters: dict[bool, tuple] = {}
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        single = len(x) == 1
+        if single not in self._interpreters:
+            self._interpreters[single] = (self._make(), 0)
+        interpreter, size = self._interpreters[single]
+        inp = interpreter.get_input_details()[0]["index"]
+        if size != len(x):
+            interpreter.resize_tensor_input(inp, list(x.shape))
+            interpreter.allocate_tensors()
+            self._interpreters[single] = (interpreter, len(x))
+        interpreter.set_tensor(inp, x)
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()

@@ -82,6 +82,8 @@ def _errors():
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="Emotion model .json (default: models/default.json).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--backend", type=click.Choice(["tflite", "keras"]), default="tflite",
+              show_default=True, help="tflite: XNNPACK, int8 weights (fastest); keras: fp32.")
 @click.option("--face-cadence", default=1, show_default=True, type=click.IntRange(min=1),
               help="With several faces, classify each face every K analysed frames in turn "
                    "(the CSV's 'classified' column says which rows ran the model).")
@@ -89,7 +91,7 @@ def _errors():
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, threshold_text,
         smooth_text, min_face, min_score, detector, detector_model, model_path, batch_size,
-        face_cadence, force, quiet) -> None:
+        backend, face_cadence, force, quiet) -> None:
     """Recognise facial emotions in a webcam, video, folder of videos or stream.
 
     \b
@@ -118,7 +120,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
     settings = Settings(detector=detector, detector_path=detector_model, model_path=model_path,
                         min_face=min_face, min_score=min_score, every=every, max_fps=max_fps,
                         thresholds=_parse_threshold(threshold_text), smoothing=smoothing,
-                        batch_size=batch_size, face_cadence=face_cadence, progress=not quiet)
+                        batch_size=batch_size, backend=backend, face_cadence=face_cadence,
+                        progress=not quiet)
     try:
         if not folder and not (is_webcam(source) or is_url(source)):
             open_source(source).close()  # a bad file fails now, before the model loads
@@ -203,7 +206,9 @@ if __name__ == "__main__":
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               default="evaluation_{split}.json", show_default=True,
               help="Where to write the metrics.")
-def evaluate(data, split, model_path, threshold_text, json_path) -> None:
+@click.option("--backend", type=click.Choice(["keras", "tflite"]), default="keras",
+              show_default=True)
+def evaluate(data, split, model_path, threshold_text, json_path, backend) -> None:
     """Multi-label metrics of a model on a labelled split (scikit-learn)."""
     import json
 
@@ -216,7 +221,7 @@ def evaluate(data, split, model_path, threshold_text, json_path) -> None:
 
     try:
         dataset = load_dataset(data, split)
-        classifier = Classifier(model_path)
+        classifier = Classifier(model_path, backend=backend)
     except _errors() as exc:
         raise UserError(str(exc)) from None
     thresholds = [float(t) for t in classifier.thresholds]
@@ -264,28 +269,49 @@ def export(run_dir, data, split, out, force) -> None:
 @click.option("--frames", default=150, show_default=True, type=click.IntRange(min=2),
               help="Frames of each generated 640×480 clip.")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", type=click.Path(exists=True, file_okay=False),
+              help="Labelled data (e.g. ../shared/data/ferplus): adds each backend's accuracy "
+                   "and its difference from keras fp32 on --split.")
+@click.option("--split", default="valid", show_default=True)
 @click.option("--no-video", is_flag=True, help="End to end without writing a video.")
-def bench(repeats, frames, model_path, no_video) -> None:
-    """Throughput table: classifier faces/s per batch, end-to-end fps, peak RSS."""
+def bench(repeats, frames, model_path, data, split, no_video) -> None:
+    """Throughput table per backend: classifier faces/s per batch, end-to-end fps at 640×480
+    with 1 and 4 faces, peak RSS, and (with --data) the accuracy cost of each backend."""
     from rich.console import Console
     from rich.table import Table
 
-    from streamfer.bench import classifier_rows, peak_rss_mb, pipeline_rows
+    from streamfer.bench import accuracy, classifier_rows, peak_rss_mb, pipeline_rows
     from streamfer.pipeline import Pipeline, Settings
 
+    rows, reference = [], None
     try:
-        with Pipeline(Settings(model_path=model_path, progress=False)) as pipeline:
-            rows = classifier_rows(pipeline.classifier, repeats=repeats)
-            rows += pipeline_rows(pipeline, frames, repeats, write_video=not no_video)
+        for backend in ("keras", "tflite"):
+            settings = Settings(model_path=model_path, backend=backend, progress=False)
+            with Pipeline(settings) as pipeline:
+                rows += classifier_rows(pipeline.classifier, repeats=repeats)
+                rows += pipeline_rows(pipeline, frames, repeats, write_video=not no_video)
+                if data:
+                    metrics = accuracy(pipeline.classifier, data, split)
+                    reference = reference or metrics
+                    rows[-1].update(
+                        samples_f1=metrics["samples_f1"],
+                        sf1_delta=metrics["samples_f1"] - reference["samples_f1"],
+                        hamming_delta=metrics["hamming_loss"] - reference["hamming_loss"])
+            for row in rows:
+                row.setdefault("backend", backend)
     except _errors() as exc:
         raise UserError(str(exc)) from None
     table = Table(title=f"streamfer bench (medians of {repeats}; {os.cpu_count()} CPUs)")
-    for column in ("what", "faces/s", "p50 ms", "p95 ms", "fps", "× real time (30 fps)"):
-        table.add_column(column, justify="left" if column == "what" else "right")
+    columns = ("backend", "what", "faces/s", "p50 ms", "p95 ms", "fps", "× real time",
+               "samples-F1", "ΔsF1 vs keras", "ΔHamming")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("backend", "what") else "right")
     for r in rows:
-        table.add_row(r["what"], _num(r.get("faces_per_s")), _num(r.get("p50_ms")),
-                      _num(r.get("p95_ms")), _num(r.get("fps")), _num(r.get("x_realtime"), 2))
-    table.caption = f"backend keras (TensorFlow, fp32); peak RSS {peak_rss_mb():.0f} MB"
+        table.add_row(r["backend"], r["what"], _num(r.get("faces_per_s")), _num(r.get("p50_ms")),
+                      _num(r.get("p95_ms")), _num(r.get("fps")), _num(r.get("x_realtime"), 2),
+                      _num(r.get("samples_f1"), 3), _num(r.get("sf1_delta"), 4),
+                      _num(r.get("hamming_delta"), 4))
+    table.caption = f"peak RSS {peak_rss_mb():.0f} MB; clips 640×480 at 30 fps"
     Console().print(table)
 
 

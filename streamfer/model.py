@@ -60,7 +60,7 @@ def build_model(config: ModelConfig, trainable_backbones: bool = True):
     inputs = keras.Input((config.input_size, config.input_size, 3), name="face_rgb")
     x = inputs
     if size != config.input_size:
-        x = layers.Resizing(size, size, interpolation="area", name="to_work_size")(x)
+        x = layers.Resizing(size, size, interpolation="bilinear", name="to_work_size")(x)
 
     branches = []
     for name, app, module in (("resnet50", ResNet50, resnet50), ("vgg19", VGG19, vgg19)):

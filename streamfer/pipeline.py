@@ -52,6 +52,7 @@ class Settings:
     thresholds: dict[str, float] | float | None = None  # None: the model's calibrated ones
     smoothing: dict = field(default_factory=lambda: {"ema": 0.4})
     batch_size: int = 32
+    backend: str = "tflite"
     face_cadence: int = 1  # past one face, classify each face every k frames
     progress: bool = True
 
@@ -78,7 +79,8 @@ class Pipeline:
         self._stack = ExitStack()
         self.detector = self._stack.enter_context(FaceDetector(
             settings.detector, settings.detector_path, settings.min_score, settings.min_face))
-        self.classifier = Classifier(settings.model_path, settings.batch_size)
+        self.classifier = Classifier(settings.model_path, settings.batch_size,
+                                     backend=settings.backend)
         self.thresholds = _thresholds(self.classifier, settings.thresholds)
         self.renderer = Renderer(self.classifier.labels)
 

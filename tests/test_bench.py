@@ -6,6 +6,7 @@ from streamfer.cli import main
 def test_bench_runs_on_a_tiny_input(detector_ready):
     result = CliRunner().invoke(main, ["bench", "--repeats", "1", "--frames", "4", "--no-video"])
     assert result.exit_code == 0, result.output
+    assert "tflite" in result.output
     for row in ("classifier batch 1", "classifier batch 32", "end to end, 1 face",
                 "end to end, 4 faces", "peak RSS"):
         assert row in result.output

@@ -64,3 +64,12 @@ def test_posed_happy_photo_reads_happy(classifier, media, detector_ready):
     assert len(frame.faces) == 1
     scores = classifier.predict(frame.faces[0].crop[None])[0]
     assert scores.argmax() == HAPPY
+
+
+def test_tflite_backend_agrees_with_keras(classifier, ferplus):
+    valid = load_dataset(ferplus, "valid")
+    crops = np.stack([cv2.resize(f, (100, 100)) for f in valid.images[:32]])
+    fast = Classifier(DEFAULT_MODEL, backend="tflite")
+    keras_scores, tflite_scores = classifier.predict(crops), fast.predict(crops)
+    assert np.abs(keras_scores - tflite_scores).mean() < 0.02
+    np.testing.assert_allclose(fast.predict(crops[:1]), tflite_scores[:1], atol=1e-4)
