@@ -83,7 +83,7 @@ def _errors():
               help="Emotion model .json (default: models/default.json).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--backend", type=click.Choice(["tflite", "keras"]), default="tflite",
-              show_default=True, help="tflite: XNNPACK, int8 weights (fastest); keras: fp32.")
+              show_default=True, help="tflite: TFLite + XNNPACK (fastest); keras: TensorFlow.")
 @click.option("--face-cadence", default=1, show_default=True, type=click.IntRange(min=1),
               help="With several faces, classify each face every K analysed frames in turn "
                    "(the CSV's 'classified' column says which rows ran the model).")

@@ -79,13 +79,20 @@ def build_model(config: ModelConfig, trainable_backbones: bool = True):
     return keras.Model(inputs, outputs, name="streamfer_resnet50_vgg19")
 
 
+def compact(weight: np.ndarray) -> np.ndarray:
+    """fp16 where the values fit it; fp32 for the few that do not (e.g. the batch-norm
+    statistics of VGG19's unnormalised features, ~1e16 when trained from scratch)."""
+    return weight.astype(np.float16) if np.abs(weight).max(initial=0) < 6e4 else weight
+
+
 def save_weights(model, config: ModelConfig, path: Path, extra: dict | None = None) -> Path:
-    """Write ``path`` (.json: config, SHA-256, metrics) beside its fp16 ``.weights.npz``."""
+    """Write ``path`` (.json: config, SHA-256, metrics) beside its ``.weights.npz`` (fp16
+    where the values fit, see :func:`compact`)."""
     from streamfer.assets import sha256
 
     path = Path(path)
     weights = path.with_suffix(".weights.npz")
-    np.savez_compressed(weights, *[w.astype(np.float16) for w in model.get_weights()])
+    np.savez_compressed(weights, *[compact(w) for w in model.get_weights()])
     meta = {**asdict(config), "weights": weights.name, "sha256": sha256(weights), **(extra or {})}
     path.write_text(json.dumps(meta, indent=2) + "\n")
     return path

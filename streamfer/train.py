@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from streamfer.data import Dataset, load_dataset
-from streamfer.model import ModelConfig, build_model, load_model, save_weights
+from streamfer.model import ModelConfig, build_model, compact, load_model, save_weights
 
 
 @dataclass
@@ -171,7 +171,7 @@ def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = 
     trained = build_model(ModelConfig(**{**asdict(config), "input_size": config.work_size}))
     trained.load_weights(str(run / "best.weights.h5"))
     model = build_model(config, trainable_backbones=False)
-    model.set_weights([w.astype(np.float16).astype(np.float32) for w in trained.get_weights()])
+    model.set_weights([compact(w).astype(np.float32) for w in trained.get_weights()])
 
     valid = load_dataset(data, split)
     scores = predict_dataset(Classifier(model=model, config=config), valid)
