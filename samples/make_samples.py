@@ -20,8 +20,9 @@ SIZE, FPS, SECONDS = (320, 240), 15, 3
 
 
 def make_clip(path: Path) -> Path:
-    import imageio_ffmpeg
     from skimage import data
+
+    from streamfer.sinks import VideoSink
 
     face = cv2.cvtColor(data.astronaut()[0:300, 90:390], cv2.COLOR_RGB2BGR)
     frames = []
@@ -36,10 +37,9 @@ def make_clip(path: Path) -> Path:
         h, w = min(h, SIZE[1] - y), min(w, SIZE[0] - x)
         canvas[y:y + h, x:x + w] = small[:h, :w]
         frames.append(canvas)
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo",
-           "-pix_fmt", "bgr24", "-s", f"{SIZE[0]}x{SIZE[1]}", "-r", str(FPS), "-i", "-",
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "28", str(path)]
-    subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True)
+    with VideoSink(path, FPS, SIZE) as video:
+        for frame in frames:
+            video.write(frame)
     return path
 
 

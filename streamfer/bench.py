@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import resource
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -21,8 +20,9 @@ import numpy as np
 def make_clip(path: Path, faces: int, frames: int, size=(640, 480), fps: float = 30.0) -> Path:
     """A clip with ``faces`` copies of a real face drifting across a plain background."""
     import cv2
-    import imageio_ffmpeg
     from skimage import data
+
+    from streamfer.sinks import VideoSink
 
     face = cv2.cvtColor(data.astronaut()[0:300, 90:390], cv2.COLOR_RGB2BGR)
     scale = 1.0 if faces == 1 else 0.75
@@ -38,10 +38,9 @@ def make_clip(path: Path, faces: int, frames: int, size=(640, 480), fps: float =
             x = int(np.clip(x + dx, 0, size[0] - fw))
             canvas[y:y + fh, x:x + fw] = face
         images.append(canvas)
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo",
-           "-pix_fmt", "bgr24", "-s", f"{size[0]}x{size[1]}", "-r", str(fps), "-i", "-",
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast", str(path)]
-    subprocess.run(cmd, input=b"".join(im.tobytes() for im in images), check=True)
+    with VideoSink(path, fps, size) as video:
+        for image in images:
+            video.write(image)
     return path
 
 

@@ -97,6 +97,23 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0,
     return path
 
 
+def frame_count(path: Path) -> tuple[int, float, tuple[int, int]]:
+    """Decoded frames, fps and (w, h) of a video, read back with OpenCV."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    return n, cap.get(cv2.CAP_PROP_FPS), (int(cap.get(3)), int(cap.get(4)))
+
+
+def has_audio(path: Path) -> bool:
+    import imageio_ffmpeg
+
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(path)],
+                           capture_output=True, text=True)
+    return "Audio:" in probe.stderr
+
+
 @pytest.fixture(scope="session")
 def face_clip(tmp_path_factory, face_bgr) -> Path:
     """24 frames, 640×480 at 30 fps, one real face moving left to right, with audio."""

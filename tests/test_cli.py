@@ -10,7 +10,7 @@ import time
 
 import cv2
 import pytest
-from conftest import ROOT, compose, write_video
+from conftest import ROOT, compose, frame_count, has_audio, write_video
 
 pytestmark = pytest.mark.usefixtures("detector_ready")
 
@@ -24,22 +24,6 @@ def run_cli(*args, env=None, timeout=300):
 def read_csv(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def frame_count(path):
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    return n, cap.get(cv2.CAP_PROP_FPS), (int(cap.get(3)), int(cap.get(4)))
-
-
-def has_audio(path):
-    import imageio_ffmpeg
-
-    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(path)],
-                           capture_output=True, text=True)
-    return "Audio:" in probe.stderr
 
 
 def assert_one_line_error(done):

@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from test_cli import frame_count, read_csv, run_cli
+from conftest import frame_count
+from test_cli import read_csv, run_cli
 
 from streamfer.detect import FaceDetector
 from streamfer.sources import open_source

@@ -5,26 +5,12 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from conftest import compose, write_video
+from conftest import compose, frame_count, has_audio, write_video
 
 from streamfer.detect import FaceDetector, square_crop
 from streamfer.frame import Face, Frame
 from streamfer.sinks import CSV_COLUMNS, CSVSink, VideoSink
 from streamfer.sources import SourceError, open_source
-
-
-def _count_frames(path):
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    return n, cap.get(cv2.CAP_PROP_FPS), (int(cap.get(3)), int(cap.get(4)))
-
-
-def _has_audio(path):
-    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(path)],
-                           capture_output=True, text=True)
-    return "Audio:" in probe.stderr
 
 
 def test_video_source_reports_and_yields_every_frame_with_timestamps(face_clip):
@@ -134,9 +120,9 @@ def test_video_sink_keeps_size_fps_count_and_audio(tmp_path, face_clip, size):
     with VideoSink(out, 29.97, size, audio_from=face_clip) as video:
         for i in range(15):
             video.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
-    count, fps, got_size = _count_frames(out)
+    count, fps, got_size = frame_count(out)
     assert (count, got_size) == (15, size) and fps == pytest.approx(29.97, abs=0.01)
-    assert _has_audio(out)
+    assert has_audio(out)
 
 
 def test_interrupted_video_keeps_the_frames_written(tmp_path):
@@ -145,14 +131,14 @@ def test_interrupted_video_keeps_the_frames_written(tmp_path):
         for _ in range(10):
             video.write(np.zeros((48, 64, 3), np.uint8))
         raise KeyboardInterrupt
-    assert _count_frames(out)[0] == 10
+    assert frame_count(out)[0] == 10
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
 def test_write_video_helper_makes_audio(tmp_path, face_bgr):
     path = write_video(tmp_path / "a.mp4", [compose(face_bgr, (64, 48), 0, 0, 0.1)] * 5,
                        audio=True)
-    assert _has_audio(path)
+    assert has_audio(path)
 
 
 def test_rotation_metadata_is_honoured(tmp_path, face_bgr):
