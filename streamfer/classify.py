@@ -16,6 +16,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -88,7 +90,8 @@ def _tflite_file(model, model_json: Path) -> Path:
     log.warning("first use of these weights with --backend tflite: converting once "
                 "(about a minute), cached in %s", target.parent)
     # from_keras_model, not model.export(): the latter's SavedModel scored 0.08 off Keras here
-    blob = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints the SavedModel it made
+        blob = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     part = target.with_suffix(f".{os.getpid()}.part")
     part.write_bytes(blob)
     os.replace(part, target)

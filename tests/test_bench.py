@@ -4,7 +4,8 @@ from streamfer.cli import main
 
 
 def test_bench_runs_on_a_tiny_input(detector_ready):
-    result = CliRunner().invoke(main, ["bench", "--repeats", "1", "--frames", "4", "--no-video"])
+    args = ["bench", "--repeats", "1", "--frames", "4", "--no-video"]
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "tflite" in result.output
     for row in ("classifier batch 1", "classifier batch 32", "end to end, 1 face",
