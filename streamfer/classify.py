@@ -70,6 +70,15 @@ class Classifier:
                for i in range(0, len(crops), self.batch_size)]
         return np.concatenate(out).astype(np.float32)
 
+    def thresholds_with(self, override: float | dict[str, float] | None) -> list[float]:
+        """The calibrated thresholds, with one value for all labels or some labels replaced."""
+        values = [float(t) for t in self.thresholds]
+        if isinstance(override, (int, float)):
+            return [float(override)] * len(values)
+        for label, value in (override or {}).items():
+            values[self.labels.index(label)] = float(value)
+        return values
+
     def classify(self, faces: list[Face]) -> None:
         """Set ``scores`` (and ``classified``) on every face that has a crop, in one batch."""
         todo = [f for f in faces if f.crop is not None]

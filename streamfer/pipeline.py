@@ -81,7 +81,7 @@ class Pipeline:
             settings.detector, settings.detector_path, settings.min_score, settings.min_face))
         self.classifier = Classifier(settings.model_path, settings.batch_size,
                                      backend=settings.backend)
-        self.thresholds = _thresholds(self.classifier, settings.thresholds)
+        self.thresholds = self.classifier.thresholds_with(settings.thresholds)
         self.renderer = Renderer(self.classifier.labels)
 
     def close(self) -> None:
@@ -256,15 +256,6 @@ def _background(iterable, stop: threading.Event, threads: list, size: int = 4):
         if not finished:  # the consumer gave up early: let the producer go
             stop.set()
         thread.join(timeout=5)
-
-
-def _thresholds(classifier: Classifier, override) -> list[float]:
-    values = [float(t) for t in classifier.thresholds]
-    if isinstance(override, (int, float)):
-        return [float(override)] * len(values)
-    for label, value in (override or {}).items():
-        values[classifier.labels.index(label)] = float(value)
-    return values
 
 
 def _stamp(path: Path) -> str:
