@@ -12,6 +12,7 @@ import click
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg lines ("moov atom not found")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -224,12 +225,7 @@ def evaluate(data, split, model_path, threshold_text, json_path, backend) -> Non
         classifier = Classifier(model_path, backend=backend)
     except _errors() as exc:
         raise UserError(str(exc)) from None
-    thresholds = [float(t) for t in classifier.thresholds]
-    override = _parse_threshold(threshold_text)
-    if isinstance(override, float):
-        thresholds = [override] * len(thresholds)
-    for label, value in (override or {}).items() if isinstance(override, dict) else ():
-        thresholds[classifier.labels.index(label)] = value
+    thresholds = classifier.thresholds_with(_parse_threshold(threshold_text))
     scores = predict_dataset(classifier, dataset)
     result = run_evaluation(dataset.targets, scores, thresholds, classifier.labels, data, split)
     console = Console()

@@ -31,6 +31,7 @@ def assert_one_line_error(done):
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error")]
     assert len(errors) == 1, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr  # nothing else either
 
 
 def test_annotated_copy_and_csv_of_a_clip(tmp_path, face_clip):
