@@ -63,20 +63,63 @@ def classifier_rows(classifier, batches=(1, 16, 32), repeats: int = 5) -> list[d
     return rows
 
 
-def pipeline_rows(pipeline, frames: int, repeats: int, write_video: bool = True) -> list[dict]:
-    """End-to-end fps (median of ``repeats``) on 640×480 30 fps clips, 1 and 4 faces."""
+def pipeline_rows(pipeline, clips: dict[int, Path], repeats: int) -> list[dict]:
+    """End-to-end fps (median of ``repeats``) on the 640×480 30 fps clips: 1 and 4 faces with
+    the annotated video and CSV written, and 1 face headless (CSV only, as batch jobs run)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for faces in (1, 4):
-            clip = make_clip(Path(tmp) / f"faces{faces}.mp4", faces, frames)
+        for faces, video, what in ((1, True, "end to end, 1 face"),
+                                   (4, True, "end to end, 4 faces"),
+                                   (1, False, "headless CSV, 1 face")):
             fps = []
             for r in range(repeats):
-                out = Path(tmp) / f"out{faces}_{r}.mp4" if write_video else None
-                stats = pipeline.run(str(clip), output=out, csv_path=Path(tmp) / "x.csv")
+                out = Path(tmp) / f"out{faces}_{r}.mp4" if video else None
+                stats = pipeline.run(str(clips[faces]), output=out, csv_path=Path(tmp) / "x.csv")
                 fps.append(stats.fps)
-            rows.append({"what": f"end to end, {faces} face{'s' * (faces > 1)}", "batch": faces,
-                         "fps": statistics.median(fps), "x_realtime": statistics.median(fps) / 30})
+            rows.append({"what": what, "batch": faces, "fps": statistics.median(fps),
+                         "x_realtime": statistics.median(fps) / 30})
     return rows
+
+
+def make_clips(folder: Path, frames: int) -> dict[int, Path]:
+    return {faces: make_clip(Path(folder) / f"faces{faces}.mp4", faces, frames)
+            for faces in (1, 4)}
+
+
+# Runs in the interpreter given to ``streamfer bench --fer-python`` (a venv with PyPI ``fer``):
+# its default setup (OpenCV Haar faces, its own mini-Xception), every frame analysed, no video.
+FER_SCRIPT = """
+import json, os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from fer.classes import Video
+from fer.fer import FER
+detector = FER(mtcnn=False)
+video = Video(sys.argv[1], outdir=sys.argv[2])
+start = time.perf_counter()
+data = video.analyze(detector, display=False, save_frames=False, save_video=False,
+                     annotate_frames=False, zip_images=False)
+seconds = time.perf_counter() - start
+print(json.dumps({"frames": len(data), "seconds": seconds}))
+"""
+
+
+def fer_row(python: str, clip: Path, repeats: int) -> dict:
+    """Frames/s of the ``fer`` package's video analysis on ``clip`` (median of ``repeats``)."""
+    import json
+    import subprocess
+
+    fps = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeats):
+            done = subprocess.run([python, "-c", FER_SCRIPT, str(clip), tmp], text=True,
+                                  capture_output=True, check=False)
+            if done.returncode:
+                tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise RuntimeError(f"fer run failed with {python}: {tail}")
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            fps.append(result["frames"] / result["seconds"])
+    return {"backend": "fer (PyPI)", "what": "headless CSV, 1 face", "batch": 1,
+            "fps": statistics.median(fps), "x_realtime": statistics.median(fps) / 30}
 
 
 def peak_rss_mb() -> float:

@@ -1,10 +1,10 @@
 """Emotion scores for face crops, in batches, with the averaged ResNet50/VGG19 model.
 
-Two backends run the same weights: ``keras`` (TensorFlow, fp32) and ``tflite`` (the default:
-TFLite fp32 with XNNPACK, converted once per weights file and cached in
-``$STREAMFER_HOME/tflite``). An int8 dynamic-range conversion was measured and rejected: its
-scores moved by 0.067 on average on FER+ faces (the VGG19 branch, trained from scratch
-without batch norm, has activations up to ~1e8, too wide a range for int8).
+Three backends run the same weights: ``keras`` (TensorFlow, fp32), ``tflite`` (TFLite fp32
+with XNNPACK) and ``onnx`` (ONNX Runtime, int8 with calibrated ranges; the fastest, and the
+default where onnxruntime and tf2onnx are installed). The fast ones are converted once per
+weights file and cached (see :mod:`streamfer.backends`). TFLite's int8 dynamic-range
+conversion was measured and rejected: its scores moved by 0.067 on average on FER+ faces.
 
 Example:
     >>> from streamfer.classify import Classifier
@@ -16,22 +16,17 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
-from streamfer.assets import MODELS_DIR, AssetError, cache_dir
+from streamfer import backends
+from streamfer.assets import MODELS_DIR, AssetError
 from streamfer.frame import Face
 from streamfer.model import INPUT_SIZE, ModelConfig, load_model
 
 DEFAULT_MODEL = MODELS_DIR / "default.json"
-BACKENDS = ("tflite", "keras")
-log = logging.getLogger(__name__)
+BACKENDS = ("onnx", "tflite", "keras")
 
 
 class Classifier:
@@ -50,8 +45,13 @@ class Classifier:
         self.thresholds = np.asarray(self.config.thresholds, np.float32)
         self.labels = self.config.labels
         self.batch_size = batch_size
-        if backend == "tflite":
-            self._run = _TFLiteRunner(_tflite_file(model, path))
+        if backend == "onnx":
+            if not backends.onnx_available():
+                raise AssetError("--backend onnx needs onnxruntime and tf2onnx: "
+                                 "pip install onnxruntime tf2onnx")
+            self._run = backends.ONNXRunner(backends.onnx_file(model, path))
+        elif backend == "tflite":
+            self._run = backends.TFLiteRunner(backends.tflite_file(model, path))
         else:
             import tensorflow as tf
 
@@ -88,45 +88,6 @@ class Classifier:
             face.scores, face.classified = scores, True
 
 
-def _tflite_file(model, model_json: Path) -> Path:
-    """The TFLite (fp32) conversion of ``model``, made once per weights file."""
-    import tensorflow as tf
-
-    digest = json.loads(model_json.read_text()).get("sha256", "unknown")[:16]
-    target = cache_dir("tflite") / f"{digest}-fp32.tflite"
-    if target.is_file():
-        return target
-    log.warning("first use of these weights with --backend tflite: converting once "
-                "(about a minute), cached in %s", target.parent)
-    # from_keras_model, not model.export(): the latter's SavedModel scored 0.08 off Keras here
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints the SavedModel it made
-        blob = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-    part = target.with_suffix(f".{os.getpid()}.part")
-    part.write_bytes(blob)
-    os.replace(part, target)
-    return target
-
-
-class _TFLiteRunner:
-    """A TFLite interpreter (XNNPACK) for batch 1 and one resized to larger batches."""
-
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        import tensorflow as tf
-
-        self._make = lambda: tf.lite.Interpreter(model_path=str(path),
-                                                 num_threads=threads or os.cpu_count())
-        self._interpreters: dict[bool, tuple] = {}
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        single = len(x) == 1
-        if single not in self._interpreters:
-            self._interpreters[single] = (self._make(), 0)
-        interpreter, size = self._interpreters[single]
-        inp = interpreter.get_input_details()[0]["index"]
-        if size != len(x):
-            interpreter.resize_tensor_input(inp, list(x.shape))
-            interpreter.allocate_tensors()
-            self._interpreters[single] = (interpreter, len(x))
-        interpreter.set_tensor(inp, x)
-        interpreter.invoke()
-        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
+def default_backend() -> str:
+    """The fastest backend installed: ``onnx`` (int8), else ``tflite``."""
+    return "onnx" if backends.onnx_available() else "tflite"

@@ -83,8 +83,9 @@ def _errors():
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="Emotion model .json (default: models/default.json).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
-@click.option("--backend", type=click.Choice(["tflite", "keras"]), default="tflite",
-              show_default=True, help="tflite: TFLite + XNNPACK (fastest); keras: TensorFlow.")
+@click.option("--backend", type=click.Choice(["onnx", "tflite", "keras"]),
+              help="onnx: ONNX Runtime int8 (fastest; the default where installed); "
+                   "tflite: TFLite + XNNPACK fp32; keras: TensorFlow fp32.")
 @click.option("--face-cadence", default=1, show_default=True, type=click.IntRange(min=1),
               help="With several faces, classify each face every K analysed frames in turn "
                    "(the CSV's 'classified' column says which rows ran the model).")
@@ -101,6 +102,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
       python run_stream.py --source clip.mp4 --output annotated.mp4 --csv frames.csv
       python run_stream.py --source footage/ --output-dir out/ --csv-dir out/
     """
+    from streamfer.classify import default_backend
     from streamfer.pipeline import Pipeline, Settings
     from streamfer.smooth import parse_smoothing
     from streamfer.sources import is_url, is_webcam, open_source
@@ -121,7 +123,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
     settings = Settings(detector=detector, detector_path=detector_model, model_path=model_path,
                         min_face=min_face, min_score=min_score, every=every, max_fps=max_fps,
                         thresholds=_parse_threshold(threshold_text), smoothing=smoothing,
-                        batch_size=batch_size, backend=backend, face_cadence=face_cadence,
+                        batch_size=batch_size, backend=backend or default_backend(),
+                        face_cadence=face_cadence,
                         progress=not quiet)
     try:
         if not folder and not (is_webcam(source) or is_url(source)):
@@ -192,9 +195,6 @@ def train(data, run_dir, epochs, batch_size, learning_rate, work_size, backbone_
     click.echo(f"best weights: {best}")
 
 
-if __name__ == "__main__":
-    main()
-
 
 @main.command()
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
@@ -207,7 +207,7 @@ if __name__ == "__main__":
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               default="evaluation_{split}.json", show_default=True,
               help="Where to write the metrics.")
-@click.option("--backend", type=click.Choice(["keras", "tflite"]), default="keras",
+@click.option("--backend", type=click.Choice(["keras", "tflite", "onnx"]), default="keras",
               show_default=True)
 def evaluate(data, split, model_path, threshold_text, json_path, backend) -> None:
     """Multi-label metrics of a model on a labelled split (scikit-learn)."""
@@ -260,6 +260,23 @@ def export(run_dir, data, split, out, force) -> None:
 
 
 @main.command()
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Dataset whose Train faces calibrate the int8 ranges (e.g. FER+).")
+@click.option("--model", "model_path", default="models/default.json", show_default=True,
+              type=click.Path(exists=True, dir_okay=False))
+@click.option("--faces", default=256, show_default=True, type=click.IntRange(min=1))
+def calibrate(data, model_path, faces) -> None:
+    """Measure the int8 activation ranges that --backend onnx quantizes with."""
+    from streamfer.train import calibrate_int8
+
+    try:
+        path = calibrate_int8(model_path, data, faces)
+    except _errors() as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"int8 ranges written to {path}")
+
+
+@main.command()
 @click.option("--repeats", default=5, show_default=True, type=click.IntRange(min=1),
               help="Timed runs per row; the table shows medians.")
 @click.option("--frames", default=150, show_default=True, type=click.IntRange(min=2),
@@ -269,33 +286,50 @@ def export(run_dir, data, split, out, force) -> None:
               help="Labelled data (e.g. ../shared/data/ferplus): adds each backend's accuracy "
                    "and its difference from keras fp32 on --split.")
 @click.option("--split", default="valid", show_default=True)
-@click.option("--no-video", is_flag=True, help="End to end without writing a video.")
-def bench(repeats, frames, model_path, data, split, no_video) -> None:
+@click.option("--fer-python", type=click.Path(exists=True, dir_okay=False),
+              help="Python of a venv with PyPI 'fer': adds its video analysis of the same "
+                   "1-face clip and the speed ratio.")
+def bench(repeats, frames, model_path, data, split, fer_python) -> None:
     """Throughput table per backend: classifier faces/s per batch, end-to-end fps at 640×480
     with 1 and 4 faces, peak RSS, and (with --data) the accuracy cost of each backend."""
+    import tempfile
+
     from rich.console import Console
     from rich.table import Table
 
-    from streamfer.bench import accuracy, classifier_rows, peak_rss_mb, pipeline_rows
+    from streamfer.backends import onnx_available
+    from streamfer.bench import (
+        accuracy,
+        classifier_rows,
+        fer_row,
+        make_clips,
+        peak_rss_mb,
+        pipeline_rows,
+    )
     from streamfer.pipeline import Pipeline, Settings
 
     rows, reference = [], None
+    backends = ("keras", "tflite", "onnx") if onnx_available() else ("keras", "tflite")
     try:
-        for backend in ("keras", "tflite"):
-            settings = Settings(model_path=model_path, backend=backend, progress=False)
-            with Pipeline(settings) as pipeline:
-                rows += classifier_rows(pipeline.classifier, repeats=repeats)
-                rows += pipeline_rows(pipeline, frames, repeats, write_video=not no_video)
-                if data:
-                    metrics = accuracy(pipeline.classifier, data, split)
-                    reference = reference or metrics
-                    rows[-1].update(
-                        samples_f1=metrics["samples_f1"],
-                        sf1_delta=metrics["samples_f1"] - reference["samples_f1"],
-                        hamming_delta=metrics["hamming_loss"] - reference["hamming_loss"])
-            for row in rows:
-                row.setdefault("backend", backend)
-    except _errors() as exc:
+        with tempfile.TemporaryDirectory() as tmp:
+            clips = make_clips(Path(tmp), frames)
+            for backend in backends:
+                settings = Settings(model_path=model_path, backend=backend, progress=False)
+                with Pipeline(settings) as pipeline:
+                    rows += classifier_rows(pipeline.classifier, repeats=repeats)
+                    rows += pipeline_rows(pipeline, clips, repeats)
+                    if data:
+                        metrics = accuracy(pipeline.classifier, data, split)
+                        reference = reference or metrics
+                        rows[-1].update(
+                            samples_f1=metrics["samples_f1"],
+                            sf1_delta=metrics["samples_f1"] - reference["samples_f1"],
+                            hamming_delta=metrics["hamming_loss"] - reference["hamming_loss"])
+                for row in rows:
+                    row.setdefault("backend", backend)
+            if fer_python:
+                rows.append(fer_row(fer_python, clips[1], repeats))
+    except (RuntimeError, *_errors()) as exc:
         raise UserError(str(exc)) from None
     table = Table(title=f"streamfer bench (medians of {repeats}; {os.cpu_count()} CPUs)")
     columns = ("backend", "what", "faces/s", "p50 ms", "p95 ms", "fps", "× real time",
@@ -307,9 +341,18 @@ def bench(repeats, frames, model_path, data, split, no_video) -> None:
                       _num(r.get("p95_ms")), _num(r.get("fps")), _num(r.get("x_realtime"), 2),
                       _num(r.get("samples_f1"), 3), _num(r.get("sf1_delta"), 4),
                       _num(r.get("hamming_delta"), 4))
-    table.caption = f"peak RSS {peak_rss_mb():.0f} MB; clips 640×480 at 30 fps"
+    caption = f"peak RSS {peak_rss_mb():.0f} MB; clips 640×480 at 30 fps"
+    if fer_python:
+        headless = [r["fps"] for r in rows[:-1] if r["what"].startswith("headless")]
+        caption += (f"; headless 1 face, fastest streamfer backend vs fer: "
+                    f"{max(headless) / rows[-1]['fps']:.2f}×")
+    table.caption = caption
     Console().print(table)
 
 
 def _num(value, digits: int = 1) -> str:
     return "" if value is None else f"{value:.{digits}f}"
+
+
+if __name__ == "__main__":
+    main()

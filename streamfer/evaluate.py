@@ -97,13 +97,17 @@ def report_tables(result: dict, labels: tuple[str, ...] = EMOTIONS):
 def predict_dataset(classifier, data, size: int = 100) -> np.ndarray:
     """Scores of ``classifier`` on a dataset's images, resized to the 100×100 input as the
     detector's crops are."""
+    return classifier.predict(as_crops(data.images, size))
+
+
+def as_crops(images: np.ndarray, size: int = 100) -> np.ndarray:
+    """Dataset images resized (bilinear) to the model's square input, RGB uint8."""
     import cv2
 
-    images = data.images
     if images.shape[1:3] != (size, size):
         images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR)
                            for im in images])
-    return classifier.predict(images)
+    return np.repeat(images[..., None], 3, axis=-1) if images.ndim == 3 else images
 
 
 def evaluate(targets: np.ndarray, scores: np.ndarray, thresholds,

@@ -27,7 +27,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from streamfer.classify import Classifier
+from streamfer.classify import Classifier, default_backend
 from streamfer.detect import FaceDetector
 from streamfer.frame import Frame
 from streamfer.render import Renderer
@@ -52,7 +52,7 @@ class Settings:
     thresholds: dict[str, float] | float | None = None  # None: the model's calibrated ones
     smoothing: dict = field(default_factory=lambda: {"ema": 0.4})
     batch_size: int = 32
-    backend: str = "tflite"
+    backend: str = field(default_factory=default_backend)
     face_cadence: int = 1  # past one face, classify each face every k frames
     progress: bool = True
 

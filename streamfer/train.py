@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamfer.backends import onnx_available
 from streamfer.data import Dataset, load_dataset
 from streamfer.model import ModelConfig, build_model, compact, load_model, save_weights
 
@@ -189,4 +190,19 @@ def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = 
     for name in ("log.csv", "train_config.json"):
         if (run / name).is_file():
             shutil.copy(run / name, out.with_name(f"training_{name}"))
+    if onnx_available():
+        calibrate_int8(out, data)
     return result
+
+
+def calibrate_int8(model_json: str | Path, data: str | Path, faces: int = 256,
+                   seed: int = 0) -> Path:
+    """Store the int8 activation ranges of ``model_json`` (``<model>.int8.json``), measured
+    on ``faces`` random Train faces of ``data``; ``--backend onnx`` quantizes with them."""
+    from streamfer.backends import calibrate
+    from streamfer.evaluate import as_crops
+
+    model, _ = load_model(Path(model_json))
+    train_data = load_dataset(data, "train")
+    pick = np.random.default_rng(seed).choice(len(train_data), faces, replace=False)
+    return calibrate(model, Path(model_json), as_crops(train_data.images[np.sort(pick)]))

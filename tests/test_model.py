@@ -74,3 +74,26 @@ def test_tflite_backend_agrees_with_keras(classifier, ferplus):
     keras_scores, tflite_scores = classifier.predict(crops), fast.predict(crops)
     assert np.abs(keras_scores - tflite_scores).mean() < 0.02
     np.testing.assert_allclose(fast.predict(crops[:1]), tflite_scores[:1], atol=1e-4)
+
+
+def test_onnx_int8_backend_agrees_with_keras(classifier, ferplus):
+    """The int8 model (quantized with the shipped ranges, no data) keeps the labels."""
+    valid = load_dataset(ferplus, "valid")
+    crops = np.stack([cv2.resize(f, (100, 100)) for f in valid.images[:256]])
+    fast = Classifier(DEFAULT_MODEL, backend="onnx")
+    keras_scores, int8_scores = classifier.predict(crops), fast.predict(crops)
+    assert np.abs(keras_scores - int8_scores).mean() < 0.02
+    thresholds = classifier.thresholds
+    agree = ((keras_scores >= thresholds) == (int8_scores >= thresholds)).mean()
+    assert agree > 0.97
+    np.testing.assert_allclose(fast.predict(crops[:1]), int8_scores[:1], atol=1e-4)
+
+
+def test_int8_ranges_of_other_weights_are_refused(tmp_path):
+    for name in ("default.json", "default.weights.npz", "default.int8.json"):
+        shutil.copy(DEFAULT_MODEL.with_name(name), tmp_path / name)
+    ranges = json.loads((tmp_path / "default.int8.json").read_text())
+    ranges["weights_sha256"] = "0" * 64
+    (tmp_path / "default.int8.json").write_text(json.dumps(ranges))
+    with pytest.raises(AssetError, match="other weights"):
+        Classifier(tmp_path / "default.json", backend="onnx")
