@@ -59,3 +59,27 @@ def test_audience_clip_has_several_tracked_faces(tmp_path, media):
     for r in rows:
         per_frame.setdefault(r["frame"], set()).add(r["face_id"])
     assert max(len(ids) for ids in per_frame.values()) >= 2
+
+
+def test_batching_frames_changes_nothing_in_the_csv(tmp_path, media):
+    """Files classify the faces of 8 frames in one batch; the rows (ids, boxes, which faces
+    ran the model under a cadence, scores) are those of frame-by-frame processing."""
+    from streamfer.pipeline import Pipeline, Settings
+
+    clip = media / "face_recognition_short_hamilton_clip.mp4"
+    tables = {}
+    for lookahead in (1, 8):
+        settings = Settings(detector="full", face_cadence=2, lookahead=lookahead,
+                            backend="tflite", progress=False)
+        with Pipeline(settings) as pipeline:
+            pipeline.run(str(clip), csv_path=tmp_path / f"{lookahead}.csv")
+        tables[lookahead] = read_csv(tmp_path / f"{lookahead}.csv")
+    one, eight = tables[1], tables[8]
+    assert len(one) == len(eight) > 0
+    assert any(r["classified"] in ("0", "False", "false") for r in eight)  # cadence at work
+    for a, b in zip(one, eight):
+        assert [a[k] for k in ("frame", "face_id", "x", "y", "w", "h", "classified")] == \
+               [b[k] for k in ("frame", "face_id", "x", "y", "w", "h", "classified")]
+        raw = [k for k in a if k.startswith("raw_")]
+        np.testing.assert_allclose([float(a[k]) for k in raw], [float(b[k]) for k in raw],
+                                   atol=1e-3)
