@@ -13,9 +13,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import urllib.request
 from dataclasses import dataclass
@@ -122,3 +124,17 @@ def _keras_file(asset: Asset) -> Path:
         return Path(keras.utils.get_file(asset.name, asset.url, cache_subdir="models"))
     except Exception as exc:  # Keras wraps network errors in several types
         raise AssetError(_where_to_put(asset, target)) from exc
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null while native code (LiteRT, MediaPipe) logs."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)

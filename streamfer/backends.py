@@ -27,11 +27,12 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from streamfer.assets import AssetError, cache_dir
+from streamfer.assets import AssetError, cache_dir, native_stderr_silenced
 
 log = logging.getLogger(__name__)
 CALIBRATION_SUFFIX = ".int8.json"
@@ -68,7 +69,8 @@ def tflite_file(model, model_json: Path) -> Path:
     log.warning("first use of these weights with this backend: converting once "
                 "(a minute or two), cached in %s", cache_dir())
     # from_keras_model, not model.export(): the latter's SavedModel scored 0.08 off Keras here
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints the SavedModel it made
+    # it prints the SavedModel it made, and TF's native code logs to fd 2
+    with contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced():
         blob = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     return _write_atomically(target, blob)
 
@@ -79,8 +81,13 @@ class TFLiteRunner:
     def __init__(self, path: Path, threads: int | None = None) -> None:
         import tensorflow as tf
 
-        self._make = lambda: tf.lite.Interpreter(model_path=str(path),
-                                                 num_threads=threads or os.cpu_count())
+        def make():
+            with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated" (it works)
+                warnings.simplefilter("ignore", UserWarning)
+                return tf.lite.Interpreter(model_path=str(path),
+                                           num_threads=threads or os.cpu_count())
+
+        self._make = make
         self._interpreters: dict[bool, tuple] = {}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -91,10 +98,14 @@ class TFLiteRunner:
         inp = interpreter.get_input_details()[0]["index"]
         if size != len(x):
             interpreter.resize_tensor_input(inp, list(x.shape))
-            interpreter.allocate_tensors()
+            with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
+                interpreter.allocate_tensors()
+                interpreter.set_tensor(inp, x)
+                interpreter.invoke()
             self._interpreters[single] = (interpreter, len(x))
-        interpreter.set_tensor(inp, x)
-        interpreter.invoke()
+        else:
+            interpreter.set_tensor(inp, x)
+            interpreter.invoke()
         return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
 
@@ -104,7 +115,7 @@ def _fp32_onnx(model, model_json: Path, target: Path) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     raw = target.with_suffix(".raw.onnx")
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced():
         tf2onnx.convert.from_tflite(str(tflite_file(model, model_json)), opset=17,
                                     output_path=str(raw))
     quant_pre_process(str(raw), str(target), skip_symbolic_shape=True)
@@ -135,25 +146,72 @@ def _stable_names(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def onnx_file(model, model_json: Path) -> Path:
-    """The int8 ONNX model for these weights (fp32 when no calibration file exists)."""
+def onnx_file(model_json: Path) -> Path:
+    """The int8 ONNX model for these weights (fp32 when no calibration file exists), built
+    once in a child process: tf2onnx's native code peaks at ~16 GB for this model, and if the
+    child dies (out of memory, say) this process lives on and gets an :class:`AssetError`,
+    remembered in the cache so that the ``auto`` backend does not try again."""
+    import multiprocessing
+
     model_json = Path(model_json)
-    ranges_file = model_json.with_name(model_json.name.replace(".json", CALIBRATION_SUFFIX))
-    ranges = _load_ranges(ranges_file, model_json)
-    kind = "int8" if ranges else "fp32"
-    target = cache_dir("onnx") / f"{_digest(model_json)}-{kind}.onnx"
+    target = _onnx_target(model_json)
+    ranges = _load_ranges(_ranges_file(model_json), model_json)  # a mismatch fails here
     if target.is_file():
         return target
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = _fp32_onnx(model, model_json, Path(tmp) / "fp32.onnx")
-        if not ranges:
-            log.warning("no %s beside %s: ONNX Runtime runs it at fp32 (run `streamfer "
-                        "calibrate` for the int8 model)", ranges_file.name, model_json.name)
-            return _write_atomically(target, fp32.read_bytes())
-        quantized = Path(tmp) / "int8.onnx"
-        _check_names(fp32, ranges)
-        _quantize(fp32, quantized, ranges)
-        return _write_atomically(target, quantized.read_bytes())
+    if not ranges:
+        log.warning("no %s beside %s: ONNX Runtime will run it at fp32 (`streamfer calibrate` "
+                    "makes the int8 one)", _ranges_file(model_json).name, model_json.name)
+    log.warning("first use of these weights with --backend onnx: building the int8 model "
+                "once (a minute or two, ~16 GB of memory), cached in %s", target.parent)
+    failed = target.with_suffix(".failed")
+    failed.unlink(missing_ok=True)
+    child = multiprocessing.get_context("spawn").Process(
+        target=_build_onnx, args=(str(model_json), str(target), str(failed)))
+    child.start()
+    child.join()
+    if child.exitcode != 0 or not target.is_file():
+        reason = failed.read_text().strip() if failed.is_file() else \
+            f"the converter was killed (signal {-child.exitcode}; out of memory?)"
+        failed.write_text(reason + "\n")
+        raise AssetError(f"could not build the ONNX model: {reason}")
+    return target
+
+
+def onnx_failed(model_json: Path) -> bool:
+    """Whether building the ONNX model for these weights failed before on this machine."""
+    return _onnx_target(Path(model_json)).with_suffix(".failed").is_file()
+
+
+def _ranges_file(model_json: Path) -> Path:
+    return model_json.with_name(model_json.name.replace(".json", CALIBRATION_SUFFIX))
+
+
+def _onnx_target(model_json: Path) -> Path:
+    kind = "int8" if _ranges_file(model_json).is_file() else "fp32"
+    return cache_dir("onnx") / f"{_digest(model_json)}-{kind}.onnx"
+
+
+def _build_onnx(model_json: str, target: str, failed: str) -> None:
+    """Child process: Keras → TFLite → ONNX → int8 (with the stored ranges) at ``target``."""
+    from streamfer.model import load_model
+
+    model_json, target = Path(model_json), Path(target)
+    try:
+        with native_stderr_silenced():
+            model, _ = load_model(model_json)
+            ranges = _load_ranges(_ranges_file(model_json), model_json)
+            with tempfile.TemporaryDirectory() as tmp:
+                fp32 = _fp32_onnx(model, model_json, Path(tmp) / "fp32.onnx")
+                if not ranges:
+                    _write_atomically(target, fp32.read_bytes())
+                    return
+                quantized = Path(tmp) / "int8.onnx"
+                _check_names(fp32, ranges)
+                _quantize(fp32, quantized, ranges)
+                _write_atomically(target, quantized.read_bytes())
+    except Exception as exc:  # reported by the parent as one line
+        Path(failed).write_text(str(exc) or type(exc).__name__)
+        raise SystemExit(1) from None
 
 
 def _check_names(fp32: Path, ranges: dict) -> None:
@@ -204,7 +262,7 @@ def calibrate(model, model_json: Path, crops: np.ndarray, batch: int = 32) -> Pa
     from onnxruntime.quantization import CalibrationDataReader
 
     model_json = Path(model_json)
-    target = model_json.with_name(model_json.name.replace(".json", CALIBRATION_SUFFIX))
+    target = _ranges_file(model_json)
     int8 = cache_dir("onnx") / f"{_digest(model_json)}-int8.onnx"
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = _fp32_onnx(model, model_json, Path(tmp) / "fp32.onnx")

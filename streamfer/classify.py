@@ -2,7 +2,8 @@
 
 Three backends run the same weights: ``keras`` (TensorFlow, fp32), ``tflite`` (TFLite fp32
 with XNNPACK) and ``onnx`` (ONNX Runtime, int8 with calibrated ranges; the fastest, and the
-default where onnxruntime and tf2onnx are installed). The fast ones are converted once per
+default, ``auto``, where onnxruntime and tf2onnx are installed and the
+build succeeds; else ``tflite``). The fast ones are converted once per
 weights file and cached (see :mod:`streamfer.backends`). TFLite's int8 dynamic-range
 conversion was measured and rejected: its scores moved by 0.067 on average on FER+ faces.
 
@@ -16,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from streamfer.model import INPUT_SIZE, ModelConfig, load_model
 
 DEFAULT_MODEL = MODELS_DIR / "default.json"
 BACKENDS = ("onnx", "tflite", "keras")
+log = logging.getLogger(__name__)
 
 
 class Classifier:
@@ -34,14 +37,19 @@ class Classifier:
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = 32, *,
                  backend: str = "keras", model=None, config: ModelConfig | None = None) -> None:
-        if backend not in BACKENDS:
+        if backend not in (*BACKENDS, "auto"):
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         path = Path(model_path) if model_path else DEFAULT_MODEL
+        fallback = backend == "auto"
+        if fallback:  # the fastest that works here
+            available = backends.onnx_available() and path.is_file() \
+                and not backends.onnx_failed(path)
+            backend = "onnx" if available else "tflite"
         if model is None:
             if not path.is_file():
                 raise AssetError(f"model file not found: {path}")
             model, config = load_model(path)
-        self.model, self.config, self.backend = model, config, backend
+        self.model, self.config = model, config
         self.thresholds = np.asarray(self.config.thresholds, np.float32)
         self.labels = self.config.labels
         self.batch_size = batch_size
@@ -49,15 +57,24 @@ class Classifier:
             if not backends.onnx_available():
                 raise AssetError("--backend onnx needs onnxruntime and tf2onnx: "
                                  "pip install onnxruntime tf2onnx")
-            self._run = backends.ONNXRunner(backends.onnx_file(model, path))
-        elif backend == "tflite":
+            if not path.is_file():
+                raise AssetError("--backend onnx needs the model's .json file")
+            try:
+                self._run = backends.ONNXRunner(backends.onnx_file(path))
+            except AssetError as exc:
+                if not fallback:
+                    raise
+                log.warning("%s; using --backend tflite", exc)
+                backend = "tflite"
+        if backend == "tflite":
             self._run = backends.TFLiteRunner(backends.tflite_file(model, path))
-        else:
+        elif backend == "keras":
             import tensorflow as tf
 
             spec = tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)
             graph = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
             self._run = lambda x: graph(x).numpy()
+        self.backend = backend
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Scores (n, 6) in [0, 1] for uint8 crops (n, 100, 100, 3) RGB (or (n, 100, 100) gray)."""
@@ -89,5 +106,5 @@ class Classifier:
 
 
 def default_backend() -> str:
-    """The fastest backend installed: ``onnx`` (int8), else ``tflite``."""
-    return "onnx" if backends.onnx_available() else "tflite"
+    """``auto``: ``onnx`` (int8) where it is installed and builds, else ``tflite``."""
+    return "auto"

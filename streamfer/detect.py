@@ -8,15 +8,12 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from streamfer.assets import resolve
+from streamfer.assets import native_stderr_silenced, resolve
 from streamfer.frame import Face, Frame
 from streamfer.model import INPUT_SIZE
 
@@ -45,6 +42,7 @@ class FaceDetector:
 
     def __init__(self, model: str = "short", model_path: str | Path | None = None,
                  min_score: float = 0.5, min_face: int = 0, margin: float = 0.2) -> None:
+        import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions
         from mediapipe.tasks.python.vision import FaceDetector as MPFaceDetector
         from mediapipe.tasks.python.vision import FaceDetectorOptions
@@ -54,8 +52,11 @@ class FaceDetector:
         path = resolve(MODELS[model], model_path)
         options = FaceDetectorOptions(base_options=BaseOptions(model_asset_path=str(path)),
                                       min_detection_confidence=min_score)
-        with _native_stderr_silenced():  # LiteRT logs INFO lines straight to fd 2
+        with native_stderr_silenced():  # LiteRT logs INFO lines straight to fd 2
             self._detector = MPFaceDetector.create_from_options(options)
+            # and a warning on the first inference (input alignment): run it here, silenced
+            self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
+                                           data=np.zeros((128, 128, 3), np.uint8)))
         self.min_face, self.margin = min_face, margin
 
     def detect(self, frame: Frame) -> Frame:
@@ -77,7 +78,7 @@ class FaceDetector:
         return frame
 
     def close(self) -> None:
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             self._detector.close()
 
     def __enter__(self) -> FaceDetector:
@@ -85,17 +86,3 @@ class FaceDetector:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Send file descriptor 2 to /dev/null while native code logs; Python's stderr is kept."""
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)

@@ -38,6 +38,8 @@ def test_annotated_copy_and_csv_of_a_clip(tmp_path, face_clip):
     out, table = tmp_path / "annotated.mp4", tmp_path / "frames.csv"
     done = run_cli("--source", face_clip, "--output", out, "--csv", table, "--quiet")
     assert done.returncode == 0, done.stderr
+    native = ("W0000", "I0000", "Logging before InitGoogle", "INFO:")
+    assert not [line for line in done.stderr.splitlines() if line.startswith(native)]
     assert frame_count(out) == (24, 30.0, (640, 480))
     assert has_audio(out)
     rows = read_csv(table)

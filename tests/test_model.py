@@ -97,3 +97,21 @@ def test_int8_ranges_of_other_weights_are_refused(tmp_path):
     (tmp_path / "default.int8.json").write_text(json.dumps(ranges))
     with pytest.raises(AssetError, match="other weights"):
         Classifier(tmp_path / "default.json", backend="onnx")
+
+
+def test_a_failed_onnx_build_is_one_error_and_remembered(tmp_path):
+    """The ONNX build runs in a child process; its failure (here: weights that do not match
+    their SHA-256) reaches the caller as one AssetError and marks the weights for ``auto``."""
+    from streamfer import backends
+
+    meta = json.loads(DEFAULT_MODEL.read_text())
+    meta["sha256"] = "f" * 64
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    shutil.copy(DEFAULT_MODEL.with_name(meta["weights"]), tmp_path / meta["weights"])
+    ranges = json.loads(DEFAULT_MODEL.with_name("default.int8.json").read_text())
+    ranges["weights_sha256"] = "f" * 64
+    (tmp_path / "m.int8.json").write_text(json.dumps(ranges))
+    assert not backends.onnx_failed(tmp_path / "m.json")
+    with pytest.raises(AssetError, match="could not build the ONNX model: .*SHA-256"):
+        backends.onnx_file(tmp_path / "m.json")
+    assert backends.onnx_failed(tmp_path / "m.json")
