@@ -111,8 +111,9 @@ def fer_row(python: str, clip: Path, repeats: int) -> dict:
     fps = []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(repeats):
+            # cwd: fer writes its own data.csv into the working directory
             done = subprocess.run([python, "-c", FER_SCRIPT, str(clip), tmp], text=True,
-                                  capture_output=True, check=False)
+                                  capture_output=True, check=False, cwd=tmp)
             if done.returncode:
                 tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
                 raise RuntimeError(f"fer run failed with {python}: {tail}")
