@@ -40,15 +40,15 @@ class Classifier:
         if backend not in (*BACKENDS, "auto"):
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         path = Path(model_path) if model_path else DEFAULT_MODEL
+        if model is None:
+            if not path.is_file():
+                raise AssetError(f"model file not found: {path}")
+            model, config = load_model(path)
         fallback = backend == "auto"
         if fallback:  # the fastest that works here
             available = backends.onnx_available() and path.is_file() \
                 and not backends.onnx_failed(path)
             backend = "onnx" if available else "tflite"
-        if model is None:
-            if not path.is_file():
-                raise AssetError(f"model file not found: {path}")
-            model, config = load_model(path)
         self.model, self.config = model, config
         self.thresholds = np.asarray(self.config.thresholds, np.float32)
         self.labels = self.config.labels

@@ -100,10 +100,14 @@ def save_weights(model, config: ModelConfig, path: Path, extra: dict | None = No
 
 def load_model(path: Path):
     """Rebuild the model described by ``path`` (.json) and load its verified weights."""
-    from streamfer.assets import verify
+    from streamfer.assets import AssetError, verify
 
-    meta = json.loads(Path(path).read_text())
-    config = ModelConfig.from_dict(meta)
+    try:
+        meta = json.loads(Path(path).read_text())
+        config = ModelConfig.from_dict(meta)
+        meta["weights"]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise AssetError(f"{path} is not a streamfer model file ({type(exc).__name__})") from None
     weights = verify(Path(path).with_name(meta["weights"]), meta.get("sha256"))
     model = build_model(config, trainable_backbones=False)
     with np.load(weights) as z:

@@ -79,10 +79,10 @@ class Pipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._stack = ExitStack()
+        self.classifier = Classifier(settings.model_path, settings.batch_size,
+                                     backend=settings.backend)  # first: it fails on bad files
         self.detector = self._stack.enter_context(FaceDetector(
             settings.detector, settings.detector_path, settings.min_score, settings.min_face))
-        self.classifier = Classifier(settings.model_path, settings.batch_size,
-                                     backend=settings.backend)
         self.thresholds = self.classifier.thresholds_with(settings.thresholds)
         self.renderer = Renderer(self.classifier.labels)
 

@@ -82,6 +82,8 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, content, expected):
     (["--source", "{clip}"], "nothing to do"),
     (["--source", "{clip}", "--csv", "x.csv", "--threshold", "Joy=0.3"], "--threshold"),
     (["--source", "{clip}", "--csv", "x.csv", "--smooth", "fast"], "--smooth"),
+    (["--source", "{clip}", "--csv", "x.csv", "--model", str(ROOT / "README.md")],
+     "not a streamfer model file"),
 ])
 def test_usage_errors_are_one_line(tmp_path, face_clip, args, expected):
     args = [a.format(clip=face_clip) for a in args]
