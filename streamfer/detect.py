@@ -21,13 +21,22 @@ MODELS = {"short": "face_detection_short_range.tflite",
           "full": "face_detection_full_range_sparse.tflite"}
 
 
-def square_crop(image: np.ndarray, box: tuple[int, int, int, int], margin: float = 0.2,
-                size: int = INPUT_SIZE) -> np.ndarray:
-    """Square crop around ``box`` (x, y, w, h) grown by ``margin``, padded at the borders by
-    edge replication so the face keeps its aspect, resized to size×size, BGR in, RGB out."""
+# How FER+ frames its faces, measured with this detector on 536 FER+ Valid faces (each padded
+# into a larger canvas so the detector sees it whole): the image side is 1.20× the box side
+# (median; quartiles 1.10–1.37) and the box centre lies 0.057 of the image side below the
+# image centre. Crops framed the same way look to the model like its training faces.
+MARGIN = 0.2
+RAISE = 0.057
+
+
+def square_crop(image: np.ndarray, box: tuple[int, int, int, int], margin: float = MARGIN,
+                size: int = INPUT_SIZE, raise_: float = RAISE) -> np.ndarray:
+    """Square crop around ``box`` (x, y, w, h) grown by ``margin`` and centred ``raise_`` of
+    its side above the box centre (FER+'s framing), padded at the borders by edge replication
+    so the face keeps its aspect, resized to size×size; BGR in, RGB out."""
     x, y, w, h = box
     side = int(round(max(w, h) * (1 + margin)))
-    x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2))
+    x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2 - raise_ * side))
     ih, iw = image.shape[:2]
     pads = (max(0, -y0), max(0, y0 + side - ih), max(0, -x0), max(0, x0 + side - iw))
     crop = image[max(0, y0):min(ih, y0 + side), max(0, x0):min(iw, x0 + side)]
@@ -41,7 +50,7 @@ class FaceDetector:
     """MediaPipe BlazeFace: ``model="short"`` (faces within ~2 m) or ``"full"`` (far faces)."""
 
     def __init__(self, model: str = "short", model_path: str | Path | None = None,
-                 min_score: float = 0.5, min_face: int = 0, margin: float = 0.2) -> None:
+                 min_score: float = 0.5, min_face: int = 0, margin: float = MARGIN) -> None:
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions
         from mediapipe.tasks.python.vision import FaceDetector as MPFaceDetector

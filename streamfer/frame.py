@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -38,3 +39,15 @@ class Frame:
     image: np.ndarray  # H×W×3 BGR uint8, as OpenCV delivers it
     faces: list[Face] = field(default_factory=list)
     analysed: bool = False  # False: skipped by --every/--max-fps, faces carried over
+
+
+@dataclass
+class VideoFormat:
+    """What a video output carries over from its input besides size and timing: the sample
+    aspect ratio (non-square pixels) and the colour tags (FFmpeg's numbers; None: unset)."""
+
+    sar: Fraction | None = None
+    color_range: int | None = None
+    colorspace: int | None = None
+    color_primaries: int | None = None
+    color_trc: int | None = None

@@ -1,12 +1,19 @@
 """The averaged ResNet50/VGG19 multi-label emotion model.
 
-Two Keras application backbones, each with its own (ImageNet "caffe") preprocessing,
-each projected to a common width, averaged with ``Average()`` as in the research, then a
-small head ending in ``Dense(6, sigmoid)`` in :data:`streamfer.labels.EMOTIONS` order.
+Two backbones, each with its own preprocessing, each projected to a common width, averaged
+with ``Average()`` as in the research, then a small head ending in ``Dense(6, sigmoid)`` in
+:data:`streamfer.labels.EMOTIONS` order.
 
-The model takes 100×100 RGB crops (values 0..255). ``work_size`` is the resolution the
-backbones see: both end in global average pooling, so they run at any size; the shipped
-default works at 48 px, the native size of its FER+ training faces.
+The model takes 100×100 crops (RGB, values 0..255) and turns them to gray *inside the graph*
+(BT.601 luma, replicated to three channels): its training faces (FER+) are grayscale, so
+every backend and every caller sees what training saw, and a colour face scores as its gray
+version does. ``work_size`` is the resolution the backbones see: both end in global average
+pooling, so they run at any size; the shipped default works at 48 px, the native size of
+its FER+ training faces.
+
+``vgg="bn"`` (the default for new models) is VGG19's layout with batch normalisation after
+every convolution, which trains from scratch stably; ``vgg="plain"`` is Keras' own ``VGG19``
+(the one the ``imagenet`` weights belong to, and the architecture of models made before).
 
 Example:
     >>> from streamfer.model import ModelConfig, build_model
@@ -26,6 +33,9 @@ import numpy as np
 from streamfer.labels import EMOTIONS
 
 INPUT_SIZE = 100
+LUMA = (0.299, 0.587, 0.114)  # BT.601, as OpenCV's RGB→gray
+BACKBONES = ("resnet50", "vgg19")
+_VGG19_BLOCKS = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))
 
 
 @dataclass
@@ -37,6 +47,8 @@ class ModelConfig:
     width: int = 256
     dropout: float = 0.3
     backbone_weights: str | None = None  # None: from scratch; "imagenet": Keras' download
+    vgg: str = "bn"  # "bn": VGG19 with batch norm (from scratch); "plain": Keras' VGG19
+    backbones: tuple[str, ...] = BACKBONES  # one of them alone: the ablation baselines
     labels: tuple[str, ...] = EMOTIONS
     thresholds: list[float] = field(default_factory=lambda: [0.5] * len(EMOTIONS))
 
@@ -47,6 +59,8 @@ class ModelConfig:
     def from_dict(cls, data: dict) -> ModelConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["labels"] = tuple(known.get("labels", EMOTIONS))
+        known["backbones"] = tuple(known.get("backbones", BACKBONES))
+        known.setdefault("vgg", "plain")  # files written before the option had Keras' VGG19
         return cls(**known)
 
 
@@ -54,29 +68,76 @@ def build_model(config: ModelConfig, trainable_backbones: bool = True):
     """Build the Keras model; ``trainable_backbones=False`` freezes both (the research's setup)."""
     import keras
     from keras import layers
-    from keras.applications import VGG19, ResNet50, resnet50, vgg19
 
     size = config.work_size
     inputs = keras.Input((config.input_size, config.input_size, 3), name="face_rgb")
-    x = inputs
+    x = _grayscale_layer()(inputs)
     if size != config.input_size:
         x = layers.Resizing(size, size, interpolation="bilinear", name="to_work_size")(x)
 
     branches = []
-    for name, app, module in (("resnet50", ResNet50, resnet50), ("vgg19", VGG19, vgg19)):
-        backbone = app(include_top=False, weights=config.backbone_weights,
-                       input_shape=(size, size, 3), pooling="avg", name=name)
+    for name in config.backbones:
+        backbone, preprocess = _backbone(name, config, size)
         backbone.trainable = trainable_backbones
-        features = backbone(module.preprocess_input(x))
+        features = backbone(preprocess(x))
         features = layers.Dense(config.width, name=f"{name}_proj")(features)
         features = layers.BatchNormalization(name=f"{name}_bn")(features)
         branches.append(layers.Activation("relu", name=f"{name}_relu")(features))
 
-    x = layers.Average(name="average")(branches)
+    x = layers.Average(name="average")(branches) if len(branches) > 1 else branches[0]
     x = layers.Dropout(config.dropout, name="dropout")(x)
     outputs = layers.Dense(len(config.labels), activation="sigmoid", dtype="float32",
                            name="emotions")(x)
-    return keras.Model(inputs, outputs, name="streamfer_resnet50_vgg19")
+    return keras.Model(inputs, outputs, name="streamfer_" + "_".join(config.backbones))
+
+
+def _grayscale_layer():
+    """A weightless layer: RGB (0..255) → BT.601 luma, replicated to three channels."""
+    import keras
+    from keras import ops
+
+    class Grayscale(keras.layers.Layer):
+        def call(self, x):
+            luma = ops.sum(x * ops.convert_to_tensor(LUMA, dtype=x.dtype), axis=-1,
+                           keepdims=True)
+            return ops.concatenate([luma, luma, luma], axis=-1)
+
+    return Grayscale(name="grayscale")
+
+
+def _backbone(name: str, config: ModelConfig, size: int):
+    """(backbone model, its preprocessing) for ``name``."""
+    from keras.applications import VGG19, ResNet50, resnet50, vgg19
+
+    if name == "resnet50":
+        return (ResNet50(include_top=False, weights=config.backbone_weights,
+                         input_shape=(size, size, 3), pooling="avg", name=name),
+                resnet50.preprocess_input)
+    if name != "vgg19":
+        raise ValueError(f"unknown backbone {name!r}: use {' and/or '.join(BACKBONES)}")
+    if config.vgg == "plain" or config.backbone_weights:
+        return (VGG19(include_top=False, weights=config.backbone_weights,
+                      input_shape=(size, size, 3), pooling="avg", name=name),
+                vgg19.preprocess_input)
+    return _vgg19_bn(size), vgg19.preprocess_input
+
+
+def _vgg19_bn(size: int):
+    """VGG19's sixteen 3×3 convolutions in five blocks, each followed by batch norm."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((size, size, 3))
+    x = inputs
+    for b, (filters, convs) in enumerate(_VGG19_BLOCKS, start=1):
+        for c in range(1, convs + 1):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                              name=f"block{b}_conv{c}")(x)
+            x = layers.BatchNormalization(name=f"block{b}_bn{c}")(x)
+            x = layers.Activation("relu", name=f"block{b}_relu{c}")(x)
+        x = layers.MaxPooling2D(2, name=f"block{b}_pool", padding="same")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return keras.Model(inputs, x, name="vgg19")
 
 
 def compact(weight: np.ndarray) -> np.ndarray:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import signal
 import threading
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -32,7 +33,7 @@ from streamfer.classify import Classifier, default_backend
 from streamfer.detect import FaceDetector
 from streamfer.frame import Frame
 from streamfer.render import Renderer
-from streamfer.sinks import CSVSink, VideoSink, Window
+from streamfer.sinks import CONTAINERS, CSVSink, SinkError, VideoSink, Window, check_output
 from streamfer.smooth import Smoother
 from streamfer.sources import SourceError, list_videos, open_source
 from streamfer.track import Tracker
@@ -56,6 +57,7 @@ class Settings:
     backend: str = field(default_factory=default_backend)
     face_cadence: int = 1  # past one face, classify each face every k frames
     lookahead: int = 8  # files: frames whose faces are classified in one batch
+    csv_empty_frames: bool = False  # a row (empty face fields) for analysed faceless frames
     progress: bool = True
 
 
@@ -96,29 +98,35 @@ class Pipeline:
         self.close()
 
     def run(self, spec: str, output: str | Path | None = None, csv_path: str | Path | None = None,
-            show: bool = False) -> RunStats:
-        """Process one source; every sink is finalised however the run ends.
+            show: bool = False, name: str | None = None) -> RunStats:
+        """Process one source; every sink is finalised however the run ends. ``name`` is what
+        the CSV's ``source`` column and the stats call it (default: the file's name).
 
         Decoding, detection and the rest (track, classify, smooth, render, write) run in three
         threads joined by small bounded queues, so they overlap while frame order is kept
-        and memory stays flat; video encoding runs in its own FFmpeg process.
+        and memory stays flat. A Ctrl-C is taken between frames: every frame that has a CSV
+        row is in the video too, both finalised, then :class:`KeyboardInterrupt` is raised.
         """
         s = self.settings
         tracker = Tracker()
         smoother = Smoother(self.thresholds, forget_after=tracker.max_missed + 1,
                             labels=self.classifier.labels, **s.smoothing)
+        if output:
+            check_output(output, (spec,))
         with ExitStack() as stack:
             source = stack.enter_context(open_source(spec))
-            stats = RunStats(source.name)
-            video = stack.enter_context(VideoSink(output, source.fps, source.size,
-                                                  audio_from=None if source.live else spec)) \
-                if output else None
-            table = stack.enter_context(CSVSink(csv_path)) if csv_path else None
+            stats = RunStats(name or source.name)
+            video = stack.enter_context(VideoSink(
+                output, source.fps, source.size, fmt=source.format,
+                audio_from=None if source.live else spec)) if output else None
+            table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames)) \
+                if csv_path else None
             window = stack.enter_context(Window()) if show else None
             progress = stack.enter_context(_progress(s.progress and not show))
-            task = progress.add_task(source.name, total=source.frame_count, fps=0.0)
+            task = progress.add_task(stats.source, total=source.frame_count, fps=0.0)
             stop, threads = threading.Event(), []
             stack.callback(_stop_threads, stop, threads)  # first on exit, before the source
+            interrupted = stack.enter_context(_interrupt_stops(stop))
             frames = _background(map(self._detect_when_due(),
                                      _background(source, stop, threads)), stop, threads)
             start, last, scores = time.perf_counter(), None, {}
@@ -128,26 +136,29 @@ class Pipeline:
                 analysed = [frame for frame in chunk if frame.analysed]
                 for frame in analysed:
                     tracker.update(frame)
-                self._classify(analysed, scores, tracker.live_ids)
+                self._classify(analysed, scores, tracker.live_ids, stats.processed)
                 for frame in chunk:
+                    frame.source = stats.source
                     if frame.analysed:
                         smoother.update(frame)
                         last = frame
                         stats.processed += 1
                         stats.faces += len(frame.faces)
-                        if table:
-                            table.write(frame)
                     elif last is not None:  # carry the last results over for the overlay
                         frame.faces = [replace(f, classified=False) for f in last.faces]
                     image = self.renderer.annotate(frame) if (video or window) else None
                     if video:
-                        video.write(image)
+                        video.write(image, frame.time_s)
+                    if table and frame.analysed:
+                        table.write(frame)
                     stats.frames += 1
                     stats.seconds = time.perf_counter() - start
                     progress.update(task, advance=1, fps=stats.fps)
                     if window and not window.show(image):
                         stats.status = "stopped"
                         return stats
+        if interrupted.is_set():
+            raise KeyboardInterrupt
         return stats
 
     def _detect_when_due(self):
@@ -164,16 +175,18 @@ class Pipeline:
 
         return detect
 
-    def _classify(self, frames: list[Frame], cache: dict, live_ids: set[int]) -> None:
-        """Classify the faces of ``frames`` (consecutive, tracked) in one batch; past one face
-        in a frame, each face only every ``face_cadence`` frames (in turn), the others reuse
-        their last scores."""
+    def _classify(self, frames: list[Frame], cache: dict, live_ids: set[int],
+                  analysed_before: int) -> None:
+        """Classify the faces of ``frames`` (consecutive analysed frames, tracked; the run
+        analysed ``analysed_before`` frames before them) in one batch; past one face in a
+        frame, each face only every ``face_cadence`` analysed frames (in turn, counted in
+        analysed frames, so that ``--every`` cannot starve a face), the others reuse their
+        last scores."""
         k = max(1, self.settings.face_cadence)
         known, due = set(cache), []
-        for frame in frames:
+        for n, frame in enumerate(frames, start=analysed_before):
             for f in frame.faces:
-                if len(frame.faces) == 1 or f.face_id not in known \
-                        or (frame.index + f.face_id) % k == 0:
+                if len(frame.faces) == 1 or f.face_id not in known or (n + f.face_id) % k == 0:
                     due.append(f)
                     known.add(f.face_id)
         self.classifier.classify(due)
@@ -189,34 +202,82 @@ class Pipeline:
 
     def run_folder(self, folder: str | Path, output_dir: str | Path | None,
                    csv_dir: str | Path | None, force: bool = False) -> list[RunStats]:
-        """Every video below ``folder``; inputs finished by an earlier run are skipped."""
-        folder = Path(folder)
-        videos = list_videos(folder)
-        if not videos:
-            raise SourceError(f"no video files under {folder}")
+        """Every video below ``folder`` (see :func:`plan_folder`); inputs finished by an
+        earlier run are skipped; a file that fails is reported and the batch goes on."""
+        jobs = plan_folder(folder, output_dir, csv_dir)
         done_file = Path(output_dir or csv_dir) / DONE_FILE
         done = _read_done(done_file) if not force else {}
         results = []
-        for path in videos:
-            rel = path.relative_to(folder)
-            key, stamp = str(rel), _stamp(path)
-            output = Path(output_dir) / rel.with_suffix(".mp4") if output_dir else None
-            table = Path(csv_dir) / rel.with_suffix(".csv") if csv_dir else None
-            outputs = [p for p in (output, table) if p]
-            if done.get(key) == stamp and all(p.is_file() for p in outputs):
-                results.append(RunStats(path.name, status="skipped (done)"))
+        for job in jobs:
+            if not force and job.done(done):
+                results.append(RunStats(job.key, status="skipped (done)"))
                 continue
             try:
-                stats = self.run(str(path), output, table)
-            except SourceError as exc:
-                log.warning("%s", exc)
-                results.append(RunStats(path.name, status=f"failed: {exc}"))
+                stats = self.run(str(job.path), job.output, job.table, name=job.key)
+            except (SourceError, SinkError, OSError) as exc:
+                log.warning("%s: %s", job.key, exc)
+                results.append(RunStats(job.key, status=f"failed: {exc}"))
                 continue
             results.append(stats)
-            done[key] = stamp
+            done[job.key] = job.stamp
             done_file.parent.mkdir(parents=True, exist_ok=True)
-            done_file.write_text(json.dumps(done, indent=1))
+            _write_atomically(done_file, json.dumps(done, indent=1))
         return results
+
+
+@dataclass
+class Job:
+    """One input of a folder run and where its outputs go."""
+
+    path: Path
+    key: str  # the path relative to the folder: names it in the summary and the CSV
+    output: Path | None
+    table: Path | None
+
+    @property
+    def stamp(self) -> str:
+        st = self.path.stat()
+        return f"{st.st_size}:{int(st.st_mtime)}"
+
+    def done(self, record: dict) -> bool:
+        """Finished by an earlier run: recorded with this size and time, outputs present."""
+        return record.get(self.key) == self.stamp and \
+            all(p.is_file() for p in (self.output, self.table) if p)
+
+
+def plan_folder(folder: str | Path, output_dir: str | Path | None,
+                csv_dir: str | Path | None) -> list[Job]:
+    """The videos below ``folder`` and their outputs, under the same relative paths: the
+    video keeps its name where we can write its container (``a/x.mov`` → ``a/x.mov``), else
+    gains ``.mp4`` (``x.ts`` → ``x.ts.mp4``); the CSV is the name plus ``.csv``
+    (``a/x.mov.csv``). Refused before any work: two inputs sharing an output, or an output
+    that is an input."""
+    folder = Path(folder)
+    videos = list_videos(folder)
+    if not videos:
+        raise SourceError(f"no video files under {folder}")
+    jobs, owners = [], {}
+    for path in videos:
+        rel = path.relative_to(folder)
+        video = rel if rel.suffix.lower() in CONTAINERS else rel.with_name(rel.name + ".mp4")
+        job = Job(path, rel.as_posix(), Path(output_dir) / video if output_dir else None,
+                  Path(csv_dir) / rel.with_name(rel.name + ".csv") if csv_dir else None)
+        for out in (job.output, job.table):
+            if out is None:
+                continue
+            if job.output == out:
+                check_output(out, videos)
+            if out.resolve() in owners:
+                raise SinkError(f"{owners[out.resolve()]} and {job.key} would both write {out}")
+            owners[out.resolve()] = job.key
+        jobs.append(job)
+    return jobs
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    part = path.with_name(path.name + ".part")
+    part.write_text(text)
+    part.replace(path)
 
 
 class _Failure:
@@ -228,9 +289,37 @@ _END = object()
 
 
 def _stop_threads(stop: threading.Event, threads: list[threading.Thread]) -> None:
+    """Ask every stage thread to stop and wait briefly: they poll ``stop`` every 50 ms, so
+    they end at once unless stuck in native code (a stalled stream read), and they are
+    daemons that hold nothing the caller finalises (the source closes itself, see
+    :meth:`streamfer.sources.Source.close`)."""
     stop.set()
+    deadline = time.monotonic() + 2.0
     for thread in threads:
-        thread.join(timeout=5)
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+@contextmanager
+def _interrupt_stops(stop: threading.Event):
+    """While the block runs (in the main thread), a first Ctrl-C sets ``stop`` and the
+    returned event instead of raising at an arbitrary point, so the stages end between
+    frames and every sink is finalised whole; a second Ctrl-C raises at once."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def handler(signum, frame) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _chunks(iterable, size: int):
@@ -242,13 +331,16 @@ def _chunks(iterable, size: int):
 
 def _background(iterable, stop: threading.Event, threads: list, size: int = 4):
     """Iterate ``iterable`` in a daemon thread (added to ``threads``) through a queue of
-    ``size`` items; errors are raised in the consumer; ``stop`` ends the thread early."""
+    ``size`` items; errors are raised in the consumer. Both sides poll ``stop``, so setting
+    it ends producer and consumer promptly whichever is waiting on the other; a consumer
+    that gives up early sets it."""
     items: queue.Queue = queue.Queue(maxsize=size)
+    tick = 0.05
 
     def put(item) -> bool:
         while not stop.is_set():
             try:
-                items.put(item, timeout=0.1)
+                items.put(item, timeout=tick)
                 return True
             except queue.Full:
                 continue
@@ -259,29 +351,35 @@ def _background(iterable, stop: threading.Event, threads: list, size: int = 4):
             for item in iterable:
                 if not put(item):
                     return
+            put(_END)
         except BaseException as exc:  # handed to the consumer, which raises it
             put(_Failure(exc))
-        put(_END)
+        finally:
+            close = getattr(iterable, "close", None)  # a generator: run its cleanup here
+            if close is not None:
+                close()
 
     thread = threading.Thread(target=work, daemon=True)
     threads.append(thread)
     thread.start()
     finished = False
     try:
-        while (item := items.get()) is not _END:
+        while True:
+            try:
+                item = items.get(timeout=tick)
+            except queue.Empty:
+                if stop.is_set() or not thread.is_alive() and items.empty():
+                    return  # stopped, or the producer ended without a word
+                continue
+            if item is _END:
+                finished = True
+                return
             if isinstance(item, _Failure):
                 raise item.exc
             yield item
-        finished = True
     finally:
         if not finished:  # the consumer gave up early: let the producer go
             stop.set()
-        thread.join(timeout=5)
-
-
-def _stamp(path: Path) -> str:
-    st = path.stat()
-    return f"{st.st_size}:{int(st.st_mtime)}"
 
 
 def _read_done(path: Path) -> dict:

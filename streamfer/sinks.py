@@ -1,14 +1,14 @@
 """Sinks: the annotated video, the frame-level CSV and the live window.
 
 Each is a context manager that finalises what it holds on exit, errors and Ctrl-C
-included: the video is closed (and the source's audio muxed in), CSV rows are flushed as
-they are written, the window is destroyed.
+included: the video is flushed, closed and renamed into place (the source's audio muxed in),
+CSV rows are flushed as they are written, the window is destroyed.
 
 Example:
     >>> from streamfer.sinks import CSVSink, VideoSink
     >>> with VideoSink("out.mp4", fps=30, size=(640, 480), audio_from="in.mp4") as video, \\
     ...         CSVSink("out.csv") as table:                           # doctest: +SKIP
-    ...     video.write(image)
+    ...     video.write(frame_image, time_s=frame.time_s)
     ...     table.write(frame)
 """
 
@@ -18,11 +18,12 @@ import csv
 import logging
 import os
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from streamfer.frame import Frame
+from streamfer.frame import Frame, VideoFormat
 from streamfer.labels import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -42,17 +43,22 @@ CSV_COLUMNS = (["source", "frame", "time_s", "face_id", "x", "y", "w", "h", "det
 
 
 class CSVSink:
-    """One row per face per frame, flushed frame by frame."""
+    """One row per face per frame, flushed frame by frame; with ``empty_frames``, also one row
+    with empty face fields for a frame without faces (so every analysed frame has a row)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, empty_frames: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "w", newline="")
         self._writer = csv.writer(self._file)
         self._writer.writerow(CSV_COLUMNS)
-        self.rows = 0
+        self.rows, self.empty_frames = 0, empty_frames
 
     def write(self, frame: Frame) -> None:
+        if not frame.faces and self.empty_frames:
+            self._writer.writerow([frame.source, frame.index, f"{frame.time_s:.4f}"]
+                                  + [""] * (len(CSV_COLUMNS) - 3))
+            self.rows += 1
         for face in frame.faces:
             raw = face.scores if face.scores is not None else [np.nan] * len(EMOTIONS)
             smooth = face.smoothed if face.smoothed is not None else raw
@@ -74,61 +80,132 @@ class CSVSink:
         self.close()
 
 
-class VideoSink:
-    """H.264 MP4 with the input's size and fps; the audio of ``audio_from`` is carried over.
+# Output containers and the codec each is written with (4:2:0, what every player plays).
+CONTAINERS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264",
+              ".avi": "libx264", ".webm": "libvpx-vp9"}
+_TIME_BASE = Fraction(1, 90000)
+_MATRIX = {1: "ITU709", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 
-    Frames stream to FFmpeg (from imageio-ffmpeg) as they come; on close the file is
-    finalised, so an interrupted run leaves a playable video of the frames written so far.
+
+def check_output(path: str | Path, inputs=(), video: bool = True) -> Path:
+    """``path`` as an output we can write, checked before any frame is read: not one of
+    ``inputs`` (the same file under any name) and, for a ``video``, a known container."""
+    path = Path(path)
+    if video and path.suffix.lower() not in CONTAINERS:
+        raise SinkError(f"cannot write video {path.name!r}: name it .mp4 (H.264), .mkv, .mov, "
+                        f".m4v, .avi (H.264) or .webm (VP9)")
+    for source in inputs:
+        if Path(source).is_file() and path.exists() and path.samefile(source) \
+                or Path(source).resolve() == path.resolve():
+            raise SinkError(f"the output {path} is the input; choose another name")
+    return path
+
+
+class VideoSink:
+    """The annotated video: each frame at its own timestamp (variable frame rate kept), the
+    input's size (odd sizes padded by one pixel to the even size 4:2:0 needs), sample aspect
+    ratio and colour tags, the audio of ``audio_from`` carried over; encoded in-process by
+    FFmpeg's libraries (PyAV).
+
+    The file appears under its name only when finalised, which ``close`` always does: an
+    interrupted run leaves a playable video of every frame written so far, and a run that
+    wrote no frame leaves no file.
     """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int],
-                 audio_from: str | Path | None = None, quality: int = 23) -> None:
-        import imageio_ffmpeg
+                 audio_from: str | Path | None = None, fmt: VideoFormat | None = None,
+                 quality: int = 23) -> None:
+        import av
 
-        self.path = Path(path)
+        self.path = check_output(path, (audio_from,) if audio_from else ())
+        self.size, self.fps, self.frames = tuple(size), fps, 0
+        self._audio_from, self._fmt = audio_from, fmt or VideoFormat()
+        self._pad = (size[1] % 2, size[0] % 2)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.size, self.fps, self.frames = size, fps, 0
-        self._audio_from = audio_from
-        self._ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-        self._video_path = self.path.with_name(f".{self.path.stem}.video{self.path.suffix}")
-        odd = size[0] % 2 or size[1] % 2  # 4:2:0 needs even sizes; 4:4:4 keeps odd ones exact
-        self._writer = imageio_ffmpeg.write_frames(
-            str(self._video_path), size, fps=fps, codec="libx264", quality=None,
-            pix_fmt_in="bgr24", pix_fmt_out="yuv444p" if odd else "yuv420p",
-            macro_block_size=1, ffmpeg_log_level="error",
-            output_params=["-crf", str(quality), "-preset", "veryfast"])
-        self._writer.send(None)
+        self._part = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        codec = CONTAINERS[self.path.suffix.lower()]
+        try:
+            self._container = av.open(str(self._part), "w")
+        except (OSError, av.FFmpegError) as exc:
+            raise SinkError(f"cannot write {self.path}: {exc}") from None
+        stream = self._container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001000))
+        stream.width, stream.height = size[0] + self._pad[1], size[1] + self._pad[0]
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = stream.codec_context.time_base = _TIME_BASE
+        stream.options = {"crf": str(quality), "preset": "veryfast"} if codec == "libx264" \
+            else {"crf": str(quality + 8), "b": "0", "deadline": "realtime", "cpu-used": "8"}
+        cc = stream.codec_context
+        if self._fmt.sar:
+            cc.sample_aspect_ratio = self._fmt.sar
+        for tag in ("color_range", "colorspace", "color_primaries", "color_trc"):
+            if getattr(self._fmt, tag) is not None:
+                setattr(cc, tag, getattr(self._fmt, tag))
+        self._stream, self._last_pts = stream, None
+        self._reformat = {"format": "yuv420p"}
+        if self._fmt.colorspace in _MATRIX:  # the inverse of the matrix the decoder used
+            self._reformat["dst_colorspace"] = _MATRIX[self._fmt.colorspace]
+        if self._fmt.color_range == 2:
+            self._reformat["dst_color_range"] = "JPEG"
 
-    def write(self, image: np.ndarray) -> None:
-        if image.shape[1::-1] != tuple(self.size):
+    def write(self, image: np.ndarray, time_s: float | None = None) -> None:
+        """Add a BGR frame shown from ``time_s`` on (default: one frame after the last)."""
+        import av
+        import cv2
+
+        if image.shape[1::-1] != self.size:
             raise SinkError(f"frame size {image.shape[1::-1]} differs from the video's {self.size}")
-        self._writer.send(np.ascontiguousarray(image))
+        if any(self._pad):
+            image = cv2.copyMakeBorder(image, 0, self._pad[0], 0, self._pad[1],
+                                       cv2.BORDER_REPLICATE)
+        step = 1 / (self.fps * _TIME_BASE)
+        pts = round(time_s / _TIME_BASE) if time_s is not None else None
+        if self._last_pts is not None and (pts is None or pts <= self._last_pts):
+            pts = self._last_pts + max(1, round(step)) if pts is None else self._last_pts + 1
+        pts = 0 if pts is None else pts
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        frame = frame.reformat(**self._reformat)
+        frame.pts, frame.time_base = pts, _TIME_BASE
+        self._container.mux(self._stream.encode(frame))
+        self._last_pts = pts
         self.frames += 1
 
     def close(self) -> None:
-        if self._writer is None:
+        """Flush the encoder and finalise; rename into place (with the audio muxed in)."""
+        container, self._container = getattr(self, "_container", None), None
+        if container is None:
             return
-        writer, self._writer = self._writer, None
-        writer.close()
-        if self._audio_from and self.frames and _has_audio(self._ffmpeg, self._audio_from):
-            self._mux_audio()
+        try:
+            if self.frames:
+                container.mux(self._stream.encode(None))
+        finally:
+            container.close()
+        if not self.frames:
+            self._part.unlink(missing_ok=True)
+            return
+        end = (self._last_pts * _TIME_BASE) + Fraction(1) / Fraction(self.fps)
+        if self._audio_from and _has_audio(self._audio_from):
+            self._mux_audio(float(end))
         else:
-            os.replace(self._video_path, self.path)
+            os.replace(self._part, self.path)
 
-    def _mux_audio(self) -> None:
+    def _mux_audio(self, seconds: float) -> None:
+        import imageio_ffmpeg
+
         tmp = self.path.with_name(f".{self.path.stem}.mux{self.path.suffix}")
-        cmd = [self._ffmpeg, "-y", "-v", "error", "-i", str(self._video_path),
+        audio = "libopus" if self.path.suffix.lower() == ".webm" else "aac"
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(self._part),
                "-i", str(self._audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-               "-c:a", "aac", "-b:a", "160k", "-t", f"{self.frames / self.fps:.3f}", str(tmp)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+               "-c:a", audio, "-b:a", "160k", "-t", f"{seconds:.3f}", str(tmp)]
+        # its own session: a Ctrl-C at the terminal reaches us, not this last step
+        done = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True)
         if done.returncode == 0:
             os.replace(tmp, self.path)
-            self._video_path.unlink(missing_ok=True)
+            self._part.unlink(missing_ok=True)
         else:  # keep the video even if the audio cannot be carried over
             log.warning("%s: audio not carried over: %s", self.path.name,
                         done.stderr.strip().splitlines()[-1:] or "ffmpeg failed")
             tmp.unlink(missing_ok=True)
-            os.replace(self._video_path, self.path)
+            os.replace(self._part, self.path)
 
     def __enter__(self) -> VideoSink:
         return self
@@ -137,10 +214,14 @@ class VideoSink:
         self.close()
 
 
-def _has_audio(ffmpeg: str, path: str | Path) -> bool:
-    probe = subprocess.run([ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True,
-                           text=True)
-    return "Audio:" in probe.stderr
+def _has_audio(path: str | Path) -> bool:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.audio)
+    except (OSError, av.FFmpegError):
+        return False
 
 
 class Window:

@@ -32,7 +32,8 @@ class _State:
 
 
 def parse_smoothing(text: str) -> dict:
-    """``"0.4"``/``"ema:0.4"`` → EMA α; ``"5"``/``"window:5"`` → window of 5; ``"none"`` → off."""
+    """``"0.4"``/``"ema:0.4"`` → EMA α; ``"5"``/``"window:5"`` → window of 5 frames;
+    ``"none"`` → off. A bare ``1`` is ``ema:1`` (the newest score only, i.e. no smoothing)."""
     kind, _, value = text.partition(":") if ":" in text else ("", "", text)
     if text.strip().lower() in ("none", "off", "0"):
         return {"window": 1}
@@ -41,11 +42,15 @@ def parse_smoothing(text: str) -> dict:
     except ValueError:
         raise ValueError(f"--smooth takes an EMA alpha (0.4), a window (5) or none, "
                          f"not {text!r}") from None
-    if kind == "window" or (not kind and number >= 1 and number.is_integer()):
+    if kind == "window" or (not kind and number > 1 and number.is_integer()):
+        if number < 1 or not number.is_integer():
+            raise ValueError(f"--smooth window:N takes a whole number of frames ≥ 1, "
+                             f"not {value!r}")
         return {"window": int(number)}
     if kind in ("", "ema") and 0 < number <= 1:
         return {"ema": number}
-    raise ValueError(f"--smooth: EMA alpha must be in (0, 1], window ≥ 1; got {text!r}")
+    raise ValueError(f"--smooth: an EMA alpha in (0, 1] (e.g. 0.4 or ema:1), a window of ≥ 2 "
+                     f"frames (e.g. 5 or window:5) or none; got {text!r}")
 
 
 class Smoother:

@@ -15,13 +15,15 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from streamfer.frame import Frame
+from streamfer.frame import Frame, VideoFormat
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,10 @@ class Source:
         self.live = is_webcam(spec) or is_url(spec)
         self._image: np.ndarray | None = None
         self._cap: cv2.VideoCapture | None = None
+        self.format, self.duration = VideoFormat(), None  # duration: the container's, s
+        self._indexed: int | None = None  # frames the container's index lists (mp4, mov)
+        self._lock = threading.Lock()
+        self._reading = self._closing = False
         self.fps, self.size, self.frame_count = 0.0, (0, 0), None
         self._open()
 
@@ -91,29 +97,47 @@ class Source:
         if not self.live and self.size[0] * self.size[1] == 0:
             cap.release()
             raise SourceError(f"cannot decode video: {spec}")
+        if not self.live:
+            self.format, self.duration, self._indexed = _probe(spec)
 
     def __iter__(self) -> Iterator[Frame]:
         if self._image is not None:
             yield Frame(self.name, 0, 0.0, self._image)
             return
-        index, bad = 0, 0
-        while self._cap is not None:
-            ok, image = self._cap.read()
+        index, bad, last = 0, 0, None
+        while True:
+            with self._lock:
+                if self._cap is None:
+                    break
+                cap, self._reading = self._cap, True
+            ok, image = cap.read()  # may stall on a stream: close() waits for it to return
+            with self._lock:
+                self._reading = False
+                if self._closing:
+                    self._release()
+                    break
             if not ok or image is None:
                 bad += 1
                 if self.live or self.frame_count is None or index + bad > self.frame_count \
                         or bad > _MAX_BAD_READS:
                     break
                 continue
-            if bad:
-                log.warning("%s: skipped %d undecodable frame(s) before frame %d",
-                            self.name, bad, index)
-                bad = 0
-            yield Frame(self.name, index, self._timestamp(index), _as_bgr(image))
+            time_s = self._timestamp(index)
+            if bad and last is not None and time_s - last > 1.5 / self.fps:
+                log.warning("%s: undecodable frames between %.3f s and %.3f s skipped",
+                            self.name, last, time_s)
+            bad, last = 0, time_s
+            yield Frame(self.name, index, time_s, _as_bgr(image))
             index += 1
-        if self.frame_count and index < self.frame_count:
-            log.warning("%s: %d of %d frames decodable (truncated or corrupt stream)",
-                        self.name, index, self.frame_count)
+        if self._closing:
+            return
+        end = (last or 0.0) + 1 / self.fps
+        if self._indexed and index < self._indexed:
+            log.warning("%s: %d of the %d frames its index lists are decodable (truncated or "
+                        "corrupt stream)", self.name, index, self._indexed)
+        elif self.duration and end < self.duration - 1.5 / self.fps:
+            log.warning("%s: the stream ends at %.2f s of %.2f s (truncated or corrupt); "
+                        "%d frames decoded", self.name, end, self.duration, index)
 
     def _timestamp(self, index: int) -> float:
         msec = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self._cap is not None else -1
@@ -122,6 +146,14 @@ class Source:
         return msec / 1000.0
 
     def close(self) -> None:
+        """Release the input; if another thread is inside a read (a stalled stream), the
+        release happens in that thread as soon as the read returns, never under it."""
+        with self._lock:
+            self._closing = True
+            if not self._reading:
+                self._release()
+
+    def _release(self) -> None:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
@@ -131,6 +163,28 @@ class Source:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
+    """The first video stream's sample aspect ratio and colour tags, its duration (s) and
+    the frame count its container's index lists (exact; None where there is no index, as in
+    Matroska, whose counts are estimates), as FFmpeg reads them (PyAV); unknowns stay None."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            cc = stream.codec_context
+            sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
+            duration = float(stream.duration * stream.time_base) if stream.duration else (
+                container.duration / 1e6 if container.duration else None)
+            tags = {t: (int(getattr(cc, t)) if getattr(cc, t, 2) not in (None, 0, 2) else None)
+                    for t in ("colorspace", "color_primaries", "color_trc")}  # 2: unspecified
+            rng = int(cc.color_range) if cc.color_range else None
+            fmt = VideoFormat(Fraction(sar) if sar and sar != 1 else None, rng, **tags)
+            return fmt, duration, stream.frames or None
+    except (OSError, IndexError, av.FFmpegError, ValueError):
+        return VideoFormat(), None, None
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:

@@ -2,56 +2,85 @@ import cv2
 import numpy as np
 import pytest
 
-from streamfer.data import DatasetError, ferplus_targets, load_dataset
+from streamfer.data import DatasetError, ferplus_rule, load_dataset
 from streamfer.evaluate import calibrate_thresholds, compute_metrics, cooccurrence
 from streamfer.labels import EMOTIONS
 
 
-def test_ferplus_rule_two_votes_make_a_label():
+def test_ferplus_multi_target_rule():
     # neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF
-    votes = np.array([[0, 6, 2, 1, 0, 0, 1, 0, 0, 0],
-                      [8, 0, 0, 1, 0, 0, 0, 1, 0, 0],
-                      [0, 0, 0, 0, 3, 4, 3, 0, 0, 0]])
-    t = ferplus_targets(votes)
+    votes = np.array([[0, 6, 3, 1, 0, 0, 0, 0, 0, 0],   # singles dropped: happy .67, surprise .33
+                      [8, 0, 0, 2, 0, 0, 0, 0, 0, 0],   # sadness 2/10 < 30 %: a true negative
+                      [0, 0, 0, 0, 4, 3, 3, 0, 0, 0],   # three emotions at ≥ 30 %
+                      [4, 0, 0, 0, 0, 0, 0, 0, 3, 3],   # unknown + NF present: dropped
+                      [3, 2, 2, 2, 0, 0, 0, 0, 0, 1],   # present classes gather 3/9 ≤ 50 %
+                      [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]])  # all single votes: nothing left
+    keep, t, shares = ferplus_rule(votes)
+    assert keep.tolist() == [True, True, True, False, False, False]
     assert [EMOTIONS[j] for j in np.flatnonzero(t[0])] == ["Surprise", "Happiness"]
-    assert t[1].sum() == 0  # neutral: a true negative for all six
+    assert t[1].sum() == 0
     assert [EMOTIONS[j] for j in np.flatnonzero(t[2])] == ["Fear", "Disgust", "Anger"]
+    np.testing.assert_allclose(shares[0], [1 / 3, 0, 0, 2 / 3, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(shares[1], [0, 0, 0, 0, 0.2, 0], atol=1e-6)
 
 
-def test_ferplus_valid_loads_with_the_rule(ferplus):
-    valid = load_dataset(ferplus, "valid")
+def test_ferplus_splits_load_with_the_rule(ferplus):
+    """The counts ../shared/data/README.md gives for the rule, and soft targets beside them."""
+    valid, train = load_dataset(ferplus, "valid"), load_dataset(ferplus, "train")
     assert valid.images.shape[1:] == (48, 48, 3) and valid.images.dtype == np.uint8
-    assert 3500 < len(valid) <= 3579
-    share_none = (valid.targets.sum(1) == 0).mean()
-    assert 0.1 < share_none < 0.3
-    assert valid.targets[:, EMOTIONS.index("Happiness")].sum() > 900
-
-
-def test_folder_per_emotion_layout(tmp_path):
-    for folder, n in (("happy", 3), ("Sad", 2), ("neutral", 2), ("notes", 1)):
-        (tmp_path / "train" / folder).mkdir(parents=True)
+    assert (len(train), len(valid)) == (26944, 3390)
+    assert train.targets.sum(0).astype(int).tolist() == [4253, 1202, 307, 8167, 5355, 2950]
+    assert 0.2 < (valid.targets.sum(1) == 0).mean() < 0.3
+    assert valid.soft.shape == valid.targets.shape and 0 < valid.soft.mean() < 0.2
+    assert ((valid.soft >= 0.3) == valid.targets.astype(bool)).all()
+    assert set(np.unique(valid.majority)) <= {-1, 0, 1, 2, 3, 4, 5}
+    assert 1500 < (valid.majority >= 0).sum() < len(valid)
+def _folders(root, counts):
+    for folder, n in counts:
+        (root / folder).mkdir(parents=True)
         for i in range(n):
-            cv2.imwrite(str(tmp_path / "train" / folder / f"{i}.png"),
-                        np.full((60, 50, 3), 40 * i, np.uint8))
+            cv2.imwrite(str(root / folder / f"{i}.png"), np.full((60, 50, 3), 4 * i, np.uint8))
+
+
+def test_folder_per_emotion_layout_with_its_own_splits(tmp_path):
+    _folders(tmp_path / "train", (("happy", 3), ("Sad", 2), ("neutral", 2), ("notes", 1)))
+    _folders(tmp_path / "valid", (("happy", 1), ("sad", 1)))
     data = load_dataset(tmp_path, "train")
     assert len(data) == 7 and data.images.shape[1:] == (100, 100, 3)
     assert data.targets[:, EMOTIONS.index("Happiness")].sum() == 3
     assert data.targets[:, EMOTIONS.index("Sadness")].sum() == 2
     assert (data.targets.sum(1) == 0).sum() == 2
+    assert len(load_dataset(tmp_path, "valid")) == 2
+    with pytest.raises(DatasetError, match="no test/ folder"):
+        load_dataset(tmp_path, "test")
 
 
-def test_rafml_layout(tmp_path):
+def test_folder_without_valid_gets_a_disjoint_stratified_holdout(tmp_path):
+    _folders(tmp_path, (("happy", 40), ("sad", 30), ("neutral", 30)))
+    train, valid = load_dataset(tmp_path, "train"), load_dataset(tmp_path, "valid")
+    assert len(train) + len(valid) == 100 and len(valid) == 10
+    assert not set(train.names) & set(valid.names)
+    assert valid.targets[:, EMOTIONS.index("Happiness")].sum() == 4  # stratified: 40 %
+    assert load_dataset(tmp_path, "valid").names == valid.names  # seeded
+
+
+def test_rafml_layout_holds_valid_out_of_train(tmp_path):
     (tmp_path / "Images" / "aligned").mkdir(parents=True)
-    for i in (1, 2, 3):
-        cv2.imwrite(str(tmp_path / "Images" / "aligned" / f"000{i}_aligned.jpg"),
+    lines, parts = [], []
+    for i in range(1, 23):
+        cv2.imwrite(str(tmp_path / "Images" / "aligned" / f"{i:04d}_aligned.jpg"),
                     np.full((100, 100, 3), 50, np.uint8))
-    (tmp_path / "multilabel.txt").write_text(
-        "0001.jpg 1 0 0 1 0 0\n0002.jpg 0 0 1 0 0 1\n0003.jpg 0 1 0 0 0 0\n")
-    (tmp_path / "partition_label.txt").write_text("0001.jpg 0\n0002.jpg 0\n0003.jpg 1\n")
-    train, test = load_dataset(tmp_path, "train"), load_dataset(tmp_path, "test")
-    assert len(train) == 2 and len(test) == 1
-    np.testing.assert_array_equal(train.targets[0], [1, 0, 0, 1, 0, 0])
-    np.testing.assert_array_equal(test.targets[0], [0, 1, 0, 0, 0, 0])
+        lines.append(f"{i:04d}.jpg {' '.join('0.8' if j == i % 3 else '0.1' for j in range(6))}")
+        parts.append(f"{i:04d}.jpg {0 if i <= 20 else 1}")
+    (tmp_path / "multilabel.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "partition_label.txt").write_text("\n".join(parts) + "\n")
+    train, valid, test = (load_dataset(tmp_path, s) for s in ("train", "valid", "test"))
+    assert (len(train), len(valid), len(test)) == (18, 2, 2)
+    assert not set(train.names) & set(valid.names) and not set(valid.names) & set(test.names)
+    np.testing.assert_array_equal(test.targets[0], [1, 0, 0, 0, 0, 0])  # 0021: 21 % 3 == 0
+    np.testing.assert_allclose(test.soft[0], [0.8, 0.1, 0.1, 0.1, 0.1, 0.1], atol=1e-6)
+    with pytest.raises(DatasetError, match="unknown split"):
+        load_dataset(tmp_path, "val")
 
 
 def test_unknown_layout_is_a_clear_error(tmp_path):
@@ -88,3 +117,16 @@ def test_cooccurrence_counts_true_against_predicted():
     c = cooccurrence(y, pred)
     assert c.shape == (7, 7)
     assert c[0, 0] == 1 and c[0, 1] == 1 and c[6, 6] == 1 and c.sum() == 3
+
+
+def test_cross_fitted_thresholds_never_see_the_faces_they_judge():
+    """On pure noise, thresholds calibrated in-sample find spurious F1; cross-fitted ones
+    cannot do better than chance."""
+    rng = np.random.default_rng(1)
+    y = (rng.random((600, 6)) < 0.2).astype(int)
+    scores = rng.random((600, 6))
+    from streamfer.evaluate import evaluate
+
+    at = evaluate(y, scores, calibrate_thresholds(y, scores))["at"]
+    assert at["cross-fitted"]["macro_f1"] < at["calibrated"]["macro_f1"]
+    assert at["cross-fitted"]["mAP"] == at["calibrated"]["mAP"]

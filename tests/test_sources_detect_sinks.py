@@ -9,7 +9,7 @@ from conftest import compose, frame_count, has_audio, write_video
 
 from streamfer.detect import FaceDetector, square_crop
 from streamfer.frame import Face, Frame
-from streamfer.sinks import CSV_COLUMNS, CSVSink, VideoSink
+from streamfer.sinks import CSV_COLUMNS, CSVSink, SinkError, VideoSink
 from streamfer.sources import SourceError, open_source
 
 
@@ -114,15 +114,89 @@ def test_csv_round_trips(tmp_path):
     assert row["labels"].split(";") == ["Happiness", "Surprise"] and row["classified"] == "1"
 
 
+def probe(path):
+    """(pix_fmt, size, sample aspect ratio, colour tags, frame times) as FFmpeg reads them."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        times = [float(f.pts * f.time_base) for f in container.decode(stream)]
+        return (cc.pix_fmt, (cc.width, cc.height), stream.sample_aspect_ratio,
+                (int(cc.color_range), int(cc.colorspace)), times)
+
+
 @pytest.mark.parametrize("size", [(321, 239), (640, 480)])
 def test_video_sink_keeps_size_fps_count_and_audio(tmp_path, face_clip, size):
+    """Odd sizes are padded by one pixel to the even size 4:2:0 needs: yuv420p plays
+    everywhere (yuv444p does not)."""
     out = tmp_path / "out.mp4"
     with VideoSink(out, 29.97, size, audio_from=face_clip) as video:
         for i in range(15):
             video.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
     count, fps, got_size = frame_count(out)
-    assert (count, got_size) == (15, size) and fps == pytest.approx(29.97, abs=0.01)
+    even = (size[0] + size[0] % 2, size[1] + size[1] % 2)
+    assert (count, got_size) == (15, even) and fps == pytest.approx(29.97, abs=0.01)
+    assert probe(out)[0] == "yuv420p"
     assert has_audio(out)
+
+
+def test_video_sink_keeps_each_frame_at_its_timestamp(tmp_path):
+    """Variable frame rate: the output shows each frame when the input did."""
+    times = [0.0, 0.04, 0.08, 0.5, 0.54, 2.0, 2.04]
+    out = tmp_path / "vfr.mp4"
+    with VideoSink(out, 25, (64, 48)) as video:
+        for t in times:
+            video.write(np.zeros((48, 64, 3), np.uint8), t)
+    np.testing.assert_allclose(probe(out)[4], times, atol=1e-3)
+
+
+def test_video_sink_carries_pixel_aspect_and_colour_tags(tmp_path):
+    from fractions import Fraction
+
+    from streamfer.frame import VideoFormat
+
+    out = tmp_path / "sar.mkv"
+    fmt = VideoFormat(sar=Fraction(15, 16), color_range=1, colorspace=1, color_primaries=1,
+                      color_trc=1)
+    with VideoSink(out, 25, (512, 480), fmt=fmt) as video:
+        for _ in range(3):
+            video.write(np.zeros((480, 512, 3), np.uint8))
+    _, size, sar, tags, _ = probe(out)
+    assert size == (512, 480) and sar == Fraction(15, 16) and tags == (1, 1)
+
+
+@pytest.mark.parametrize("name", ["clip.gif", "noext", "clip.txt"])
+def test_video_sink_refuses_unknown_containers_before_writing(tmp_path, name):
+    with pytest.raises(SinkError, match="name it .mp4"):
+        VideoSink(tmp_path / name, 25, (64, 48))
+    assert not list(tmp_path.iterdir())
+
+
+def test_webm_is_written_with_vp9(tmp_path):
+    out = tmp_path / "clip.webm"
+    with VideoSink(out, 25, (64, 48)) as video:
+        for i in range(5):
+            video.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    import av
+
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.name == "vp9"
+    assert frame_count(out)[0] == 5
+
+
+def test_video_sink_with_no_frame_leaves_no_file(tmp_path):
+    """A later sink failing during set-up (or a run stopped before its first frame) must not
+    leave an empty video looking finished."""
+    (tmp_path / "taken.csv").mkdir()
+    with pytest.raises(IsADirectoryError), VideoSink(tmp_path / "out.mp4", 25, (64, 48)):
+        CSVSink(tmp_path / "taken.csv")
+    assert [p.name for p in tmp_path.iterdir()] == ["taken.csv"]
+
+
+def test_the_output_may_not_be_the_input(tmp_path, face_clip):
+    with pytest.raises(SinkError, match="is the input"):
+        VideoSink(face_clip, 25, (64, 48), audio_from=face_clip)
 
 
 def test_interrupted_video_keeps_the_frames_written(tmp_path):

@@ -76,12 +76,13 @@ def test_window_smoothing_is_the_mean_of_the_last_n():
 
 @pytest.mark.parametrize("text,expected", [("0.4", {"ema": 0.4}), ("ema:0.2", {"ema": 0.2}),
                                            ("5", {"window": 5}), ("window:3", {"window": 3}),
-                                           ("none", {"window": 1})])
+                                           ("none", {"window": 1}), ("1", {"ema": 1.0})])
 def test_parse_smoothing(text, expected):
     assert parse_smoothing(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["fast", "-1", "1.5"])
+@pytest.mark.parametrize("bad", ["fast", "-1", "1.5", "window:0", "window:-2", "window:2.5",
+                                 "ema:0", "ema:1.5"])
 def test_parse_smoothing_rejects_nonsense(bad):
     with pytest.raises(ValueError):
         parse_smoothing(bad)
