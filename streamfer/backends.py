@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -48,8 +49,30 @@ def onnx_available() -> bool:
     return True
 
 
+# Bumped whenever build_model's graph changes for the same weights (v2: gray inside the
+# model), so that conversions cached by an older version are not reused.
+GRAPH_VERSION = 2
+
+
 def _digest(model_json: Path) -> str:
-    return json.loads(Path(model_json).read_text()).get("sha256", "unknown")[:16]
+    """Cache key of a model file's conversions: its weights' SHA-256, its architecture and
+    the graph version."""
+    meta = json.loads(Path(model_json).read_text())
+    config = {k: v for k, v in meta.items() if k not in ("thresholds", "metrics")}
+    return hashlib.sha256(json.dumps([GRAPH_VERSION, config], sort_keys=True)
+                          .encode()).hexdigest()[:16]
+
+
+def model_digest(model, config) -> str:
+    """Cache key of an in-memory model: its weights' bytes, its architecture, the graph
+    version."""
+    from dataclasses import asdict
+
+    digest = hashlib.sha256(json.dumps([GRAPH_VERSION, asdict(config) if config else None],
+                                       sort_keys=True, default=str).encode())
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _write_atomically(target: Path, blob: bytes) -> Path:
@@ -59,11 +82,11 @@ def _write_atomically(target: Path, blob: bytes) -> Path:
     return target
 
 
-def tflite_file(model, model_json: Path) -> Path:
-    """The TFLite (fp32) conversion of ``model``, made once per weights file."""
+def tflite_file(model, config=None) -> Path:
+    """The TFLite (fp32) conversion of ``model`` (keyed by its own weights), made once."""
     import tensorflow as tf
 
-    target = cache_dir("tflite") / f"{_digest(model_json)}-fp32.tflite"
+    target = cache_dir("tflite") / f"{model_digest(model, config)}-fp32.tflite"
     if target.is_file():
         return target
     log.warning("first use of these weights with this backend: converting once "
@@ -116,12 +139,18 @@ def _fp32_onnx(model, model_json: Path, target: Path) -> Path:
 
     raw = target.with_suffix(".raw.onnx")
     with contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced():
-        tf2onnx.convert.from_tflite(str(tflite_file(model, model_json)), opset=17,
+        tf2onnx.convert.from_tflite(str(tflite_file(model, _config_of(model_json))), opset=17,
                                     output_path=str(raw))
     quant_pre_process(str(raw), str(target), skip_symbolic_shape=True)
     raw.unlink()
     _stable_names(target)
     return target
+
+
+def _config_of(model_json: Path):
+    from streamfer.model import ModelConfig
+
+    return ModelConfig.from_dict(json.loads(Path(model_json).read_text()))
 
 
 def _stable_names(path: Path) -> None:
@@ -177,9 +206,11 @@ def onnx_file(model_json: Path) -> Path:
     return target
 
 
-def onnx_failed(model_json: Path) -> bool:
-    """Whether building the ONNX model for these weights failed before on this machine."""
-    return _onnx_target(Path(model_json)).with_suffix(".failed").is_file()
+def onnx_failed(model_json: Path) -> str | None:
+    """Why building the ONNX model for these weights failed before on this machine (None: it
+    did not)."""
+    marker = _onnx_target(Path(model_json)).with_suffix(".failed")
+    return marker.read_text().strip() or "unknown reason" if marker.is_file() else None
 
 
 def _ranges_file(model_json: Path) -> Path:

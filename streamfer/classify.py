@@ -25,7 +25,7 @@ import numpy as np
 from streamfer import backends
 from streamfer.assets import MODELS_DIR, AssetError
 from streamfer.frame import Face
-from streamfer.model import INPUT_SIZE, ModelConfig, load_model
+from streamfer.model import ModelConfig, load_model
 
 DEFAULT_MODEL = MODELS_DIR / "default.json"
 BACKENDS = ("onnx", "tflite", "keras")
@@ -39,16 +39,19 @@ class Classifier:
                  backend: str = "keras", model=None, config: ModelConfig | None = None) -> None:
         if backend not in (*BACKENDS, "auto"):
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-        path = Path(model_path) if model_path else DEFAULT_MODEL
+        # a model passed in is that model: never the default file's conversions
+        path = Path(model_path) if model_path else (DEFAULT_MODEL if model is None else None)
         if model is None:
             if not path.is_file():
                 raise AssetError(f"model file not found: {path}")
             model, config = load_model(path)
         fallback = backend == "auto"
         if fallback:  # the fastest that works here
-            available = backends.onnx_available() and path.is_file() \
-                and not backends.onnx_failed(path)
-            backend = "onnx" if available else "tflite"
+            failed = path is not None and backends.onnx_failed(path)
+            if failed:
+                log.warning("using --backend tflite: building the ONNX model failed here "
+                            "before (%s); run once with --backend onnx to try again", failed)
+            backend = "onnx" if backends.onnx_available() and path and not failed else "tflite"
         self.model, self.config = model, config
         self.thresholds = np.asarray(self.config.thresholds, np.float32)
         self.labels = self.config.labels
@@ -57,7 +60,7 @@ class Classifier:
             if not backends.onnx_available():
                 raise AssetError("--backend onnx needs onnxruntime and tf2onnx: "
                                  "pip install onnxruntime tf2onnx")
-            if not path.is_file():
+            if path is None:
                 raise AssetError("--backend onnx needs the model's .json file")
             try:
                 self._run = backends.ONNXRunner(backends.onnx_file(path))
@@ -67,13 +70,9 @@ class Classifier:
                 log.warning("%s; using --backend tflite", exc)
                 backend = "tflite"
         if backend == "tflite":
-            self._run = backends.TFLiteRunner(backends.tflite_file(model, path))
-        elif backend == "keras":
-            import tensorflow as tf
-
-            spec = tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)
-            graph = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
-            self._run = lambda x: graph(x).numpy()
+            self._run = backends.TFLiteRunner(backends.tflite_file(model, config))
+        elif backend == "keras":  # any Keras backend (TensorFlow here, JAX on a GPU machine)
+            self._run = lambda x: np.asarray(self.model.predict_on_batch(x))
         self.backend = backend
 
     def predict(self, crops: np.ndarray) -> np.ndarray:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("GLOG_minloglevel", "2")
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg lines ("moov atom not found")
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 def main() -> None:
     """streamfer: facial emotions on video streams (capture → detect → classify → render)."""
 
@@ -52,11 +49,28 @@ def _errors():
     return (AssetError, DatasetError, SinkError, SourceError, OSError)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+def _interruptible(command):
+    """Ctrl-C anywhere in ``command``: one line, exit 130 (what was written is finalised by
+    the sinks on the way out)."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            click.echo("interrupted: every frame and CSV row written so far is saved", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"],
+                                 "max_content_width": 100},
+               short_help="Emotions in a webcam, video, folder or stream.")
 @click.option("--source", "-s", required=True,
               help="Webcam index (0), video or image file, folder of videos, or stream URL.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
-              help="Annotated video (same size, fps, frame count and audio as the input).")
+              help="Annotated video: .mp4, .mov, .m4v, .mkv, .avi (H.264) or .webm (VP9); "
+                   "each frame at its input timestamp, with the input's size and audio.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
               help="Frame-level CSV: one row per face per analysed frame.")
 @click.option("--output-dir", type=click.Path(file_okay=False),
@@ -71,18 +85,26 @@ def _errors():
 @click.option("--threshold", "threshold_text", metavar="T|LABEL=T,...",
               help="Label threshold(s); default: the model's calibrated per-label thresholds.")
 @click.option("--smooth", "smooth_text", default="0.4", show_default=True,
-              help="Score smoothing per face: EMA alpha (0.4), window length (5), or none.")
+              metavar="ALPHA|N|none", help="Score smoothing per face: an EMA alpha in (0, 1] "
+              "(0.4 or ema:0.4; 1 = none), a moving window of N ≥ 2 frames (5 or window:5), "
+              "or none.")
 @click.option("--min-face", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Ignore faces smaller than this many pixels.")
-@click.option("--min-score", default=0.5, show_default=True, type=click.FloatRange(0, 1),
-              help="Face detector confidence threshold.")
-@click.option("--detector", type=click.Choice(["short", "full"]), default="short",
-              show_default=True, help="short: faces within ~2 m; full: far/small faces.")
+              metavar="PX", help="Ignore faces whose box is narrower or shorter than PX "
+                                 "pixels of the frame.")
+@click.option("--min-score", default=0.6, show_default=True, type=click.FloatRange(0, 1),
+              help="Face detector confidence threshold (lower finds more faces, and more "
+                   "false ones).")
+@click.option("--detector", type=click.Choice(["both", "short", "full"]),
+              help="Face detector: both (short and full range merged: faces near and far; the "
+                   "default for files, folders and URLs), short (faces within ~2 m: selfies, "
+                   "webcams; the default for a webcam) or full (far faces only).")
 @click.option("--detector-model", type=click.Path(exists=True, dir_okay=False),
-              help="Path to the detector .tflite (default: cache, then download).")
+              help="Path to the detector .tflite of --detector short or full (default: "
+                   "cache, then download).")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="Emotion model .json (default: models/default.json).")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Most faces the emotion model scores in one call.")
 @click.option("--backend", type=click.Choice(["onnx", "tflite", "keras"]),
               help="onnx: ONNX Runtime int8 (fastest; the default where installed); "
                    "tflite: TFLite + XNNPACK fp32; keras: TensorFlow fp32.")
@@ -93,10 +115,19 @@ def _errors():
               help="Also write one row (empty face fields) for each analysed frame without "
                    "faces, so analysed frames can be told from skipped ones (--every).")
 @click.option("--force", is_flag=True, help="Folder source: redo inputs already done.")
+@click.option("--ray", "ray_address", metavar="local|auto|ray://HOST:PORT",
+              help="Folder source: spread the files over a Ray cluster: local (start Ray "
+                   "here), auto (the cluster `ray start --head` made) or ray://host:port. "
+                   "Needs pip install -e '.[ray]' and the folders at the same path on every "
+                   "node.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="With --ray: worker processes (default: one per 2 cores; local: of this "
+                   "machine).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_interruptible
 def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, threshold_text,
         smooth_text, min_face, min_score, detector, detector_model, model_path, batch_size,
-        backend, face_cadence, csv_empty_frames, force, quiet) -> None:
+        backend, face_cadence, csv_empty_frames, force, ray_address, workers, quiet) -> None:
     """Recognise facial emotions in a webcam, video, folder of videos or stream.
 
     \b
@@ -106,7 +137,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
       python run_stream.py --source footage/ --output-dir out/ --csv-dir out/
     """
     from streamfer.classify import default_backend
-    from streamfer.pipeline import Pipeline, Settings, plan_folder
+    from streamfer.pipeline import Pipeline, Settings, deferred_interrupt, plan_folder
     from streamfer.sinks import check_output
     from streamfer.smooth import parse_smoothing
     from streamfer.sources import is_url, is_webcam, open_source
@@ -117,6 +148,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
         raise UserError("a folder source takes --output-dir/--csv-dir, not --output/--csv/--show")
     if not folder and (output_dir or csv_dir):
         raise UserError("--output-dir/--csv-dir are for folder sources; use --output/--csv")
+    if (ray_address or workers) and not folder:
+        raise UserError("--ray/--workers are for folder sources")
     if not (output or csv_path or show or output_dir or csv_dir):
         raise UserError("nothing to do: give --show, --output or --csv "
                         "(--output-dir/--csv-dir for a folder)")
@@ -124,6 +157,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
         smoothing = parse_smoothing(smooth_text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--smooth") from None
+    detector = detector or ("short" if is_webcam(source) or detector_model else "both")
     settings = Settings(detector=detector, detector_path=detector_model, model_path=model_path,
                         min_face=min_face, min_score=min_score, every=every, max_fps=max_fps,
                         thresholds=_parse_threshold(threshold_text), smoothing=smoothing,
@@ -139,7 +173,13 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
             for path in (output, csv_path):
                 if path:
                     check_output(path, (source,), video=path == output)
-        with Pipeline(settings) as pipeline:
+        if ray_address:
+            _summary(_run_on_ray(settings, source, output_dir, csv_dir, force, ray_address,
+                                 workers))
+            return
+        with ExitStack() as stack:
+            with deferred_interrupt():  # a Ctrl-C while loading waits until the load is whole
+                pipeline = stack.enter_context(Pipeline(settings))  # ... and closes it
             if folder:
                 _summary(pipeline.run_folder(source, output_dir, csv_dir, force=force))
             else:
@@ -148,9 +188,19 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
                            f"{stats.fps:.1f} fps", err=True)
     except _errors() as exc:
         raise UserError(str(exc)) from None
-    except KeyboardInterrupt:
-        click.echo("interrupted: everything written so far is saved", err=True)
-        sys.exit(130)
+
+
+def _run_on_ray(settings, source, output_dir, csv_dir, force, address, workers):
+    import importlib.util
+
+    from streamfer.scale import run_folder_on_ray
+
+    if importlib.util.find_spec("ray") is None:
+        raise UserError("--ray needs Ray: pip install -e '.[ray]'")
+    try:
+        return run_folder_on_ray(settings, source, output_dir, csv_dir, force, address, workers)
+    except ConnectionError as exc:
+        raise UserError(f"cannot reach the Ray cluster at {address}: {exc}") from None
 
 
 def _summary(results) -> None:
@@ -173,7 +223,7 @@ def _summary(results) -> None:
 main.add_command(run)
 
 
-@main.command()
+@main.command(short_help="Train or resume the ensemble (any Keras backend).")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
               help="Dataset folder: FER+ (FER2013Train/…), RAF-ML, or folder-per-emotion.")
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
@@ -228,10 +278,11 @@ def train(data, run_dir, epochs, batch_size, learning_rate, work_size, backbones
     click.echo(f"best weights: {best}")
 
 
-@main.command()
+@main.command(short_help="Multi-label metrics of a model on a labelled split.")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
               help="Dataset folder (FER+, RAF-ML or folder-per-emotion).")
-@click.option("--split", default="valid", show_default=True)
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="valid",
+              show_default=True)
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="Model .json (default: models/default.json).")
 @click.option("--threshold", "threshold_text", metavar="T|LABEL=T,...",
@@ -239,22 +290,22 @@ def train(data, run_dir, epochs, batch_size, learning_rate, work_size, backbones
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               default="evaluation_{split}.json", show_default=True,
               help="Where to write the metrics.")
-@click.option("--backend", type=click.Choice(["keras", "tflite", "onnx"]), default="keras",
-              show_default=True)
+@click.option("--backend", type=click.Choice(["onnx", "tflite", "keras"]),
+              help="As for run (the default: the fastest that works here, as run uses).")
 def evaluate(data, split, model_path, threshold_text, json_path, backend) -> None:
     """Multi-label metrics of a model on a labelled split (scikit-learn)."""
     import json
 
     from rich.console import Console
 
-    from streamfer.classify import Classifier
+    from streamfer.classify import Classifier, default_backend
     from streamfer.data import load_dataset
     from streamfer.evaluate import evaluate as run_evaluation
     from streamfer.evaluate import predict_dataset, report_tables
 
     try:
         dataset = load_dataset(data, split)
-        classifier = Classifier(model_path, backend=backend)
+        classifier = Classifier(model_path, backend=backend or default_backend())
     except _errors() as exc:
         raise UserError(str(exc)) from None
     thresholds = classifier.thresholds_with(_parse_threshold(threshold_text))
@@ -269,7 +320,7 @@ def evaluate(data, split, model_path, threshold_text, json_path, backend) -> Non
     console.print(f"metrics written to {path}")
 
 
-@main.command()
+@main.command(short_help="Our model and the `fer` package's, side by side.")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
               help="Dataset folder (FER+, RAF-ML or folder-per-emotion).")
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="valid",
@@ -310,22 +361,25 @@ def compare(data, split, fer_path, model_path, json_path) -> None:
         Path(json_path).write_text(json.dumps(results, indent=1) + "\n")
 
 
-@main.command()
+@main.command(short_help="Ship a run's best weights as a model file.")
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Training run folder (streamfer train --out).")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--split", default="valid", show_default=True,
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="valid",
+              show_default=True,
               help="Split the thresholds are calibrated on.")
 @click.option("--out", default="models/default.json", show_default=True,
               type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Replace the model at --out even if it scores better.")
-def export(run_dir, data, split, out, force) -> None:
+@click.option("--no-int8", is_flag=True,
+              help="Skip measuring the int8 ranges (streamfer calibrate does it later).")
+def export(run_dir, data, split, out, force, no_int8) -> None:
     """Ship a run's best weights: fp16, SHA-256, calibrated thresholds, metrics."""
     from streamfer.train import NotBetterError
     from streamfer.train import export as run_export
 
     try:
-        result = run_export(run_dir, data, out, split=split, force=force)
+        result = run_export(run_dir, data, out, split=split, force=force, int8=not no_int8)
     except (NotBetterError, *_errors()) as exc:
         raise UserError(str(exc)) from None
     m = result["at"]["calibrated"]
@@ -333,7 +387,7 @@ def export(run_dir, data, split, out, force) -> None:
                f"mAP {m['mAP']:.3f}, Hamming {m['hamming_loss']:.3f}")
 
 
-@main.command()
+@main.command(short_help="Measure the int8 ranges for --backend onnx.")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
               help="Dataset whose Train faces calibrate the int8 ranges (e.g. FER+).")
 @click.option("--model", "model_path", default="models/default.json", show_default=True,
@@ -350,7 +404,7 @@ def calibrate(data, model_path, faces) -> None:
     click.echo(f"int8 ranges written to {path}")
 
 
-@main.command()
+@main.command(short_help="Throughput per backend and the accuracy each costs.")
 @click.option("--repeats", default=5, show_default=True, type=click.IntRange(min=1),
               help="Timed runs per row; the table shows medians.")
 @click.option("--frames", default=150, show_default=True, type=click.IntRange(min=2),
@@ -359,15 +413,20 @@ def calibrate(data, model_path, faces) -> None:
 @click.option("--data", type=click.Path(exists=True, file_okay=False),
               help="Labelled data (e.g. ../shared/data/ferplus): adds each backend's accuracy "
                    "and its difference from keras fp32 on --split.")
-@click.option("--split", default="valid", show_default=True)
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="valid",
+              show_default=True)
 @click.option("--fer-python", type=click.Path(exists=True, dir_okay=False),
               help="Python of a venv with PyPI 'fer': adds its video analysis of the same "
                    "1-face clip and the speed ratio.")
-def bench(repeats, frames, model_path, data, split, fer_python) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per row on stdout (the same fields), then a summary.")
+def bench(repeats, frames, model_path, data, split, fer_python, as_json) -> None:
     """Throughput table per backend: classifier faces/s per batch, end-to-end fps at 640×480
     with 1 and 4 faces, peak RSS, and (with --data) the accuracy cost of each backend."""
+    import json
     import tempfile
 
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -405,23 +464,33 @@ def bench(repeats, frames, model_path, data, split, fer_python) -> None:
                 rows.append(fer_row(fer_python, clips[1], repeats))
     except (RuntimeError, *_errors()) as exc:
         raise UserError(str(exc)) from None
-    table = Table(title=f"streamfer bench (medians of {repeats}; {os.cpu_count()} CPUs)")
-    columns = ("backend", "what", "faces/s", "p50 ms", "p95 ms", "fps", "× real time",
-               "samples-F1", "ΔsF1 vs keras", "ΔHamming")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("backend", "what") else "right")
-    for r in rows:
-        table.add_row(r["backend"], r["what"], _num(r.get("faces_per_s")), _num(r.get("p50_ms")),
-                      _num(r.get("p95_ms")), _num(r.get("fps")), _num(r.get("x_realtime"), 2),
-                      _num(r.get("samples_f1"), 3), _num(r.get("sf1_delta"), 4),
-                      _num(r.get("hamming_delta"), 4))
     caption = f"peak RSS {peak_rss_mb():.0f} MB; clips 640×480 at 30 fps"
     if fer_python:
-        headless = [r["fps"] for r in rows[:-1] if r["what"].startswith("headless")]
-        caption += (f"; headless 1 face, fastest streamfer backend vs fer: "
+        headless = [r["fps"] for r in rows[:-1]
+                    if r["what"].startswith("CSV only") and r.get("fps")]
+        caption += (f"; CSV only, 1 face, fastest streamfer backend vs fer: "
                     f"{max(headless) / rows[-1]['fps']:.2f}×")
-    table.caption = caption
-    Console().print(table)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        click.echo(json.dumps({"peak_rss_mb": peak_rss_mb(), "repeats": repeats,
+                               "cpus": os.cpu_count()}))
+        return
+    table = Table(title=f"streamfer bench (medians of {repeats}; {os.cpu_count()} CPUs)",
+                  caption=caption, box=box.SIMPLE_HEAD)
+    columns = (("backend", "backend"), ("what", "what"), ("faces/fr", "faces_per_frame"),
+               ("faces/s", "faces_per_s"), ("p50 ms", "p50_ms"), ("fps", "fps"),
+               ("×RT", "x_realtime"), ("sF1", "samples_f1"), ("ΔsF1", "sf1_delta"),
+               ("ΔHam", "hamming_delta"))
+    digits = {"x_realtime": 2, "samples_f1": 3, "sf1_delta": 4, "hamming_delta": 4,
+              "faces_per_frame": 2}
+    for title, _ in columns:
+        table.add_column(title, justify="left" if title in ("backend", "what") else "right",
+                         overflow="fold")
+    for r in rows:
+        table.add_row(*(str(r.get(key, "")) if key in ("backend", "what")
+                        else _num(r.get(key), digits.get(key, 1)) for _, key in columns))
+    Console().print(table)  # fits 100 columns; --json for every field
 
 
 def _num(value, digits: int = 1) -> str:

@@ -47,25 +47,24 @@ def square_crop(image: np.ndarray, box: tuple[int, int, int, int], margin: float
 
 
 class FaceDetector:
-    """MediaPipe BlazeFace: ``model="short"`` (faces within ~2 m) or ``"full"`` (far faces)."""
+    """MediaPipe BlazeFace: ``model="short"`` (faces within ~2 m: webcams, selfies),
+    ``"full"`` (farther, smaller faces) or ``"both"`` (the two merged: a face either finds,
+    overlaps resolved by the higher score; recorded footage, where faces are near and far)."""
 
-    def __init__(self, model: str = "short", model_path: str | Path | None = None,
-                 min_score: float = 0.5, min_face: int = 0, margin: float = MARGIN) -> None:
-        import mediapipe as mp
-        from mediapipe.tasks.python import BaseOptions
-        from mediapipe.tasks.python.vision import FaceDetector as MPFaceDetector
-        from mediapipe.tasks.python.vision import FaceDetectorOptions
-
-        if model not in MODELS:
-            raise ValueError(f"detector model must be one of {sorted(MODELS)}, not {model!r}")
-        path = resolve(MODELS[model], model_path)
-        options = FaceDetectorOptions(base_options=BaseOptions(model_asset_path=str(path)),
-                                      min_detection_confidence=min_score)
-        with native_stderr_silenced():  # LiteRT logs INFO lines straight to fd 2
-            self._detector = MPFaceDetector.create_from_options(options)
-            # and a warning on the first inference (input alignment): run it here, silenced
-            self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
-                                           data=np.zeros((128, 128, 3), np.uint8)))
+    def __init__(self, model: str = "both", model_path: str | Path | None = None,
+                 min_score: float = 0.6, min_face: int = 0, margin: float = MARGIN) -> None:
+        if model not in (*MODELS, "both"):
+            raise ValueError(f"detector model must be short, full or both, not {model!r}")
+        if model == "both" and model_path is not None:
+            raise ValueError("a detector file path names one model: use short or full")
+        names = ("short", "full") if model == "both" else (model,)
+        self._detectors = []
+        try:
+            for name in names:
+                self._detectors.append(_open(resolve(MODELS[name], model_path), min_score))
+        except BaseException:
+            self.close()
+            raise
         self.min_face, self.margin = min_face, margin
 
     def detect(self, frame: Frame) -> Frame:
@@ -73,25 +72,57 @@ class FaceDetector:
         import mediapipe as mp
 
         rgb = np.ascontiguousarray(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
-        result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
         ih, iw = frame.image.shape[:2]
-        for det in result.detections:
-            b = det.bounding_box
-            x0, y0 = max(0, b.origin_x), max(0, b.origin_y)
-            x1, y1 = min(iw, b.origin_x + b.width), min(ih, b.origin_y + b.height)
-            if x1 - x0 < max(2, self.min_face) or y1 - y0 < max(2, self.min_face):
-                continue
-            box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
-            score = float(det.categories[0].score) if det.categories else 0.0
+        found: list[tuple[tuple[int, int, int, int], float]] = []
+        for detector in self._detectors:
+            for det in detector.detect(image).detections:
+                b = det.bounding_box
+                x0, y0 = max(0, b.origin_x), max(0, b.origin_y)
+                x1, y1 = min(iw, b.origin_x + b.width), min(ih, b.origin_y + b.height)
+                if x1 - x0 < max(2, self.min_face) or y1 - y0 < max(2, self.min_face):
+                    continue
+                score = float(det.categories[0].score) if det.categories else 0.0
+                found.append(((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), score))
+        kept: list[tuple[tuple[int, int, int, int], float]] = []
+        for box, score in sorted(found, key=lambda f: -f[1]):  # the two models' overlaps
+            if all(_iou(box, other) < 0.3 for other, _ in kept):
+                kept.append((box, score))
+        for box, score in sorted(kept, key=lambda f: (f[0][0], f[0][1])):
             frame.faces.append(Face(box, score, square_crop(frame.image, box, self.margin)))
         return frame
 
     def close(self) -> None:
         with native_stderr_silenced():
-            self._detector.close()
+            for detector in self._detectors:
+                detector.close()
+        self._detectors = []
 
     def __enter__(self) -> FaceDetector:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _open(path: Path, min_score: float):
+    import mediapipe as mp
+    from mediapipe.tasks.python import BaseOptions
+    from mediapipe.tasks.python.vision import FaceDetector as MPFaceDetector
+    from mediapipe.tasks.python.vision import FaceDetectorOptions
+
+    options = FaceDetectorOptions(base_options=BaseOptions(model_asset_path=str(path)),
+                                  min_detection_confidence=min_score)
+    with native_stderr_silenced():  # LiteRT logs INFO lines straight to fd 2
+        detector = MPFaceDetector.create_from_options(options)
+        # and a warning on the first inference (input alignment): run it here, silenced
+        detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
+                                 data=np.zeros((128, 128, 3), np.uint8)))
+    return detector
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    ih = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0

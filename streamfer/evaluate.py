@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
@@ -26,6 +28,12 @@ from streamfer.labels import EMOTIONS
 
 def calibrate_thresholds(y_true: np.ndarray, scores: np.ndarray) -> list[float]:
     """Per label, the threshold that maximises F1 on (y_true, scores)."""
+    with warnings.catch_warnings():  # a label without positives: no curve, 0.5 below
+        warnings.simplefilter("ignore", UserWarning)
+        return _calibrate(y_true, scores)
+
+
+def _calibrate(y_true: np.ndarray, scores: np.ndarray) -> list[float]:
     thresholds = []
     for j in range(y_true.shape[1]):
         precision, recall, cuts = precision_recall_curve(y_true[:, j], scores[:, j])
@@ -43,13 +51,16 @@ def compute_metrics(y_true: np.ndarray, scores: np.ndarray, thresholds,
     if y_pred is None:
         y_pred = scores >= np.asarray(thresholds)[None, :]
     y_pred = np.asarray(y_pred).astype(int)
+    with warnings.catch_warnings():  # a label without positives: sklearn's AP of 0
+        warnings.simplefilter("ignore", UserWarning)
+        ap = average_precision_score(y_true, scores, average="macro")
     p, r, f, support = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
     return {
         "hamming_loss": float(hamming_loss(y_true, y_pred)),
         "samples_f1": float(f1_score(y_true, y_pred, average="samples", zero_division=1)),
         "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-        "mAP": float(average_precision_score(y_true, scores, average="macro")),
+        "mAP": float(ap),
         "subset_accuracy": float(accuracy_score(y_true, y_pred)),
         "thresholds": [float(t) for t in thresholds],
         "per_label": {label: {"precision": float(p[j]), "recall": float(r[j]),

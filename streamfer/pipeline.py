@@ -44,11 +44,11 @@ DONE_FILE = ".streamfer-done.json"
 
 @dataclass
 class Settings:
-    detector: str = "short"
+    detector: str = "both"  # the CLI picks "short" for webcams
     detector_path: str | None = None
     model_path: str | None = None
     min_face: int = 0
-    min_score: float = 0.5
+    min_score: float = 0.6
     every: int = 1
     max_fps: float | None = None
     thresholds: dict[str, float] | float | None = None  # None: the model's calibrated ones
@@ -80,13 +80,17 @@ class Pipeline:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._stack = ExitStack()
-        self.classifier = Classifier(settings.model_path, settings.batch_size,
-                                     backend=settings.backend)  # first: it fails on bad files
-        self.detector = self._stack.enter_context(FaceDetector(
-            settings.detector, settings.detector_path, settings.min_score, settings.min_face))
-        self.thresholds = self.classifier.thresholds_with(settings.thresholds)
-        self.renderer = Renderer(self.classifier.labels)
+        with ExitStack() as stack:  # closed here if anything below fails
+            # the detector first: a missing detector file fails in a second, before a
+            # first use of the model's fast backend spends its one-time conversion
+            self.detector = stack.enter_context(FaceDetector(
+                settings.detector, settings.detector_path, settings.min_score,
+                settings.min_face))
+            self.classifier = Classifier(settings.model_path, settings.batch_size,
+                                         backend=settings.backend)
+            self.thresholds = self.classifier.thresholds_with(settings.thresholds)
+            self.renderer = Renderer(self.classifier.labels)
+            self._stack = stack.pop_all()
 
     def close(self) -> None:
         self._stack.close()
@@ -98,9 +102,11 @@ class Pipeline:
         self.close()
 
     def run(self, spec: str, output: str | Path | None = None, csv_path: str | Path | None = None,
-            show: bool = False, name: str | None = None) -> RunStats:
+            show: bool = False, name: str | None = None, part_csv: bool = False) -> RunStats:
         """Process one source; every sink is finalised however the run ends. ``name`` is what
-        the CSV's ``source`` column and the stats call it (default: the file's name).
+        the CSV's ``source`` column and the stats call it (default: the file's name);
+        ``part_csv``: the CSV appears under its name only when finalised, as the video does
+        (folder runs: a killed worker leaves nothing that looks finished).
 
         Decoding, detection and the rest (track, classify, smooth, render, write) run in three
         threads joined by small bounded queues, so they overlap while frame order is kept
@@ -119,14 +125,14 @@ class Pipeline:
             video = stack.enter_context(VideoSink(
                 output, source.fps, source.size, fmt=source.format,
                 audio_from=None if source.live else spec)) if output else None
-            table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames)) \
+            table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames, part_csv)) \
                 if csv_path else None
             window = stack.enter_context(Window()) if show else None
-            progress = stack.enter_context(_progress(s.progress and not show))
+            progress = stack.enter_context(progress_bar(s.progress and not show))
             task = progress.add_task(stats.source, total=source.frame_count, fps=0.0)
             stop, threads = threading.Event(), []
             stack.callback(_stop_threads, stop, threads)  # first on exit, before the source
-            interrupted = stack.enter_context(_interrupt_stops(stop))
+            stack.enter_context(deferred_interrupt(stop))
             frames = _background(map(self._detect_when_due(),
                                      _background(source, stop, threads)), stop, threads)
             start, last, scores = time.perf_counter(), None, {}
@@ -157,8 +163,6 @@ class Pipeline:
                     if window and not window.show(image):
                         stats.status = "stopped"
                         return stats
-        if interrupted.is_set():
-            raise KeyboardInterrupt
         return stats
 
     def _detect_when_due(self):
@@ -206,14 +210,15 @@ class Pipeline:
         earlier run are skipped; a file that fails is reported and the batch goes on."""
         jobs = plan_folder(folder, output_dir, csv_dir)
         done_file = Path(output_dir or csv_dir) / DONE_FILE
-        done = _read_done(done_file) if not force else {}
+        done = read_done(done_file) if not force else {}
         results = []
         for job in jobs:
             if not force and job.done(done):
                 results.append(RunStats(job.key, status="skipped (done)"))
                 continue
             try:
-                stats = self.run(str(job.path), job.output, job.table, name=job.key)
+                stats = self.run(str(job.path), job.output, job.table, name=job.key,
+                                 part_csv=True)
             except (SourceError, SinkError, OSError) as exc:
                 log.warning("%s: %s", job.key, exc)
                 results.append(RunStats(job.key, status=f"failed: {exc}"))
@@ -221,7 +226,7 @@ class Pipeline:
             results.append(stats)
             done[job.key] = job.stamp
             done_file.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(done_file, json.dumps(done, indent=1))
+            write_atomically(done_file, json.dumps(done, indent=1))
         return results
 
 
@@ -274,7 +279,7 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
     return jobs
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     part = path.with_name(path.name + ".part")
     part.write_text(text)
     part.replace(path)
@@ -300,10 +305,10 @@ def _stop_threads(stop: threading.Event, threads: list[threading.Thread]) -> Non
 
 
 @contextmanager
-def _interrupt_stops(stop: threading.Event):
-    """While the block runs (in the main thread), a first Ctrl-C sets ``stop`` and the
-    returned event instead of raising at an arbitrary point, so the stages end between
-    frames and every sink is finalised whole; a second Ctrl-C raises at once."""
+def deferred_interrupt(stop: threading.Event | None = None):
+    """Hold a first Ctrl-C until the block ends, then raise :class:`KeyboardInterrupt`; it
+    also sets ``stop``, so that a run's stages end between frames and every sink is
+    finalised whole. A second Ctrl-C raises at once. Outside the main thread: no effect."""
     interrupted = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield interrupted
@@ -313,13 +318,16 @@ def _interrupt_stops(stop: threading.Event):
         if interrupted.is_set():
             raise KeyboardInterrupt
         interrupted.set()
-        stop.set()
+        if stop is not None:
+            stop.set()
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
         yield interrupted
     finally:
         signal.signal(signal.SIGINT, previous)
+    if interrupted.is_set():
+        raise KeyboardInterrupt
 
 
 def _chunks(iterable, size: int):
@@ -382,14 +390,14 @@ def _background(iterable, stop: threading.Event, threads: list, size: int = 4):
             stop.set()
 
 
-def _read_done(path: Path) -> dict:
+def read_done(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
 
 
-def _progress(enabled: bool) -> Progress:
+def progress_bar(enabled: bool) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[fps]:.1f} fps"), TimeElapsedColumn(),
                     TextColumn("ETA"), TimeRemainingColumn(), disable=not enabled,

@@ -1,6 +1,7 @@
 """Overlay: a box per face, its id and active emotions, and six score bars.
 
-Line widths, text and bars scale with the frame, so the overlay reads the same at 320p and 4K.
+Line widths, text and bars scale with the frame, so the overlay reads the same at 320p and 4K;
+titles and panels never cover a face or each other (see :meth:`Renderer.layout`).
 
 Example:
     >>> from streamfer.render import Renderer
@@ -8,6 +9,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -21,7 +24,32 @@ COLOURS = ((0, 215, 255), (180, 105, 255), (60, 160, 60), (80, 220, 80), (220, 1
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@dataclass
+class Placement:
+    """Where one face's overlay goes: its title (id and labels) and, where there is room,
+    its score panel; ``None`` for a panel that fits nowhere (the title alone is drawn)."""
+
+    face: Face
+    title: Rect
+    panel: Rect | None
+    text: str = ""  # the title's text: full, compact ("#3 Sadness") or the id alone
+
+
 class Renderer:
+    """Draws each face's box, a title (id and active emotions) and a panel of six score bars.
+
+    Titles and panels are placed so that they cover no face and no other title or panel:
+    a panel goes right of its face, else left, below or above; where it fits nowhere the
+    face gets its title alone (compact). Sizes scale with the frame.
+    """
+
     def __init__(self, labels: tuple[str, ...] = EMOTIONS, bars: bool = True) -> None:
         self.labels, self.bars = labels, bars
 
@@ -29,41 +57,102 @@ class Renderer:
         """A copy of ``frame.image`` with every face drawn on it."""
         image = frame.image.copy()
         scale = max(image.shape[:2]) / 1000.0
-        for face in frame.faces:
-            self._draw_face(image, face, scale)
+        for place in self.layout(frame.faces, image.shape, scale):
+            self._draw(image, place, scale)
         return image
 
-    def _draw_face(self, image: np.ndarray, face: Face, scale: float) -> None:
-        x, y, w, h = face.box
+    def _sizes(self, scale: float) -> dict:
         thick = max(1, round(2 * scale))
-        font = max(0.35, 0.6 * scale)
-        colour = COLOURS[self.labels.index(face.labels[0])] if face.labels else (230, 230, 230)
-        cv2.rectangle(image, (x, y), (x + w, y + h), colour, thick, cv2.LINE_AA)
-        title = f"#{face.face_id} " + (", ".join(face.labels) if face.labels else "-")
-        (tw, th), base = cv2.getTextSize(title, _FONT, font, thick)
-        ty = y - base - thick if y - th - base - thick > 0 else y + h + th + thick
-        tx = max(0, min(x, image.shape[1] - tw))
-        cv2.rectangle(image, (tx, ty - th - base // 2), (tx + tw, ty + base), (0, 0, 0), -1)
-        cv2.putText(image, title, (tx, ty), _FONT, font, colour, thick, cv2.LINE_AA)
-        scores = face.smoothed if face.smoothed is not None else face.scores
-        if self.bars and scores is not None:
-            self._draw_bars(image, face, scores, scale)
-
-    def _draw_bars(self, image: np.ndarray, face: Face, scores: np.ndarray, scale: float) -> None:
-        x, y, w, h = face.box
-        ih, iw = image.shape[:2]
-        font = max(0.3, 0.42 * scale)
-        (label_w, text_h), _ = cv2.getTextSize("Happiness", _FONT, font, 1)
-        label_w += 4
+        title_font, bar_font = max(0.35, 0.6 * scale), max(0.3, 0.42 * scale)
+        (label_w, text_h), _ = cv2.getTextSize("Happiness", _FONT, bar_font, 1)
         bar_h = text_h + max(3, round(4 * scale))
-        bar_w = max(40, round(110 * scale))
-        left = x + w + 4 if x + w + 4 + label_w + bar_w < iw else max(0, x - label_w - bar_w - 4)
-        top = min(max(0, y), max(0, ih - len(scores) * (bar_h + 2)))
+        return {"thick": thick, "title_font": title_font, "bar_font": bar_font,
+                "label_w": label_w + 4, "text_h": text_h, "bar_h": bar_h,
+                "bar_w": max(40, round(110 * scale)), "gap": max(2, round(4 * scale))}
+
+    @staticmethod
+    def _titles(face: Face) -> tuple[str, str, str]:
+        """The title in full, compact (the first label) and as the id alone."""
+        first = face.labels[0] if face.labels else "-"
+        return (f"#{face.face_id} " + (", ".join(face.labels) if face.labels else "-"),
+                f"#{face.face_id} {first}" + ("+" if len(face.labels) > 1 else ""),
+                f"#{face.face_id}")
+
+    def layout(self, faces: list[Face], shape: tuple, scale: float) -> list[Placement]:
+        """Titles and panels for ``faces`` in a frame of ``shape`` (h, w, …), none covering
+        a face box or another title or panel (titles may sit inside their own box when
+        nothing else is free)."""
+        ih, iw = shape[:2]
+        z = self._sizes(scale)
+        boxes = [(x, y, x + w, y + h) for x, y, w, h in (f.box for f in faces)]
+        taken: list[Rect] = list(boxes)
+        placements = []
+        for face, box in sorted(zip(faces, boxes), key=lambda fb: (fb[1][1], fb[1][0])):
+            x0, y0, x1, y1 = box
+            title = None
+            for text in dict.fromkeys(self._titles(face)):  # full, then shorter
+                (tw, th), base = cv2.getTextSize(text, _FONT, z["title_font"], z["thick"])
+                tw, th = tw + 4, th + base + 4
+                title = self._free(taken, iw, ih, [
+                    (x0, y0 - th - 1, tw, th), (x0, y1 + 1, tw, th),
+                    (x1 - tw, y0 - th - 1, tw, th), (x1 + 1, y0, tw, th),
+                    (x0 - tw - 1, y0, tw, th)])
+                if title:
+                    break
+            if title is None:  # nowhere free: the id, inside its own box (clipped to it)
+                title = self._clamp((x0 + 1, y0 + 1, min(tw, x1 - x0 - 2), th), iw, ih)
+            taken.append(title)
+            panel = None
+            scores = face.smoothed if face.smoothed is not None else face.scores
+            if self.bars and scores is not None:
+                pw, ph = z["label_w"] + z["bar_w"], len(self.labels) * (z["bar_h"] + 2)
+                g = z["gap"]
+                panel = self._free(taken, iw, ih, [
+                    (x1 + g, y0, pw, ph), (x0 - g - pw, y0, pw, ph),
+                    (x0, y1 + g + th, pw, ph), (x0, y0 - g - th - ph, pw, ph),
+                    (x1 + g, y1 - ph, pw, ph), (x0 - g - pw, y1 - ph, pw, ph)])
+                if panel:
+                    taken.append(panel)
+            placements.append(Placement(face, title, panel, text))
+        return placements
+
+    @staticmethod
+    def _clamp(rect, iw: int, ih: int) -> Rect:
+        x, y, w, h = rect
+        x, y = max(0, min(x, iw - w)), max(0, min(y, ih - h))
+        return (x, y, x + w, y + h)
+
+    def _free(self, taken: list[Rect], iw: int, ih: int, candidates) -> Rect | None:
+        """The first candidate (x, y, w, h), nudged into the frame, that overlaps nothing."""
+        for x, y, w, h in candidates:
+            if w > iw or h > ih:
+                continue
+            rect = self._clamp((x, y, w, h), iw, ih)
+            if not any(_overlaps(rect, other) for other in taken):
+                return rect
+        return None
+
+    def _draw(self, image: np.ndarray, place: Placement, scale: float) -> None:
+        z, face = self._sizes(scale), place.face
+        x, y, w, h = face.box
+        colour = COLOURS[self.labels.index(face.labels[0])] if face.labels else (230, 230, 230)
+        cv2.rectangle(image, (x, y), (x + w, y + h), colour, z["thick"], cv2.LINE_AA)
+        tx0, ty0, tx1, ty1 = place.title
+        area = image[ty0:ty1, tx0:tx1]  # drawing into the view clips the text to it
+        area[:] = 0
+        _, base = cv2.getTextSize(place.text, _FONT, z["title_font"], z["thick"])
+        cv2.putText(area, place.text, (2, ty1 - ty0 - base - 2), _FONT, z["title_font"],
+                    colour, z["thick"], cv2.LINE_AA)
+        scores = face.smoothed if face.smoothed is not None else face.scores
+        if place.panel is None or scores is None:
+            return
+        left, top = place.panel[:2]
         for i, (label, score) in enumerate(zip(self.labels, scores)):
-            by = top + i * (bar_h + 2)
-            cv2.rectangle(image, (left, by), (left + label_w + bar_w, by + bar_h), (0, 0, 0), -1)
-            cv2.putText(image, label, (left + 2, by + (bar_h + text_h) // 2), _FONT, font,
-                        (255, 255, 255), 1, cv2.LINE_AA)
-            bx = left + label_w
-            fill = int(round(bar_w * float(np.clip(score, 0, 1))))
-            cv2.rectangle(image, (bx, by + 1), (bx + fill, by + bar_h - 1), COLOURS[i], -1)
+            by = top + i * (z["bar_h"] + 2)
+            cv2.rectangle(image, (left, by), (left + z["label_w"] + z["bar_w"], by + z["bar_h"]),
+                          (0, 0, 0), -1)
+            cv2.putText(image, label, (left + 2, by + (z["bar_h"] + z["text_h"]) // 2), _FONT,
+                        z["bar_font"], (255, 255, 255), 1, cv2.LINE_AA)
+            bx = left + z["label_w"]
+            fill = int(round(z["bar_w"] * float(np.clip(score, 0, 1))))
+            cv2.rectangle(image, (bx, by + 1), (bx + fill, by + z["bar_h"] - 1), COLOURS[i], -1)

@@ -44,12 +44,14 @@ CSV_COLUMNS = (["source", "frame", "time_s", "face_id", "x", "y", "w", "h", "det
 
 class CSVSink:
     """One row per face per frame, flushed frame by frame; with ``empty_frames``, also one row
-    with empty face fields for a frame without faces (so every analysed frame has a row)."""
+    with empty face fields for a frame without faces (so every analysed frame has a row);
+    with ``part``, written as ``.<name>.part`` and renamed into place on close."""
 
-    def __init__(self, path: str | Path, empty_frames: bool = False) -> None:
+    def __init__(self, path: str | Path, empty_frames: bool = False, part: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w", newline="")
+        self._part = self.path.with_name(f".{self.path.name}.part") if part else None
+        self._file = open(self._part or self.path, "w", newline="")
         self._writer = csv.writer(self._file)
         self._writer.writerow(CSV_COLUMNS)
         self.rows, self.empty_frames = 0, empty_frames
@@ -72,6 +74,8 @@ class CSVSink:
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+            if self._part:
+                os.replace(self._part, self.path)
 
     def __enter__(self) -> CSVSink:
         return self

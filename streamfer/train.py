@@ -209,7 +209,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         make_dataset(train_data, cfg.batch_size, size, cfg.seed, True, cfg.targets),
         epochs=cfg.epochs, steps_per_epoch=steps, verbose=1 if progress else 2,
         callbacks=[
-            keras.callbacks.BackupAndRestore(str(run / "backup")),
+            # kept after the last epoch, so that a later call with more epochs goes on
+            keras.callbacks.BackupAndRestore(str(run / "backup"), delete_checkpoint=False),
             _Validation(core, make_dataset(valid_data, 128, size, cfg.seed, False),
                         valid_data.targets, best, _best_logged(run / "log.csv", "val_map")),
             keras.callbacks.CSVLogger(str(run / "log.csv"), append=True),
@@ -265,9 +266,11 @@ class NotBetterError(RuntimeError):
 
 
 def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = "valid",
-           key: str = "mAP", force: bool = False) -> dict:
+           key: str = "mAP", force: bool = False, int8: bool = True) -> dict:
     """Best weights of a run → fp16 model file at ``out`` with thresholds calibrated on
-    ``split``; refuses (unless ``force``) when the model at ``out`` scores better on ``key``."""
+    ``split``; refuses (unless ``force``) when the model at ``out``, measured again on the
+    same split, scores as well on ``key``. ``int8``: also measure the int8 ranges (needs
+    TensorFlow and, once, ~16 GB of memory)."""
     from streamfer.classify import Classifier
     from streamfer.evaluate import calibrate_thresholds, evaluate, predict_dataset
 
@@ -300,7 +303,7 @@ def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = 
     for name in ("log.csv", "train_config.json"):
         if (run / name).is_file():
             shutil.copy(run / name, out.with_name(f"training_{name}"))
-    if onnx_available():
+    if int8 and onnx_available():
         calibrate_int8(out, data)
     return result
 

@@ -1,14 +1,28 @@
+import json
+
 from click.testing import CliRunner
 
 from streamfer.cli import main
 
 
-def test_bench_runs_on_a_tiny_input(detector_ready):
-    args = ["bench", "--repeats", "1", "--frames", "4"]
-    result = CliRunner(env={"COLUMNS": "200"}).invoke(main, args)
+def test_bench_rows_measure_what_they_say(detector_ready):
+    """Every row has positive figures; the end-to-end rows process the faces their clip
+    holds (the 4-face rows four faces per frame); the table fits 100 columns."""
+    args = ["bench", "--repeats", "1", "--frames", "6"]
+    result = CliRunner().invoke(main, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    for backend in ("keras", "tflite", "onnx"):
-        assert backend in result.output
-    for row in ("classifier batch 1", "classifier batch 32", "end to end, 1 face",
-                "end to end, 4 faces", "headless CSV, 1 face", "peak RSS"):
-        assert row in result.output
+    lines = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    rows, summary = lines[:-1], lines[-1]
+    assert {r["backend"] for r in rows} >= {"keras", "tflite"}
+    assert summary["peak_rss_mb"] > 0
+    classifier = [r for r in rows if r["what"].startswith("classifier")]
+    assert len(classifier) == 3 * len({r["backend"] for r in rows})
+    assert all(r["faces_per_s"] > 0 and r["p50_ms"] > 0 for r in classifier)
+    end_to_end = [r for r in rows if not r["what"].startswith("classifier")]
+    assert all(r["fps"] > 0 and r["x_realtime"] > 0 for r in end_to_end)
+    for r in end_to_end:
+        assert abs(r["faces_per_frame"] - r["batch"]) < 0.05, r
+    table = CliRunner(env={"COLUMNS": "100"}).invoke(main, args)
+    assert table.exit_code == 0, table.output
+    assert max(len(line) for line in table.output.splitlines()) <= 100
+    assert table.output.count("video+CSV, 4 faces") == len({r["backend"] for r in rows})

@@ -9,14 +9,21 @@ import sys
 import time
 
 import cv2
+import numpy as np
 import pytest
 from conftest import ROOT, compose, frame_count, has_audio, write_video
 
 pytestmark = pytest.mark.usefixtures("detector_ready")
 
 
+# Set by conftest (and by ``import streamfer``) for the test process itself; a user's shell
+# has none of them, so the CLI runs without them and must stay quiet on its own.
+QUIETING = ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel", "OPENCV_LOG_LEVEL",
+            "OPENCV_FFMPEG_LOGLEVEL")
+
+
 def run_cli(*args, env=None, timeout=300):
-    environment = {**os.environ, **(env or {})}
+    environment = {k: v for k, v in os.environ.items() if k not in QUIETING} | (env or {})
     return subprocess.run([sys.executable, str(ROOT / "run_stream.py"), *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=environment)
 
@@ -38,8 +45,10 @@ def test_annotated_copy_and_csv_of_a_clip(tmp_path, face_clip):
     out, table = tmp_path / "annotated.mp4", tmp_path / "frames.csv"
     done = run_cli("--source", face_clip, "--output", out, "--csv", table, "--quiet")
     assert done.returncode == 0, done.stderr
-    native = ("W0000", "I0000", "Logging before InitGoogle", "INFO:")
+    native = ("W0000", "I0000", "Logging before InitGoogle", "INFO:", "WARNING: All log")
     assert not [line for line in done.stderr.splitlines() if line.startswith(native)]
+    said = [line for line in done.stderr.splitlines() if not line.startswith("warning: first")]
+    assert len(said) == 1, done.stderr  # the summary line (after one-time conversions)
     assert frame_count(out) == (24, 30.0, (640, 480))
     assert has_audio(out)
     rows = read_csv(table)
@@ -101,7 +110,7 @@ def test_folder_batch_skips_broken_files_and_resumes(tmp_path, face_clip, face_b
     (footage / "day2").mkdir(parents=True)
     shutil.copy(face_clip, footage / "a.mp4")
     write_video(footage / "day2" / "b.mov",
-                [compose(face_bgr, (321, 239), 5, 5, scale=0.75) for _ in range(6)], fps=12)
+                [compose(face_bgr, (320, 240), 5, 5, scale=0.75) for _ in range(6)], fps=12)
     (footage / "broken.mp4").write_text("not a video")
     (footage / "notes.txt").write_text("ignored")
     out = tmp_path / "out"
@@ -109,26 +118,126 @@ def test_folder_batch_skips_broken_files_and_resumes(tmp_path, face_clip, face_b
     assert done.returncode == 1  # one input failed ...
     assert "Traceback" not in done.stderr and "broken.mp4" in done.stderr
     assert frame_count(out / "a.mp4")[0] == 24  # ... and the batch went on
-    assert frame_count(out / "day2" / "b.mp4")[:3] == (6, 12.0, (321, 239))
-    assert len(read_csv(out / "day2" / "b.csv")) == 6
+    assert frame_count(out / "day2" / "b.mov")[:3] == (6, 12.0, (320, 240))
+    rows = read_csv(out / "day2" / "b.mov.csv")
+    assert len(rows) == 6 and {r["source"] for r in rows} == {"day2/b.mov"}
     again = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out, "-q")
     assert again.stderr.count("skipped") == 2
+    assert "day2/b.mov" in again.stderr  # the summary names inputs by relative path
 
 
-def test_ctrl_c_keeps_what_was_written(tmp_path, face_bgr):
+def test_folder_batch_outputs_never_collide(tmp_path, face_clip):
+    """x.mp4, x.mov and sub/x.mp4 get three outputs, each traceable to its input."""
+    footage, out = tmp_path / "footage", tmp_path / "out"
+    (footage / "sub").mkdir(parents=True)
+    for name in ("x.mp4", "x.mov", "sub/x.mp4"):
+        shutil.copy(face_clip, footage / name)
+    done = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out, "-q")
+    assert done.returncode == 0, done.stderr
+    for name in ("x.mp4", "x.mov", "sub/x.mp4"):
+        assert frame_count(out / name)[0] == 24
+        assert {r["source"] for r in read_csv(out / f"{name}.csv")} == {name}
+    assert "0 │ 0 │ 0.0" not in done.stderr
+
+
+def test_outputs_that_would_overwrite_an_input_are_refused(tmp_path, face_clip):
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    shutil.copy(face_clip, footage / "a.mp4")
+    before = (footage / "a.mp4").read_bytes()
+    for args in (["-s", footage / "a.mp4", "-o", footage / "a.mp4"],
+                 ["-s", footage / "a.mp4", "-o", footage / ".." / "footage" / "a.mp4"],
+                 ["-s", footage / "a.mp4", "--csv", footage / "a.mp4"],
+                 ["-s", footage, "--output-dir", footage]):
+        done = run_cli(*args)
+        assert_one_line_error(done)
+        assert "is the input" in done.stderr
+    assert (footage / "a.mp4").read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["clip.gif", "noext"])
+def test_unwritable_output_formats_fail_before_any_work(tmp_path, face_clip, name):
+    done = run_cli("-s", face_clip, "-o", tmp_path / name, "--csv", tmp_path / "x.csv")
+    assert_one_line_error(done)
+    assert "name it .mp4" in done.stderr
+    assert not list(tmp_path.iterdir())  # no CSV, no broken video
+
+
+def test_csv_can_mark_analysed_frames_without_faces(tmp_path, face_bgr):
+    frames = [compose(face_bgr, (320, 240), 20, 10, scale=0.6) if i < 6
+              else np.full((240, 320, 3), 90, np.uint8) for i in range(12)]
+    clip = write_video(tmp_path / "half.mp4", frames)
+    table = tmp_path / "t.csv"
+    done = run_cli("-s", clip, "--csv", table, "--every", "3", "--csv-empty-frames", "-q")
+    assert done.returncode == 0, done.stderr
+    rows = read_csv(table)
+    assert [int(r["frame"]) for r in rows] == [0, 3, 6, 9]  # every analysed frame, once
+    assert [r["face_id"] == "" for r in rows] == [False, False, True, True]
+
+
+@pytest.mark.parametrize("moment", [1.0, 6.0, "10 rows", "120 rows"])
+def test_ctrl_c_at_any_moment_keeps_a_playable_video_of_the_csv_frames(tmp_path, face_bgr,
+                                                                       moment):
+    """From start-up (imports, model loading) to mid-run: exit 130, one line, and the video
+    (if any frame was written) plays and holds every frame that has a CSV row."""
     frames = [compose(face_bgr, (640, 480), 40 + (i % 60) * 4, 60, scale=1.0) for i in range(600)]
     clip = write_video(tmp_path / "long.mp4", frames)
     out, table = tmp_path / "o.mp4", tmp_path / "o.csv"
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), "-s", clip, "-o", out,
                              "--csv", table, "-q"], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and (not table.exists() or len(read_csv(table)) < 10):
-        time.sleep(0.5)
+    if isinstance(moment, float):
+        time.sleep(moment)
+    else:
+        deadline, wanted = time.time() + 240, int(moment.split()[0])
+        while time.time() < deadline and (not table.exists() or len(read_csv(table)) < wanted):
+            time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     stderr = proc.communicate(timeout=120)[1]
     assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted")
+    rows = read_csv(table) if table.exists() else []
+    assert len(rows) < 600
+    if rows:
+        assert frame_count(out)[0] >= max(int(r["frame"]) for r in rows) + 1
+    elif out.exists():  # a video appears only once a frame was written, and then it plays
+        assert frame_count(out)[0] >= 1
+    assert not list(tmp_path.glob(".*part*"))  # nothing half-written left beside it
+
+
+def test_variable_frame_rate_keeps_its_timestamps_in_the_csv_and_the_video(tmp_path, face_bgr):
+    from test_sources_detect_sinks import probe
+
+    from streamfer.sinks import VideoSink
+
+    times = [0.0, 0.033, 0.067, 0.1, 0.6, 0.633, 1.5, 1.533, 1.567, 2.0]
+    clip = tmp_path / "vfr.mp4"
+    with VideoSink(clip, 30, (320, 240)) as video:
+        for i, t in enumerate(times):
+            video.write(compose(face_bgr, (320, 240), 20 + 4 * i, 10, scale=0.6), t)
+    out, table = tmp_path / "o.mp4", tmp_path / "o.csv"
+    done = run_cli("-s", clip, "-o", out, "--csv", table, "--csv-empty-frames", "-q")
+    assert done.returncode == 0, done.stderr
+    by_frame = {int(r["frame"]): float(r["time_s"]) for r in read_csv(table)}
+    np.testing.assert_allclose([by_frame[i] for i in range(len(times))], times, atol=2e-3)
+    np.testing.assert_allclose(probe(out)[4], times, atol=2e-3)
+
+
+def test_face_cadence_with_every_classifies_every_face_again(tmp_path, face_bgr):
+    """--every 2 --face-cadence 2: each face runs the model every other analysed frame (the
+    cadence counts analysed frames, not frame indices, so no face is starved)."""
+    frames = []
+    for i in range(24):
+        canvas = compose(face_bgr, (640, 300), 10 + i, 10, scale=0.8)
+        canvas[10:250, 330:570] = cv2.resize(face_bgr, (240, 240))
+        frames.append(canvas)
+    clip = write_video(tmp_path / "two.mp4", frames)
+    table = tmp_path / "t.csv"
+    done = run_cli("-s", clip, "--csv", table, "--every", "2", "--face-cadence", "2", "-q")
+    assert done.returncode == 0, done.stderr
     rows = read_csv(table)
-    written = frame_count(out)[0]
-    assert 10 <= len(rows) < 600
-    assert len(rows) - 3 <= written <= len(rows) + 3  # the video holds the same frames
+    ids = {r["face_id"] for r in rows}
+    assert len(ids) == 2
+    for face_id in ids:
+        classified = [r for r in rows if r["face_id"] == face_id and r["classified"] == "1"]
+        assert len(classified) >= 5  # 12 analysed frames: the first, then every other one

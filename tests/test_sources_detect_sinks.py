@@ -224,3 +224,13 @@ def test_rotation_metadata_is_honoured(tmp_path, face_bgr):
         frames = list(source)
         assert source.size == (240, 320)
     assert frames[0].image.shape == (320, 240, 3)
+
+
+def test_one_opencv_distribution_is_installed():
+    """mediapipe brings opencv-contrib-python; a second distribution in the same cv2/ folder
+    breaks whichever is removed first."""
+    from importlib.metadata import distributions
+
+    opencv = {d.metadata["Name"].lower() for d in distributions()
+              if d.metadata["Name"] and d.metadata["Name"].lower().startswith("opencv")}
+    assert len(opencv) == 1, opencv

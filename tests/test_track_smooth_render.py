@@ -103,3 +103,34 @@ def test_overlay_is_drawn_and_scales_with_the_frame(size):
     thick_px = (image[:, x + bw // 2].any(axis=1)).sum()
     drawn = (image.any(axis=2)).mean()
     assert thick_px > 2 and 0.005 < drawn < 0.5
+
+
+@pytest.mark.parametrize("size,boxes", [
+    ((1920, 1080), [(300 + 130 * i, 400 + (i % 2) * 60, 110, 110) for i in range(8)]),
+    ((640, 360), [(20, 20, 120, 120), (150, 30, 120, 120), (280, 25, 120, 120),
+                  (410, 40, 120, 120), (200, 200, 100, 100)]),
+    ((1280, 720), [(0, 0, 200, 200), (1080, 520, 200, 200), (600, 300, 80, 80)]),
+])
+def test_crowded_overlays_cover_no_face_and_no_other_overlay(size, boxes):
+    from streamfer.render import _overlaps
+
+    w, h = size
+    frame = Frame("t", 0, 0.0, np.zeros((h, w, 3), np.uint8))
+    for i, box in enumerate(boxes):
+        frame.faces.append(Face(box, 0.9, face_id=i + 1, labels=("Sadness", "Happiness"),
+                                smoothed=np.linspace(0.1, 0.9, 6)))
+    renderer = Renderer()
+    places = renderer.layout(frame.faces, frame.image.shape, max(size) / 1000)
+    faces = {id(p.face): (p.face.box[0], p.face.box[1], p.face.box[0] + p.face.box[2],
+                          p.face.box[1] + p.face.box[3]) for p in places}
+    overlays = [(p, r) for p in places for r in (p.title, p.panel) if r is not None]
+    for p, rect in overlays:
+        assert 0 <= rect[0] < rect[2] <= w and 0 <= rect[1] < rect[3] <= h
+        for q, other in overlays:
+            if other is not rect:
+                assert not _overlaps(rect, other), (p.face.face_id, q.face.face_id)
+        for face_id, box in faces.items():
+            inside_own_box = face_id == id(p.face) and rect is p.title
+            assert inside_own_box or not _overlaps(rect, box)
+    assert sum(p.panel is not None for p in places) >= 2  # room for some panels
+    assert renderer.annotate(frame).shape == (h, w, 3)

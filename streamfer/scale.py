@@ -1,0 +1,130 @@
+"""Folder runs scaled out on a Ray cluster: each input file is one task for a pool of actors,
+each actor holding a loaded :class:`~streamfer.pipeline.Pipeline` (model and detector
+loaded once) and running the very code of a serial folder run, so the outputs are the same.
+
+Every node must see the input and output folders at the same path (a shared filesystem:
+NFS, SMB, a cloud bucket mounted with a FUSE driver); Ray carries only the tasks and their
+small results. Finished inputs are recorded, as in a serial run, in the output folder's
+``.streamfer-done.json`` by the driver alone, after a task reports success; outputs appear
+under their names only when finalised (``.part`` files until then), so a worker killed
+mid-file leaves nothing that looks finished: Ray restarts the actor (a new process, on any
+node with room) and runs the file again there.
+
+Example:
+    >>> from streamfer.scale import run_folder_on_ray
+    >>> results = run_folder_on_ray(Settings(), "footage/", "out/", "out/",
+    ...                             address="local", workers=2)          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from streamfer.pipeline import (
+    DONE_FILE,
+    Job,
+    Pipeline,
+    RunStats,
+    Settings,
+    plan_folder,
+    read_done,
+    write_atomically,
+)
+from streamfer.sinks import SinkError
+from streamfer.sources import SourceError, open_source
+
+CPUS_PER_WORKER = 2
+
+
+class Worker:
+    """A Ray actor: one Pipeline, loaded once, for many files."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.pipeline = Pipeline(settings)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, job: Job) -> RunStats:
+        try:
+            return self.pipeline.run(str(job.path), job.output, job.table, name=job.key,
+                                     part_csv=True)
+        except (SourceError, SinkError, OSError) as exc:
+            return RunStats(job.key, status=f"failed: {exc}")
+
+
+def default_workers() -> int:
+    """One worker per two cores of this machine."""
+    return max(1, (os.cpu_count() or 1) // CPUS_PER_WORKER)
+
+
+def connect(address: str, workers: int):
+    """``ray.init`` for ``address``: ``local`` (a Ray started here, sized for ``workers``),
+    ``auto`` (the cluster ``ray start --head`` made) or ``ray://host:port``."""
+    import ray
+
+    quiet = {"log_to_driver": False, "configure_logging": True, "logging_level": "error"}
+    if address == "local":
+        return ray.init(num_cpus=workers * CPUS_PER_WORKER, include_dashboard=False, **quiet)
+    return ray.init(address=address, **quiet)
+
+
+def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_dir,
+                      force: bool = False, address: str = "local",
+                      workers: int | None = None) -> list[RunStats]:
+    """Every video below ``folder`` through a pool of ``workers`` Ray actors; the same
+    plan, resume rules, per-file error handling and outputs as a serial folder run."""
+    import ray
+
+    from streamfer.pipeline import progress_bar
+
+    jobs = plan_folder(folder, output_dir, csv_dir)
+    done_file = Path(output_dir or csv_dir) / DONE_FILE
+    done = read_done(done_file) if not force else {}
+    todo = [job for job in jobs if force or not job.done(done)]
+    results = {job.key: RunStats(job.key, status="skipped (done)")
+               for job in jobs if job not in todo}
+    workers = workers or default_workers()
+    frames = {job.key: _frame_count(job.path) for job in todo}
+    connect(address, workers)
+    remote = ray.remote(num_cpus=CPUS_PER_WORKER, max_restarts=3, max_task_retries=3)(Worker)
+    actors = [remote.remote(settings) for _ in range(min(workers, max(1, len(todo))))]
+    try:
+        with progress_bar(settings.progress) as progress:
+            bar = progress.add_task(f"{len(todo)} files on {len(actors)} workers",
+                                    total=sum(frames.values()) or None, fps=0.0)
+            queue, idle, pending = list(todo), list(actors), {}
+            while queue or pending:
+                while idle and queue:
+                    actor, job = idle.pop(), queue.pop(0)
+                    pending[actor.run.remote(job)] = (job, actor)
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                job, actor = pending.pop(ready[0])
+                idle.append(actor)
+                try:
+                    stats = ray.get(ready[0])
+                except ray.exceptions.RayError as exc:  # its retries spent too
+                    stats = RunStats(job.key, status=f"failed: worker lost "
+                                                     f"({type(exc).__name__})")
+                results[job.key] = stats
+                if stats.status == "ok":
+                    done[job.key] = job.stamp
+                    done_file.parent.mkdir(parents=True, exist_ok=True)
+                    write_atomically(done_file, json.dumps(done, indent=1))
+                progress.update(bar, advance=frames[job.key], fps=stats.fps)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if address == "local":
+            ray.shutdown()
+    return [results[job.key] for job in jobs]
+
+
+def _frame_count(path: Path) -> int:
+    try:
+        with open_source(str(path)) as source:
+            return source.frame_count or 0
+    except SourceError:
+        return 0

@@ -1,0 +1,110 @@
+"""Folder runs on Ray (``--ray local``): the same outputs as the serial run, and a worker
+killed mid-file does not lose the batch."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, compose, frame_count, write_video
+from test_cli import QUIETING
+
+pytestmark = [pytest.mark.usefixtures("detector_ready"), pytest.mark.ray]
+ray = pytest.importorskip("ray", reason="Ray is an extra: pip install -e '.[ray]'")
+
+
+def streamfer(*args, timeout=600):
+    env = {k: v for k, v in os.environ.items() if k not in QUIETING}
+    return subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), *map(str, args)],
+                            env=env, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc, timeout=600):
+    stderr = proc.communicate(timeout=timeout)[1]
+    return proc.returncode, stderr
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory, face_bgr):
+    folder = tmp_path_factory.mktemp("footage")
+    (folder / "cam2").mkdir()
+    for i, name in enumerate(("a.mp4", "b.mov", "cam2/c.mp4", "cam2/d.mkv")):
+        frames = [compose(face_bgr, (320, 240), 10 + (j + 7 * i) % 40, 10, scale=0.6)
+                  for j in range(60)]
+        write_video(folder / name, frames, fps=25)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory, footage):
+    out = tmp_path_factory.mktemp("serial")
+    code, stderr = finish(streamfer("-s", footage, "--output-dir", out, "--csv-dir", out, "-q"))
+    assert code == 0, stderr
+    return out
+
+
+def read(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+NAMES = ("a.mp4", "b.mov", "cam2/c.mp4", "cam2/d.mkv")
+
+
+def test_ray_local_writes_what_the_serial_run_writes(tmp_path, footage, serial):
+    out = tmp_path / "out"
+    code, stderr = finish(streamfer("-s", footage, "--output-dir", out, "--csv-dir", out, "-q",
+                                    "--ray", "local", "--workers", "2"))
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    for name in NAMES:
+        assert read(out / f"{name}.csv") == read(serial / f"{name}.csv")
+        assert frame_count(out / name) == frame_count(serial / name)
+    assert set(json.loads((out / ".streamfer-done.json").read_text())) == set(NAMES)
+    again = streamfer("-s", footage, "--output-dir", out, "--csv-dir", out, "-q", "--ray",
+                      "local", "--workers", "1")
+    code, stderr = finish(again)
+    assert code == 0 and stderr.count("skipped") == 4, stderr
+
+
+def test_a_worker_killed_mid_file_loses_nothing(tmp_path, footage, serial):
+    import psutil
+
+    out = tmp_path / "out"
+    proc = streamfer("-s", footage, "--output-dir", out, "--csv-dir", out, "-q", "--ray",
+                     "local", "--workers", "1")
+    killed, deadline = None, time.time() + 300
+    while killed is None and time.time() < deadline and proc.poll() is None:
+        if list(out.rglob(".*.part")):  # a file is being written
+            for p in psutil.process_iter(["cmdline"]):
+                if any("ray::Worker" in part for part in p.info["cmdline"] or []):
+                    killed = p.pid
+                    os.kill(p.pid, signal.SIGKILL)
+                    break
+        time.sleep(0.05)
+    code, stderr = finish(proc)
+    assert killed is not None, "no worker was caught mid-file"
+    assert code == 0, stderr
+    for name in NAMES:  # every input finished once, with the serial run's rows
+        assert read(out / f"{name}.csv") == read(serial / f"{name}.csv")
+        assert frame_count(out / name)[0] == 60
+    assert not list(out.rglob(".*.part"))
+    assert sorted(json.loads((out / ".streamfer-done.json").read_text())) == sorted(NAMES)
+
+
+def test_without_ray_nothing_imports_it(tmp_path, footage):
+    code = ("import sys; from streamfer.pipeline import Pipeline, plan_folder; "
+            "from streamfer import cli; print('ray' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_ray_needs_a_folder_source(tmp_path, footage):
+    code, stderr = finish(streamfer("-s", footage / "a.mp4", "--csv", tmp_path / "x.csv",
+                                    "--ray", "local"))
+    assert code != 0 and "folder sources" in stderr and "Traceback" not in stderr

@@ -1,0 +1,143 @@
+"""Training, export and reload on a tiny dataset the test makes itself (a real face photo
+under brightness and shifts, one folder per emotion): the recipe's pieces and the command
+line, under every Keras backend installed here."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from streamfer.data import Dataset, load_dataset
+
+FOLDERS = ("surprise", "fear", "disgust", "happy", "sad", "angry", "neutral")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, face_bgr):
+    """7 folders × 6 faces, 100×100 (a valid split is held out of them)."""
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    face = cv2.resize(face_bgr, (100, 100))
+    for k, name in enumerate(FOLDERS):
+        (root / name).mkdir()
+        for i in range(6):
+            shifted = np.roll(face, (int(rng.integers(-6, 7)), k - 3), axis=(0, 1))
+            image = np.clip(shifted.astype(int) + 12 * k - 30 + i, 0, 255).astype(np.uint8)
+            cv2.imwrite(str(root / name / f"{i}.png"), image)
+    return root
+
+
+def streamfer(*args, backend="tensorflow", timeout=900):
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    return subprocess.run([sys.executable, "-m", "streamfer.cli", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def backends():
+    for name, module in (("tensorflow", "tensorflow"), ("jax", "jax")):
+        reason = f"Keras backend {name}: {module} is not installed here"
+        installed = importlib.util.find_spec(module) is not None
+        yield pytest.param(name, marks=pytest.mark.skipif(not installed, reason=reason))
+
+
+@pytest.mark.parametrize("backend", backends())
+def test_two_steps_train_resume_and_export_under_each_backend(tmp_path, tiny, backend):
+    run = tmp_path / "run"
+    args = ["train", "--data", tiny, "--out", run, "--steps-per-epoch", "2", "--batch-size",
+            "4", "--work-size", "32", "--precision", "fp32"]
+    first = streamfer(*args, "--epochs", "1", backend=backend)
+    assert first.returncode == 0, first.stderr[-2000:]
+    config = json.loads((run / "train_config.json").read_text())
+    assert config["backend"] == backend and config["bf16"] is False
+    again = streamfer(*args, "--epochs", "2", backend=backend)  # resumes after epoch 1
+    assert again.returncode == 0, again.stderr[-2000:]
+    log = (run / "log.csv").read_text().splitlines()
+    assert log[0].split(",")[:2] == ["epoch", "loss"] and "val_map" in log[0]
+    assert [row.split(",")[0] for row in log[1:]] == ["0", "1"]
+    assert (run / "best.weights.h5").is_file()
+
+    model = tmp_path / "m" / "model.json"
+    done = streamfer("export", "--run", run, "--data", tiny, "--out", model, "--no-int8",
+                     backend=backend)
+    assert done.returncode == 0, done.stderr[-2000:]
+    meta = json.loads(model.read_text())
+    assert meta["vgg"] == "bn" and meta["work_size"] == 32 and len(meta["thresholds"]) == 6
+    same = streamfer("export", "--run", run, "--data", tiny, "--out", model, "--no-int8",
+                     backend=backend)
+    assert same.returncode == 1 and "does not beat" in same.stderr  # the same model again
+
+
+def test_exported_model_reloads_and_init_starts_from_it(tmp_path, tiny):
+    """A run exported, reloaded by Classifier (scores as in training), and ``--init`` takes
+    its architecture and weights."""
+    from streamfer.classify import Classifier
+    from streamfer.model import load_model
+    from streamfer.train import TrainConfig, export, train
+
+    run = tmp_path / "run"
+    train(TrainConfig(str(tiny), str(run), epochs=1, steps_per_epoch=1, batch_size=4,
+                      work_size=32, vgg="plain", precision="fp32"), progress=False)
+    out = tmp_path / "model.json"
+    result = export(run, tiny, out, int8=False)
+    assert result["n"] == len(load_dataset(tiny, "valid"))
+    classifier = Classifier(out, backend="keras")
+    crops = np.stack([cv2.resize(im, (100, 100)) for im in load_dataset(tiny, "valid").images])
+    assert classifier.predict(crops).shape == (len(crops), 6)
+
+    second = tmp_path / "run2"
+    train(TrainConfig(str(tiny), str(second), epochs=1, steps_per_epoch=1, batch_size=4,
+                      learning_rate=1e-12, init=str(out), precision="fp32"), progress=False)
+    assert json.loads((second / "config.json").read_text())["vgg"] == "plain"
+    start, _ = load_model(out)
+    from streamfer.model import ModelConfig, build_model
+
+    config = ModelConfig.from_dict(json.loads((second / "config.json").read_text()))
+    config.input_size = config.work_size
+    trained = build_model(config)
+    trained.load_weights(str(second / "best.weights.h5"))
+    head = [layer for layer in trained.layers if layer.name == "emotions"][0]
+    np.testing.assert_allclose(head.get_weights()[0],
+                               start.get_layer("emotions").get_weights()[0], atol=1e-4)
+
+
+def test_weighted_bce_matches_its_formula_on_soft_targets():
+    from keras import ops
+
+    from streamfer.train import positive_weights, weighted_bce
+
+    y = np.array([[1.0, 0.0, 0.3, 0.0, 0.0, 0.0]], np.float32)
+    p = np.array([[0.9, 0.2, 0.5, 0.1, 0.1, 0.1]], np.float32)
+    w = np.array([2.0, 1, 1, 1, 1, 3], np.float32)
+    expected = -np.mean(w * y * np.log(p) + (1 - y) * np.log(1 - p))
+    got = float(ops.convert_to_numpy(weighted_bce(w)(y, p))[0])
+    assert got == pytest.approx(expected, rel=1e-5)
+    targets = np.array([[1, 0, 0, 0, 0, 0]] * 1 + [[0] * 6] * 99, np.float32)
+    assert positive_weights(targets, cap=4.0)[0] == 4.0  # √(99) capped
+    assert positive_weights(targets, cap=4.0)[1] == 4.0  # no positives: clipped, capped
+
+
+def test_batches_cover_the_data_shuffled_with_soft_targets_only_in_training():
+    from streamfer.train import make_dataset
+
+    n = 10
+    data = Dataset(np.arange(n)[:, None, None, None].repeat(48, 1).repeat(48, 2).repeat(3, 3)
+                   .astype(np.uint8), (np.arange(n * 6).reshape(n, 6) % 2).astype(np.float32),
+                   [str(i) for i in range(n)], np.full((n, 6), 0.25, np.float32))
+    train = make_dataset(data, 4, 32, seed=0, training=True)
+    assert len(train) == 2  # full batches only
+    x, y = train[0]
+    assert x.shape == (4, 32, 32, 3) and x.dtype == np.float32 and (y == 0.25).all()
+    first = [int(train[i][0][j, 0, 0, 0]) for i in range(2) for j in range(4)]
+    train.on_epoch_end()
+    second = [int(train[i][0][j, 0, 0, 0]) for i in range(2) for j in range(4)]
+    assert first != second and len(set(first)) == 8
+    valid = make_dataset(data, 4, 48, seed=0, training=False)
+    assert len(valid) == 3
+    seen = np.concatenate([valid[i][1] for i in range(3)])
+    np.testing.assert_array_equal(seen, data.targets)
