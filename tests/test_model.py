@@ -58,13 +58,50 @@ def test_clearly_happy_valid_faces_score_happiness_highest(classifier, ferplus):
     assert (top == HAPPY).mean() >= 0.8
 
 
-def test_posed_happy_photo_reads_happy(classifier, media, detector_ready):
-    with open_source(media / "pyfeat_0-f15-hao-ph_happy_open.jpg") as source, \
-            FaceDetector() as detector:
+def test_a_colour_face_scores_as_its_gray_version(classifier, face_bgr):
+    """FER+ faces are gray: the model turns every crop gray inside its graph, so colour
+    changes nothing (in every backend; here Keras)."""
+    crop = cv2.cvtColor(cv2.resize(face_bgr, (100, 100)), cv2.COLOR_BGR2RGB)
+    gray = cv2.cvtColor(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    tinted = np.clip(crop.astype(int) * [1.3, 0.8, 0.9], 0, 255).astype(np.uint8)
+    scores = classifier.predict(np.stack([crop, gray]))
+    np.testing.assert_allclose(scores[0], scores[1], atol=0.01)
+    assert np.abs(classifier.predict(tinted[None])[0] - scores[0]).max() > 1e-4  # luma moved
+
+
+NOT_YET = "the shipped model does not get this face right yet (issue: a classifier worth trusting)"
+
+
+@pytest.mark.parametrize("photo,emotion", [
+    ("pyfeat_0-f1-su-ph_surprise.jpg", "Surprise"),
+    ("pyfeat_0-f15-hao-ph_happy_open.jpg", "Happiness"),
+    ("pyfeat_single_face_smile.jpg", "Happiness"),
+    pytest.param("pyfeat_15-f13-anc-ph_anger_closed.jpg", "Anger",
+                 marks=pytest.mark.xfail(strict=True, reason=NOT_YET)),
+    pytest.param("pyfeat_45-m7-di-ph_disgust.jpg", "Disgust",
+                 marks=pytest.mark.xfail(strict=True, reason=NOT_YET)),
+])
+def test_posed_photos_get_their_emotion_as_the_top_score(classifier, media, detector_ready,
+                                                         photo, emotion):
+    with open_source(media / photo) as source, FaceDetector() as detector:
         frame = detector.detect(next(iter(source)))
     assert len(frame.faces) == 1
     scores = classifier.predict(frame.faces[0].crop[None])[0]
-    assert scores.argmax() == HAPPY
+    assert EMOTIONS[scores.argmax()] == emotion, dict(zip(EMOTIONS, scores.round(2)))
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_YET)
+def test_crying_then_smiling_reads_sadness_early_and_happiness_late(classifier, media,
+                                                                    detector_ready):
+    """The first quarter of the clip is crying, the last quarter smiling."""
+    with open_source(media / "pyfeat_WolfgangLanger_Pexels_sad_to_happy.mp4") as source, \
+            FaceDetector() as detector:
+        crops = [f.faces[0].crop for f in (detector.detect(frame) for frame in source)
+                 if f.faces]
+    scores = classifier.predict(np.stack(crops))
+    quarter = len(scores) // 4
+    assert EMOTIONS[scores[:quarter].mean(0).argmax()] == "Sadness"
+    assert EMOTIONS[scores[-quarter:].mean(0).argmax()] == "Happiness"
 
 
 @pytest.mark.parametrize("backend", ["tflite", "onnx"])

@@ -46,7 +46,7 @@ def backends():
         yield pytest.param(name, marks=pytest.mark.skipif(not installed, reason=reason))
 
 
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", list(backends()))
 def test_two_steps_train_resume_and_export_under_each_backend(tmp_path, tiny, backend):
     run = tmp_path / "run"
     args = ["train", "--data", tiny, "--out", run, "--steps-per-epoch", "2", "--batch-size",
