@@ -387,6 +387,39 @@ def export(run_dir, data, split, out, force, no_int8) -> None:
                f"mAP {m['mAP']:.3f}, Hamming {m['hamming_loss']:.3f}")
 
 
+@main.command(short_help="Calibrate a model file's thresholds on a split again.")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Labelled data whose --split the thresholds are calibrated on.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="valid",
+              show_default=True)
+@click.option("--model", "model_path", default="models/default.json", show_default=True,
+              type=click.Path(exists=True, dir_okay=False))
+def thresholds(data, split, model_path) -> None:
+    """Per-label thresholds maximising F1 on --split, and the metrics there, written into the
+    model file (the weights are untouched), e.g. after the labelling rule changed."""
+    import json
+
+    from streamfer.classify import Classifier
+    from streamfer.data import load_dataset
+    from streamfer.evaluate import calibrate_thresholds, evaluate, predict_dataset
+
+    try:
+        dataset = load_dataset(data, split)
+        classifier = Classifier(model_path, backend="keras")
+    except _errors() as exc:
+        raise UserError(str(exc)) from None
+    scores = predict_dataset(classifier, dataset)
+    result = evaluate(dataset.targets, scores, calibrate_thresholds(dataset.targets, scores),
+                      classifier.labels, data, split, dataset.majority)
+    m = result["at"]["calibrated"]
+    meta = json.loads(Path(model_path).read_text())
+    meta.update(thresholds=m["thresholds"], selected_on=split,
+                metrics={k: v for k, v in m.items() if k != "per_label"})
+    Path(model_path).write_text(json.dumps(meta, indent=2) + "\n")
+    click.echo(f"{model_path}: thresholds {', '.join(f'{t:.2f}' for t in m['thresholds'])}; "
+               f"samples-F1 {m['samples_f1']:.3f}, mAP {m['mAP']:.3f}")
+
+
 @main.command(short_help="Measure the int8 ranges for --backend onnx.")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
               help="Dataset whose Train faces calibrate the int8 ranges (e.g. FER+).")
