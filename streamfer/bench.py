@@ -28,8 +28,9 @@ def make_clip(path: Path, faces: int, frames: int, size=(640, 480), fps: float =
     scale = 1.0 if faces == 1 else 0.75
     face = cv2.resize(face, None, fx=scale, fy=scale)
     fh, fw = face.shape[:2]
-    slots = [(20, 20), (size[0] - fw - 20, 20), (20, size[1] - fh - 5),
-             (size[0] - fw - 20, size[1] - fh - 5)][:faces] if faces > 1 else [(150, 80)]
+    # four faces: a 2×2 grid, each whole in the frame (and found by the detector) all along
+    slots = [(60, 20), (size[0] - fw - 60, 20), (60, size[1] - fh - 20),
+             (size[0] - fw - 60, size[1] - fh - 20)][:faces] if faces > 1 else [(150, 80)]
     images = []
     for i in range(frames):
         canvas = np.full((size[1], size[0], 3), 80, np.uint8)

@@ -209,8 +209,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         make_dataset(train_data, cfg.batch_size, size, cfg.seed, True, cfg.targets),
         epochs=cfg.epochs, steps_per_epoch=steps, verbose=1 if progress else 2,
         callbacks=[
-            # kept after the last epoch, so that a later call with more epochs goes on
-            keras.callbacks.BackupAndRestore(str(run / "backup"), delete_checkpoint=False),
+            # every 100 steps too (a CPU epoch takes an hour or more), and kept after the last
+            # epoch, so that a later call with more epochs goes on
+            keras.callbacks.BackupAndRestore(str(run / "backup"), save_freq=100,
+                                             delete_checkpoint=False),
             _Validation(core, make_dataset(valid_data, 128, size, cfg.seed, False),
                         valid_data.targets, best, _best_logged(run / "log.csv", "val_map")),
             keras.callbacks.CSVLogger(str(run / "log.csv"), append=True),
