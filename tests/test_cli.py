@@ -91,6 +91,8 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, content, expected):
     (["--source", "{clip}"], "nothing to do"),
     (["--source", "{clip}", "--csv", "x.csv", "--threshold", "Joy=0.3"], "--threshold"),
     (["--source", "{clip}", "--csv", "x.csv", "--smooth", "fast"], "--smooth"),
+    (["--source", "{clip}", "--csv", "x.csv", "--smooth", "window:0"], "--smooth"),
+    (["--source", "{clip}", "--csv", "x.csv", "--smooth", "window:-2"], "--smooth"),
     (["--source", "{clip}", "--csv", "x.csv", "--model", str(ROOT / "README.md")],
      "not a streamfer model file"),
 ])
@@ -241,3 +243,20 @@ def test_face_cadence_with_every_classifies_every_face_again(tmp_path, face_bgr)
     for face_id in ids:
         classified = [r for r in rows if r["face_id"] == face_id and r["classified"] == "1"]
         assert len(classified) >= 5  # 12 analysed frames: the first, then every other one
+
+
+def test_non_square_pixels_and_colour_tags_are_carried_end_to_end(tmp_path, face_bgr):
+    import imageio_ffmpeg
+    from test_sources_detect_sinks import probe
+
+    plain = write_video(tmp_path / "p.mp4", [compose(face_bgr, (512, 480), 100, 60)] * 6)
+    clip = tmp_path / "sar.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(plain),
+                    "-vf", "setsar=15/16", "-c:v", "libx264", "-colorspace", "bt709",
+                    "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+                    str(clip)], check=True)
+    out = tmp_path / "o.mp4"
+    done = run_cli("-s", clip, "-o", out, "-q")
+    assert done.returncode == 0, done.stderr
+    _, size, sar, tags, times = probe(out)
+    assert (size, str(sar), tags, len(times)) == ((512, 480), "15/16", (1, 1), 6)

@@ -144,3 +144,42 @@ def test_a_failed_onnx_build_is_one_error_and_remembered(tmp_path):
     with pytest.raises(AssetError, match="could not build the ONNX model: .*SHA-256"):
         backends.onnx_file(tmp_path / "m.json")
     assert backends.onnx_failed(tmp_path / "m.json")
+
+
+def test_a_remembered_onnx_failure_is_said_on_every_run(caplog, streamfer_home):
+    """``auto`` skips an ONNX build that failed before, and says so each time (one line)."""
+    import logging
+
+    from streamfer import backends
+
+    marker = backends._onnx_target(DEFAULT_MODEL).with_suffix(".failed")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("out of memory\n")
+    try:
+        for _ in range(2):
+            caplog.clear()
+            with caplog.at_level(logging.WARNING):
+                assert Classifier(DEFAULT_MODEL, backend="auto").backend == "tflite"
+            said = [r.getMessage() for r in caplog.records if "ONNX" in r.getMessage()]
+            assert len(said) == 1 and "out of memory" in said[0] and "--backend onnx" in said[0]
+    finally:
+        marker.unlink()
+
+
+def test_a_model_passed_in_is_that_model_in_every_backend(classifier):
+    """Its conversions are keyed by its own weights, never the default file's."""
+    from streamfer import backends
+
+    other = classifier.model.get_weights()
+    other[-1] = other[-1] + 1.0  # the head's bias: other scores
+    import keras
+
+    changed = keras.models.clone_model(classifier.model)
+    changed.set_weights(other)
+    assert backends.model_digest(changed, classifier.config) != \
+        backends.model_digest(classifier.model, classifier.config)
+    with pytest.raises(AssetError, match="needs the model's .json"):
+        Classifier(model=changed, config=classifier.config, backend="onnx")
+    crops = np.zeros((1, 100, 100, 3), np.uint8)
+    mine = Classifier(model=changed, config=classifier.config, backend="keras").predict(crops)
+    assert np.abs(mine - classifier.predict(crops)).max() > 0.05

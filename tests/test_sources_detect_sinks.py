@@ -234,3 +234,47 @@ def test_one_opencv_distribution_is_installed():
     opencv = {d.metadata["Name"].lower() for d in distributions()
               if d.metadata["Name"] and d.metadata["Name"].lower().startswith("opencv")}
     assert len(opencv) == 1, opencv
+
+
+def test_a_whole_mkv_gets_no_truncation_warning(tmp_path, caplog):
+    """Matroska lists no frame count (OpenCV's is an estimate): no warning for a whole file."""
+    import logging
+
+    clip = tmp_path / "whole.mkv"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=160x120:rate=25", "-frames:v", "101", "-c:v", "libx264",
+                    str(clip)], check=True)
+    with caplog.at_level(logging.WARNING), open_source(clip) as source:
+        assert len(list(source)) == 101
+    assert not caplog.records
+
+
+def test_stages_stop_promptly_whichever_side_waits():
+    """A consumer that gives up, or a stop while the producer is stuck in a slow read, ends
+    the stage thread within a tick or two (no 5 s wait, no thread blocked forever)."""
+    import threading
+    import time
+
+    from streamfer.pipeline import _background, _stop_threads
+
+    def slow():
+        for i in range(1000):
+            time.sleep(0.2 if i > 2 else 0)
+            yield i
+
+    stop, threads = threading.Event(), []
+    frames = _background(_background(slow(), stop, threads), stop, threads)
+    assert [next(frames) for _ in range(3)] == [0, 1, 2]
+    started = time.perf_counter()
+    _stop_threads(stop, threads)
+    rest = list(frames)  # the consumer ends too, at once, with what was already queued
+    assert time.perf_counter() - started < 1.0 and len(rest) < 10
+    time.sleep(0.3)  # the producer wakes from its 0.2 s read and sees the stop
+    assert not any(t.is_alive() for t in threads)
+
+    stop, threads = threading.Event(), []
+    frames = _background(slow(), stop, threads)
+    next(frames)
+    frames.close()  # the consumer gives up: the producer is let go
+    time.sleep(0.3)
+    assert stop.is_set() and not any(t.is_alive() for t in threads)
