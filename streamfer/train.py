@@ -209,16 +209,25 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         make_dataset(train_data, cfg.batch_size, size, cfg.seed, True, cfg.targets),
         epochs=cfg.epochs, steps_per_epoch=steps, verbose=1 if progress else 2,
         callbacks=[
-            # every 100 steps too (a CPU epoch takes an hour or more), and kept after the last
-            # epoch, so that a later call with more epochs goes on
-            keras.callbacks.BackupAndRestore(str(run / "backup"), save_freq=100,
-                                             delete_checkpoint=False),
+            _Backup(str(run / "backup"), save_freq=100, delete_checkpoint=False),
             _Validation(core, make_dataset(valid_data, 128, size, cfg.seed, False),
                         valid_data.targets, best, _best_logged(run / "log.csv", "val_map")),
             keras.callbacks.CSVLogger(str(run / "log.csv"), append=True),
         ],
     )
     return best
+
+
+class _Backup(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore, saved at the end of every epoch *and* every ``save_freq``
+    steps (a CPU epoch can take an hour: a stop mid-epoch keeps the weights of its last
+    hundred steps), and kept after the last epoch, so that a later call with more epochs
+    goes on from there."""
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":
+            self._save_model()
 
 
 class _Validation(keras.callbacks.Callback):
