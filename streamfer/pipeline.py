@@ -117,8 +117,6 @@ class Pipeline:
         tracker = Tracker()
         smoother = Smoother(self.thresholds, forget_after=tracker.max_missed + 1,
                             labels=self.classifier.labels, **s.smoothing)
-        if output:
-            check_output(output, (spec,))
         with ExitStack() as stack:
             source = stack.enter_context(open_source(spec))
             stats = RunStats(name or source.name)
