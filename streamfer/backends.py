@@ -1,11 +1,13 @@
 """Fast runtimes for the emotion model: TFLite (XNNPACK, fp32) and ONNX Runtime (int8).
 
-Both are made from the Keras model once per weights file and cached under
-``$STREAMFER_HOME``: Keras → TFLite (``TFLiteConverter.from_keras_model``, exact) → ONNX
-(``tf2onnx``) → int8 (ONNX Runtime static quantization: QDQ, per-channel int8 weights with
-``reduce_range``, uint8 activations). ``reduce_range`` matters on CPUs without VNNI, where
-full-range u8×s8 products saturate: without it samples-F1 fell by 0.036 on FER+ Valid, with
-it by 0.004.
+Both are made once per weights file and cached under ``$STREAMFER_HOME``. TFLite:
+``TFLiteConverter.from_keras_model`` (exact; ~40 s and 3 GB for this model). ONNX: the
+model's graph, written from its Keras layers by :mod:`streamfer.onnx_graph` and shipped
+beside the weights (``<model>.graph.onnx``), is filled with the weights by numpy and
+quantized by ONNX Runtime (static: QDQ, per-channel int8 weights with ``reduce_range``,
+uint8 activations) in ~10 s and ~1.5 GB, without TensorFlow. ``reduce_range`` matters on
+CPUs without VNNI, where full-range u8×s8 products saturate: without it samples-F1 fell by
+0.036 on FER+ Valid, with it by 0.004.
 
 Static quantization needs each activation's range. They are measured once on labelled
 faces (:func:`calibrate`, run by ``streamfer export`` and ``streamfer calibrate``) and stored
@@ -37,21 +39,23 @@ from streamfer.assets import AssetError, cache_dir, native_stderr_silenced
 
 log = logging.getLogger(__name__)
 CALIBRATION_SUFFIX = ".int8.json"
+GRAPH_SUFFIX = ".graph.onnx"
 
 
 def onnx_available() -> bool:
-    """Whether ONNX Runtime and the converter are installed."""
+    """Whether ONNX Runtime and ONNX are installed."""
     try:
+        import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
-        import tf2onnx  # noqa: F401
     except ImportError:
         return False
     return True
 
 
-# Bumped whenever build_model's graph changes for the same weights (v2: gray inside the
-# model), so that conversions cached by an older version are not reused.
-GRAPH_VERSION = 2
+# Bumped whenever build_model's graph or its ONNX writing changes for the same weights (v2:
+# gray inside the model; v3: ONNX written by streamfer.onnx_graph), so that conversions
+# cached by an older version are not reused.
+GRAPH_VERSION = 3
 
 
 def _digest(model_json: Path) -> str:
@@ -132,15 +136,16 @@ class TFLiteRunner:
         return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
 
-def _fp32_onnx(model, model_json: Path, target: Path) -> Path:
-    """Keras → TFLite → ONNX (fp32, dynamic batch), pre-processed for quantization."""
-    import tf2onnx
+def _fp32_onnx(graph, weights: list[np.ndarray], target: Path) -> Path:
+    """The graph filled with ``weights`` (fp32, dynamic batch), pre-processed for
+    quantization (ONNX Runtime folds each batch norm into its convolution)."""
+    import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from streamfer.onnx_graph import with_weights
+
     raw = target.with_suffix(".raw.onnx")
-    with contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced():
-        tf2onnx.convert.from_tflite(str(tflite_file(model, _config_of(model_json))), opset=17,
-                                    output_path=str(raw))
+    onnx.save(with_weights(graph, weights), str(raw))
     quant_pre_process(str(raw), str(target), skip_symbolic_shape=True)
     raw.unlink()
     _stable_names(target)
@@ -148,14 +153,15 @@ def _fp32_onnx(model, model_json: Path, target: Path) -> Path:
 
 
 def _config_of(model_json: Path):
-    from streamfer.model import ModelConfig
+    from streamfer.model import read_config
 
-    return ModelConfig.from_dict(json.loads(Path(model_json).read_text()))
+    return read_config(model_json)[0]
 
 
 def _stable_names(path: Path) -> None:
-    """Name every intermediate tensor by its node's position: tf2onnx numbers the names it
-    makes with a per-process counter, and the stored calibration ranges are keyed by name."""
+    """Name every intermediate tensor by its node's position, so that the stored calibration
+    ranges (keyed by name) do not depend on how ONNX Runtime's pre-processing names the
+    tensors it makes."""
     import onnx
 
     model = onnx.load(str(path))
@@ -175,13 +181,55 @@ def _stable_names(path: Path) -> None:
     onnx.save(model, str(path))
 
 
+def _architecture(config) -> str:
+    """Key of an architecture's graph: the config without thresholds, and the graph version."""
+    from dataclasses import asdict
+
+    arch = {k: v for k, v in asdict(config).items() if k != "thresholds"}
+    return hashlib.sha256(json.dumps([GRAPH_VERSION, arch], sort_keys=True, default=str)
+                          .encode()).hexdigest()[:16]
+
+
+def graph_file(model_json: Path) -> Path:
+    """``<model>.graph.onnx``: the model's ONNX graph without weights, beside its file."""
+    return model_json.with_name(model_json.name.replace(".json", GRAPH_SUFFIX))
+
+
+def _graph(model_json: Path):
+    """The model's ONNX graph without weights: the file beside it when it is of this
+    architecture, else written once from the Keras model (needs TensorFlow; cached)."""
+    import onnx
+
+    from streamfer.onnx_graph import architecture_of, graph_of
+
+    arch = _architecture(_config_of(model_json))
+    for path in (graph_file(model_json), cache_dir("onnx") / f"{arch}.graph.onnx"):
+        if path.is_file():
+            graph = onnx.load(str(path))
+            if architecture_of(graph) == arch:
+                return graph
+    from streamfer.model import build_model
+
+    graph = graph_of(build_model(_config_of(model_json), trainable_backbones=False), arch)
+    _write_atomically(cache_dir("onnx") / f"{arch}.graph.onnx", graph.SerializeToString())
+    return graph
+
+
+def _weights(model_json: Path) -> list[np.ndarray]:
+    """The weights of a model file, checked against its SHA-256, as numpy arrays."""
+    from streamfer.model import read_config
+
+    _, weights = read_config(model_json)
+    with np.load(weights) as z:
+        return [z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))]
+
+
 def onnx_file(model_json: Path) -> Path:
     """The int8 ONNX model for these weights (fp32 when no calibration file exists), built
-    once in a child process: tf2onnx's native code peaks at ~16 GB for this model, and if the
-    child dies (out of memory, say) this process lives on and gets an :class:`AssetError`,
-    remembered in the cache so that the ``auto`` backend does not try again."""
-    import multiprocessing
-
+    once and cached: the stored graph filled with the weights by numpy, then quantized with
+    the stored ranges (~10 s, ~1.5 GB; no TensorFlow). A failure reaches the caller as one
+    :class:`AssetError` and is remembered in the cache, so that the ``auto`` backend does not
+    try again."""
     model_json = Path(model_json)
     target = _onnx_target(model_json)
     ranges = _load_ranges(_ranges_file(model_json), model_json)  # a mismatch fails here
@@ -190,20 +238,22 @@ def onnx_file(model_json: Path) -> Path:
     if not ranges:
         log.warning("no %s beside %s: ONNX Runtime will run it at fp32 (`streamfer calibrate` "
                     "makes the int8 one)", _ranges_file(model_json).name, model_json.name)
-    log.warning("first use of these weights with --backend onnx: building the int8 model "
-                "once (a minute or two, ~16 GB of memory), cached in %s", target.parent)
+    log.info("first use of these weights with --backend onnx: building the ONNX model once, "
+             "cached in %s", target.parent)
     failed = target.with_suffix(".failed")
     failed.unlink(missing_ok=True)
-    child = multiprocessing.get_context("spawn").Process(
-        target=_build_onnx, args=(str(model_json), str(target), str(failed)))
-    child.start()
-    child.join()
-    if child.exitcode != 0 or not target.is_file():
-        reason = failed.read_text().strip() if failed.is_file() else \
-            f"the converter was killed (signal {-child.exitcode}; out of memory?)"
+    try:
+        with tempfile.TemporaryDirectory() as tmp, native_stderr_silenced():
+            fp32 = _fp32_onnx(_graph(model_json), _weights(model_json), Path(tmp) / "fp32.onnx")
+            if not ranges:
+                return _write_atomically(target, fp32.read_bytes())
+            _check_names(fp32, ranges)
+            _quantize(fp32, Path(tmp) / "int8.onnx", ranges)
+            return _write_atomically(target, (Path(tmp) / "int8.onnx").read_bytes())
+    except (AssetError, NotImplementedError, ValueError, OSError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         failed.write_text(reason + "\n")
-        raise AssetError(f"could not build the ONNX model: {reason}")
-    return target
+        raise AssetError(f"could not build the ONNX model: {reason}") from None
 
 
 def onnx_failed(model_json: Path) -> str | None:
@@ -218,31 +268,12 @@ def _ranges_file(model_json: Path) -> Path:
 
 
 def _onnx_target(model_json: Path) -> Path:
-    kind = "int8" if _ranges_file(model_json).is_file() else "fp32"
-    return cache_dir("onnx") / f"{_digest(model_json)}-{kind}.onnx"
-
-
-def _build_onnx(model_json: str, target: str, failed: str) -> None:
-    """Child process: Keras → TFLite → ONNX → int8 (with the stored ranges) at ``target``."""
-    from streamfer.model import load_model
-
-    model_json, target = Path(model_json), Path(target)
-    try:
-        with native_stderr_silenced():
-            model, _ = load_model(model_json)
-            ranges = _load_ranges(_ranges_file(model_json), model_json)
-            with tempfile.TemporaryDirectory() as tmp:
-                fp32 = _fp32_onnx(model, model_json, Path(tmp) / "fp32.onnx")
-                if not ranges:
-                    _write_atomically(target, fp32.read_bytes())
-                    return
-                quantized = Path(tmp) / "int8.onnx"
-                _check_names(fp32, ranges)
-                _quantize(fp32, quantized, ranges)
-                _write_atomically(target, quantized.read_bytes())
-    except Exception as exc:  # reported by the parent as one line
-        Path(failed).write_text(str(exc) or type(exc).__name__)
-        raise SystemExit(1) from None
+    """Cached ONNX model of these weights and (for int8) these ranges."""
+    ranges = _ranges_file(model_json)
+    if not ranges.is_file():
+        return cache_dir("onnx") / f"{_digest(model_json)}-fp32.onnx"
+    key = hashlib.sha256(ranges.read_bytes()).hexdigest()[:8]
+    return cache_dir("onnx") / f"{_digest(model_json)}-{key}-int8.onnx"
 
 
 def _check_names(fp32: Path, ranges: dict) -> None:
@@ -286,17 +317,21 @@ def _quantize(fp32: Path, out: Path, cache: dict | None, reader=None) -> dict:
 
 
 def calibrate(model, model_json: Path, crops: np.ndarray, batch: int = 32) -> Path:
-    """Measure every activation's range on ``crops`` (uint8, n×100×100×3), store them beside
-    the weights as ``<model>.int8.json`` and cache the int8 model; returns the ranges file."""
+    """Measure every activation's range on ``crops`` (uint8, n×100×100×3) and store them
+    beside the weights as ``<model>.int8.json``, with the graph as ``<model>.graph.onnx``
+    (so that no user's machine needs TensorFlow to build the ONNX model); returns the ranges
+    file."""
     import onnxruntime
-    import tf2onnx
     from onnxruntime.quantization import CalibrationDataReader
+
+    from streamfer.onnx_graph import graph_of
 
     model_json = Path(model_json)
     target = _ranges_file(model_json)
-    int8 = cache_dir("onnx") / f"{_digest(model_json)}-int8.onnx"
+    graph = graph_of(model, _architecture(_config_of(model_json)))
+    _write_atomically(graph_file(model_json), graph.SerializeToString())
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = _fp32_onnx(model, model_json, Path(tmp) / "fp32.onnx")
+        fp32 = _fp32_onnx(graph, model.get_weights(), Path(tmp) / "fp32.onnx")
         feed = _input_name(fp32)
 
         class Batches(CalibrationDataReader):
@@ -309,11 +344,10 @@ def calibrate(model, model_json: Path, crops: np.ndarray, batch: int = 32) -> Pa
                 return None if x is None else {feed: x}
 
         ranges = _quantize(fp32, Path(tmp) / "int8.onnx", None, Batches())
-        _write_atomically(int8, (Path(tmp) / "int8.onnx").read_bytes())
     meta = {"weights_sha256": json.loads(model_json.read_text()).get("sha256"),
             "faces": int(len(crops)), "method": "min/max (ONNX Runtime calibration cache)",
             "made_with": {"onnxruntime": onnxruntime.__version__,
-                          "tf2onnx": tf2onnx.__version__},
+                          "graph": f"streamfer.onnx_graph v{GRAPH_VERSION}"},
             "ranges": ranges}
     target.write_text(json.dumps(meta, indent=1) + "\n")
     return target

@@ -159,17 +159,27 @@ def save_weights(model, config: ModelConfig, path: Path, extra: dict | None = No
     return path
 
 
-def load_model(path: Path):
-    """Rebuild the model described by ``path`` (.json) and load its verified weights."""
+def read_config(path: Path, check: bool = True) -> tuple[ModelConfig, Path]:
+    """The architecture a model file (.json) describes, and its weights file (``check``:
+    there, and of the SHA-256 the file records)."""
     from streamfer.assets import AssetError, verify
 
     try:
         meta = json.loads(Path(path).read_text())
         config = ModelConfig.from_dict(meta)
-        meta["weights"]
+        weights = Path(path).with_name(meta["weights"])
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise AssetError(f"{path} is not a streamfer model file ({type(exc).__name__})") from None
-    weights = verify(Path(path).with_name(meta["weights"]), meta.get("sha256"))
+    if not check:
+        return config, weights
+    if not weights.is_file():
+        raise AssetError(f"weights file not found: {weights}")
+    return config, verify(weights, meta.get("sha256"))
+
+
+def load_model(path: Path):
+    """Rebuild the model described by ``path`` (.json) and load its verified weights."""
+    config, weights = read_config(path)
     model = build_model(config, trainable_backbones=False)
     with np.load(weights) as z:
         model.set_weights([z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))])

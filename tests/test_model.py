@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import shutil
 
 import cv2
@@ -129,8 +130,8 @@ def test_int8_ranges_of_other_weights_are_refused(tmp_path):
 
 
 def test_a_failed_onnx_build_is_one_error_and_remembered(tmp_path):
-    """The ONNX build runs in a child process; its failure (here: weights that do not match
-    their SHA-256) reaches the caller as one AssetError and marks the weights for ``auto``."""
+    """A failed ONNX build (here: weights that do not match their SHA-256) reaches the
+    caller as one AssetError and marks the weights for ``auto``."""
     from streamfer import backends
 
     meta = json.loads(DEFAULT_MODEL.read_text())
@@ -183,3 +184,26 @@ def test_a_model_passed_in_is_that_model_in_every_backend(classifier):
     crops = np.zeros((1, 100, 100, 3), np.uint8)
     mine = Classifier(model=changed, config=classifier.config, backend="keras").predict(crops)
     assert np.abs(mine - classifier.predict(crops)).max() > 0.05
+
+
+def test_the_onnx_model_is_built_from_the_shipped_graph_without_tensorflow(tmp_path):
+    """First run: the int8 model is made from models/default.graph.onnx and the weights with
+    numpy and ONNX Runtime alone (TensorFlow is never imported), and agrees with Keras."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from streamfer.classify import Classifier; "
+            "c = Classifier(backend='auto'); "
+            "print(c.backend, 'tensorflow' in sys.modules, 'keras' in sys.modules); "
+            "np.save(sys.argv[1], c.predict(np.load(sys.argv[2])))")
+    crops = np.stack([np.full((100, 100, 3), v, np.uint8) for v in (40, 120, 200)])
+    np.save(tmp_path / "crops.npy", crops)
+    env = {**os.environ, "STREAMFER_HOME": str(tmp_path / "home")}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "scores.npy"),
+                          str(tmp_path / "crops.npy")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["onnx", "False", "False"]
+    assert list((tmp_path / "home" / "onnx").glob("*-int8.onnx"))
+    keras_scores = Classifier(DEFAULT_MODEL, backend="keras").predict(crops)
+    assert np.abs(np.load(tmp_path / "scores.npy") - keras_scores).max() < 0.05
