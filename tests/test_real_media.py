@@ -83,3 +83,32 @@ def test_batching_frames_changes_nothing_in_the_csv(tmp_path, media):
         raw = [k for k in a if k.startswith("raw_")]
         np.testing.assert_allclose([float(a[k]) for k in raw], [float(b[k]) for k in raw],
                                    atol=1e-3)
+
+
+def test_two_real_faces_crossing_keep_their_ids(media, face_bgr):
+    """Two real faces (the astronaut, a smiling woman) cross on one row; the front one hides
+    the other for ~12 frames. Detected by the default detector, each keeps one id."""
+    import cv2
+
+    from streamfer.frame import Frame
+    from streamfer.track import Tracker
+
+    woman = cv2.imread(str(media / "pyfeat_single_face_smile.jpg"))
+    h, w = woman.shape[:2]
+    faces = [cv2.resize(face_bgr, (220, 220)),
+             cv2.resize(woman[max(0, h // 2 - w // 2):h // 2 + w // 2], (220, 220))]
+    tracker, owners, hidden = Tracker(), {0: set(), 1: set()}, 0
+    with FaceDetector() as detector:
+        for i in range(56):
+            image = np.full((480, 960, 3), 90, np.uint8)
+            xs = (40 + 12 * i, 700 - 12 * i)
+            for k in (1, 0) if i < 20 else (0, 1):  # the one drawn last is in front
+                image[130:350, xs[k]:xs[k] + 220] = faces[k]
+            frame = tracker.update(detector.detect(Frame("cross", i, i / 30, image)))
+            hidden += len(frame.faces) < 2
+            for face in frame.faces:
+                centre = face.box[0] + face.box[2] / 2
+                owners[int(abs(centre - xs[1] - 110) < abs(centre - xs[0] - 110))].add(
+                    face.face_id)
+    assert hidden >= 8  # the occlusion happened
+    assert len(owners[0]) == len(owners[1]) == 1 and owners[0] != owners[1]

@@ -24,7 +24,8 @@ def test_moving_faces_keep_their_ids_and_new_faces_get_new_ones():
         ids.append([f.face_id for f in frame.faces])
     assert all(row == ids[0] for row in ids)
     assert len(set(ids[0])) == 2
-    frame = tracker.update(_frame(20, [(50 + 15 * 20, 100, 80, 80), (10, 10, 60, 60)]))
+    for i in (20, 21):  # a new face: an id once it is seen in two frames in a row
+        frame = tracker.update(_frame(i, [(50 + 15 * i, 100, 80, 80), (10, 10, 60, 60)]))
     assert frame.faces[0].face_id == ids[0][0]
     assert frame.faces[1].face_id not in ids[0]
 
@@ -37,7 +38,50 @@ def test_id_survives_two_missed_detections_but_not_many():
     assert tracker.update(_frame(3, [(110, 100, 80, 80)])).faces[0].face_id == first
     for i in range(4, 12):
         tracker.update(_frame(i, []))
-    assert tracker.update(_frame(12, [(110, 100, 80, 80)])).faces[0].face_id != first
+    assert not tracker.update(_frame(12, [(110, 100, 80, 80)])).faces  # a new, tentative face
+    assert tracker.update(_frame(13, [(110, 100, 80, 80)])).faces[0].face_id != first
+
+
+def test_faces_that_cross_keep_their_ids_through_the_occlusion():
+    """Two faces on one row cross; while they overlap the detector sees only the front one."""
+    tracker, seen = Tracker(), []
+    for i in range(32):
+        a, b = 50 + 15 * i, 500 - 15 * i
+        boxes = [(a, 200, 80, 80)] + ([] if abs(a - b) < 80 else [(b, 200, 80, 80)])
+        frame = tracker.update(_frame(i, boxes))
+        seen.append({("a" if f.box[0] == a else "b"): f.face_id for f in frame.faces})
+    assert any(len(s) == 1 for s in seen)  # the occlusion happened
+    assert {s["a"] for s in seen} == {seen[0]["a"]}
+    assert {s["b"] for s in seen if "b" in s} == {seen[0]["b"]} != {seen[0]["a"]}
+
+
+def test_a_one_frame_flicker_gets_no_id_and_no_row():
+    tracker = Tracker()
+    assert [f.face_id for f in tracker.update(_frame(0, [(100, 100, 80, 80)])).faces] == [1]
+    flicker = tracker.update(_frame(1, [(102, 100, 80, 80), (400, 300, 50, 50)]))
+    assert [f.face_id for f in flicker.faces] == [1]  # the new face is tentative
+    assert [f.face_id for f in tracker.update(_frame(2, [(104, 100, 80, 80)])).faces] == [1]
+    late = [tracker.update(_frame(i, [(104, 100, 80, 80), (300, 300, 60, 60)])) for i in (3, 4)]
+    assert [f.face_id for f in late[0].faces] == [1]
+    assert [f.face_id for f in late[1].faces] == [1, 2]  # seen twice in a row: an id, the next
+
+
+def test_an_id_does_not_jump_to_another_face_across_a_cut_or_a_size_jump():
+    tracker = Tracker()
+    first = tracker.update(_frame(0, [(100, 100, 80, 80)])).faces[0].face_id
+    tracker.update(_frame(1, []))
+    # a face of twice the size where the first one was: another person, not the same face
+    for i in (2, 3):
+        frame = tracker.update(_frame(i, [(90, 90, 160, 160)]))
+    assert frame.faces[0].face_id != first
+    cut = Tracker()
+    dark = cut.update(_frame(0, [(100, 100, 80, 80)])).faces[0].face_id
+    bright = [_frame(i, [(100, 100, 80, 80)]) for i in (1, 2)]
+    for frame in bright:
+        frame.image[:] = (40, 180, 220)  # the scene changes; a face at the same place
+        cut.update(frame)
+    assert cut.cuts == 1 and bright[1].faces[0].face_id != dark
+    assert not bright[0].faces  # after the cut the face is new: tentative for one frame
 
 
 def test_ema_smoothing_and_hysteresis_stop_flicker():
