@@ -125,7 +125,8 @@ class Pipeline:
                 audio_from=None if source.live else spec)) if output else None
             table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames, part_csv)) \
                 if csv_path else None
-            window = stack.enter_context(Window()) if show else None
+            window = stack.enter_context(Window(source.size, paced=not source.live)) \
+                if show else None
             progress = stack.enter_context(progress_bar(s.progress and not show))
             task = progress.add_task(stats.source, total=source.frame_count, fps=0.0)
             stop, threads = threading.Event(), []
@@ -158,7 +159,7 @@ class Pipeline:
                     stats.frames += 1
                     stats.seconds = time.perf_counter() - start
                     progress.update(task, advance=1, fps=stats.fps)
-                    if window and not window.show(image):
+                    if window and not window.show(image, frame.time_s):
                         stats.status = "stopped"
                         return stats
         return stats

@@ -18,6 +18,7 @@ import csv
 import logging
 import os
 import subprocess
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -228,27 +229,69 @@ def _has_audio(path: str | Path) -> bool:
         return False
 
 
-class Window:
-    """A live OpenCV window; ``show`` returns False once the user pressed q or Esc."""
+def screen_size() -> tuple[int, int] | None:
+    """The primary screen's size in pixels (``screeninfo``), or None where it cannot be told."""
+    try:
+        from screeninfo import get_monitors
 
-    def __init__(self, title: str = "streamfer") -> None:
+        monitors = get_monitors()
+    except Exception:  # no display, no enumerator for this platform
+        return None
+    main = next((m for m in monitors if m.is_primary), monitors[0] if monitors else None)
+    return (main.width, main.height) if main else None
+
+
+def fitted(size: tuple[int, int], screen: tuple[int, int] | None,
+           share: float = 0.9) -> tuple[int, int]:
+    """Window size for frames of ``size``: the frame's own, or scaled down (aspect kept) to
+    fit ``share`` of the screen."""
+    w, h = size
+    if not screen:
+        return w, h
+    scale = min(1.0, share * screen[0] / w, share * screen[1] / h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+class Pacer:
+    """Paces file playback to the frames' timestamps: how long to wait before showing the
+    frame at ``time_s``. A run that falls behind is not made to rush to catch up."""
+
+    def __init__(self, clock=time.perf_counter) -> None:
+        self.clock, self.origin = clock, None
+
+    def wait(self, time_s: float) -> float:
+        now = self.clock()
+        if self.origin is None or self.origin + time_s < now - 0.25:  # first frame, or late
+            self.origin = now - time_s
+        return max(0.0, self.origin + time_s - now)
+
+
+class Window:
+    """A live OpenCV window at the frame's size (fitted to the screen); ``show`` returns
+    False once the user pressed q or Esc. ``paced``: frames are shown at their timestamps
+    (files), not as fast as they come (live sources)."""
+
+    def __init__(self, size: tuple[int, int], title: str = "streamfer",
+                 paced: bool = False) -> None:
         import cv2
 
         if os.name != "nt" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise SinkError("no display to show a window on (DISPLAY is not set); "
                             "use --output/--csv instead of --show")
         try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+            cv2.resizeWindow(title, *fitted(size, screen_size()))
         except cv2.error:
             raise SinkError("this OpenCV build has no GUI support; "
                             "pip install opencv-python to use --show") from None
-        self.title = title
+        self.title, self.pacer = title, Pacer() if paced else None
 
-    def show(self, image: np.ndarray) -> bool:
+    def show(self, image: np.ndarray, time_s: float = 0.0) -> bool:
         import cv2
 
         cv2.imshow(self.title, image)
-        return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+        wait = self.pacer.wait(time_s) if self.pacer else 0.0
+        return (cv2.waitKey(max(1, round(wait * 1000))) & 0xFF) not in (ord("q"), 27)
 
     def close(self) -> None:
         import cv2

@@ -278,3 +278,26 @@ def test_stages_stop_promptly_whichever_side_waits():
     frames.close()  # the consumer gives up: the producer is let go
     time.sleep(0.3)
     assert stop.is_set() and not any(t.is_alive() for t in threads)
+
+
+def test_the_window_opens_at_the_frame_size_fitted_to_the_screen():
+    from streamfer.sinks import fitted
+
+    assert fitted((1920, 1080), (1280, 720)) == (1152, 648)  # 90 % of the screen, 16:9 kept
+    assert fitted((640, 480), (1280, 720)) == (640, 480)     # never enlarged
+    assert fitted((1080, 1920), (1920, 1080)) == (547, 972)  # portrait: the height decides
+    assert fitted((1920, 1080), None) == (1920, 1080)        # screen unknown: the frame's size
+
+
+def test_file_playback_is_paced_to_timestamps_and_never_rushes():
+    from streamfer.sinks import Pacer
+
+    now = [100.0]
+    pacer = Pacer(clock=lambda: now[0])
+    assert pacer.wait(0.0) == 0.0
+    now[0] += 0.01  # processing took 10 ms: wait the rest of the 1/30 s
+    assert abs(pacer.wait(1 / 30) - (1 / 30 - 0.01)) < 1e-9
+    now[0] = 100.0 + 5.0  # a 5 s stall at t=1/30: shown at once, and the clock starts over
+    assert pacer.wait(2 / 30) == 0.0
+    now[0] += 0.001
+    assert abs(pacer.wait(3 / 30) - (1 / 30 - 0.001)) < 1e-9
