@@ -17,7 +17,9 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import queue
 import subprocess
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -115,6 +117,11 @@ class VideoSink:
     The file appears under its name only when finalised, which ``close`` always does: an
     interrupted run leaves a playable video of every frame written so far, and a run that
     wrote no frame leaves no file.
+
+    Colour conversion and encoding run in a thread of their own, fed by a short queue
+    (``close`` waits for every frame in it), so they overlap the rest of the pipeline. x264's
+    preset is ``veryfast``, and ``superfast`` for frames larger than 1080p, where
+    ``veryfast`` took 102 ms a 4K frame on 2 cores and ``superfast`` 56 ms (files ~2.4× larger).
     """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int],
@@ -137,7 +144,8 @@ class VideoSink:
         stream.width, stream.height = size[0] + self._pad[1], size[1] + self._pad[0]
         stream.pix_fmt = "yuv420p"
         stream.time_base = stream.codec_context.time_base = _TIME_BASE
-        stream.options = {"crf": str(quality), "preset": "veryfast"} if codec == "libx264" \
+        preset = "superfast" if size[0] * size[1] > 1920 * 1088 else "veryfast"
+        stream.options = {"crf": str(quality), "preset": preset} if codec == "libx264" \
             else {"crf": str(quality + 8), "b": "0", "deadline": "realtime", "cpu-used": "8"}
         cc = stream.codec_context
         if self._fmt.sar:
@@ -151,12 +159,17 @@ class VideoSink:
             self._reformat["dst_colorspace"] = _MATRIX[self._fmt.colorspace]
         if self._fmt.color_range == 2:
             self._reformat["dst_color_range"] = "JPEG"
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._encode_all, name="encode", daemon=True)
+        self._thread.start()
 
     def write(self, image: np.ndarray, time_s: float | None = None) -> None:
         """Add a BGR frame shown from ``time_s`` on (default: one frame after the last)."""
-        import av
         import cv2
 
+        if self._failed is not None:
+            raise SinkError(f"cannot write {self.path}: {self._failed}")
         if image.shape[1::-1] != self.size:
             raise SinkError(f"frame size {image.shape[1::-1]} differs from the video's {self.size}")
         if any(self._pad):
@@ -167,31 +180,58 @@ class VideoSink:
         if self._last_pts is not None and (pts is None or pts <= self._last_pts):
             pts = self._last_pts + max(1, round(step)) if pts is None else self._last_pts + 1
         pts = 0 if pts is None else pts
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
-        frame = frame.reformat(**self._reformat)
-        frame.pts, frame.time_base = pts, _TIME_BASE
-        self._container.mux(self._stream.encode(frame))
+        self._queue.put((np.ascontiguousarray(image), pts))
         self._last_pts = pts
         self.frames += 1
 
+    def _encode_all(self) -> None:
+        """The encoding thread: convert and encode queued frames until the ``None`` that
+        ``close`` sends; after a failure, keep taking frames (so nobody waits) and drop them."""
+        import av
+
+        while (item := self._queue.get()) is not None:
+            if self._failed is not None:
+                continue
+            image, pts = item
+            try:
+                frame = av.VideoFrame(image.shape[1], image.shape[0], "bgr24")
+                if frame.planes[0].line_size == image.shape[1] * 3:
+                    frame.planes[0].update(image)  # one copy, where from_ndarray made two
+                else:
+                    frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+                frame = frame.reformat(**self._reformat)
+                frame.pts, frame.time_base = pts, _TIME_BASE
+                self._container.mux(self._stream.encode(frame))
+            except (av.FFmpegError, OSError, ValueError) as exc:
+                self._failed = exc
+
     def close(self) -> None:
-        """Flush the encoder and finalise; rename into place (with the audio muxed in)."""
-        container, self._container = getattr(self, "_container", None), None
+        """Encode what is queued, flush the encoder and finalise; rename into place (with
+        the audio muxed in). A failure of the encoding thread is raised here, after what it
+        encoded before it is finalised."""
+        container = getattr(self, "_container", None)
         if container is None:
             return
+        thread = getattr(self, "_thread", None)
         try:
+            if thread is not None and thread.is_alive():
+                self._queue.put(None)
+                thread.join()
             if self.frames:
                 container.mux(self._stream.encode(None))
         finally:
+            self._container = None
             container.close()
         if not self.frames:
             self._part.unlink(missing_ok=True)
-            return
-        end = (self._last_pts * _TIME_BASE) + Fraction(1) / Fraction(self.fps)
-        if self._audio_from and _has_audio(self._audio_from):
-            self._mux_audio(float(end))
         else:
-            os.replace(self._part, self.path)
+            end = (self._last_pts * _TIME_BASE) + Fraction(1) / Fraction(self.fps)
+            if self._audio_from and _has_audio(self._audio_from):
+                self._mux_audio(float(end))
+            else:
+                os.replace(self._part, self.path)
+        if self._failed is not None:
+            raise SinkError(f"cannot write {self.path}: {self._failed}")
 
     def _mux_audio(self, seconds: float) -> None:
         import imageio_ffmpeg

@@ -56,6 +56,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 5e-4
     warmup_steps: int = 500
+    augment: bool = True  # flips, shifts, rotations, zoom, brightness, contrast
     work_size: int = 48
     backbone_weights: str | None = None
     freeze_backbones: bool = False
@@ -194,7 +195,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if cfg.init:
         core.set_weights(load_model(Path(cfg.init))[0].get_weights())
     inputs = keras.Input((size, size, 3))
-    model = keras.Model(inputs, core(augmenter(cfg.seed)(inputs)), name="training")
+    model = keras.Model(inputs, core(augmenter(cfg.seed)(inputs) if cfg.augment else inputs),
+                        name="training")
     steps = cfg.steps_per_epoch or len(train_data) // cfg.batch_size
     total = steps * cfg.epochs
     warmup = min(cfg.warmup_steps, total // 2)

@@ -301,3 +301,18 @@ def test_file_playback_is_paced_to_timestamps_and_never_rushes():
     assert pacer.wait(2 / 30) == 0.0
     now[0] += 0.001
     assert abs(pacer.wait(3 / 30) - (1 / 30 - 0.001)) < 1e-9
+
+
+@pytest.mark.usefixtures("detector_ready")
+def test_a_4k_frame_is_detected_shrunk_and_boxed_in_its_own_pixels(face_bgr):
+    """Frames above 1280 px are shrunk before detection; the boxes and crops are the
+    full frame's: the face of a 640×360 frame, six times larger in 3840×2160."""
+    small = compose(face_bgr, (640, 360), 250, 60, scale=0.8)
+    big = cv2.resize(small, (3840, 2160), interpolation=cv2.INTER_CUBIC)
+    with FaceDetector() as detector:
+        one = detector.detect(Frame("s", 0, 0.0, small)).faces
+        six = detector.detect(Frame("b", 0, 0.0, big)).faces
+    assert len(one) == len(six) == 1
+    np.testing.assert_allclose(np.asarray(six[0].box) / 6, one[0].box, atol=4)
+    assert six[0].crop.shape == (100, 100, 3)
+    assert np.abs(six[0].crop.astype(int) - one[0].crop).mean() < 12
