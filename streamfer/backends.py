@@ -136,20 +136,20 @@ class TFLiteRunner:
         return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
 
-def _fp32_onnx(graph, weights: list[np.ndarray], target: Path) -> Path:
+def _fp32_onnx(graph, weights: list[np.ndarray], tmp: Path):
     """The graph filled with ``weights`` (fp32, dynamic batch), pre-processed for
-    quantization (ONNX Runtime folds each batch norm into its convolution)."""
+    quantization (ONNX Runtime folds each batch norm into its convolution), its tensors
+    named by position; a ModelProto."""
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from streamfer.onnx_graph import with_weights
 
-    raw = target.with_suffix(".raw.onnx")
-    onnx.save(with_weights(graph, weights), str(raw))
-    quant_pre_process(str(raw), str(target), skip_symbolic_shape=True)
-    raw.unlink()
-    _stable_names(target)
-    return target
+    onnx.save(with_weights(graph, weights), str(tmp / "raw.onnx"))
+    quant_pre_process(str(tmp / "raw.onnx"), str(tmp / "pre.onnx"), skip_symbolic_shape=True)
+    model = onnx.load(str(tmp / "pre.onnx"))
+    _stable_names(model)
+    return model
 
 
 def _config_of(model_json: Path):
@@ -158,13 +158,10 @@ def _config_of(model_json: Path):
     return read_config(model_json)[0]
 
 
-def _stable_names(path: Path) -> None:
+def _stable_names(model) -> None:
     """Name every intermediate tensor by its node's position, so that the stored calibration
     ranges (keyed by name) do not depend on how ONNX Runtime's pre-processing names the
     tensors it makes."""
-    import onnx
-
-    model = onnx.load(str(path))
     graph = model.graph
     keep = {t.name for t in (*graph.input, *graph.output)}
     rename = {}
@@ -178,7 +175,6 @@ def _stable_names(path: Path) -> None:
             node.input[j] = rename.get(name, name)
     for info in graph.value_info:
         info.name = rename.get(info.name, info.name)
-    onnx.save(model, str(path))
 
 
 def _architecture(config) -> str:
@@ -244,9 +240,9 @@ def onnx_file(model_json: Path) -> Path:
     failed.unlink(missing_ok=True)
     try:
         with tempfile.TemporaryDirectory() as tmp, native_stderr_silenced():
-            fp32 = _fp32_onnx(_graph(model_json), _weights(model_json), Path(tmp) / "fp32.onnx")
+            fp32 = _fp32_onnx(_graph(model_json), _weights(model_json), Path(tmp))
             if not ranges:
-                return _write_atomically(target, fp32.read_bytes())
+                return _write_atomically(target, fp32.SerializeToString())
             _check_names(fp32, ranges)
             _quantize(fp32, Path(tmp) / "int8.onnx", ranges)
             return _write_atomically(target, (Path(tmp) / "int8.onnx").read_bytes())
@@ -276,10 +272,8 @@ def _onnx_target(model_json: Path) -> Path:
     return cache_dir("onnx") / f"{_digest(model_json)}-{key}-int8.onnx"
 
 
-def _check_names(fp32: Path, ranges: dict) -> None:
-    import onnx
-
-    graph = onnx.load(str(fp32)).graph
+def _check_names(fp32, ranges: dict) -> None:
+    graph = fp32.graph
     names = {t for node in graph.node for t in (*node.input, *node.output)}
     stored = set(ranges.get("data", ranges))
     missing = sorted(stored - names - {"calibration_method", "smooth_quant"})
@@ -299,7 +293,7 @@ def _load_ranges(path: Path, model_json: Path) -> dict | None:
     return data["ranges"]
 
 
-def _quantize(fp32: Path, out: Path, cache: dict | None, reader=None) -> dict:
+def _quantize(fp32, out: Path, cache: dict | None, reader=None) -> dict:
     """Static int8 quantization of ``fp32`` into ``out``, either from activation ranges
     measured before (``cache``, ONNX Runtime's calibration-cache format) or by measuring them
     with ``reader``; returns the ranges used."""
@@ -310,7 +304,7 @@ def _quantize(fp32: Path, out: Path, cache: dict | None, reader=None) -> dict:
         if cache is not None:
             cache_path.write_text(json.dumps(cache))
         # reduce_range: 7-bit weights, so that u8×s8 sums cannot saturate on CPUs without VNNI
-        quantize_static(str(fp32), str(out), reader, quant_format=QuantFormat.QDQ,
+        quantize_static(fp32, str(out), reader, quant_format=QuantFormat.QDQ,
                         per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibration_cache_path=str(cache_path))
         return json.loads(cache_path.read_text())
@@ -331,8 +325,8 @@ def calibrate(model, model_json: Path, crops: np.ndarray, batch: int = 32) -> Pa
     graph = graph_of(model, _architecture(_config_of(model_json)))
     _write_atomically(graph_file(model_json), graph.SerializeToString())
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = _fp32_onnx(graph, model.get_weights(), Path(tmp) / "fp32.onnx")
-        feed = _input_name(fp32)
+        fp32 = _fp32_onnx(graph, model.get_weights(), Path(tmp))
+        feed = fp32.graph.input[0].name
 
         class Batches(CalibrationDataReader):
             def __init__(self):
@@ -351,12 +345,6 @@ def calibrate(model, model_json: Path, crops: np.ndarray, batch: int = 32) -> Pa
             "ranges": ranges}
     target.write_text(json.dumps(meta, indent=1) + "\n")
     return target
-
-
-def _input_name(path: Path) -> str:
-    import onnx
-
-    return onnx.load(str(path), load_external_data=False).graph.input[0].name
 
 
 class ONNXRunner:

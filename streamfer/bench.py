@@ -1,5 +1,6 @@
 """Benchmark on inputs it makes itself: classifier throughput per batch size, and end-to-end
-fps on 640×480 clips with one and four real faces (scikit-image's public-domain ``astronaut``).
+fps on 640×480 clips with one and four real faces (scikit-image's public-domain ``astronaut``),
+and optionally on a 3840×2160 one-face clip.
 
 Example:
     >>> from streamfer.bench import classifier_rows
@@ -25,16 +26,17 @@ def make_clip(path: Path, faces: int, frames: int, size=(640, 480), fps: float =
     from streamfer.sinks import VideoSink
 
     face = cv2.cvtColor(data.astronaut()[0:300, 90:390], cv2.COLOR_RGB2BGR)
-    scale = 1.0 if faces == 1 else 0.75
+    scale = (1.0 if faces == 1 else 0.75) * size[1] / 480  # framed as at 640×480
     face = cv2.resize(face, None, fx=scale, fy=scale)
     fh, fw = face.shape[:2]
     # four faces: a 2×2 grid, each whole in the frame (and found by the detector) all along
     slots = [(60, 20), (size[0] - fw - 60, 20), (60, size[1] - fh - 20),
-             (size[0] - fw - 60, size[1] - fh - 20)][:faces] if faces > 1 else [(150, 80)]
+             (size[0] - fw - 60, size[1] - fh - 20)][:faces] if faces > 1 else \
+        [(round(150 * size[1] / 480), round(80 * size[1] / 480))]
     images = []
     for i in range(frames):
         canvas = np.full((size[1], size[0], 3), 80, np.uint8)
-        dx = int(8 * np.sin(i / 10))
+        dx = int(8 * size[1] / 480 * np.sin(i / 10))
         for x, y in slots:
             x = int(np.clip(x + dx, 0, size[0] - fw))
             canvas[y:y + fh, x:x + fw] = face
@@ -66,18 +68,22 @@ def classifier_rows(classifier, batches=(1, 16, 32), repeats: int = 5) -> list[d
 
 def pipeline_rows(pipeline, clips: dict[int, Path], repeats: int) -> list[dict]:
     """End-to-end fps (median of ``repeats``) on the 640×480 30 fps clips: 1 and 4 faces with
-    the annotated video and CSV written, and 1 face headless (CSV only, as batch jobs run).
+    the annotated video and CSV written, and 1 face headless (CSV only, as batch jobs run);
+    1 face at 3840×2160 with video and CSV where ``clips`` has one (key ``"4k"``).
     Each row says how many faces per analysed frame the run processed; a row whose detector
     missed faces the clip holds gets no fps (it would not measure what it says)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for faces, video, what in ((1, True, "video+CSV, 1 face"),
-                                   (4, True, "video+CSV, 4 faces"),
-                                   (1, False, "CSV only, 1 face")):
+        for key, faces, video, what in ((1, 1, True, "video+CSV, 1 face"),
+                                        (4, 4, True, "video+CSV, 4 faces"),
+                                        (1, 1, False, "CSV only, 1 face"),
+                                        ("4k", 1, True, "4K video+CSV, 1 face")):
+            if key not in clips:
+                continue
             fps, per_frame = [], []
             for r in range(repeats):
-                out = Path(tmp) / f"out{faces}_{r}.mp4" if video else None
-                stats = pipeline.run(str(clips[faces]), output=out, csv_path=Path(tmp) / "x.csv")
+                out = Path(tmp) / f"out{key}_{r}.mp4" if video else None
+                stats = pipeline.run(str(clips[key]), output=out, csv_path=Path(tmp) / "x.csv")
                 fps.append(stats.fps)
                 per_frame.append(stats.faces / max(1, stats.processed))
             row = {"what": what, "batch": faces, "faces_per_frame": statistics.median(per_frame)}
@@ -89,9 +95,12 @@ def pipeline_rows(pipeline, clips: dict[int, Path], repeats: int) -> list[dict]:
     return rows
 
 
-def make_clips(folder: Path, frames: int) -> dict[int, Path]:
-    return {faces: make_clip(Path(folder) / f"faces{faces}.mp4", faces, frames)
-            for faces in (1, 4)}
+def make_clips(folder: Path, frames: int, large: bool = False) -> dict:
+    clips: dict = {faces: make_clip(Path(folder) / f"faces{faces}.mp4", faces, frames)
+                   for faces in (1, 4)}
+    if large:
+        clips["4k"] = make_clip(Path(folder) / "faces1_4k.mp4", 1, frames, size=(3840, 2160))
+    return clips
 
 
 # Runs in the interpreter given to ``streamfer bench --fer-python`` (a venv with PyPI ``fer``):

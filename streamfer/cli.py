@@ -448,7 +448,7 @@ def calibrate(data, model_path, faces) -> None:
 @click.option("--repeats", default=5, show_default=True, type=click.IntRange(min=1),
               help="Timed runs per row; the table shows medians.")
 @click.option("--frames", default=150, show_default=True, type=click.IntRange(min=2),
-              help="Frames of each generated 640×480 clip.")
+              help="Frames of each generated clip.")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", type=click.Path(exists=True, file_okay=False),
               help="Labelled data (e.g. ../shared/data/ferplus): adds each backend's accuracy "
@@ -458,9 +458,11 @@ def calibrate(data, model_path, faces) -> None:
 @click.option("--fer-python", type=click.Path(exists=True, dir_okay=False),
               help="Python of a venv with PyPI 'fer': adds its video analysis of the same "
                    "1-face clip and the speed ratio.")
+@click.option("--large", is_flag=True,
+              help="Also a 3840×2160 one-face clip (video+CSV) per backend.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per row on stdout (the same fields), then a summary.")
-def bench(repeats, frames, model_path, data, split, fer_python, as_json) -> None:
+def bench(repeats, frames, model_path, data, split, fer_python, large, as_json) -> None:
     """Throughput table per backend: classifier faces/s per batch, end-to-end fps at 640×480
     with 1 and 4 faces, peak RSS, and (with --data) the accuracy cost of each backend."""
     import json
@@ -485,7 +487,7 @@ def bench(repeats, frames, model_path, data, split, fer_python, as_json) -> None
     backends = ("keras", "tflite", "onnx") if onnx_available() else ("keras", "tflite")
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            clips = make_clips(Path(tmp), frames)
+            clips = make_clips(Path(tmp), frames, large)
             for backend in backends:
                 settings = Settings(model_path=model_path, backend=backend, progress=False)
                 with Pipeline(settings) as pipeline:

@@ -9,7 +9,7 @@ def test_bench_rows_measure_what_they_say(detector_ready):
     """Every row has positive figures; the end-to-end rows process the faces their clip
     holds (the 4-face rows four faces per frame); the table fits 100 columns."""
     args = ["bench", "--repeats", "1", "--frames", "6"]
-    result = CliRunner().invoke(main, [*args, "--json"])
+    result = CliRunner().invoke(main, [*args, "--large", "--json"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     rows, summary = lines[:-1], lines[-1]
@@ -26,3 +26,5 @@ def test_bench_rows_measure_what_they_say(detector_ready):
     assert table.exit_code == 0, table.output
     assert max(len(line) for line in table.output.splitlines()) <= 100
     assert table.output.count("video+CSV, 4 faces") == len({r["backend"] for r in rows})
+    assert sum(r["what"] == "4K video+CSV, 1 face" for r in rows) == len({r["backend"]
+                                                                         for r in rows})
