@@ -319,7 +319,7 @@ class Window:
             raise SinkError("no display to show a window on (DISPLAY is not set); "
                             "use --output/--csv instead of --show")
         try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
             cv2.resizeWindow(title, *fitted(size, screen_size()))
         except cv2.error:
             raise SinkError("this OpenCV build has no GUI support; "
