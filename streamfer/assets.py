@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -127,14 +128,26 @@ def _keras_file(asset: Asset) -> Path:
 
 
 @contextlib.contextmanager
-def native_stderr_silenced():
-    """Send file descriptor 2 to /dev/null while native code (LiteRT, MediaPipe) logs."""
+def native_stderr_silenced(noise: re.Pattern[str] | None = None):
+    """Take file descriptor 2 away while native code (TensorFlow, LiteRT, MediaPipe) logs.
+
+    Without ``noise`` everything said meanwhile is dropped; with it, only the lines it
+    matches are, and the rest is written back afterwards, in order.
+    """
     sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    saved = os.dup(2)
+    sink = tempfile.TemporaryFile() if noise else open(os.devnull, "wb")  # noqa: SIM115
     try:
-        os.dup2(null, 2)
+        os.dup2(sink.fileno(), 2)
         yield
     finally:
+        sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
-        os.close(null)
+        if noise:
+            sink.seek(0)
+            said = sink.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in said if not noise.search(line))
+            if kept:
+                os.write(2, kept.encode())
+        sink.close()
