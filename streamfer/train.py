@@ -184,8 +184,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         valid_data = valid_data.subset(np.arange(min(cfg.limit, len(valid_data))))
     model_cfg = _model_config(cfg)
     model_cfg.to_json(run / "config.json")
+    trained = {"work_size": model_cfg.work_size, "vgg": model_cfg.vgg,  # what --init set
+               "backbones": list(model_cfg.backbones),
+               "backbone_weights": model_cfg.backbone_weights}
     (run / "train_config.json").write_text(
-        json.dumps({**asdict(cfg), "bf16": bf16, "backend": keras.backend.backend()},
+        json.dumps({**asdict(cfg), **trained, "bf16": bf16, "backend": keras.backend.backend()},
                    indent=2) + "\n")
 
     # Train at the working size directly: the Resizing layer has no weights.

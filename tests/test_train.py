@@ -94,6 +94,8 @@ def test_exported_model_reloads_and_init_starts_from_it(tmp_path, tiny):
     train(TrainConfig(str(tiny), str(second), epochs=1, steps_per_epoch=1, batch_size=4,
                       learning_rate=1e-12, init=str(out), precision="fp32"), progress=False)
     assert json.loads((second / "config.json").read_text())["vgg"] == "plain"
+    recorded = json.loads((second / "train_config.json").read_text())
+    assert (recorded["vgg"], recorded["work_size"]) == ("plain", 32)  # what --init trained
     start, _ = load_model(out)
     from streamfer.model import ModelConfig, build_model
 
