@@ -25,21 +25,29 @@ from sklearn.metrics import (
 
 from streamfer.labels import EMOTIONS
 
+MIN_RECALL = 0.5
 
-def calibrate_thresholds(y_true: np.ndarray, scores: np.ndarray) -> list[float]:
-    """Per label, the threshold that maximises F1 on (y_true, scores)."""
+
+def calibrate_thresholds(y_true: np.ndarray, scores: np.ndarray,
+                         min_recall: float = MIN_RECALL) -> list[float]:
+    """Per label, the threshold that maximises F1 on (y_true, scores) among those that find
+    at least ``min_recall`` of the label's faces (a rare label's F1 optimum can sit where it
+    is almost never shown: the product wants each emotion found at least half the time)."""
     with warnings.catch_warnings():  # a label without positives: no curve, 0.5 below
         warnings.simplefilter("ignore", UserWarning)
-        return _calibrate(y_true, scores)
+        return _calibrate(y_true, scores, min_recall)
 
 
-def _calibrate(y_true: np.ndarray, scores: np.ndarray) -> list[float]:
+def _calibrate(y_true: np.ndarray, scores: np.ndarray, min_recall: float) -> list[float]:
     thresholds = []
     for j in range(y_true.shape[1]):
         precision, recall, cuts = precision_recall_curve(y_true[:, j], scores[:, j])
-        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-        best = int(np.argmax(f1[:-1])) if len(cuts) else 0
-        thresholds.append(float(cuts[best]) if len(cuts) else 0.5)
+        if not len(cuts) or not y_true[:, j].any():
+            thresholds.append(0.5)
+            continue
+        f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+        f1 = np.where(recall[:-1] >= min_recall, f1, -1.0)  # recall falls as cuts rise
+        thresholds.append(float(cuts[int(np.argmax(f1))]))
     return thresholds
 
 

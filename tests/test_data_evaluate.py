@@ -111,6 +111,23 @@ def test_calibrated_thresholds_maximise_f1():
         assert calibrated >= compute_metrics(y, scores, [fixed] * 6)["macro_f1"]
 
 
+def test_calibration_keeps_half_of_a_rare_labels_faces():
+    """A rare label whose positives mostly score low: its F1 optimum finds few of them; the
+    calibrated threshold finds at least half, and F1-max holds where the floor is met."""
+    rng = np.random.default_rng(2)
+    y = np.zeros((1000, 6), bool)
+    y[:40, 2] = True  # 40 rare positives among 1000 faces
+    y[:, [0, 1, 3, 4, 5]] = rng.random((1000, 5)) < 0.3
+    scores = np.clip(0.25 + 0.3 * y + rng.normal(0, 0.15, y.shape), 0, 1)
+    scores[:10, 2] = 0.95  # a quarter of the rare positives stand out, the rest do not
+    scores[10:40, 2] = rng.uniform(0.3, 0.6, 30)
+    free = calibrate_thresholds(y, scores, min_recall=0.0)
+    floored = calibrate_thresholds(y, scores)
+    recall = lambda t: compute_metrics(y, scores, t)["per_label"]["Disgust"]["recall"]  # noqa: E731
+    assert recall(free) < 0.5 <= recall(floored)
+    assert [floored[j] == free[j] for j in (0, 1, 3, 4, 5)] == [True] * 5
+
+
 def test_cooccurrence_counts_true_against_predicted():
     y = np.array([[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
     pred = np.array([[1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
