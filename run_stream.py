@@ -3,8 +3,11 @@
 import sys
 
 if __name__ == "__main__":
+    from streamfer.interrupts import deferred_interrupt
+
     try:
-        from streamfer.cli import run
+        with deferred_interrupt():  # held through the imports: a library could swallow it
+            from streamfer.cli import run
     except KeyboardInterrupt:  # Ctrl-C during start-up: nothing was written yet
         print("interrupted", file=sys.stderr)
         sys.exit(130)

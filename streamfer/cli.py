@@ -136,11 +136,14 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
       python run_stream.py --source clip.mp4 --output annotated.mp4 --csv frames.csv
       python run_stream.py --source footage/ --output-dir out/ --csv-dir out/
     """
-    from streamfer.classify import default_backend
-    from streamfer.pipeline import Pipeline, Settings, deferred_interrupt, plan_folder
-    from streamfer.sinks import check_output
-    from streamfer.smooth import parse_smoothing
-    from streamfer.sources import is_url, is_webcam, open_source
+    from streamfer.interrupts import deferred_interrupt
+
+    with deferred_interrupt():  # a Ctrl-C while the libraries load is raised after, not lost
+        from streamfer.classify import default_backend
+        from streamfer.pipeline import Pipeline, Settings, plan_folder
+        from streamfer.sinks import check_output
+        from streamfer.smooth import parse_smoothing
+        from streamfer.sources import is_url, is_webcam, open_source
 
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     folder = Path(source).is_dir()

@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import signal
 import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -32,6 +31,7 @@ from rich.progress import (
 from streamfer.classify import Classifier, default_backend
 from streamfer.detect import FaceDetector
 from streamfer.frame import Frame
+from streamfer.interrupts import deferred_interrupt
 from streamfer.render import Renderer
 from streamfer.sinks import CONTAINERS, CSVSink, SinkError, VideoSink, Window, check_output
 from streamfer.smooth import Smoother
@@ -301,32 +301,6 @@ def _stop_threads(stop: threading.Event, threads: list[threading.Thread]) -> Non
     deadline = time.monotonic() + 2.0
     for thread in threads:
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
-
-
-@contextmanager
-def deferred_interrupt(stop: threading.Event | None = None):
-    """Hold a first Ctrl-C until the block ends, then raise :class:`KeyboardInterrupt`; it
-    also sets ``stop``, so that a run's stages end between frames and every sink is
-    finalised whole. A second Ctrl-C raises at once. Outside the main thread: no effect."""
-    interrupted = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield interrupted
-        return
-
-    def handler(signum, frame) -> None:
-        if interrupted.is_set():
-            raise KeyboardInterrupt
-        interrupted.set()
-        if stop is not None:
-            stop.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield interrupted
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if interrupted.is_set():
-        raise KeyboardInterrupt
 
 
 def _chunks(iterable, size: int):

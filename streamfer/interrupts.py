@@ -1,0 +1,46 @@
+"""Ctrl-C held to a safe point: the one place that decides when an interrupt lands.
+
+A first Ctrl-C inside :func:`deferred_interrupt` only sets a flag (and a stop event the
+stages watch); the block ends as it would, then :class:`KeyboardInterrupt` is raised. This
+keeps outputs whole, and it keeps the interrupt itself: a Ctrl-C that lands while a library
+imports can otherwise be swallowed by a bare ``except:`` (OpenCV's loader has one).
+Nothing heavy is imported here, so the command line can hold Ctrl-C before any library
+loads.
+
+Example:
+    >>> from streamfer.interrupts import deferred_interrupt
+    >>> with deferred_interrupt():
+    ...     import cv2  # a Ctrl-C now is raised after the import, not lost in it
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+
+
+@contextmanager
+def deferred_interrupt(stop: threading.Event | None = None):
+    """Hold a first Ctrl-C until the block ends, then raise :class:`KeyboardInterrupt`; it
+    also sets ``stop``, so that a run's stages end between frames and every sink is
+    finalised whole. A second Ctrl-C raises at once. Outside the main thread: no effect."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def handler(signum, frame) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        if stop is not None:
+            stop.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted.is_set():
+        raise KeyboardInterrupt
