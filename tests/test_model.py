@@ -91,7 +91,6 @@ def test_posed_photos_get_their_emotion_as_the_top_score(classifier, media, dete
     assert EMOTIONS[scores.argmax()] == emotion, dict(zip(EMOTIONS, scores.round(2)))
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_YET)
 def test_crying_then_smiling_reads_sadness_early_and_happiness_late(classifier, media,
                                                                     detector_ready):
     """The first quarter of the clip is crying, the last quarter smiling."""
