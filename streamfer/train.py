@@ -229,6 +229,13 @@ class _Backup(keras.callbacks.BackupAndRestore):
     hundred steps), and kept after the last epoch, so that a later call with more epochs
     goes on from there."""
 
+    def on_train_begin(self, logs=None) -> None:
+        super().on_train_begin(logs)
+        # Keras restores the epoch to start from but counts its own from 0 again: a backup
+        # taken mid-way through a resumed run's first epoch would send the next resume back
+        # to epoch 0 (its schedule already spent)
+        self._current_epoch = getattr(self.model, "_initial_epoch", None) or 0
+
     def on_epoch_end(self, epoch, logs=None) -> None:
         super().on_epoch_end(epoch, logs)
         if self.save_freq != "epoch":

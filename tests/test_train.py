@@ -143,3 +143,41 @@ def test_batches_cover_the_data_shuffled_with_soft_targets_only_in_training():
     assert len(valid) == 3
     seen = np.concatenate([valid[i][1] for i in range(3)])
     np.testing.assert_array_equal(seen, data.targets)
+
+
+def test_a_run_stopped_twice_resumes_at_the_epoch_it_reached(tmp_path):
+    """Killed mid-way through the first epoch of a resumed run, a run resumes at that epoch
+    (Keras alone recorded epoch 0 there)."""
+    import keras
+
+    from streamfer.train import _Backup
+
+    class Killed(RuntimeError):
+        pass
+
+    class Record(keras.callbacks.Callback):
+        def __init__(self, kill_at_epoch=None):
+            super().__init__()
+            self.epochs, self.kill_at_epoch = [], kill_at_epoch
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epochs.append(epoch)
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epochs[-1] == self.kill_at_epoch and batch == 1:
+                raise Killed  # after the backup of batch 0 (or 1)
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.zeros((12, 2), np.float32), np.zeros((12, 1), np.float32)
+
+    def fit(epochs, record):
+        backup = _Backup(str(tmp_path / "backup"), save_freq=1, delete_checkpoint=False)
+        model.fit(x, y, batch_size=4, epochs=epochs, verbose=0, callbacks=[backup, record])
+        return record.epochs
+
+    assert fit(2, Record()) == [0, 1]
+    with pytest.raises(Killed):
+        fit(4, Record(kill_at_epoch=2))  # resumed at epoch 2, killed inside it
+    assert fit(4, Record()) == [2, 3]
