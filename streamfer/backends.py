@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from streamfer.assets import AssetError, cache_dir, native_stderr_silenced
+from streamfer.model import ModelConfig
 
 log = logging.getLogger(__name__)
 CALIBRATION_SUFFIX = ".int8.json"
@@ -62,7 +63,8 @@ def _digest(model_json: Path) -> str:
     """Cache key of a model file's conversions: its weights' SHA-256, its architecture and
     the graph version."""
     meta = json.loads(Path(model_json).read_text())
-    config = {k: v for k, v in meta.items() if k not in ("thresholds", "metrics")}
+    config = {k: v for k, v in meta.items()
+              if k not in ("metrics", *ModelConfig.INFERENCE_ONLY)}
     return hashlib.sha256(json.dumps([GRAPH_VERSION, config], sort_keys=True)
                           .encode()).hexdigest()[:16]
 
@@ -178,10 +180,11 @@ def _stable_names(model) -> None:
 
 
 def _architecture(config) -> str:
-    """Key of an architecture's graph: the config without thresholds, and the graph version."""
+    """Key of an architecture's graph: the config without its inference-only fields
+    (thresholds, mirror averaging), and the graph version."""
     from dataclasses import asdict
 
-    arch = {k: v for k, v in asdict(config).items() if k != "thresholds"}
+    arch = {k: v for k, v in asdict(config).items() if k not in ModelConfig.INFERENCE_ONLY}
     return hashlib.sha256(json.dumps([GRAPH_VERSION, arch], sort_keys=True, default=str)
                           .encode()).hexdigest()[:16]
 

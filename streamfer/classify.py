@@ -34,10 +34,13 @@ log = logging.getLogger(__name__)
 
 
 class Classifier:
-    """Runs the model on 100×100 RGB crops; ``thresholds`` are the calibrated per-label ones."""
+    """Runs the model on 100×100 RGB crops; ``thresholds`` are the calibrated per-label ones.
+    ``flip_average``: score each crop with its mirror image too and average (default: as
+    the model file says, whose thresholds were calibrated that way)."""
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = 32, *,
-                 backend: str = "keras", model=None, config: ModelConfig | None = None) -> None:
+                 backend: str = "keras", model=None, config: ModelConfig | None = None,
+                 flip_average: bool | None = None) -> None:
         if backend not in (*BACKENDS, "auto"):
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         # a model passed in is that model: never the default file's conversions
@@ -57,6 +60,8 @@ class Classifier:
         self.thresholds = np.asarray(self.config.thresholds, np.float32)
         self.labels = self.config.labels
         self.batch_size = batch_size
+        # the model file says (its thresholds are calibrated one way or the other)
+        self.flip_average = self.config.flip_average if flip_average is None else flip_average
         if backend == "onnx":
             if not backends.onnx_available():
                 raise AssetError("--backend onnx needs onnxruntime and onnx: "
@@ -91,7 +96,8 @@ class Classifier:
             crops = np.repeat(crops[..., None], 3, axis=-1)
         if len(crops) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        out = [self._run(crops[i:i + self.batch_size].astype(np.float32))
+        run = mirror_averaged(self._run) if self.flip_average else self._run
+        out = [run(crops[i:i + self.batch_size].astype(np.float32))
                for i in range(0, len(crops), self.batch_size)]
         return np.concatenate(out).astype(np.float32)
 
@@ -111,6 +117,17 @@ class Classifier:
             return
         for face, scores in zip(todo, self.predict(np.stack([f.crop for f in todo]))):
             face.scores, face.classified = scores, True
+
+
+def mirror_averaged(run):
+    """``run`` (a batch of crops (n, H, W, C) → scores) made to score each crop as the mean
+    of its own scores and its left-right mirror image's, in one batch of 2n. Faces are about
+    symmetric and a model is not quite: the mean is steadier, and scores better on FER+
+    Valid (see the model card), for twice the classifier's work."""
+    def averaged(x: np.ndarray) -> np.ndarray:
+        both = np.asarray(run(np.concatenate([x, x[:, :, ::-1]])))
+        return (both[:len(x)] + both[len(x):]) / 2
+    return averaged
 
 
 def default_backend() -> str:

@@ -39,6 +39,13 @@ def _parse_threshold(text: str | None):
                                  param_hint="--threshold") from None
 
 
+FLIP_AVERAGE_OPTION = click.option(
+    "--flip-average/--no-flip-average", default=None,
+    help="Score each face as the mean of it and its mirror image (steadier; twice the "
+         "classifier's work). Default: as the model file says (the shipped model: on; its "
+         "thresholds are calibrated that way).")
+
+
 def _errors():
     """Map the stages' typed errors to one-line messages."""
     from streamfer.assets import AssetError
@@ -108,6 +115,7 @@ def _interruptible(command):
 @click.option("--backend", type=click.Choice(["onnx", "tflite", "keras"]),
               help="onnx: ONNX Runtime int8 (fastest; the default where installed); "
                    "tflite: TFLite + XNNPACK fp32; keras: TensorFlow fp32.")
+@FLIP_AVERAGE_OPTION
 @click.option("--face-cadence", default=1, show_default=True, type=click.IntRange(min=1),
               help="With several faces, classify each face every K analysed frames in turn "
                    "(the CSV's 'classified' column says which rows ran the model).")
@@ -127,7 +135,8 @@ def _interruptible(command):
 @_interruptible
 def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, threshold_text,
         smooth_text, min_face, min_score, detector, detector_model, model_path, batch_size,
-        backend, face_cadence, csv_empty_frames, force, ray_address, workers, quiet) -> None:
+        backend, flip_average, face_cadence, csv_empty_frames, force, ray_address, workers,
+        quiet) -> None:
     """Recognise facial emotions in a webcam, video, folder of videos or stream.
 
     \b
@@ -165,8 +174,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
                         min_face=min_face, min_score=min_score, every=every, max_fps=max_fps,
                         thresholds=_parse_threshold(threshold_text), smoothing=smoothing,
                         batch_size=batch_size, backend=backend or default_backend(),
-                        face_cadence=face_cadence, csv_empty_frames=csv_empty_frames,
-                        progress=not quiet)
+                        flip_average=flip_average, face_cadence=face_cadence,
+                        csv_empty_frames=csv_empty_frames, progress=not quiet)
     try:  # everything a user can get wrong fails now, in seconds, before the model loads
         if folder:
             plan_folder(source, output_dir, csv_dir)
@@ -355,7 +364,8 @@ def compare(data, split, fer_path, model_path, json_path) -> None:
 
     try:
         models = {"streamfer": Classifier(model_path, backend="keras"),
-                  "fer": FerClassifier(fer_path)}
+                  "fer": FerClassifier(fer_path),
+                  "fer, mirror-averaged": FerClassifier(fer_path, flip_average=True)}
         results = run_compare(data, split, models)
     except _errors() as exc:
         raise UserError(str(exc)) from None
@@ -383,13 +393,15 @@ def compare(data, split, fer_path, model_path, json_path) -> None:
 @click.option("--force", is_flag=True, help="Replace the model at --out even if it scores better.")
 @click.option("--no-int8", is_flag=True,
               help="Skip measuring the int8 ranges (streamfer calibrate does it later).")
-def export(run_dir, data, split, out, force, no_int8) -> None:
+@FLIP_AVERAGE_OPTION
+def export(run_dir, data, split, out, force, no_int8, flip_average) -> None:
     """Ship a run's best weights: fp16, SHA-256, calibrated thresholds, metrics."""
     from streamfer.train import NotBetterError
     from streamfer.train import export as run_export
 
     try:
-        result = run_export(run_dir, data, out, split=split, force=force, int8=not no_int8)
+        result = run_export(run_dir, data, out, split=split, force=force, int8=not no_int8,
+                            flip_average=True if flip_average is None else flip_average)
     except (NotBetterError, *_errors()) as exc:
         raise UserError(str(exc)) from None
     m = result["at"]["calibrated"]
@@ -404,9 +416,11 @@ def export(run_dir, data, split, out, force, no_int8) -> None:
               show_default=True)
 @click.option("--model", "model_path", default="models/default.json", show_default=True,
               type=click.Path(exists=True, dir_okay=False))
-def thresholds(data, split, model_path) -> None:
-    """Per-label thresholds maximising F1 on --split, and the metrics there, written into the
-    model file (the weights are untouched), e.g. after the labelling rule changed."""
+@FLIP_AVERAGE_OPTION
+def thresholds(data, split, model_path, flip_average) -> None:
+    """Per-label thresholds calibrated on --split, and the metrics there, written into the
+    model file (the weights are untouched), e.g. after the labelling rule changed, or with
+    mirror averaging switched on or off for good."""
     import json
 
     from streamfer.classify import Classifier
@@ -415,7 +429,7 @@ def thresholds(data, split, model_path) -> None:
 
     try:
         dataset = load_dataset(data, split)
-        classifier = Classifier(model_path, backend="keras")
+        classifier = Classifier(model_path, backend="keras", flip_average=flip_average)
     except _errors() as exc:
         raise UserError(str(exc)) from None
     scores = predict_dataset(classifier, dataset)
@@ -424,6 +438,7 @@ def thresholds(data, split, model_path) -> None:
     m = result["at"]["calibrated"]
     meta = json.loads(Path(model_path).read_text())
     meta.update(thresholds=m["thresholds"], selected_on=split,
+                flip_average=classifier.flip_average,
                 metrics={k: v for k, v in m.items() if k != "per_label"})
     Path(model_path).write_text(json.dumps(meta, indent=2) + "\n")
     click.echo(f"{model_path}: thresholds {', '.join(f'{t:.2f}' for t in m['thresholds'])}; "
@@ -465,7 +480,9 @@ def calibrate(data, model_path, faces) -> None:
               help="Also a 3840×2160 one-face clip (video+CSV) per backend.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per row on stdout (the same fields), then a summary.")
-def bench(repeats, frames, model_path, data, split, fer_python, large, as_json) -> None:
+@FLIP_AVERAGE_OPTION
+def bench(repeats, frames, model_path, data, split, fer_python, large, as_json,
+          flip_average) -> None:
     """Throughput table per backend: classifier faces/s per batch, end-to-end fps at 640×480
     with 1 and 4 faces, peak RSS, and (with --data) the accuracy cost of each backend."""
     import json
@@ -492,7 +509,8 @@ def bench(repeats, frames, model_path, data, split, fer_python, large, as_json) 
         with tempfile.TemporaryDirectory() as tmp:
             clips = make_clips(Path(tmp), frames, large)
             for backend in backends:
-                settings = Settings(model_path=model_path, backend=backend, progress=False)
+                settings = Settings(model_path=model_path, backend=backend, progress=False,
+                                    flip_average=flip_average)
                 with Pipeline(settings) as pipeline:
                     rows += classifier_rows(pipeline.classifier, repeats=repeats)
                     rows += pipeline_rows(pipeline, clips, repeats)

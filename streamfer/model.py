@@ -51,6 +51,11 @@ class ModelConfig:
     backbones: tuple[str, ...] = BACKBONES  # one of them alone: the ablation baselines
     labels: tuple[str, ...] = EMOTIONS
     thresholds: list[float] = field(default_factory=lambda: [0.5] * len(EMOTIONS))
+    # inference, not graph: a face's scores are averaged with its mirror image's, and the
+    # thresholds are calibrated on those averages (see streamfer.classify)
+    flip_average: bool = True
+
+    INFERENCE_ONLY = ("thresholds", "flip_average")  # fields that leave the graph as it is
 
     def to_json(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -61,6 +66,7 @@ class ModelConfig:
         known["labels"] = tuple(known.get("labels", EMOTIONS))
         known["backbones"] = tuple(known.get("backbones", BACKBONES))
         known.setdefault("vgg", "plain")  # files written before the option had Keras' VGG19
+        known.setdefault("flip_average", False)  # their thresholds were calibrated without it
         return cls(**known)
 
 

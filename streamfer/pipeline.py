@@ -55,6 +55,7 @@ class Settings:
     smoothing: dict = field(default_factory=lambda: {"ema": 0.4})
     batch_size: int = 32
     backend: str = field(default_factory=default_backend)
+    flip_average: bool | None = None  # None: as the model file says
     face_cadence: int = 1  # past one face, classify each face every k frames
     lookahead: int = 8  # files: frames whose faces are classified in one batch
     csv_empty_frames: bool = False  # a row (empty face fields) for analysed faceless frames
@@ -87,7 +88,8 @@ class Pipeline:
                 settings.detector, settings.detector_path, settings.min_score,
                 settings.min_face))
             self.classifier = Classifier(settings.model_path, settings.batch_size,
-                                         backend=settings.backend)
+                                         backend=settings.backend,
+                                         flip_average=settings.flip_average)
             self.thresholds = self.classifier.thresholds_with(settings.thresholds)
             self.renderer = Renderer(self.classifier.labels)
             self._stack = stack.pop_all()

@@ -289,16 +289,18 @@ class NotBetterError(RuntimeError):
 
 
 def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = "valid",
-           key: str = "mAP", force: bool = False, int8: bool = True) -> dict:
+           key: str = "mAP", force: bool = False, int8: bool = True,
+           flip_average: bool = True) -> dict:
     """Best weights of a run → fp16 model file at ``out`` with thresholds calibrated on
     ``split``; refuses (unless ``force``) when the model at ``out``, measured again on the
-    same split, scores as well on ``key``. ``int8``: also measure the int8 ranges (needs
-    TensorFlow and, once, ~16 GB of memory)."""
+    same split and with the same ``flip_average``, scores as well on ``key``. ``int8``: also
+    measure the int8 ranges (needs TensorFlow and, once, ~16 GB of memory)."""
     from streamfer.classify import Classifier
     from streamfer.evaluate import calibrate_thresholds, evaluate, predict_dataset
 
     run, out = Path(run_dir), Path(out)
     config = ModelConfig.from_dict(json.loads((run / "config.json").read_text()))
+    config.flip_average = flip_average
     trained = build_model(ModelConfig(**{**asdict(config), "input_size": config.work_size}))
     trained.load_weights(str(run / "best.weights.h5"))
     model = build_model(config, trainable_backbones=False)
@@ -316,7 +318,8 @@ def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = 
     config.thresholds = result["at"]["calibrated"]["thresholds"]
     new = result["at"]["calibrated"][key]
     if out.is_file() and not force:  # measured again: the stored figures may be of older rules
-        old = measure(Classifier(out, backend="keras"))["at"]["calibrated"][key]
+        old = measure(Classifier(out, backend="keras", flip_average=flip_average)
+                      )["at"]["calibrated"][key]
         if new <= old:
             raise NotBetterError(f"{key} {new:.4f} does not beat {old:.4f} of {out} on {split}")
     out.parent.mkdir(parents=True, exist_ok=True)
