@@ -66,6 +66,27 @@ def classifier_rows(classifier, batches=(1, 16, 32), repeats: int = 5) -> list[d
     return rows
 
 
+def work_size_models(folder: Path, sizes, faces: int = 64) -> dict[int, Path]:
+    """One model file per working size in ``folder``: the default architecture, untrained
+    (a classifier's speed does not depend on its weights), with int8 ranges measured on
+    ``faces`` random crops so that every backend runs it as it runs the shipped one."""
+    import keras
+
+    from streamfer.backends import calibrate, onnx_available
+    from streamfer.model import ModelConfig, build_model, save_weights
+
+    crops = np.random.default_rng(0).integers(0, 255, (faces, 100, 100, 3), dtype=np.uint8)
+    models = {}
+    for size in sizes:
+        config = ModelConfig(work_size=size)
+        keras.utils.set_random_seed(size)  # the same weights each time: converted once
+        model = build_model(config, trainable_backbones=False)
+        models[size] = save_weights(model, config, Path(folder) / f"work{size}.json")
+        if onnx_available():
+            calibrate(model, models[size], crops)
+    return models
+
+
 def pipeline_rows(pipeline, clips: dict[int, Path], repeats: int) -> list[dict]:
     """End-to-end fps (median of ``repeats``) on the 640×480 30 fps clips: 1 and 4 faces with
     the annotated video and CSV written, and 1 face headless (CSV only, as batch jobs run);

@@ -480,8 +480,12 @@ def calibrate(data, model_path, faces) -> None:
               help="Also a 3840×2160 one-face clip (video+CSV) per backend.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per row on stdout (the same fields), then a summary.")
+@click.option("--work-sizes", metavar="PX,PX,...",
+              help="Instead: classifier faces/s per backend of the architecture at each "
+                   "working size (e.g. 48,64,100), untrained (speed does not depend on the "
+                   "weights).")
 @FLIP_AVERAGE_OPTION
-def bench(repeats, frames, model_path, data, split, fer_python, large, as_json,
+def bench(repeats, frames, model_path, data, split, fer_python, large, as_json, work_sizes,
           flip_average) -> None:
     """Throughput table per backend: classifier faces/s per batch, end-to-end fps at 640×480
     with 1 and 4 faces, peak RSS, and (with --data) the accuracy cost of each backend."""
@@ -500,15 +504,30 @@ def bench(repeats, frames, model_path, data, split, fer_python, large, as_json,
         make_clips,
         peak_rss_mb,
         pipeline_rows,
+        work_size_models,
     )
+    from streamfer.classify import Classifier
     from streamfer.pipeline import Pipeline, Settings
 
     rows, reference = [], None
     backends = ("keras", "tflite", "onnx") if onnx_available() else ("keras", "tflite")
     try:
+        sizes = [int(v) for v in work_sizes.split(",")] if work_sizes else []
+        if any(not 32 <= v <= 224 for v in sizes):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{work_sizes!r}: use e.g. 48,64,100 (32 to 224 px)",
+                                 param_hint="--work-sizes") from None
+    try:
         with tempfile.TemporaryDirectory() as tmp:
-            clips = make_clips(Path(tmp), frames, large)
-            for backend in backends:
+            for size, path in work_size_models(Path(tmp), sizes).items():
+                for backend in backends:
+                    classifier = Classifier(path, backend=backend, flip_average=flip_average)
+                    for row in classifier_rows(classifier, repeats=repeats):
+                        rows.append({**row, "backend": backend, "work_size": size,
+                                     "what": f"{size} px, {row['what']}"})
+            clips = make_clips(Path(tmp), frames, large) if not sizes else {}
+            for backend in backends if clips else ():
                 settings = Settings(model_path=model_path, backend=backend, progress=False,
                                     flip_average=flip_average)
                 with Pipeline(settings) as pipeline:
@@ -527,7 +546,8 @@ def bench(repeats, frames, model_path, data, split, fer_python, large, as_json,
                 rows.append(fer_row(fer_python, clips[1], repeats))
     except (RuntimeError, *_errors()) as exc:
         raise UserError(str(exc)) from None
-    caption = f"peak RSS {peak_rss_mb():.0f} MB; clips 640×480 at 30 fps"
+    caption = f"peak RSS {peak_rss_mb():.0f} MB; " + (
+        "untrained models of the default architecture" if sizes else "clips 640×480 at 30 fps")
     if fer_python:
         headless = [r["fps"] for r in rows[:-1]
                     if r["what"].startswith("CSV only") and r.get("fps")]
@@ -545,13 +565,16 @@ def bench(repeats, frames, model_path, data, split, fer_python, large, as_json,
                ("faces/s", "faces_per_s"), ("p50 ms", "p50_ms"), ("fps", "fps"),
                ("×RT", "x_realtime"), ("sF1", "samples_f1"), ("ΔsF1", "sf1_delta"),
                ("ΔHam", "hamming_delta"))
+    if sizes:
+        columns = (("backend", "backend"), ("px", "work_size"), ("batch", "batch"),
+                   ("faces/s", "faces_per_s"), ("p50 ms", "p50_ms"), ("p95 ms", "p95_ms"))
     digits = {"x_realtime": 2, "samples_f1": 3, "sf1_delta": 4, "hamming_delta": 4,
               "faces_per_frame": 2}
     for title, _ in columns:
         table.add_column(title, justify="left" if title in ("backend", "what") else "right",
                          overflow="fold")
     for r in rows:
-        table.add_row(*(str(r.get(key, "")) if key in ("backend", "what")
+        table.add_row(*(str(r.get(key, "")) if key in ("backend", "what", "work_size", "batch")
                         else _num(r.get(key), digits.get(key, 1)) for _, key in columns))
     Console().print(table)  # fits 100 columns; --json for every field
 

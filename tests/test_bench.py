@@ -28,3 +28,17 @@ def test_bench_rows_measure_what_they_say(detector_ready):
     assert table.output.count("video+CSV, 4 faces") == len({r["backend"] for r in rows})
     assert sum(r["what"] == "4K video+CSV, 1 face" for r in rows) == len({r["backend"]
                                                                          for r in rows})
+
+
+def test_bench_measures_each_working_size_on_every_backend():
+    result = CliRunner().invoke(main, ["bench", "--work-sizes", "32,40", "--repeats", "1",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")][:-1]
+    backends = {r["backend"] for r in rows}
+    assert backends >= {"keras", "tflite"}
+    assert sorted((r["backend"], r["work_size"], r["batch"]) for r in rows) == sorted(
+        (b, size, batch) for b in backends for size in (32, 40) for batch in (1, 16, 32))
+    assert all(r["faces_per_s"] > 0 for r in rows)
+    bad = CliRunner().invoke(main, ["bench", "--work-sizes", "48,big"])
+    assert bad.exit_code == 2 and "--work-sizes" in bad.output
