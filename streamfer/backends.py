@@ -296,6 +296,17 @@ def _load_ranges(path: Path, model_json: Path) -> dict | None:
     return data["ranges"]
 
 
+@contextlib.contextmanager
+def _root_log_level(level: int):
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(max(level, before))
+    try:
+        yield
+    finally:
+        root.setLevel(before)
+
+
 def _quantize(fp32, out: Path, cache: dict | None, reader=None) -> dict:
     """Static int8 quantization of ``fp32`` into ``out``, either from activation ranges
     measured before (``cache``, ONNX Runtime's calibration-cache format) or by measuring them
@@ -307,9 +318,13 @@ def _quantize(fp32, out: Path, cache: dict | None, reader=None) -> dict:
         if cache is not None:
             cache_path.write_text(json.dumps(cache))
         # reduce_range: 7-bit weights, so that u8×s8 sums cannot saturate on CPUs without VNNI
-        quantize_static(fp32, str(out), reader, quant_format=QuantFormat.QDQ,
-                        per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibration_cache_path=str(cache_path))
+        # (root logger: "Axis 1 is out-of-range for weight …" for each 1-D weight, which is
+        # quantized per tensor as it should be)
+        with _root_log_level(logging.ERROR):
+            quantize_static(fp32, str(out), reader, quant_format=QuantFormat.QDQ,
+                            per_channel=True, reduce_range=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibration_cache_path=str(cache_path))
         return json.loads(cache_path.read_text())
 
 
