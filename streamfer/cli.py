@@ -311,7 +311,9 @@ def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augmen
               help="Where to write the metrics.")
 @click.option("--backend", type=click.Choice(["onnx", "tflite", "keras"]),
               help="As for run (the default: the fastest that works here, as run uses).")
-def evaluate(data, split, model_path, threshold_text, json_path, backend) -> None:
+@FLIP_AVERAGE_OPTION
+def evaluate(data, split, model_path, threshold_text, json_path, backend,
+             flip_average) -> None:
     """Multi-label metrics of a model on a labelled split (scikit-learn)."""
     import json
 
@@ -324,7 +326,8 @@ def evaluate(data, split, model_path, threshold_text, json_path, backend) -> Non
 
     try:
         dataset = load_dataset(data, split)
-        classifier = Classifier(model_path, backend=backend or default_backend())
+        classifier = Classifier(model_path, backend=backend or default_backend(),
+                                flip_average=flip_average)
     except _errors() as exc:
         raise UserError(str(exc)) from None
     thresholds = classifier.thresholds_with(_parse_threshold(threshold_text))
