@@ -66,19 +66,27 @@ def classifier_rows(classifier, batches=(1, 16, 32), repeats: int = 5) -> list[d
     return rows
 
 
-def work_size_models(folder: Path, sizes, faces: int = 64) -> dict[int, Path]:
-    """One model file per working size in ``folder``: the default architecture, untrained
-    (a classifier's speed does not depend on its weights), with int8 ranges measured on
-    ``faces`` random crops so that every backend runs it as it runs the shipped one."""
+def work_size_models(folder: Path, sizes, faces: int = 64,
+                     architecture: Path | None = None) -> dict[int, Path]:
+    """One model file per working size in ``folder``: the architecture of the model file
+    ``architecture`` (default: the default architecture), untrained (a classifier's speed
+    does not depend on its weights), with int8 ranges measured on ``faces`` random crops so
+    that every backend runs it as it runs the shipped one."""
+    import json
+    from dataclasses import replace
+
     import keras
 
     from streamfer.backends import calibrate, onnx_available
     from streamfer.model import ModelConfig, build_model, save_weights
 
     crops = np.random.default_rng(0).integers(0, 255, (faces, 100, 100, 3), dtype=np.uint8)
+    base = ModelConfig()
+    if architecture is not None:
+        base = ModelConfig.from_dict(json.loads(Path(architecture).read_text()))
     models = {}
     for size in sizes:
-        config = ModelConfig(work_size=size)
+        config = replace(base, work_size=size, backbone_weights=None)  # no download
         keras.utils.set_random_seed(size)  # the same weights each time: converted once
         model = build_model(config, trainable_backbones=False)
         models[size] = save_weights(model, config, Path(folder) / f"work{size}.json")

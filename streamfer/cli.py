@@ -484,9 +484,9 @@ def calibrate(data, model_path, faces) -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per row on stdout (the same fields), then a summary.")
 @click.option("--work-sizes", metavar="PX,PX,...",
-              help="Instead: classifier faces/s per backend of the architecture at each "
-                   "working size (e.g. 48,64,100), untrained (speed does not depend on the "
-                   "weights).")
+              help="Instead: classifier faces/s per backend of --model's architecture "
+                   "(default: the shipped one) at each working size (e.g. 48,64,100), "
+                   "untrained (speed does not depend on the weights).")
 @FLIP_AVERAGE_OPTION
 def bench(repeats, frames, model_path, data, split, fer_python, large, as_json, work_sizes,
           flip_average) -> None:
@@ -523,7 +523,8 @@ def bench(repeats, frames, model_path, data, split, fer_python, large, as_json, 
                                  param_hint="--work-sizes") from None
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for size, path in work_size_models(Path(tmp), sizes).items():
+            for size, path in work_size_models(Path(tmp), sizes,
+                                               architecture=model_path).items():
                 for backend in backends:
                     classifier = Classifier(path, backend=backend, flip_average=flip_average)
                     for row in classifier_rows(classifier, repeats=repeats):
@@ -549,8 +550,9 @@ def bench(repeats, frames, model_path, data, split, fer_python, large, as_json, 
                 rows.append(fer_row(fer_python, clips[1], repeats))
     except (RuntimeError, *_errors()) as exc:
         raise UserError(str(exc)) from None
+    architecture = f"architecture of {model_path}" if model_path else "default architecture"
     caption = f"peak RSS {peak_rss_mb():.0f} MB; " + (
-        "untrained models of the default architecture" if sizes else "clips 640×480 at 30 fps")
+        f"untrained models of the {architecture}" if sizes else "clips 640×480 at 30 fps")
     if fer_python:
         headless = [r["fps"] for r in rows[:-1]
                     if r["what"].startswith("CSV only") and r.get("fps")]

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 from click.testing import CliRunner
 
 from streamfer.cli import main
@@ -43,3 +44,22 @@ def test_bench_measures_each_working_size_on_every_backend():
     assert "WARNING" not in result.output  # ONNX Runtime's per-weight quantization notes
     bad = CliRunner().invoke(main, ["bench", "--work-sizes", "48,big"])
     assert bad.exit_code == 2 and "--work-sizes" in bad.output
+
+
+def test_working_size_models_take_the_architecture_of_a_model_file(tmp_path):
+    """bench --model M --work-sizes: M's architecture (here VGG19 alone, as the ablations
+    train it), untrained, at each size; the architecture file's weights are never read."""
+    from streamfer.bench import work_size_models
+    from streamfer.classify import Classifier
+
+    arch = tmp_path / "vgg19.json"
+    arch.write_text(json.dumps({"backbones": ["vgg19"], "vgg": "bn", "flip_average": True,
+                                "weights": "absent.weights.npz"}))
+    path = work_size_models(tmp_path, [32], faces=4, architecture=arch)[32]
+    made = json.loads(path.read_text())
+    assert made["backbones"] == ["vgg19"] and made["work_size"] == 32 and made["flip_average"]
+    assert Classifier(path, backend="keras").predict(
+        np.zeros((2, 100, 100, 3), np.uint8)).shape == (2, 6)
+    (tmp_path / "default").mkdir()
+    default = json.loads(work_size_models(tmp_path / "default", [32], faces=4)[32].read_text())
+    assert default["backbones"] == ["resnet50", "vgg19"]
