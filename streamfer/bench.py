@@ -72,18 +72,15 @@ def work_size_models(folder: Path, sizes, faces: int = 64,
     ``architecture`` (default: the default architecture), untrained (a classifier's speed
     does not depend on its weights), with int8 ranges measured on ``faces`` random crops so
     that every backend runs it as it runs the shipped one."""
-    import json
     from dataclasses import replace
 
     import keras
 
     from streamfer.backends import calibrate, onnx_available
-    from streamfer.model import ModelConfig, build_model, save_weights
+    from streamfer.model import ModelConfig, build_model, read_config, save_weights
 
     crops = np.random.default_rng(0).integers(0, 255, (faces, 100, 100, 3), dtype=np.uint8)
-    base = ModelConfig()
-    if architecture is not None:
-        base = ModelConfig.from_dict(json.loads(Path(architecture).read_text()))
+    base = read_config(architecture, check=False)[0] if architecture else ModelConfig()
     models = {}
     for size in sizes:
         config = replace(base, work_size=size, backbone_weights=None)  # no download

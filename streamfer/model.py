@@ -174,6 +174,8 @@ def read_config(path: Path, check: bool = True) -> tuple[ModelConfig, Path]:
         meta = json.loads(Path(path).read_text())
         config = ModelConfig.from_dict(meta)
         weights = Path(path).with_name(meta["weights"])
+        if not config.backbones or not set(config.backbones) <= set(BACKBONES):
+            raise ValueError("backbones")
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise AssetError(f"{path} is not a streamfer model file ({type(exc).__name__})") from None
     if not check:

@@ -63,3 +63,12 @@ def test_working_size_models_take_the_architecture_of_a_model_file(tmp_path):
     (tmp_path / "default").mkdir()
     default = json.loads(work_size_models(tmp_path / "default", [32], faces=4)[32].read_text())
     assert default["backbones"] == ["resnet50", "vgg19"]
+
+
+def test_bench_refuses_a_file_that_is_no_model_in_one_line(tmp_path):
+    (tmp_path / "wrong.json").write_text(json.dumps({"backbones": ["nope"], "weights": "w"}))
+    for model in (tmp_path / "wrong.json", tmp_path / "README.md"):
+        model.touch()
+        result = CliRunner().invoke(main, ["bench", "--model", str(model), "--work-sizes", "32"])
+        assert result.exit_code == 1 and "not a streamfer model file" in result.output
+        assert "Traceback" not in result.output
