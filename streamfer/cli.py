@@ -249,8 +249,10 @@ main.add_command(run)
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Random flips, shifts, rotations, zoom, brightness and contrast "
                    "(~45 % of a CPU step's time).")
-@click.option("--work-size", default=48, show_default=True, type=click.IntRange(min=32),
-              help="Resolution the backbones see, px (input crops stay 100×100).")
+@click.option("--work-size", type=click.IntRange(min=32),
+              help="Resolution the backbones see, px (input crops stay 100×100). "
+                   "Default: 48, or --init's size; with --init, a larger size trains the "
+                   "starting model on at that size (progressive resizing).")
 @click.option("--backbones", type=click.Choice(["both", "resnet50", "vgg19"]), default="both",
               show_default=True, help="The averaged ensemble, or one backbone (ablations).")
 @click.option("--vgg", type=click.Choice(["bn", "plain"]), default="bn", show_default=True,

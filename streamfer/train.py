@@ -57,7 +57,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_steps: int = 500
     augment: bool = True  # flips, shifts, rotations, zoom, brightness, contrast
-    work_size: int = 48
+    work_size: int | None = None  # None: 48, or --init's size
     backbone_weights: str | None = None
     freeze_backbones: bool = False
     vgg: str = "bn"
@@ -162,10 +162,12 @@ def make_dataset(data: Dataset, batch_size: int, size: int, seed: int, training:
 
 
 def _model_config(cfg: TrainConfig) -> ModelConfig:
-    if cfg.init:  # the architecture is the starting model's
+    if cfg.init:  # the architecture is the starting model's; its size may change, as the
+        # backbones end in global pooling (progressive resizing: train on at a larger size)
         config = ModelConfig.from_dict(json.loads(Path(cfg.init).read_text()))
-        return ModelConfig(**{**asdict(config), "thresholds": ModelConfig().thresholds})
-    return ModelConfig(work_size=cfg.work_size, backbone_weights=cfg.backbone_weights,
+        return ModelConfig(**{**asdict(config), "thresholds": ModelConfig().thresholds,
+                              "work_size": cfg.work_size or config.work_size})
+    return ModelConfig(work_size=cfg.work_size or 48, backbone_weights=cfg.backbone_weights,
                        vgg=cfg.vgg, backbones=tuple(cfg.backbones))
 
 

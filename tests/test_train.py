@@ -107,6 +107,19 @@ def test_exported_model_reloads_and_init_starts_from_it(tmp_path, tiny):
     np.testing.assert_allclose(head.get_weights()[0],
                                start.get_layer("emotions").get_weights()[0], atol=1e-4)
 
+    # Progressive resizing: --work-size with --init trains the same weights on at a new size.
+    larger = tmp_path / "run3"
+    train(TrainConfig(str(tiny), str(larger), epochs=1, steps_per_epoch=1, batch_size=4,
+                      learning_rate=1e-12, init=str(out), work_size=40, precision="fp32"),
+          progress=False)
+    resized = ModelConfig.from_dict(json.loads((larger / "config.json").read_text()))
+    assert (resized.vgg, resized.work_size) == ("plain", 40)
+    resized.input_size = resized.work_size
+    grown = build_model(resized)
+    grown.load_weights(str(larger / "best.weights.h5"))
+    np.testing.assert_allclose(grown.get_layer("emotions").get_weights()[0],
+                               start.get_layer("emotions").get_weights()[0], atol=1e-4)
+
 
 def test_weighted_bce_matches_its_formula_on_soft_targets():
     from keras import ops
