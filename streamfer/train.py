@@ -43,6 +43,7 @@ from streamfer.model import (
     build_model,
     compact,
     load_model,
+    read_config,
     save_weights,
 )
 
@@ -164,10 +165,11 @@ def make_dataset(data: Dataset, batch_size: int, size: int, seed: int, training:
 def _model_config(cfg: TrainConfig) -> ModelConfig:
     if cfg.init:  # the architecture is the starting model's; its size may change, as the
         # backbones end in global pooling (progressive resizing: train on at a larger size)
-        config = ModelConfig.from_dict(json.loads(Path(cfg.init).read_text()))
+        config = read_config(Path(cfg.init), check=False)[0]
         return ModelConfig(**{**asdict(config), "thresholds": ModelConfig().thresholds,
                               "work_size": cfg.work_size or config.work_size})
-    return ModelConfig(work_size=cfg.work_size or 48, backbone_weights=cfg.backbone_weights,
+    return ModelConfig(work_size=cfg.work_size or ModelConfig.work_size,
+                       backbone_weights=cfg.backbone_weights,
                        vgg=cfg.vgg, backbones=tuple(cfg.backbones))
 
 

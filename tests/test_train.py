@@ -194,3 +194,11 @@ def test_a_run_stopped_twice_resumes_at_the_epoch_it_reached(tmp_path):
     with pytest.raises(Killed):
         fit(4, Record(kill_at_epoch=2))  # resumed at epoch 2, killed inside it
     assert fit(4, Record()) == [2, 3]
+
+
+def test_init_from_a_file_that_is_no_model_is_one_line(tmp_path, tiny):
+    bad = tmp_path / "notes.json"
+    bad.write_text("not json")
+    done = streamfer("train", "--data", tiny, "--out", tmp_path / "run", "--init", bad)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "is not a streamfer model file" in done.stderr.strip().splitlines()[-1]
