@@ -222,6 +222,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             _Validation(core, make_dataset(valid_data, 128, size, cfg.seed, False),
                         valid_data.targets, best, _best_logged(run / "log.csv", "val_map")),
             keras.callbacks.CSVLogger(str(run / "log.csv"), append=True),
+            *([] if progress else [_StepLog(cfg.epochs, steps)]),
         ],
     )
     return best
@@ -244,6 +245,32 @@ class _Backup(keras.callbacks.BackupAndRestore):
         super().on_epoch_end(epoch, logs)
         if self.save_freq != "epoch":
             self._save_model()
+
+
+class _StepLog(keras.callbacks.Callback):
+    """Without a progress bar (a run in the background, its output to a file: Keras then
+    writes one line an epoch, which on a CPU can be an hour), a line about every tenth of an
+    epoch: the step, the epoch's mean loss so far, seconds a step and the epoch's time left."""
+
+    def __init__(self, epochs: int, steps: int) -> None:
+        super().__init__()
+        self.epochs, self.steps = epochs, steps
+        self.every = max(1, min(50, steps // 10))
+        self.epoch, self.started = 0, time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self.epoch, self.started = epoch, time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        done = batch + 1
+        if done % self.every and done != self.steps:
+            return
+        per_step = (time.perf_counter() - self.started) / done
+        left = (self.steps - done) * per_step
+        loss = (logs or {}).get("loss")
+        print(f"epoch {self.epoch + 1}/{self.epochs} step {done}/{self.steps}"
+              + (f"  loss {float(loss):.4f}" if loss is not None else "")
+              + f"  {per_step:.2f} s/step  {left / 60:.0f} min left in the epoch", flush=True)
 
 
 class _Validation(keras.callbacks.Callback):

@@ -55,6 +55,8 @@ def test_two_steps_train_resume_and_export_under_each_backend(tmp_path, tiny, ba
     assert first.returncode == 0, first.stderr[-2000:]
     config = json.loads((run / "train_config.json").read_text())
     assert config["backend"] == backend and config["bf16"] is False
+    # output to a pipe, no progress bar: a line per step here (about a tenth of an epoch)
+    assert "epoch 1/1 step 1/2" in first.stdout and "s/step" in first.stdout, first.stdout
     again = streamfer(*args, "--epochs", "2", backend=backend)  # resumes after epoch 1
     assert again.returncode == 0, again.stderr[-2000:]
     log = (run / "log.csv").read_text().splitlines()
