@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from fractions import Fraction
@@ -23,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamfer.assets import native_stderr_silenced
 from streamfer.frame import Frame, VideoFormat
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,10 @@ VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", 
               ".ts", ".3gp"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 _MAX_BAD_READS = 8  # consecutive undecodable frames skipped before a stream counts as ended
+# OpenCV's own lines when a camera index does not open ("[ERROR:0@0.1] global
+# obsensor_uvc_stream_channel.cpp:163 getStreamChannelGroup Camera index out of range"):
+# the caller says it in one line of its own
+_CAMERA_PROBE_NOISE = re.compile(r"^\[ ?(ERROR|WARN|INFO)[^\]]*\] global ")
 
 
 class SourceError(RuntimeError):
@@ -82,7 +88,11 @@ class Source:
                 h, w = self._image.shape[:2]
                 self.fps, self.size, self.frame_count = 1.0, (w, h), 1
                 return
-        cap = cv2.VideoCapture(int(spec) if is_webcam(spec) else spec)
+        if is_webcam(spec):
+            with native_stderr_silenced(_CAMERA_PROBE_NOISE):
+                cap = cv2.VideoCapture(int(spec))
+        else:
+            cap = cv2.VideoCapture(spec)
         if not cap.isOpened():
             what = "camera" if is_webcam(spec) else "video"
             raise SourceError(f"cannot open {what}: {spec}")
