@@ -1,6 +1,6 @@
 """The one result type that flows between stages: a :class:`Frame` holding its :class:`Face` s.
 
-Sources create a ``Frame``; detect adds faces (box, score, crop); track sets ``face_id``;
+Sources create a ``Frame``; detect adds faces (box, score, roll, crop); track sets ``face_id``;
 classify sets ``scores``; smooth sets ``smoothed`` and ``labels``; render and the sinks read it.
 
 Example:
@@ -23,7 +23,8 @@ import numpy as np
 class Face:
     box: tuple[int, int, int, int]  # x, y, w, h in frame pixels
     det_score: float
-    crop: np.ndarray | None = None  # 100×100×3 RGB uint8
+    crop: np.ndarray | None = None  # 100×100×3 RGB uint8, the head levelled
+    roll: float = 0.0  # head tilt, degrees clockwise as seen (eye line); the crop undoes it
     face_id: int = -1
     scores: np.ndarray | None = None  # raw sigmoid outputs, EMOTIONS order
     smoothed: np.ndarray | None = None

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import compose, frame_count, has_audio, write_video
 
-from streamfer.detect import FaceDetector, square_crop
+from streamfer.detect import FaceDetector, eye_roll, square_crop
 from streamfer.frame import Face, Frame
 from streamfer.sinks import CSV_COLUMNS, CSVSink, SinkError, VideoSink
 from streamfer.sources import SourceError, open_source
@@ -68,6 +68,35 @@ def test_real_face_is_found_in_a_real_photo(detector_ready, face_bgr):
     assert 80 < x + w / 2 < 220 and 40 < y + h / 2 < 180 and w > 50  # her face, not the suit
     assert frame.faces[0].det_score > 0.7
     assert frame.faces[0].crop.shape == (100, 100, 3)
+
+
+@pytest.mark.parametrize("turn", [-25, 25])
+def test_a_tilted_head_is_cropped_upright(detector_ready, face_bgr, turn):
+    def likeness(a, b):
+        a, b = (x.astype(float).ravel() - x.mean() for x in (a, b))
+        return a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+
+    image = cv2.copyMakeBorder(face_bgr, 100, 100, 100, 100, cv2.BORDER_REPLICATE)
+    turned = cv2.warpAffine(image, cv2.getRotationMatrix2D((250, 250), turn, 1.0), (500, 500),
+                            borderMode=cv2.BORDER_REPLICATE)  # counter-clockwise as seen
+    with FaceDetector() as detector, FaceDetector(level=False) as plain:
+        upright = detector.detect(Frame("t", 0, 0.0, image)).faces[0]
+        levelled = detector.detect(Frame("t", 0, 0.0, turned.copy())).faces[0]
+        tilted = plain.detect(Frame("t", 0, 0.0, turned)).faces[0]
+    assert tilted.roll == 0.0
+    assert -turn - 10 < levelled.roll - upright.roll < -turn + 10  # clockwise is positive
+    assert likeness(levelled.crop, upright.crop) > 0.7
+    assert likeness(levelled.crop, upright.crop) > likeness(tilted.crop, upright.crop) + 0.2
+
+
+def test_implausible_eye_lines_are_not_followed():
+    eye = type("Keypoint", (), {})
+    a, b = eye(), eye()
+    a.x, a.y, b.x, b.y = 0.4, 0.5, 0.6, 0.45
+    assert eye_roll([a, b], 100, 100) == pytest.approx(-14.04, abs=0.01)
+    b.y = 0.8  # 56° down: keypoints of no real face
+    assert eye_roll([a, b], 100, 100) == 0.0
+    assert eye_roll([], 100, 100) == 0.0
 
 
 @pytest.mark.parametrize("size,gray", [((321, 239), False), ((640, 480), True)])
