@@ -67,8 +67,8 @@ def square_crop(image: np.ndarray, box: tuple[int, int, int, int], margin: float
 
 def eye_roll(keypoints, width: int, height: int) -> float:
     """The head's tilt (degrees, clockwise as seen) from BlazeFace's first two keypoints, the
-    eyes (normalised); 0 where they are missing or the angle is beyond ``MAX_ROLL`` (no face
-    is found that tilted: such keypoints are wrong)."""
+    eyes (normalised); 0 where they are missing or the angle is beyond ``MAX_ROLL`` (on the
+    real footage measured, such eye lines came from misplaced keypoints or from no face)."""
     if not keypoints or len(keypoints) < 2:
         return 0.0
     (a, b) = keypoints[:2]
