@@ -71,7 +71,7 @@ def eye_roll(keypoints, width: int, height: int) -> float:
     real footage measured, such eye lines came from misplaced keypoints or from no face)."""
     if not keypoints or len(keypoints) < 2:
         return 0.0
-    (a, b) = keypoints[:2]
+    a, b = keypoints[:2]
     roll = float(np.degrees(np.arctan2((b.y - a.y) * height, (b.x - a.x) * width)))
     return roll if abs(roll) <= MAX_ROLL else 0.0
 

@@ -1,5 +1,6 @@
 import csv
 import subprocess
+from types import SimpleNamespace
 
 import cv2
 import imageio_ffmpeg
@@ -90,9 +91,7 @@ def test_a_tilted_head_is_cropped_upright(detector_ready, face_bgr, turn):
 
 
 def test_implausible_eye_lines_are_not_followed():
-    eye = type("Keypoint", (), {})
-    a, b = eye(), eye()
-    a.x, a.y, b.x, b.y = 0.4, 0.5, 0.6, 0.45
+    a, b = SimpleNamespace(x=0.4, y=0.5), SimpleNamespace(x=0.6, y=0.45)  # BlazeFace's eyes
     assert eye_roll([a, b], 100, 100) == pytest.approx(-14.04, abs=0.01)
     b.y = 0.8  # 56° down: keypoints of no real face
     assert eye_roll([a, b], 100, 100) == 0.0
