@@ -177,14 +177,15 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
                         flip_average=flip_average, face_cadence=face_cadence,
                         csv_empty_frames=csv_empty_frames, progress=not quiet)
     try:  # everything a user can get wrong fails now, in seconds, before the model loads
-        if folder:
-            plan_folder(source, output_dir, csv_dir)
-        else:
-            if not (is_webcam(source) or is_url(source)):
-                open_source(source).close()
-            for path in (output, csv_path):
-                if path:
-                    check_output(path, (source,), video=path == output)
+        with deferred_interrupt():  # these open the input (OpenCV, PyAV): a Ctrl-C waits
+            if folder:
+                plan_folder(source, output_dir, csv_dir)
+            else:
+                if not (is_webcam(source) or is_url(source)):
+                    open_source(source).close()
+                for path in (output, csv_path):
+                    if path:
+                        check_output(path, (source,), video=path == output)
         if ray_address:
             _summary(_run_on_ray(settings, source, output_dir, csv_dir, force, ray_address,
                                  workers))

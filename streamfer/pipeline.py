@@ -120,6 +120,11 @@ class Pipeline:
         smoother = Smoother(self.thresholds, forget_after=tracker.max_missed + 1,
                             labels=self.classifier.labels, **s.smoothing)
         with ExitStack() as stack:
+            stop, threads = threading.Event(), []
+            # From here a first Ctrl-C only sets ``stop`` (opening the input and the outputs
+            # included: a KeyboardInterrupt raised inside a library can be swallowed there),
+            # and it is raised once every sink below is finalised.
+            stack.enter_context(deferred_interrupt(stop))
             source = stack.enter_context(open_source(spec))
             stats = RunStats(name or source.name)
             video = stack.enter_context(VideoSink(
@@ -131,9 +136,7 @@ class Pipeline:
                 if show else None
             progress = stack.enter_context(progress_bar(s.progress and not show))
             task = progress.add_task(stats.source, total=source.frame_count, fps=0.0)
-            stop, threads = threading.Event(), []
             stack.callback(_stop_threads, stop, threads)  # first on exit, before the source
-            stack.enter_context(deferred_interrupt(stop))
             frames = _background(map(self._detect_when_due(),
                                      _background(source, stop, threads)), stop, threads)
             start, last, scores = time.perf_counter(), None, {}

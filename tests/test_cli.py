@@ -213,6 +213,43 @@ def test_ctrl_c_at_any_moment_keeps_a_playable_video_of_the_csv_frames(tmp_path,
     assert not list(tmp_path.glob(".*part*"))  # nothing half-written left beside it
 
 
+# A library that swallows a KeyboardInterrupt raised inside it (a bare ``except:``): how a
+# Ctrl-C at the wrong moment used to be lost, the run going on to the end with exit 0.
+SWALLOWING_PROBE = """
+import os, signal, sys
+import streamfer.sources as sources
+probe, calls = sources._probe, []
+def swallowing_probe(path):
+    calls.append(path)
+    if len(calls) == {call}:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(10**6))
+        except KeyboardInterrupt:
+            pass
+    return probe(path)
+sources._probe = swallowing_probe
+sys.argv = ["run_stream.py", *sys.argv[1:]]
+from streamfer.cli import run
+run()
+"""
+
+
+@pytest.mark.parametrize("call", [1, 2], ids=["checking the input", "opening it to run"])
+def test_ctrl_c_inside_a_library_that_swallows_it_still_stops_the_run(tmp_path, face_bgr,
+                                                                      call):
+    frames = [compose(face_bgr, (320, 240), 20 + i, 10, scale=0.6) for i in range(60)]
+    clip = write_video(tmp_path / "clip.mp4", frames)
+    out, table = tmp_path / "o.mp4", tmp_path / "o.csv"
+    done = subprocess.run([sys.executable, "-c", SWALLOWING_PROBE.format(call=call), "-s", clip,
+                           "-o", out, "--csv", table, "-q"], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("interrupted")
+    assert not (table.exists() and read_csv(table))  # stopped before the first frame
+    assert not out.exists()
+
+
 def test_variable_frame_rate_keeps_its_timestamps_in_the_csv_and_the_video(tmp_path, face_bgr):
     from test_sources_detect_sinks import probe
 
