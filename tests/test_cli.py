@@ -224,7 +224,7 @@ def swallowing_probe(path):
     if len(calls) == {call}:
         try:
             os.kill(os.getpid(), signal.SIGINT)
-            sum(range(10**6))
+            sum(range(10**6))  # Python code: the handler runs in here
         except KeyboardInterrupt:
             pass
     return probe(path)
