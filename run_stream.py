@@ -7,7 +7,7 @@ if __name__ == "__main__":
 
     try:
         with deferred_interrupt():  # held through the imports: a library could swallow it
-            from streamfer.cli import run
+            from streamfer.cli.run import run
     except KeyboardInterrupt:  # Ctrl-C during start-up: nothing was written yet
         print("interrupted", file=sys.stderr)
         sys.exit(130)

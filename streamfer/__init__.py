@@ -1,53 +1,64 @@
 """streamfer: facial emotions on video streams (capture → detect → classify → render).
 
-Importing the package quiets the native libraries' start-up logs before any of them loads,
-in this process and in the child processes it starts (a value the user set is kept):
-MediaPipe/glog INFO lines, OpenCV's and FFmpeg's own, and TensorFlow's notes. TensorFlow
-2.21 writes some of those ("oneDNN custom operations are on", absl's "before
-InitializeLog" warning) through absl whatever ``TF_CPP_MIN_LOG_LEVEL`` says, and only on
-CPUs where oneDNN is on by default (AVX-512, AMX), so the first import of ``tensorflow``
-runs with its stderr captured, those known lines dropped and everything else written back.
-``STREAMFER_NATIVE_LOGS=1`` keeps every line.
+The command line (``streamfer run``, ``python run_stream.py``) is the main way in; from Python,
+:func:`analyze` yields each frame of a source with its faces, ids, scores and labels, and
+:class:`Pipeline` with :class:`Settings` runs a source into an annotated video and a CSV.
+Importing the package changes nothing in the process (no environment variable, no import
+hook): the command line quiets the native libraries' logs itself (:mod:`streamfer.logs`).
+
+Example:
+    >>> import streamfer
+    >>> for frame in streamfer.analyze("samples/astronaut.mp4", progress=False):
+    ...     for face in frame.faces:
+    ...         print(frame.index, round(frame.time_s, 3), face.face_id, face.labels)
+    ...     if frame.index == 1:
+    ...         break
+    0 0.0 1 ('Happiness',)
+    1 0.067 1 ('Happiness',)
 """
 
-import importlib.abc
-import importlib.machinery
-import os
-import re
-import sys
+from __future__ import annotations
 
-for _name, _value in (("TF_CPP_MIN_LOG_LEVEL", "2"), ("GLOG_minloglevel", "2"),
-                      ("OPENCV_LOG_LEVEL", "ERROR"), ("OPENCV_FFMPEG_LOGLEVEL", "-8")):
-    os.environ.setdefault(_name, _value)
+from typing import TYPE_CHECKING
 
-TENSORFLOW_NOISE = re.compile(
-    r"^WARNING: All log messages before absl::InitializeLog\(\)"
-    r"|^[IW]\d{4} .*\] (oneDNN custom operations are on|This TensorFlow binary is optimized"
-    r"|TF-TRT Warning|Unable to register)"
-    r"|^To enable the following instructions:.*rebuild TensorFlow")
+__all__ = ["Face", "Frame", "Pipeline", "Settings", "analyze"]
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from streamfer.frame import Face, Frame
+    from streamfer.pipeline import Pipeline, Settings
 
 
-class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
-    """Runs the first ``import tensorflow`` with its known start-up lines filtered out."""
+def analyze(source: str | int | Path, **settings) -> Iterator[Frame]:
+    """Each frame of ``source`` (a video or image file, a webcam index or a stream URL) with
+    its faces: ``box``, ``face_id``, raw ``scores``, ``smoothed`` scores and ``labels`` (in
+    the model's label order, :data:`streamfer.labels.EMOTIONS`). ``settings`` are
+    :class:`Settings`' fields (``backend``, ``smoothing``, ``thresholds``, ``every``, …); the
+    detector and the model load once, when the iteration starts.
 
-    def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
-            return None
-        sys.meta_path.remove(self)  # once: later imports are TensorFlow's own business
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
-            return spec
-        run = spec.loader.exec_module
+    Example:
+        >>> import streamfer
+        >>> frames = streamfer.analyze("samples/astronaut.mp4", every=2, progress=False)
+        >>> sum(1 for frame in frames if frame.analysed)  # 45 frames, every other one analysed
+        23
+    """
+    from streamfer.pipeline import Pipeline, Settings
 
-        def exec_module(module):
-            from streamfer.assets import native_stderr_silenced
-
-            with native_stderr_silenced(TENSORFLOW_NOISE):
-                run(module)
-
-        spec.loader.exec_module = exec_module
-        return spec
+    with Pipeline(Settings(**settings)) as pipeline:
+        yield from pipeline.analyze(source)
 
 
-if not os.environ.get("STREAMFER_NATIVE_LOGS") and "tensorflow" not in sys.modules:
-    sys.meta_path.insert(0, _QuietTensorFlowImport())
+def __getattr__(name: str):
+    """``Pipeline``, ``Settings``, ``Frame`` and ``Face`` on first use, so that importing
+    the package loads none of the stages' libraries."""
+    if name in ("Pipeline", "Settings"):
+        from streamfer import pipeline
+
+        return getattr(pipeline, name)
+    if name in ("Frame", "Face"):
+        from streamfer import frame
+
+        return getattr(frame, name)
+    raise AttributeError(f"module 'streamfer' has no attribute {name!r}")

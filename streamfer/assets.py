@@ -24,7 +24,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+# an installed wheel carries the shipped model inside the package; a checkout has models/
+_PACKAGE = Path(__file__).resolve().parent
+MODELS_DIR = next((d for d in (_PACKAGE / "_models", _PACKAGE.parent / "models")
+                   if (d / "default.json").is_file()), _PACKAGE.parent / "models")
 _MP = "https://raw.githubusercontent.com/google-ai-edge/mediapipe/v0.10.21/mediapipe/modules"
 _KERAS = "https://storage.googleapis.com/tensorflow/keras-applications"
 

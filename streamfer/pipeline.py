@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from itertools import islice
@@ -55,7 +56,12 @@ class Settings:
     smoothing: dict = field(default_factory=lambda: {"ema": 0.4})
     batch_size: int = 32
     backend: str = field(default_factory=default_backend)
+    device: str = "auto"  # auto: a CUDA GPU where ONNX Runtime has one, else the CPU
     flip_average: bool | None = None  # None: as the model file says
+    # with flip_average on: "alternate" scores a face as it is on one analysed frame and
+    # mirrored on the next (the smoother averages them; half the work), "average" both views
+    # every frame; "auto": alternate in videos and streams, average for a still image
+    mirror: str = "auto"
     face_cadence: int = 1  # past one face, classify each face every k frames
     lookahead: int = 8  # files: frames whose faces are classified in one batch
     csv_empty_frames: bool = False  # a row (empty face fields) for analysed faceless frames
@@ -88,7 +94,7 @@ class Pipeline:
                 settings.detector, settings.detector_path, settings.min_score,
                 settings.min_face))
             self.classifier = Classifier(settings.model_path, settings.batch_size,
-                                         backend=settings.backend,
+                                         backend=settings.backend, device=settings.device,
                                          flip_average=settings.flip_average)
             self.thresholds = self.classifier.thresholds_with(settings.thresholds)
             self.renderer = Renderer(self.classifier.labels)
@@ -116,9 +122,6 @@ class Pipeline:
         row is in the video too, both finalised, then :class:`KeyboardInterrupt` is raised.
         """
         s = self.settings
-        tracker = Tracker()
-        smoother = Smoother(self.thresholds, forget_after=tracker.max_missed + 1,
-                            labels=self.classifier.labels, **s.smoothing)
         with ExitStack() as stack:
             stop, threads = threading.Event(), []
             # From here a first Ctrl-C only sets ``stop`` (opening the input and the outputs
@@ -137,37 +140,70 @@ class Pipeline:
             progress = stack.enter_context(progress_bar(s.progress and not show))
             task = progress.add_task(stats.source, total=source.frame_count, fps=0.0)
             stack.callback(_stop_threads, stop, threads)  # first on exit, before the source
-            frames = _background(map(self._detect_when_due(),
-                                     _background(source, stop, threads)), stop, threads)
-            start, last, scores = time.perf_counter(), None, {}
-            # Files: the faces of a few consecutive frames go through the model as one batch
-            # (several times the throughput of batch 1); live sources: every frame at once.
-            for chunk in _chunks(frames, 1 if source.live else max(1, s.lookahead)):
-                analysed = [frame for frame in chunk if frame.analysed]
-                for frame in analysed:
-                    tracker.update(frame)
-                self._classify(analysed, scores, tracker.live_ids, stats.processed)
-                for frame in chunk:
-                    frame.source = stats.source
-                    if frame.analysed:
-                        smoother.update(frame)
-                        last = frame
-                        stats.processed += 1
-                        stats.faces += len(frame.faces)
-                    elif last is not None:  # carry the last results over for the overlay
-                        frame.faces = [replace(f, classified=False) for f in last.faces]
-                    image = self.renderer.annotate(frame) if (video or window) else None
-                    if video:
-                        video.write(image, frame.time_s)
-                    if table and frame.analysed:
-                        table.write(frame)
-                    stats.frames += 1
-                    stats.seconds = time.perf_counter() - start
-                    progress.update(task, advance=1, fps=stats.fps)
-                    if window and not window.show(image, frame.time_s):
-                        stats.status = "stopped"
-                        return stats
+            start = time.perf_counter()
+            for frame in self._results(source, stop, threads, stats):
+                image = self.renderer.annotate(frame) if (video or window) else None
+                if video:
+                    video.write(image, frame.time_s)
+                if table and frame.analysed:
+                    table.write(frame)
+                stats.frames += 1
+                stats.seconds = time.perf_counter() - start
+                progress.update(task, advance=1, fps=stats.fps)
+                if window and not window.show(image, frame.time_s):
+                    stats.status = "stopped"
+                    return stats
         return stats
+
+    def analyze(self, spec: str | int | Path) -> Iterator[Frame]:
+        """Every frame of ``spec`` (as :func:`streamfer.sources.open_source` takes it) with its
+        faces: box, id, raw and smoothed scores, labels; nothing is written. Stopping the
+        iteration early stops the stage threads and closes the source.
+
+        Example:
+            >>> with Pipeline(Settings(progress=False)) as pipeline:
+            ...     faces = [len(f.faces) for f in pipeline.analyze("samples/astronaut.mp4")]
+            >>> faces[:3]
+            [1, 1, 1]
+        """
+        with ExitStack() as stack:
+            stop, threads = threading.Event(), []
+            source = stack.enter_context(open_source(spec))
+            stack.callback(_stop_threads, stop, threads)
+            yield from self._results(source, stop, threads, RunStats(source.name))
+
+    def _results(self, source, stop: threading.Event, threads: list,
+                 stats: RunStats) -> Iterator[Frame]:
+        """The source's frames, each once every stage has seen it (decoding and detection
+        run in their own threads, added to ``threads``; setting ``stop`` ends them); counts
+        analysed frames and faces into ``stats``."""
+        s = self.settings
+        tracker, views = Tracker(), {}
+        smoother = Smoother(self.thresholds, forget_after=tracker.max_missed + 1,
+                            labels=self.classifier.labels, **s.smoothing)
+        frames = _background(map(self._detect_when_due(), _background(source, stop, threads)),
+                             stop, threads)
+        last, scores = None, {}
+        alternate = self.classifier.flip_average and (
+            s.mirror == "alternate" or s.mirror == "auto" and source.frame_count != 1)
+        # Files: the faces of a few consecutive frames go through the model as one batch
+        # (several times the throughput of batch 1); live sources: every frame at once.
+        for chunk in _chunks(frames, 1 if source.live else max(1, s.lookahead)):
+            analysed = [frame for frame in chunk if frame.analysed]
+            for frame in analysed:
+                tracker.update(frame)
+            self._classify(analysed, scores, tracker.live_ids, stats.processed,
+                           views if alternate else None)
+            for frame in chunk:
+                frame.source = stats.source
+                if frame.analysed:
+                    smoother.update(frame)
+                    last = frame
+                    stats.processed += 1
+                    stats.faces += len(frame.faces)
+                elif last is not None:  # carry the last results over for the overlay
+                    frame.faces = [replace(f, classified=False) for f in last.faces]
+                yield frame
 
     def _detect_when_due(self):
         every, step, next_time = max(1, self.settings.every), 0.0, [0.0]
@@ -184,12 +220,13 @@ class Pipeline:
         return detect
 
     def _classify(self, frames: list[Frame], cache: dict, live_ids: set[int],
-                  analysed_before: int) -> None:
+                  analysed_before: int, views: dict | None = None) -> None:
         """Classify the faces of ``frames`` (consecutive analysed frames, tracked; the run
         analysed ``analysed_before`` frames before them) in one batch; past one face in a
         frame, each face only every ``face_cadence`` analysed frames (in turn, counted in
         analysed frames, so that ``--every`` cannot starve a face), the others reuse their
-        last scores."""
+        last scores. ``views``: each face scored one way, as it is and mirrored in turn
+        (the count of its classifications so far, by id; updated here)."""
         k = max(1, self.settings.face_cadence)
         known, due = set(cache), []
         for n, frame in enumerate(frames, start=analysed_before):
@@ -197,7 +234,14 @@ class Pipeline:
                 if len(frame.faces) == 1 or f.face_id not in known or (n + f.face_id) % k == 0:
                     due.append(f)
                     known.add(f.face_id)
-        self.classifier.classify(due)
+        mirrored = None
+        if views is not None:
+            mirrored = []
+            for f in due:
+                n = views.get(f.face_id, 0)
+                mirrored.append(n % 2 == 1)
+                views[f.face_id] = n + 1
+        self.classifier.classify(due, mirrored)
         for frame in frames:
             for face in frame.faces:
                 if face.classified:
@@ -207,6 +251,8 @@ class Pipeline:
                 face.crop = None  # crops are not needed past the classifier
         for face_id in set(cache) - live_ids:
             del cache[face_id]
+            if views is not None:
+                views.pop(face_id, None)
 
     def run_folder(self, folder: str | Path, output_dir: str | Path | None,
                    csv_dir: str | Path | None, force: bool = False) -> list[RunStats]:

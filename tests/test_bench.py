@@ -49,8 +49,8 @@ def test_bench_measures_each_working_size_on_every_backend():
 def test_working_size_models_take_the_architecture_of_a_model_file(tmp_path):
     """bench --model M --work-sizes: M's architecture (here VGG19 alone, as the ablations
     train it), untrained, at each size; the architecture file's weights are never read."""
-    from streamfer.bench import work_size_models
     from streamfer.classify import Classifier
+    from streamfer.tools.bench import work_size_models
 
     arch = tmp_path / "vgg19.json"
     arch.write_text(json.dumps({"backbones": ["vgg19"], "vgg": "bn", "flip_average": True,

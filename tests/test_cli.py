@@ -230,7 +230,7 @@ def swallowing_probe(path):
     return probe(path)
 sources._probe = swallowing_probe
 sys.argv = ["run_stream.py", *sys.argv[1:]]
-from streamfer.cli import run
+from streamfer.cli.run import run
 run()
 """
 

@@ -2,9 +2,9 @@ import cv2
 import numpy as np
 import pytest
 
-from streamfer.data import DatasetError, ferplus_rule, load_dataset
-from streamfer.evaluate import calibrate_thresholds, compute_metrics, cooccurrence
 from streamfer.labels import EMOTIONS
+from streamfer.training.data import DatasetError, ferplus_rule, load_dataset
+from streamfer.training.evaluate import calibrate_thresholds, compute_metrics, cooccurrence
 
 
 def test_ferplus_multi_target_rule():
@@ -142,7 +142,7 @@ def test_cross_fitted_thresholds_never_see_the_faces_they_judge():
     rng = np.random.default_rng(1)
     y = (rng.random((600, 6)) < 0.2).astype(int)
     scores = rng.random((600, 6))
-    from streamfer.evaluate import evaluate
+    from streamfer.training.evaluate import evaluate
 
     at = evaluate(y, scores, calibrate_thresholds(y, scores))["at"]
     assert at["cross-fitted"]["macro_f1"] < at["calibrated"]["macro_f1"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from streamfer.model import ModelConfig, build_model
-from streamfer.onnx_graph import graph_of, with_weights
+from streamfer.runtimes.onnx_graph import graph_of, with_weights
 
 
 def _faces(face_bgr, n: int = 8) -> np.ndarray:

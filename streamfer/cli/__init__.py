@@ -1,0 +1,38 @@
+"""Command line: ``streamfer run|train|evaluate|compare|export|calibrate-thresholds|
+calibrate-int8|bench`` (``thresholds`` and ``calibrate``, the old names of the two
+calibrations, stay as hidden aliases for a release).
+
+Each group of commands has its module (:mod:`~streamfer.cli.run` for the product's main job,
+:mod:`~streamfer.cli.model` for the model's corner, :mod:`~streamfer.cli.bench`); they parse
+options and call the stages; :mod:`~streamfer.cli.common` holds what they share.
+"""
+
+from __future__ import annotations
+
+from streamfer.logs import quiet_native_logs
+
+quiet_native_logs()  # the entry point's business, before any native library loads
+
+import copy  # noqa: E402
+
+import click  # noqa: E402
+
+from streamfer.cli import bench, model  # noqa: E402
+from streamfer.cli import run as run_module  # noqa: E402
+from streamfer.cli.common import CONTEXT  # noqa: E402
+
+
+@click.group(context_settings=CONTEXT)
+def main() -> None:
+    """streamfer: facial emotions on video streams (capture → detect → classify → render)."""
+
+
+main.add_command(run_module.run)
+for command in (model.train, model.evaluate, model.compare, model.export, bench.bench):
+    main.add_command(command)
+for new, old, command in (("calibrate-thresholds", "thresholds", model.thresholds),
+                          ("calibrate-int8", "calibrate", model.calibrate)):
+    main.add_command(command, new)
+    alias = copy.copy(command)
+    alias.hidden, alias.deprecated = True, f"use `streamfer {new}`"
+    main.add_command(alias, old)

@@ -1,0 +1,5 @@
+"""``python -m streamfer.cli``: the ``streamfer`` command."""
+
+from streamfer.cli import main
+
+main()

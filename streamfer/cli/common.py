@@ -1,0 +1,80 @@
+"""What the command groups share: the one-line error, the stages' typed errors, options."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class UserError(click.ClickException):
+    """A one-line error for the user; exit code 1."""
+
+
+def parse_threshold(text: str | None):
+    """``0.5`` for every label, or ``Happiness=0.4,Fear=0.3`` for some."""
+    from streamfer.labels import EMOTIONS
+
+    if text is None:
+        return None
+    try:
+        if "=" not in text:
+            return float(text)
+        pairs = dict(item.split("=", 1) for item in text.split(","))
+        names = {e.lower(): e for e in EMOTIONS}
+        return {names[k.strip().lower()]: float(v) for k, v in pairs.items()}
+    except (KeyError, ValueError):
+        raise click.BadParameter(f"{text!r}: use 0.5 or e.g. Happiness=0.4,Fear=0.3 "
+                                 f"(labels: {', '.join(EMOTIONS)})",
+                                 param_hint="--threshold") from None
+
+
+FLIP_AVERAGE_OPTION = click.option(
+    "--flip-average/--no-flip-average", default=None,
+    help="Score each face as the mean of it and its mirror image (steadier; twice the "
+         "classifier's work). Default: as the model file says (the shipped model: on; its "
+         "thresholds are calibrated that way).")
+
+
+def user_errors():
+    """Map the stages' typed errors to one-line messages."""
+    from streamfer.assets import AssetError
+    from streamfer.runtimes.runners import EngineError
+    from streamfer.sinks import SinkError
+    from streamfer.sources import SourceError
+    from streamfer.training.data import DatasetError
+
+    return (AssetError, DatasetError, EngineError, SinkError, SourceError, OSError)
+
+
+def interruptible(command):
+    """Ctrl-C anywhere in ``command``: one line, exit 130 (what was written is finalised by
+    the sinks on the way out)."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            click.echo("interrupted: every frame and CSV row written so far is saved", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def requires_training(command):
+    """``command`` needs the ``train`` extra (TensorFlow, scikit-learn): one line naming it
+    where they are missing, before any work."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from streamfer.runtimes.runners import EngineError, require
+
+        try:
+            require(("tensorflow", "sklearn"), f"streamfer {command.__name__}")
+        except EngineError as exc:
+            raise UserError(str(exc)) from None
+        return command(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,195 @@
+"""``streamfer run`` (and ``run_stream.py``): a webcam, file, folder or stream through the
+pipeline, on this machine or a Ray cluster, and the folder run's summary table."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import click
+
+from streamfer.cli.common import (
+    CONTEXT,
+    FLIP_AVERAGE_OPTION,
+    UserError,
+    interruptible,
+    parse_threshold,
+    user_errors,
+)
+
+
+@click.command(context_settings=CONTEXT,
+               short_help="Emotions in a webcam, video, folder or stream.")
+@click.option("--source", "-s", required=True,
+              help="Webcam index (0), video or image file, folder of videos, or stream URL.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="Annotated video: .mp4, .mov, .m4v, .mkv, .avi (H.264) or .webm (VP9); "
+                   "each frame at its input timestamp, with the input's size and audio.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
+              help="Frame-level CSV: one row per face per analysed frame.")
+@click.option("--output-dir", type=click.Path(file_okay=False),
+              help="Folder source: one annotated video per input, same relative path.")
+@click.option("--csv-dir", type=click.Path(file_okay=False),
+              help="Folder source: one CSV per input.")
+@click.option("--show", is_flag=True, help="Live window (q or Esc quits). Needs a display.")
+@click.option("--every", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Analyse every Nth frame; the others carry the last overlay.")
+@click.option("--max-fps", type=click.FloatRange(min=0, min_open=True),
+              help="Analyse at most this many frames per second of input.")
+@click.option("--threshold", "threshold_text", metavar="T|LABEL=T,...",
+              help="Label threshold(s); default: the model's calibrated per-label thresholds.")
+@click.option("--smooth", "smooth_text", default="0.4", show_default=True,
+              metavar="ALPHA|N|none", help="Score smoothing per face: an EMA alpha in (0, 1] "
+              "(0.4 or ema:0.4; 1 = none), a moving window of N ≥ 2 frames (5 or window:5), "
+              "or none.")
+@click.option("--min-face", default=0, show_default=True, type=click.IntRange(min=0),
+              metavar="PX", help="Ignore faces whose box is narrower or shorter than PX "
+                                 "pixels of the frame.")
+@click.option("--min-score", default=0.6, show_default=True, type=click.FloatRange(0, 1),
+              help="Face detector confidence threshold (lower finds more faces, and more "
+                   "false ones).")
+@click.option("--detector", type=click.Choice(["both", "short", "full"]),
+              help="Face detector: both (short and full range merged: faces near and far; the "
+                   "default for files, folders and URLs), short (faces within ~2 m: selfies, "
+                   "webcams; the default for a webcam) or full (far faces only).")
+@click.option("--detector-model", type=click.Path(exists=True, dir_okay=False),
+              help="Path to the detector .tflite of --detector short or full (default: "
+                   "cache, then download).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+              help="Emotion model .json (default: models/default.json).")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Most faces the emotion model scores in one call.")
+@click.option("--backend", type=click.Choice(["auto", "openvino", "onnx", "tflite", "keras"]),
+              default="auto", show_default=True,
+              help="auto: the faster int8 engine on this CPU (OpenVINO or ONNX Runtime, "
+                   "measured once and remembered), or ONNX Runtime on a CUDA GPU; openvino / "
+                   "onnx: that int8 engine; tflite: TFLite + XNNPACK fp32; keras: TensorFlow "
+                   "fp32.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="auto: a CUDA GPU where ONNX Runtime has one "
+                                      "(onnxruntime-gpu), else the CPU.")
+@click.option("--mirror", type=click.Choice(["auto", "alternate", "average", "off"]),
+              default="auto", show_default=True,
+              help="How a face and its mirror image are scored: alternate (one view per "
+                   "analysed frame, in turn; the smoothing averages them: half the work), "
+                   "average (both every frame), off (the face as it is); auto: alternate in "
+                   "videos and streams, average for a photo.")
+@FLIP_AVERAGE_OPTION
+@click.option("--face-cadence", default=1, show_default=True, type=click.IntRange(min=1),
+              help="With several faces, classify each face every K analysed frames in turn "
+                   "(the CSV's 'classified' column says which rows ran the model).")
+@click.option("--csv-empty-frames", is_flag=True,
+              help="Also write one row (empty face fields) for each analysed frame without "
+                   "faces, so analysed frames can be told from skipped ones (--every).")
+@click.option("--force", is_flag=True, help="Folder source: redo inputs already done.")
+@click.option("--ray", "ray_address", metavar="local|auto|ray://HOST:PORT",
+              help="Folder source: spread the files over a Ray cluster: local (start Ray "
+                   "here), auto (the cluster `ray start --head` made) or ray://host:port. "
+                   "Needs pip install -e '.[ray]' and the folders at the same path on every "
+                   "node.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="With --ray: worker processes (default: one per 2 cores; local: of this "
+                   "machine).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@interruptible
+def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, threshold_text,
+        smooth_text, min_face, min_score, detector, detector_model, model_path, batch_size,
+        backend, device, mirror, flip_average, face_cadence, csv_empty_frames, force, ray_address,
+        workers, quiet) -> None:
+    """Recognise facial emotions in a webcam, video, folder of videos or stream.
+
+    \b
+    Examples:
+      python run_stream.py --source 0 --show
+      python run_stream.py --source clip.mp4 --output annotated.mp4 --csv frames.csv
+      python run_stream.py --source footage/ --output-dir out/ --csv-dir out/
+    """
+    from streamfer.interrupts import deferred_interrupt
+
+    with deferred_interrupt():  # a Ctrl-C while the libraries load is raised after, not lost
+        from streamfer.pipeline import Pipeline, Settings, plan_folder
+        from streamfer.sinks import check_output
+        from streamfer.smooth import parse_smoothing
+        from streamfer.sources import is_url, is_webcam, open_source
+
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    folder = Path(source).is_dir()
+    if folder and (output or csv_path or show):
+        raise UserError("a folder source takes --output-dir/--csv-dir, not --output/--csv/--show")
+    if not folder and (output_dir or csv_dir):
+        raise UserError("--output-dir/--csv-dir are for folder sources; use --output/--csv")
+    if (ray_address or workers) and not folder:
+        raise UserError("--ray/--workers are for folder sources")
+    if not (output or csv_path or show or output_dir or csv_dir):
+        raise UserError("nothing to do: give --show, --output or --csv "
+                        "(--output-dir/--csv-dir for a folder)")
+    try:
+        smoothing = parse_smoothing(smooth_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--smooth") from None
+    detector = detector or ("short" if is_webcam(source) or detector_model else "both")
+    settings = Settings(detector=detector, detector_path=detector_model, model_path=model_path,
+                        min_face=min_face, min_score=min_score, every=every, max_fps=max_fps,
+                        thresholds=parse_threshold(threshold_text), smoothing=smoothing,
+                        batch_size=batch_size, backend=backend, device=device,
+                        flip_average=False if mirror == "off" else flip_average,
+                        mirror="auto" if mirror == "off" else mirror,
+                        face_cadence=face_cadence,
+                        csv_empty_frames=csv_empty_frames, progress=not quiet)
+    try:  # everything a user can get wrong fails now, in seconds, before the model loads
+        with deferred_interrupt():  # these open the input (OpenCV, PyAV): a Ctrl-C waits
+            if folder:
+                plan_folder(source, output_dir, csv_dir)
+            else:
+                if not (is_webcam(source) or is_url(source)):
+                    open_source(source).close()
+                for path in (output, csv_path):
+                    if path:
+                        check_output(path, (source,), video=path == output)
+        if ray_address:
+            _summary(_run_on_ray(settings, source, output_dir, csv_dir, force, ray_address,
+                                 workers))
+            return
+        with ExitStack() as stack:
+            with deferred_interrupt():  # a Ctrl-C while loading waits until the load is whole
+                pipeline = stack.enter_context(Pipeline(settings))  # ... and closes it
+            if folder:
+                _summary(pipeline.run_folder(source, output_dir, csv_dir, force=force))
+            else:
+                stats = pipeline.run(source, output, csv_path, show=show)
+                click.echo(f"{stats.source}: {stats.frames} frames, {stats.faces} faces, "
+                           f"{stats.fps:.1f} fps ({pipeline.classifier.backend})", err=True)
+    except user_errors() as exc:
+        raise UserError(str(exc)) from None
+
+
+def _run_on_ray(settings, source, output_dir, csv_dir, force, address, workers):
+    import importlib.util
+
+    from streamfer.scale import run_folder_on_ray
+
+    if importlib.util.find_spec("ray") is None:
+        raise UserError("--ray needs Ray: pip install -e '.[ray]'")
+    try:
+        return run_folder_on_ray(settings, source, output_dir, csv_dir, force, address, workers)
+    except ConnectionError as exc:
+        raise UserError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+
+
+def _summary(results) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="streamfer batch")
+    for column in ("input", "frames", "faces", "fps", "status"):
+        numeric = column in ("frames", "faces", "fps")
+        table.add_column(column, justify="right" if numeric else "left")
+    for r in results:
+        ran = r.status in ("ok", "stopped")
+        table.add_row(r.source, *((str(r.frames), str(r.faces), f"{r.fps:.1f}") if ran
+                                  else ("—", "—", "—")), r.status)
+    Console(stderr=True).print(table)
+    if any(r.status.startswith("failed") for r in results):
+        sys.exit(1)

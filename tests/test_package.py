@@ -1,0 +1,65 @@
+"""The package as a library: importing it changes nothing in the process, its documented
+examples run (the README's Python example and the public modules' docstrings), and a command
+that needs the ``train`` extra says so in one line where it is missing."""
+
+import doctest
+import importlib
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT
+
+from streamfer.cli import main
+
+
+def test_importing_the_package_changes_neither_environment_nor_import_machinery():
+    """``import streamfer`` changes nothing; the stages' modules set none of the variables the
+    command line sets (OpenCV's own import sets its Qt paths, which is OpenCV's business)."""
+    ours = ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel", "OPENCV_LOG_LEVEL",
+            "OPENCV_FFMPEG_LOGLEVEL")
+    code = ("import os, sys; env = dict(os.environ); finders = list(sys.meta_path); "
+            "import streamfer; print(dict(os.environ) == env, sys.meta_path == finders); "
+            "import streamfer.pipeline, streamfer.classify; "
+            f"print(not any(k in os.environ for k in {ours!r}), sys.meta_path == finders)")
+    env = {k: v for k, v in os.environ.items() if k not in ours}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "True", "True"]
+
+
+@pytest.mark.usefixtures("detector_ready")
+@pytest.mark.parametrize("where", ["README.md", "streamfer", "streamfer.pipeline"])
+def test_the_documented_python_examples_run(where, monkeypatch):
+    """The README's API example and the package's docstring examples, as doctests (run from
+    the repository's root, where ``samples/`` is)."""
+    monkeypatch.chdir(ROOT)
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    if where.endswith(".md"):
+        result = doctest.testfile(str(ROOT / where), module_relative=False, optionflags=flags)
+    else:
+        result = doctest.testmod(importlib.import_module(where), optionflags=flags)
+    assert result.attempted > 0 and result.failed == 0, result
+
+
+@pytest.mark.parametrize("args", [["train", "--data", ".", "--out", "x"],
+                                  ["evaluate", "--data", "."],
+                                  ["run", "-s", "samples/astronaut.mp4", "--csv", "x.csv",
+                                   "--backend", "keras"]])
+def test_a_command_that_needs_the_train_extra_names_it_in_one_line(args, monkeypatch, tmp_path,
+                                                                    request):
+    if args[0] == "run":
+        request.getfixturevalue("detector_ready")  # the detector loads before the model
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in (
+        "tensorflow", "sklearn", "keras") else real(name, *a))
+    monkeypatch.chdir(ROOT)
+    args = [str(tmp_path / a) if a.endswith(".csv") else a for a in args]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1 and "pip install 'streamfer[train]'" in result.output
+    assert "Traceback" not in result.output
