@@ -4,6 +4,8 @@
   Eileen Collins (scikit-image's ``astronaut``) drifting and zooming across the frame.
 - ``samples/annotated_frame.png``: one frame of that clip as the pipeline annotates it
   with the shipped default model (the picture in the README).
+- ``samples/report.png``: the analyst's report of that clip (``run --report``) as headless
+  Chromium shows it (Debian's ``chromium``; skipped where it is not installed).
 """
 
 from __future__ import annotations
@@ -57,7 +59,30 @@ def annotate(clip: Path, png: Path) -> None:
     cv2.imwrite(str(png), frame)
 
 
+def report(clip: Path, png: Path) -> bool:
+    import shutil
+    import tempfile
+
+    chromium = shutil.which("chromium")
+    if not chromium:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "report.html"
+        subprocess.run([sys.executable, str(HERE.parent / "run_stream.py"), "--source",
+                        str(clip), "--csv", str(Path(tmp) / "frames.csv"), "--report",
+                        str(page), "--quiet"], check=True)
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                        "--no-first-run", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={Path(tmp) / 'profile'}", f"--screenshot={png}",
+                        "--window-size=1000,620", page.as_uri()], check=True,
+                       capture_output=True, timeout=120)
+    return True
+
+
 if __name__ == "__main__":
     clip = make_clip(HERE / "astronaut.mp4")
     annotate(clip, HERE / "annotated_frame.png")
-    print(f"wrote {clip} and {HERE / 'annotated_frame.png'}")
+    made = report(clip, HERE / "report.png")
+    print(f"wrote {clip}, {HERE / 'annotated_frame.png'}"
+          + (f" and {HERE / 'report.png'}" if made else " (no Chromium: no report.png)"))

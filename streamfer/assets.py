@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 import sys
 import tempfile
 import urllib.request
@@ -105,16 +104,18 @@ def _where_to_put(asset: Asset, target: Path) -> str:
 
 
 def _download(asset: Asset, target: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(asset.url, timeout=30) as r:
-            shutil.copyfileobj(r, out)
-        verify(Path(tmp), asset.sha256)
-        os.replace(tmp, target)
+    from streamfer.files import atomic_file
+
+    digest = hashlib.sha256()
+    try:  # checked as it streams in: a file that is not the pinned one never lands
+        with atomic_file(target) as out, urllib.request.urlopen(asset.url, timeout=30) as r:
+            for block in iter(lambda: r.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+            if asset.sha256 and digest.hexdigest() != asset.sha256:
+                raise AssetError(f"{asset.url} is not the expected file (SHA-256 mismatch)")
     except OSError as exc:
         raise AssetError(_where_to_put(asset, target)) from exc
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return target
 
 

@@ -55,11 +55,12 @@ class Classifier:
     the model file says, whose thresholds were calibrated that way). ``backend``: one of
     :data:`BACKENDS` or ``auto``; ``device``: ``auto`` (a CUDA GPU where ONNX Runtime has one,
     else the CPU), ``cpu`` or ``cuda``. :attr:`backend` is what runs; :attr:`why` says why, in
-    one line."""
+    one line. ``threads``: the engine's threads (default: every core this process has)."""
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = 32, *,
                  backend: str = "keras", device: str = "cpu", model=None,
-                 config: ModelConfig | None = None, flip_average: bool | None = None) -> None:
+                 config: ModelConfig | None = None, flip_average: bool | None = None,
+                 threads: int | None = None) -> None:
         if backend not in (*BACKENDS, "auto"):
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         if device not in DEVICES:
@@ -76,7 +77,7 @@ class Classifier:
         self.batch_size = batch_size
         # the model file says (its thresholds are calibrated one way or the other)
         self.flip_average = self.config.flip_average if flip_average is None else flip_average
-        self.device = _device(device, backend)
+        self.device, self.threads = _device(device, backend), threads
         self.backend, self.why = backend, f"{backend}: as asked"
         if self.device == "cuda":
             self._run = ONNXRunner(build.onnx_file(self._needs_file("onnx"), int8=False),
@@ -89,10 +90,10 @@ class Classifier:
                 raise EngineError(f"--backend {backend} needs the {backend} package: "
                                   f"pip install {'onnxruntime' if backend == 'onnx' else backend}")
             runner = ONNXRunner if backend == "onnx" else OpenVINORunner
-            self._run = runner(build.onnx_file(self._needs_file(backend)))
+            self._run = runner(build.onnx_file(self._needs_file(backend)), threads)
         elif backend == "tflite":
             require(("tensorflow",), "--backend tflite")
-            self._run = TFLiteRunner(build.tflite_file(self.model, config))
+            self._run = TFLiteRunner(build.tflite_file(self.model, config), threads)
         else:  # keras: any Keras backend (TensorFlow here, JAX on a GPU machine)
             require(("keras",), "--backend keras")
             keras_model = self.model
@@ -112,17 +113,18 @@ class Classifier:
         failed = self._path is not None and build.onnx_failed(self._path)
         if failed:
             log.warning("using --backend tflite: building the ONNX model failed here "
-                        "before (%s); run once with --backend onnx to try again", failed)
+                        "before (%s); run once with --backend onnx (or openvino) to try again",
+                        failed)
         elif self._path is not None and installed("onnx"):
             try:
-                choice = fastest(build.onnx_file(self._path))
+                choice = fastest(build.onnx_file(self._path), threads=self.threads)
                 self._run, self.backend, self.why = choice.runner, choice.engine, choice.why
                 return
             except AssetError as exc:
                 log.warning("%s; using --backend tflite", exc)
                 failed = str(exc)
         require(("tensorflow",), f"the tflite fallback ({failed or 'no int8 engine'})")
-        self._run = TFLiteRunner(build.tflite_file(self.model, self.config))
+        self._run = TFLiteRunner(build.tflite_file(self.model, self.config), self.threads)
         self.backend = "tflite"
         self.why = (f"tflite: the int8 model could not be built here ({failed})" if failed
                     else "tflite: no int8 engine installed (pip install onnxruntime openvino)")

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from streamfer.assets import native_stderr_silenced, resolve
-from streamfer.frame import Face, Frame
+from streamfer.frame import Face, Frame, iou
 from streamfer.model import INPUT_SIZE
 
 MODELS = {"short": "face_detection_short_range.tflite",
@@ -126,7 +126,7 @@ class FaceDetector:
                 found.append(((x0, y0, x1 - x0, y1 - y0), score, roll))
         kept: list[tuple[tuple[int, int, int, int], float, float]] = []
         for box, score, roll in sorted(found, key=lambda f: -f[1]):  # the two models' overlaps
-            if all(_iou(box, other) < 0.3 for other, _, _ in kept):
+            if all(iou(box, other) < 0.3 for other, _, _ in kept):
                 kept.append((box, score, roll))
         for box, score, roll in sorted(kept, key=lambda f: (f[0][0], f[0][1])):
             crop = square_crop(frame.image, box, self.margin, roll=roll)
@@ -161,9 +161,3 @@ def _open(path: Path, min_score: float):
                                  data=np.zeros((128, 128, 3), np.uint8)))
     return detector
 
-
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    ih = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / float(a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0

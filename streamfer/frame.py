@@ -32,6 +32,18 @@ class Face:
     classified: bool = False  # whether the model ran on this face in this frame
 
 
+def iou(a, b) -> float:
+    """Intersection over union of two ``x, y, w, h`` boxes (0 where they do not overlap).
+
+    >>> iou((0, 0, 10, 10), (5, 0, 10, 10))
+    0.3333333333333333
+    """
+    iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = float(iw * ih)
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0
+
+
 @dataclass
 class Frame:
     source: str

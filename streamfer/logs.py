@@ -28,7 +28,6 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow":
             return None
-        sys.meta_path.remove(self)  # once: later imports are TensorFlow's own business
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
             return spec
@@ -37,6 +36,10 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
         def exec_module(module):
             from streamfer.assets import native_stderr_silenced
 
+            # once, when it loads (not on a mere importlib.util.find_spec look-up): later
+            # imports are TensorFlow's own business
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             with native_stderr_silenced(TENSORFLOW_NOISE):
                 run(module)
 

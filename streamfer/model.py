@@ -8,8 +8,8 @@ The model takes 100×100 crops (RGB, values 0..255) and turns them to gray *insi
 (BT.601 luma, replicated to three channels): its training faces (FER+) are grayscale, so
 every backend and every caller sees what training saw, and a colour face scores as its gray
 version does. ``work_size`` is the resolution the backbones see: both end in global average
-pooling, so they run at any size; the shipped default works at 48 px, the native size of
-its FER+ training faces.
+pooling, so they run at any size; the shipped default works at 64 px (trained at 48 px, the
+native size of its FER+ faces, then on at 64: the model card).
 
 ``vgg="bn"`` (the default for new models) is VGG19's layout with batch normalisation after
 every convolution, which trains from scratch stably; ``vgg="plain"`` is Keras' own ``VGG19``
@@ -185,10 +185,18 @@ def read_config(path: Path, check: bool = True) -> tuple[ModelConfig, Path]:
     return config, verify(weights, meta.get("sha256"))
 
 
+def read_weights(path: Path) -> tuple[ModelConfig, list[np.ndarray]]:
+    """The architecture of the model file ``path`` (.json) and its weights (checked against
+    their SHA-256), as fp32 numpy arrays in the model's order; the one reader of weights
+    files (Keras loads them from here, the ONNX build fills its graph with them)."""
+    config, weights = read_config(path)
+    with np.load(weights) as z:
+        return config, [z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))]
+
+
 def load_model(path: Path):
     """Rebuild the model described by ``path`` (.json) and load its verified weights."""
-    config, weights = read_config(path)
+    config, weights = read_weights(path)
     model = build_model(config, trainable_backbones=False)
-    with np.load(weights) as z:
-        model.set_weights([z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))])
+    model.set_weights(weights)
     return model, config

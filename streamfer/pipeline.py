@@ -29,18 +29,19 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from streamfer.batch import DONE_FILE, plan_folder, read_done
 from streamfer.classify import Classifier, default_backend
 from streamfer.detect import FaceDetector
+from streamfer.files import write_atomically
 from streamfer.frame import Frame
 from streamfer.interrupts import deferred_interrupt
 from streamfer.render import Renderer
-from streamfer.sinks import CONTAINERS, CSVSink, SinkError, VideoSink, Window, check_output
+from streamfer.sinks import CSVSink, SinkError, VideoSink, Window
 from streamfer.smooth import Smoother
-from streamfer.sources import SourceError, list_videos, open_source
+from streamfer.sources import SourceError, open_source
 from streamfer.track import Tracker
 
 log = logging.getLogger(__name__)
-DONE_FILE = ".streamfer-done.json"
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Settings:
     batch_size: int = 32
     backend: str = field(default_factory=default_backend)
     device: str = "auto"  # auto: a CUDA GPU where ONNX Runtime has one, else the CPU
+    threads: int | None = None  # the classifier engine's threads (None: every core)
     flip_average: bool | None = None  # None: as the model file says
     # with flip_average on: "alternate" scores a face as it is on one analysed frame and
     # mirrored on the next (the smoother averages them; half the work), "average" both views
@@ -95,7 +97,8 @@ class Pipeline:
                 settings.min_face))
             self.classifier = Classifier(settings.model_path, settings.batch_size,
                                          backend=settings.backend, device=settings.device,
-                                         flip_average=settings.flip_average)
+                                         flip_average=settings.flip_average,
+                                         threads=settings.threads)
             self.thresholds = self.classifier.thresholds_with(settings.thresholds)
             self.renderer = Renderer(self.classifier.labels)
             self._stack = stack.pop_all()
@@ -280,61 +283,6 @@ class Pipeline:
         return results
 
 
-@dataclass
-class Job:
-    """One input of a folder run and where its outputs go."""
-
-    path: Path
-    key: str  # the path relative to the folder: names it in the summary and the CSV
-    output: Path | None
-    table: Path | None
-
-    @property
-    def stamp(self) -> str:
-        st = self.path.stat()
-        return f"{st.st_size}:{int(st.st_mtime)}"
-
-    def done(self, record: dict) -> bool:
-        """Finished by an earlier run: recorded with this size and time, outputs present."""
-        return record.get(self.key) == self.stamp and \
-            all(p.is_file() for p in (self.output, self.table) if p)
-
-
-def plan_folder(folder: str | Path, output_dir: str | Path | None,
-                csv_dir: str | Path | None) -> list[Job]:
-    """The videos below ``folder`` and their outputs, under the same relative paths: the
-    video keeps its name where we can write its container (``a/x.mov`` → ``a/x.mov``), else
-    gains ``.mp4`` (``x.ts`` → ``x.ts.mp4``); the CSV is the name plus ``.csv``
-    (``a/x.mov.csv``). Refused before any work: two inputs sharing an output, or an output
-    that is an input."""
-    folder = Path(folder)
-    videos = list_videos(folder)
-    if not videos:
-        raise SourceError(f"no video files under {folder}")
-    jobs, owners = [], {}
-    for path in videos:
-        rel = path.relative_to(folder)
-        video = rel if rel.suffix.lower() in CONTAINERS else rel.with_name(rel.name + ".mp4")
-        job = Job(path, rel.as_posix(), Path(output_dir) / video if output_dir else None,
-                  Path(csv_dir) / rel.with_name(rel.name + ".csv") if csv_dir else None)
-        for out in (job.output, job.table):
-            if out is None:
-                continue
-            if job.output == out:
-                check_output(out, videos)
-            if out.resolve() in owners:
-                raise SinkError(f"{owners[out.resolve()]} and {job.key} would both write {out}")
-            owners[out.resolve()] = job.key
-        jobs.append(job)
-    return jobs
-
-
-def write_atomically(path: Path, text: str) -> None:
-    part = path.with_name(path.name + ".part")
-    part.write_text(text)
-    part.replace(path)
-
-
 class _Failure:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
@@ -412,13 +360,6 @@ def _background(iterable, stop: threading.Event, threads: list, size: int = 4):
     finally:
         if not finished:  # the consumer gave up early: let the producer go
             stop.set()
-
-
-def read_done(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def progress_bar(enabled: bool) -> Progress:

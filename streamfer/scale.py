@@ -22,16 +22,9 @@ import json
 import os
 from pathlib import Path
 
-from streamfer.pipeline import (
-    DONE_FILE,
-    Job,
-    Pipeline,
-    RunStats,
-    Settings,
-    plan_folder,
-    read_done,
-    write_atomically,
-)
+from streamfer.batch import DONE_FILE, Job, plan_folder, read_done
+from streamfer.files import write_atomically
+from streamfer.pipeline import Pipeline, RunStats, Settings
 from streamfer.sinks import SinkError
 from streamfer.sources import SourceError, open_source
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamfer.files import part_path
 from streamfer.frame import Frame, VideoFormat
 from streamfer.labels import EMOTIONS
 
@@ -48,12 +49,13 @@ CSV_COLUMNS = (["source", "frame", "time_s", "face_id", "x", "y", "w", "h", "det
 class CSVSink:
     """One row per face per frame, flushed frame by frame; with ``empty_frames``, also one row
     with empty face fields for a frame without faces (so every analysed frame has a row);
-    with ``part``, written as ``.<name>.part`` and renamed into place on close."""
+    with ``part``, written as its part file (:func:`streamfer.files.part_path`) and renamed
+    into place on close."""
 
     def __init__(self, path: str | Path, empty_frames: bool = False, part: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._part = self.path.with_name(f".{self.path.name}.part") if part else None
+        self._part = part_path(self.path) if part else None
         self._file = open(self._part or self.path, "w", newline="")
         self._writer = csv.writer(self._file)
         self._writer.writerow(CSV_COLUMNS)
@@ -134,7 +136,7 @@ class VideoSink:
         self._audio_from, self._fmt = audio_from, fmt or VideoFormat()
         self._pad = (size[1] % 2, size[0] % 2)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._part = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        self._part = part_path(self.path)
         codec = CONTAINERS[self.path.suffix.lower()]
         try:
             self._container = av.open(str(self._part), "w")

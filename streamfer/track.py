@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from streamfer.frame import Frame
+from streamfer.frame import Frame, iou
 
 
 @dataclass
@@ -45,13 +45,9 @@ class _Track:
 def _affinity(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two x,y,w,h boxes, or a smaller centre-distance score when they do not
     overlap (within one face size of the track's box ``a``)."""
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    if inter > 0:
-        return inter / union
+    overlap = iou(a, b)
+    if overlap > 0:
+        return overlap
     centre = np.hypot((a[0] + a[2] / 2) - (b[0] + b[2] / 2), (a[1] + a[3] / 2) - (b[1] + b[3] / 2))
     return max(0.0, 0.3 * (1 - centre / max(a[2], a[3])))  # < 0.3: an overlap always wins
 

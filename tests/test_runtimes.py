@@ -48,8 +48,10 @@ def test_auto_takes_the_fastest_engine_measured_and_says_why(tmp_path, monkeypat
         def __call__(self, x):
             return np.zeros((len(x), 6), np.float32)
 
-    monkeypatch.setattr(choose, "RUNNERS", {e: (lambda path, e=e: made.append(e) or Fake(e))
-                                            for e in speeds})
+    def make(engine):
+        return lambda path, threads: made.append(engine) or Fake(engine)
+
+    monkeypatch.setattr(choose, "RUNNERS", {e: make(e) for e in speeds})
     monkeypatch.setattr(choose, "installed", lambda e: True)
     monkeypatch.setattr(choose, "measure", lambda run, **_: speeds[run.name])
     model = tmp_path / "m-int8.onnx"

@@ -1,5 +1,5 @@
 """Command line: ``streamfer run|train|evaluate|compare|export|calibrate-thresholds|
-calibrate-int8|bench`` (``thresholds`` and ``calibrate``, the old names of the two
+calibrate-int8|bench|report`` (``thresholds`` and ``calibrate``, the old names of the two
 calibrations, stay as hidden aliases for a release).
 
 Each group of commands has its module (:mod:`~streamfer.cli.run` for the product's main job,
@@ -17,7 +17,7 @@ import copy  # noqa: E402
 
 import click  # noqa: E402
 
-from streamfer.cli import bench, model  # noqa: E402
+from streamfer.cli import bench, model, report  # noqa: E402
 from streamfer.cli import run as run_module  # noqa: E402
 from streamfer.cli.common import CONTEXT  # noqa: E402
 
@@ -28,7 +28,8 @@ def main() -> None:
 
 
 main.add_command(run_module.run)
-for command in (model.train, model.evaluate, model.compare, model.export, bench.bench):
+for command in (model.train, model.evaluate, model.compare, model.export, bench.bench,
+                report.report):
     main.add_command(command)
 for new, old, command in (("calibrate-thresholds", "thresholds", model.thresholds),
                           ("calibrate-int8", "calibrate", model.calibrate)):

@@ -238,7 +238,7 @@ def thresholds(data, split, model_path, flip_average) -> None:
                f"samples-F1 {m['samples_f1']:.3f}, mAP {m['mAP']:.3f}")
 
 
-@click.command(short_help="Measure the int8 ranges for --backend onnx.")
+@click.command(short_help="Measure the int8 ranges the int8 engines quantize with.")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
               help="Dataset whose Train faces calibrate the int8 ranges (e.g. FER+).")
 @click.option("--model", "model_path", default="models/default.json", show_default=True,
@@ -246,7 +246,8 @@ def thresholds(data, split, model_path, flip_average) -> None:
 @click.option("--faces", default=256, show_default=True, type=click.IntRange(min=1))
 @requires_training
 def calibrate(data, model_path, faces) -> None:
-    """Measure the int8 activation ranges that --backend onnx quantizes with."""
+    """Measure the int8 activation ranges that the int8 engines (openvino, onnx) quantize
+    with, stored beside the weights as <model>.int8.json."""
     from streamfer.training.train import calibrate_int8
 
     try:

@@ -92,12 +92,15 @@ from streamfer.cli.common import (
 @click.option("--workers", type=click.IntRange(min=1),
               help="With --ray: worker processes (default: one per 2 cores; local: of this "
                    "machine).")
+@click.option("--report", "report_path", type=click.Path(path_type=Path),
+              help="At the end, the analyst's HTML report of the run, made from its CSV "
+                   "(needs --csv; a folder run: --csv-dir, and this is a folder of pages).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @interruptible
 def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, threshold_text,
         smooth_text, min_face, min_score, detector, detector_model, model_path, batch_size,
         backend, device, mirror, flip_average, face_cadence, csv_empty_frames, force, ray_address,
-        workers, quiet) -> None:
+        workers, report_path, quiet) -> None:
     """Recognise facial emotions in a webcam, video, folder of videos or stream.
 
     \b
@@ -109,7 +112,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
     from streamfer.interrupts import deferred_interrupt
 
     with deferred_interrupt():  # a Ctrl-C while the libraries load is raised after, not lost
-        from streamfer.pipeline import Pipeline, Settings, plan_folder
+        from streamfer.batch import plan_folder
+        from streamfer.pipeline import Pipeline, Settings
         from streamfer.sinks import check_output
         from streamfer.smooth import parse_smoothing
         from streamfer.sources import is_url, is_webcam, open_source
@@ -122,6 +126,9 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
         raise UserError("--output-dir/--csv-dir are for folder sources; use --output/--csv")
     if (ray_address or workers) and not folder:
         raise UserError("--ray/--workers are for folder sources")
+    if report_path and not (csv_path or csv_dir):
+        raise UserError("--report is made from the run's CSV: give --csv (--csv-dir for a "
+                        "folder)")
     if not (output or csv_path or show or output_dir or csv_dir):
         raise UserError("nothing to do: give --show, --output or --csv "
                         "(--output-dir/--csv-dir for a folder)")
@@ -149,20 +156,50 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
                     if path:
                         check_output(path, (source,), video=path == output)
         if ray_address:
-            _summary(_run_on_ray(settings, source, output_dir, csv_dir, force, ray_address,
-                                 workers))
+            results = _run_on_ray(settings, source, output_dir, csv_dir, force, ray_address,
+                                  workers)
+            _report(report_path, csv_dir, source, folder=True)
+            _summary(results)
             return
         with ExitStack() as stack:
             with deferred_interrupt():  # a Ctrl-C while loading waits until the load is whole
                 pipeline = stack.enter_context(Pipeline(settings))  # ... and closes it
             if folder:
-                _summary(pipeline.run_folder(source, output_dir, csv_dir, force=force))
+                results = pipeline.run_folder(source, output_dir, csv_dir, force=force)
+                _report(report_path, csv_dir, source, folder=True)
+                _summary(results)
             else:
                 stats = pipeline.run(source, output, csv_path, show=show)
                 click.echo(f"{stats.source}: {stats.frames} frames, {stats.faces} faces, "
                            f"{stats.fps:.1f} fps ({pipeline.classifier.backend})", err=True)
+                _report(report_path, csv_path, source, meta={
+                    "model": model_path or "models/default.json",
+                    "backend": pipeline.classifier.why,
+                    "thresholds": ", ".join(f"{label} {t:.2f}" for label, t in zip(
+                        pipeline.classifier.labels, pipeline.thresholds)),
+                    "smoothing": smooth_text, "every": every, "detector": detector})
     except user_errors() as exc:
         raise UserError(str(exc)) from None
+
+
+def _report(report_path, csv_path, source, folder: bool = False, meta=None) -> None:
+    """The run's report, if asked for (a folder run: one page per input and an index)."""
+    if not report_path:
+        return
+    from streamfer.report import ReportError, write_folder_report, write_report
+
+    def warn(note: str) -> None:
+        click.echo(f"warning: {note}", err=True)
+
+    try:
+        if folder:
+            write_folder_report(csv_path, report_path, videos=source, warn=warn)
+        else:
+            video = source if Path(source).is_file() else None
+            write_report(csv_path, report_path, video=video, meta=meta, warn=warn)
+    except ReportError as exc:
+        raise UserError(f"report: {exc}") from None
+    click.echo(f"report written to {report_path}", err=True)
 
 
 def _run_on_ray(settings, source, output_dir, csv_dir, force, address, workers):

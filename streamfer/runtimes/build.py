@@ -27,14 +27,14 @@ import hashlib
 import io
 import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from streamfer.assets import AssetError, cache_dir, native_stderr_silenced
-from streamfer.model import ModelConfig
+from streamfer.files import write_atomically
+from streamfer.model import ModelConfig, read_weights
 
 log = logging.getLogger(__name__)
 CALIBRATION_SUFFIX = ".int8.json"
@@ -69,13 +69,6 @@ def model_digest(model, config) -> str:
     return digest.hexdigest()[:16]
 
 
-def _write_atomically(target: Path, blob: bytes) -> Path:
-    part = target.with_suffix(f".{os.getpid()}.part")
-    part.write_bytes(blob)
-    os.replace(part, target)
-    return target
-
-
 def tflite_file(model, config=None) -> Path:
     """The TFLite (fp32) conversion of ``model`` (keyed by its own weights), made once."""
     import tensorflow as tf
@@ -89,7 +82,7 @@ def tflite_file(model, config=None) -> Path:
     # it prints the SavedModel it made, and TF's native code logs to fd 2
     with contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced():
         blob = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-    return _write_atomically(target, blob)
+    return write_atomically(target, blob)
 
 
 def _fp32_onnx(graph, weights: list[np.ndarray], tmp: Path):
@@ -164,17 +157,8 @@ def model_graph(model_json: Path):
     from streamfer.model import build_model
 
     graph = graph_of(build_model(_config_of(model_json), trainable_backbones=False), arch)
-    _write_atomically(cache_dir("onnx") / f"{arch}.graph.onnx", graph.SerializeToString())
+    write_atomically(cache_dir("onnx") / f"{arch}.graph.onnx", graph.SerializeToString())
     return graph
-
-
-def _weights(model_json: Path) -> list[np.ndarray]:
-    """The weights of a model file, checked against its SHA-256, as numpy arrays."""
-    from streamfer.model import read_config
-
-    _, weights = read_config(model_json)
-    with np.load(weights) as z:
-        return [z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))]
 
 
 def onnx_file(model_json: Path, int8: bool = True) -> Path:
@@ -191,18 +175,19 @@ def onnx_file(model_json: Path, int8: bool = True) -> Path:
     if not ranges and int8:
         log.warning("no %s beside %s: ONNX Runtime will run it at fp32 (`streamfer calibrate-int8` "
                     "makes the int8 one)", _ranges_file(model_json).name, model_json.name)
-    log.info("first use of these weights with --backend onnx: building the ONNX model once, "
+    log.info("first use of these weights with an int8 engine: building the ONNX model once, "
              "cached in %s", target.parent)
     failed = target.with_suffix(".failed")
     failed.unlink(missing_ok=True)
     try:
         with tempfile.TemporaryDirectory() as tmp, native_stderr_silenced():
-            fp32 = _fp32_onnx(model_graph(model_json), _weights(model_json), Path(tmp))
+            fp32 = _fp32_onnx(model_graph(model_json), read_weights(model_json)[1],
+                              Path(tmp))
             if not ranges:
-                return _write_atomically(target, fp32.SerializeToString())
+                return write_atomically(target, fp32.SerializeToString())
             _check_names(fp32, ranges)
             _quantize(fp32, Path(tmp) / "int8.onnx", ranges)
-            return _write_atomically(target, (Path(tmp) / "int8.onnx").read_bytes())
+            return write_atomically(target, (Path(tmp) / "int8.onnx").read_bytes())
     except (AssetError, NotImplementedError, ValueError, OSError, RuntimeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         failed.write_text(reason + "\n")
@@ -296,7 +281,7 @@ def measure_int8_ranges(model, model_json: Path, crops: np.ndarray, batch: int =
     model_json = Path(model_json)
     target = _ranges_file(model_json)
     graph = graph_of(model, _architecture(_config_of(model_json)))
-    _write_atomically(graph_file(model_json), graph.SerializeToString())
+    write_atomically(graph_file(model_json), graph.SerializeToString())
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = _fp32_onnx(graph, model.get_weights(), Path(tmp))
         feed = fp32.graph.input[0].name

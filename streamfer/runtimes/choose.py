@@ -72,9 +72,9 @@ def _versions(engines) -> dict[str, str]:
     return {e: importlib.metadata.version(packages[e]) for e in engines}
 
 
-def _record(model_file: Path, engines) -> Path:
+def _record(model_file: Path, engines, threads: int) -> Path:
     key = json.dumps([str(model_file.name), model_file.stat().st_size, cpu_name(),
-                      cpu_threads(), _versions(engines)])
+                      threads, _versions(engines)])
     return cache_dir("choice") / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
@@ -92,19 +92,21 @@ def measure(run, batch: int = PROBE_BATCH, seconds: float = PROBE_SECONDS) -> fl
     return batch / statistics.median(times)
 
 
-def fastest(model_file: Path, engines=INT8_ENGINES) -> Choice:
+def fastest(model_file: Path, engines=INT8_ENGINES, threads: int | None = None) -> Choice:
     """The fastest of the installed ``engines`` on ``model_file`` (an int8 ONNX file) here,
-    measured once and remembered (see the module's notes)."""
+    each with ``threads`` (default: every core this process has), measured once and
+    remembered (see the module's notes)."""
     engines = [e for e in engines if installed(e)]
     if not engines:
         raise ImportError("no int8 engine installed: pip install onnxruntime openvino")
-    record = _record(model_file, engines)
+    threads = threads or cpu_threads()
+    record = _record(model_file, engines, threads)
     try:
         known = json.loads(record.read_text())
         engine, speeds = known["engine"], known["inferences_per_s"]
-        runner = RUNNERS[engine](model_file)
+        runner = RUNNERS[engine](model_file, threads)
     except (OSError, ValueError, KeyError):
-        runners = {e: RUNNERS[e](model_file) for e in engines}
+        runners = {e: RUNNERS[e](model_file, threads) for e in engines}
         speeds = dict.fromkeys(engines, 0.0)
         for _ in range(2):  # in turns, best of two: one engine's idle threads can slow the next
             for e, run in runners.items():
@@ -112,11 +114,11 @@ def fastest(model_file: Path, engines=INT8_ENGINES) -> Choice:
         engine = max(engines, key=lambda e: speeds[e])  # ties: the first, in engines' order
         runner = runners[engine]
         record.write_text(json.dumps({"engine": engine, "inferences_per_s": speeds,
-                                      "cpu": cpu_name(), "threads": cpu_threads(),
+                                      "cpu": cpu_name(), "threads": threads,
                                       "batch": PROBE_BATCH}, indent=1) + "\n")
     measured = ", ".join(f"{e} {speeds[e]:.0f}" for e in sorted(speeds, key=speeds.get,
                                                                   reverse=True))
-    why = (f"{engine}: the fastest int8 engine here ({cpu_name()}, {cpu_threads()} cores; "
+    why = (f"{engine}: the fastest int8 engine here ({cpu_name()}, {threads} threads; "
            f"batch {PROBE_BATCH}: {measured} inferences/s)" if len(speeds) > 1 else
            f"{engine}: the one int8 engine installed")
     return Choice(engine, runner, why)

@@ -1,0 +1,1 @@
+"""Tools around the product: the benchmark (:mod:`~streamfer.tools.bench`)."""

@@ -301,3 +301,55 @@ def mirror_agreement(pipeline, clip: Path, folder: Path) -> dict:
             "mean_smooth_diff": float(diff.mean()) if keys else None,
             "max_smooth_diff": float(diff.max()) if keys else None,
             "fps_both": both_fps, "fps_one_view": one_fps}
+
+
+def hour_csv(path: Path, ids: int = 100, seconds: int = 3600, fps: float = 30.0,
+             seed: int = 0) -> Path:
+    """A frame CSV as ``streamfer run --csv`` writes it for an hour of footage with ``ids``
+    face ids, each on screen for one random stretch (a few to a few hundred seconds; about
+    three faces a frame), with smoothly wandering scores: the report's benchmark input."""
+    import csv
+
+    from streamfer.labels import EMOTIONS
+    from streamfer.sinks import CSV_COLUMNS
+
+    rng = np.random.default_rng(seed)
+    spans = []
+    for face_id in range(1, ids + 1):
+        length = int(rng.uniform(2, 220) * fps)
+        start = int(rng.integers(0, int(seconds * fps) - length))
+        spans.append((face_id, start, start + length))
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for face_id, start, end in spans:
+            n = end - start
+            walk = np.clip(0.3 + np.cumsum(rng.normal(0, 0.02, (n, len(EMOTIONS))), 0), 0, 1)
+            for i in range(n):
+                frame = start + i
+                shown = ";".join(e for e, s in zip(EMOTIONS, walk[i]) if s >= 0.5)
+                scores = [f"{s:.4f}" for s in walk[i]]
+                writer.writerow(["hour.mp4", frame, f"{frame / fps:.4f}", face_id, 100, 100, 80,
+                                 80, "0.900", *scores, *scores, shown, 1])
+    return path
+
+
+def report_row(folder: Path, ids: int = 100) -> dict:
+    """The report of an hour at 30 fps with ``ids`` face ids: seconds and peak memory of
+    ``streamfer report`` (its own process) on :func:`hour_csv`'s CSV."""
+    import subprocess
+    import sys
+
+    table = hour_csv(Path(folder) / "hour.csv", ids)
+    rows = sum(1 for _ in open(table)) - 1
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "streamfer.cli", "report", str(table), "-o",
+                           str(Path(folder) / "hour.html"), "--json",
+                           str(Path(folder) / "hour.json")], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"report failed: {done.stderr.strip().splitlines()[-1:]}")
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"what": f"report of an hour at 30 fps, {ids} face ids", "rows": rows,
+            "seconds": seconds, "peak_rss_mb": rss,
+            "page_mb": (Path(folder) / "hour.html").stat().st_size / 1e6}

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from streamfer.assets import cache_dir
+from streamfer.files import atomic_file
 from streamfer.labels import EMOTIONS
 
 
@@ -139,10 +140,9 @@ def _cached(root: Path, split: str, loader) -> Dataset:
     data = loader(root, split)
     if not len(data):
         raise DatasetError(f"no labelled images for split {split!r} under {root}")
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, images=data.images, targets=data.targets, names=np.array(data.names),
-             soft=data.soft, majority=data.majority)
-    tmp.replace(path)
+    with atomic_file(path) as f:
+        np.savez(f, images=data.images, targets=data.targets, names=np.array(data.names),
+                 soft=data.soft, majority=data.majority)
     return data
 
 
@@ -153,6 +153,16 @@ def _read_rgb(path: Path, size: int | None = None) -> np.ndarray | None:
     if size is not None and image.shape[:2] != (size, size):
         image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def resized(images: np.ndarray, size: int) -> np.ndarray:
+    """Square images resized to size×size (bilinear, as the model's own Resizing), uint8;
+    the very array where they are that size already. The one resize of whole datasets:
+    training at a working size and scoring at the model's input both use it."""
+    if images.shape[1:3] == (size, size):
+        return images
+    return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR)
+                     for im in images])
 
 
 def _stack(images: list[np.ndarray], targets: list, names: list[str],

@@ -126,12 +126,10 @@ def predict_dataset(classifier, data, size: int = 100) -> np.ndarray:
 
 
 def as_crops(images: np.ndarray, size: int = 100) -> np.ndarray:
-    """Dataset images resized (bilinear) to the model's square input, RGB uint8."""
-    import cv2
+    """Dataset images resized to the model's square input, RGB uint8."""
+    from streamfer.training.data import resized
 
-    if images.shape[1:3] != (size, size):
-        images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR)
-                           for im in images])
+    images = resized(images, size)
     return np.repeat(images[..., None], 3, axis=-1) if images.ndim == 3 else images
 
 

@@ -45,7 +45,7 @@ from streamfer.model import (
     save_weights,
 )
 from streamfer.runtimes.runners import installed
-from streamfer.training.data import Dataset, load_dataset
+from streamfer.training.data import Dataset, load_dataset, resized
 
 
 @dataclass
@@ -125,21 +125,11 @@ def augmenter(seed: int):
     ], name="augment")
 
 
-def at_size(images: np.ndarray, size: int) -> np.ndarray:
-    """Images resized once (bilinear, as the model's own Resizing) to size×size, uint8."""
-    import cv2
-
-    if images.shape[1:3] == (size, size):
-        return images
-    return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR)
-                     for im in images])
-
-
 def make_dataset(data: Dataset, batch_size: int, size: int, seed: int, training: bool,
                  targets: str = "soft"):
     """A Keras ``PyDataset`` of (float32 images at ``size``, targets) batches: shuffled each
     epoch and soft targets when ``training``, in order with the binary rule otherwise."""
-    images = at_size(data.images, size)
+    images = resized(data.images, size)
     y = data.soft if training and targets == "soft" else data.targets
 
     class Batches(keras.utils.PyDataset):
@@ -325,7 +315,8 @@ def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = 
     """Best weights of a run → fp16 model file at ``out`` with thresholds calibrated on
     ``split``; refuses (unless ``force``) when the model at ``out``, measured again on the
     same split and with the same ``flip_average``, scores as well on ``key``. ``int8``: also
-    measure the int8 ranges (needs TensorFlow and, once, ~16 GB of memory)."""
+    measure the int8 ranges and store the weightless ONNX graph beside the weights
+    (:func:`streamfer.runtimes.build.measure_int8_ranges`: seconds, ~1.5 GB)."""
     from streamfer.classify import Classifier
     from streamfer.training.evaluate import calibrate_thresholds, evaluate, predict_dataset
 
@@ -368,11 +359,12 @@ def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = 
 def calibrate_int8(model_json: str | Path, data: str | Path, faces: int = 256,
                    seed: int = 0) -> Path:
     """Store the int8 activation ranges of ``model_json`` (``<model>.int8.json``), measured
-    on ``faces`` random Train faces of ``data``; ``--backend onnx`` quantizes with them."""
-    from streamfer.runtimes.build import calibrate
+    on ``faces`` random Train faces of ``data``; the int8 engines quantize with them."""
+    from streamfer.runtimes.build import measure_int8_ranges
     from streamfer.training.evaluate import as_crops
 
     model, _ = load_model(Path(model_json))
     train_data = load_dataset(data, "train")
     pick = np.random.default_rng(seed).choice(len(train_data), faces, replace=False)
-    return calibrate(model, Path(model_json), as_crops(train_data.images[np.sort(pick)]))
+    return measure_int8_ranges(model, Path(model_json),
+                               as_crops(train_data.images[np.sort(pick)]))

@@ -1,0 +1,58 @@
+"""Files that appear under their names only when whole: one ``.part`` scheme and one atomic
+write for every output, cache and record the product writes.
+
+A file being written is hidden beside its target as ``.<stem>.part<suffix>`` (the suffix kept,
+so a video's container is still known by its extension): an interrupted run leaves that part
+file, never a truncated file under the final name; :func:`is_part` tells our part files (and
+any hidden file) from inputs.
+
+Example:
+    >>> part_path(Path("out/cam2/x.mov"))
+    PosixPath('out/cam2/.x.part.mov')
+    >>> is_part(Path("out/cam2/.x.part.mov")), is_part(Path("out/cam2/x.mov"))
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+
+def part_path(path: Path) -> Path:
+    """Where ``path`` is written until it is whole."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.part{path.suffix}")
+
+
+def is_part(path: Path) -> bool:
+    """A part file of ours, or any hidden file: never an input, never a finished output."""
+    return Path(path).name.startswith(".")
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """A file object whose contents appear at ``path`` only if the block ends without an
+    error (written to a unique hidden part file beside it, then renamed; concurrent writers
+    of the same file never see each other's halves)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
+                               suffix=f".part{path.suffix}")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, data: bytes | str) -> Path:
+    """``data`` at ``path``, all of it or nothing (see :func:`atomic_file`)."""
+    with atomic_file(path, "w" if isinstance(data, str) else "wb") as f:
+        f.write(data)
+    return Path(path)

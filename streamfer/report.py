@@ -1,0 +1,334 @@
+"""What an analyst looks at: per-face summaries, emotion timelines and a self-contained HTML
+page of a run, made from its frame-level CSV.
+
+Per face id: first and last seen, time on screen (its rows × the run's analysed-frame
+interval), the dominant emotion(s), each label's share of the face's rows, mean and peak
+smoothed scores, and a timeline chart (matplotlib, headless) of the six smoothed scores with
+the shown labels as bands beneath; a thumbnail from the input video at the face's
+best-scored detection, where the video is at hand. Faces on screen for less than
+:data:`FOLD_SECONDS` are folded into one counted line. The numbers are computed from every
+row; only the charts are thinned (to :data:`CHART_POINTS` points a face).
+
+The page is one file: images are embedded as ``data:`` URIs, the style is inline, nothing
+is loaded from elsewhere, and every text that comes from the input (file names, CSV fields)
+is HTML-escaped.
+
+Example:
+    >>> summary = summarize(read_csv("frames.csv"))                     # doctest: +SKIP
+    >>> [f["id"] for f in summary["faces"]], summary["folded"]          # doctest: +SKIP
+    ([1, 3], 2)
+    >>> write_report("frames.csv", "report.html", video="clip.mp4")     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+FOLD_SECONDS = 1.0  # faces on screen for less are folded into one counted line
+CHART_POINTS = 1500
+DOMINANT_MIN_SHARE = 0.05  # below: the face shows no emotion most of the time ("none")
+REQUIRED = ("source", "frame", "time_s", "face_id", "x", "y", "w", "h", "det_score", "labels")
+COLOURS = ("#1f77b4", "#9467bd", "#2ca02c", "#ff7f0e", "#7f7f7f", "#d62728")
+
+
+class ReportError(ValueError):
+    """The input is not a streamfer frame CSV (empty, other columns, unreadable values)."""
+
+
+@dataclass
+class FaceRows:
+    """Every row of one face id, in the CSV's order."""
+
+    times: list[float] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+    smooth: list[list[float]] = field(default_factory=list)
+    labels: list[tuple[str, ...]] = field(default_factory=list)
+    best: tuple = (-1.0, 0, 0.0, (0, 0, 0, 0))  # det_score, frame, time_s, box
+
+
+@dataclass
+class Run:
+    """A frame CSV read in: its source(s), labels (from the ``smooth_*`` columns, in the
+    file's order), analysed frames and faces by id."""
+
+    path: Path
+    sources: list[str]
+    labels: list[str]
+    frames: int
+    duration: float
+    interval: float  # median step between analysed frames' times (0: a single frame)
+    faces: dict[int, FaceRows]
+
+
+def read_csv(path: str | Path) -> Run:
+    """Read a frame CSV written by ``streamfer run --csv``; :class:`ReportError` if it is not
+    one."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header:
+                raise ReportError(f"{path} is empty: not a streamfer frame CSV")
+            missing = [c for c in REQUIRED if c not in header]
+            smooth = [c for c in header if c.startswith("smooth_")]
+            if missing or not smooth:
+                raise ReportError(f"{path} is not a streamfer frame CSV (missing columns: "
+                                  f"{', '.join(missing or ['smooth_*'])})")
+            col = {c: header.index(c) for c in (*REQUIRED, *smooth)}
+            sources, times, frames, faces = {}, set(), set(), {}
+            for line, row in enumerate(reader, start=2):
+                if len(row) != len(header):
+                    raise ReportError(f"{path}, line {line}: {len(row)} fields, the header "
+                                      f"has {len(header)}")
+                try:
+                    t, frame = float(row[col["time_s"]]), int(row[col["frame"]])
+                    sources.setdefault(row[col["source"]], None)
+                    times.add(t)
+                    frames.add((row[col["source"]], frame))
+                    if not row[col["face_id"]]:  # an analysed frame without faces
+                        continue
+                    face = faces.setdefault(int(row[col["face_id"]]), FaceRows())
+                    face.times.append(t)
+                    face.frames.append(frame)
+                    face.smooth.append([float(row[col[c]]) for c in smooth])
+                    face.labels.append(tuple(x for x in row[col["labels"]].split(";") if x))
+                    score = float(row[col["det_score"]])
+                    if score > face.best[0]:
+                        box = tuple(int(row[col[c]]) for c in ("x", "y", "w", "h"))
+                        face.best = (score, frame, t, box)
+                except ValueError as exc:
+                    raise ReportError(f"{path}, line {line}: not a streamfer frame CSV "
+                                      f"({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"cannot read {path}: {exc}") from None
+    if not frames:
+        raise ReportError(f"{path} has no rows: nothing to report")
+    ordered = np.sort(np.fromiter(times, float))
+    steps = np.diff(ordered)
+    steps = steps[steps > 1e-6]
+    labels = [c[len("smooth_"):].capitalize() for c in smooth]
+    return Run(path, list(sources), labels, len(frames), float(ordered[-1]),
+               float(np.median(steps)) if len(steps) else 0.0, faces)
+
+
+def summarize(run: Run) -> dict:
+    """The numbers of the report (the JSON for scripts): ``faces`` (those on screen for at
+    least :data:`FOLD_SECONDS`, longest first) with ``id``, ``first_s``, ``last_s``,
+    ``seconds``, ``rows``, ``dominant``, ``shares`` (label → share of the face's rows showing
+    it), ``mean`` and ``peak`` (smoothed scores); ``folded``: how many ids were left out."""
+    faces, folded = [], 0
+    for face_id, rows in run.faces.items():
+        n = len(rows.times)
+        seconds = n * run.interval
+        if seconds < FOLD_SECONDS and run.interval > 0:
+            folded += 1
+            continue
+        smooth = np.asarray(rows.smooth, np.float64)
+        shares = {label: sum(label in shown for shown in rows.labels) / n
+                  for label in run.labels}
+        top = max(shares.values())
+        dominant = [label for label in sorted(shares, key=shares.get, reverse=True)
+                    if shares[label] == top] if top >= DOMINANT_MIN_SHARE else []
+        faces.append({"id": face_id, "first_s": min(rows.times), "last_s": max(rows.times),
+                      "seconds": seconds, "rows": n, "dominant": dominant, "shares": shares,
+                      "mean": dict(zip(run.labels, smooth.mean(0).tolist())),
+                      "peak": dict(zip(run.labels, smooth.max(0).tolist()))})
+    faces.sort(key=lambda f: (-f["seconds"], f["id"]))
+    return {"sources": run.sources, "duration_s": run.duration, "frames": run.frames,
+            "labels": run.labels, "faces": faces, "folded": folded}
+
+
+def timeline_png(rows: FaceRows, labels: list[str]) -> bytes:
+    """A face's smoothed scores over time (lines) and its shown labels (bands beneath)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.asarray(rows.times)
+    smooth = np.asarray(rows.smooth)
+    step = max(1, len(t) // CHART_POINTS)
+    fig, (top, bands) = plt.subplots(2, 1, figsize=(8, 2.6), dpi=80, sharex=True,
+                                     gridspec_kw={"height_ratios": [3, 1.2]})
+    for i, label in enumerate(labels):
+        top.plot(t[::step], smooth[::step, i], color=COLOURS[i % len(COLOURS)], lw=1.2,
+                 label=label)
+        shown = np.array([label in s for s in rows.labels])
+        starts = np.flatnonzero(shown & ~np.r_[False, shown[:-1]])
+        ends = np.flatnonzero(shown & ~np.r_[shown[1:], False])
+        width = max(np.median(np.diff(t)) if len(t) > 1 else 0.04, 1e-3)
+        spans = [(t[a], t[b] - t[a] + width) for a, b in zip(starts, ends)]
+        bands.broken_barh(spans, (i, 0.8), color=COLOURS[i % len(COLOURS)])
+    top.set_ylim(-0.03, 1.25)  # room above 1 for the legend: a score at 1.0 stays visible
+    top.set_yticks([0, 0.5, 1])
+    top.set_ylabel("smoothed")
+    top.legend(loc="upper left", ncol=len(labels), fontsize=7, frameon=False)
+    bands.set_yticks([i + 0.4 for i in range(len(labels))], labels, fontsize=6)
+    bands.set_ylim(0, len(labels))
+    bands.set_xlabel("time (s)")
+    fig.tight_layout(pad=0.3)
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    plt.close(fig)
+    return out.getvalue()
+
+
+def thumbnails(video: Path, faces: dict[int, FaceRows], size: int = 96) -> dict[int, bytes]:
+    """PNG thumbnails of each face at its best-scored detection, read from ``video`` (in time
+    order, each by a seek); empty where the video cannot be read."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(video))
+    out = {}
+    try:
+        if not capture.isOpened():
+            return {}
+        for face_id, rows in sorted(faces.items(), key=lambda kv: kv[1].best[2]):
+            _, frame, _, (x, y, w, h) = rows.best
+            capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
+            ok, image = capture.read()
+            if not ok:
+                continue
+            m = w // 4
+            crop = image[max(0, y - m):y + h + m, max(0, x - m):x + w + m]
+            if crop.size:
+                crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+                out[face_id] = cv2.imencode(".png", crop)[1].tobytes()
+    finally:
+        capture.release()
+    return out
+
+
+def _img(png: bytes, alt: str, cls: str) -> str:
+    data = base64.b64encode(png).decode()
+    return f'<img class="{cls}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    return f"{int(m // 60)}:{int(m % 60):02d}:{s:04.1f}" if m >= 60 else f"{int(m)}:{s:04.1f}"
+
+
+STYLE = """body{font:14px system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
+h1{font-size:20px}table.run td{padding:2px 12px 2px 0}
+.face{border-top:1px solid #ddd;padding:12px 0;display:flex;gap:16px;align-items:flex-start}
+.face .thumb,.face .nothumb{width:96px;height:96px;flex:none;background:#eee}
+.face table{border-collapse:collapse;font-size:12px}.face td,.face th{padding:1px 8px;
+text-align:right}.face th:first-child,.face td:first-child{text-align:left}
+.muted{color:#777}"""
+
+
+def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | None = None,
+                note: str | None = None) -> str:
+    """The page (one self-contained HTML file) for ``summary``."""
+    e = html.escape
+    labels = run.labels
+    head = [("source", ", ".join(summary["sources"])), ("CSV", str(run.path)),
+            ("duration", _clock(summary["duration_s"])),
+            ("analysed frames", str(summary["frames"])),
+            ("faces", f"{len(summary['faces'])} listed, {summary['folded']} folded")]
+    head += [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in (meta or {}).items()]
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>streamfer report: "
+             f"{e(', '.join(summary['sources']))}</title><style>{STYLE}</style></head><body>",
+             f"<h1>streamfer report: {e(', '.join(summary['sources']))}</h1>",
+             "<table class='run'>" + "".join(f"<tr><td class='muted'>{e(k)}</td>"
+                                             f"<td>{e(v)}</td></tr>" for k, v in head)
+             + "</table>"]
+    if note:
+        parts.append(f"<p class='muted'>{e(note)}</p>")
+    for face in summary["faces"]:
+        rows = run.faces[face["id"]]
+        thumb = _img(thumbs[face["id"]], f"face {face['id']}", "thumb") \
+            if face["id"] in thumbs else "<div class='nothumb'></div>"
+        dominant = ", ".join(face["dominant"]) or "none"
+        table = ("<table><tr><th></th>" + "".join(f"<th>{e(lb)}</th>" for lb in labels)
+                 + "</tr>" + "".join(
+                     f"<tr><td>{name}</td>" + "".join(
+                         f"<td>{face[key][lb]:.{digits}f}</td>" for lb in labels) + "</tr>"
+                     for name, key, digits in (("share of rows shown", "shares", 2),
+                                               ("mean smoothed", "mean", 2),
+                                               ("peak smoothed", "peak", 2)))
+                 + "</table>")
+        chart = _img(timeline_png(rows, labels), f"timeline of face {face['id']}", "timeline")
+        parts.append(
+            f"<div class='face' id='face-{face['id']}'>{thumb}<div>"
+            f"<b>#{face['id']}</b> — {e(dominant)} · on screen {face['seconds']:.1f} s "
+            f"({face['rows']} rows), seen {_clock(face['first_s'])} – "
+            f"{_clock(face['last_s'])}{table}{chart}</div></div>")
+    if summary["folded"]:
+        parts.append(f"<p class='muted folded'>{summary['folded']} more face ids, each on "
+                     f"screen for less than {FOLD_SECONDS:g} s, folded.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | None = None,
+                 video: str | Path | None = None, meta: dict | None = None,
+                 warn=log.warning) -> dict:
+    """Read ``csv_path``, write the page to ``out`` (and the numbers to ``json_path``);
+    thumbnails from ``video`` (default: the CSV's source, looked for beside the CSV and in
+    the working folder; where there is none, ``warn`` says so in one line). Returns the
+    summary."""
+    from streamfer.files import write_atomically
+
+    run = read_csv(csv_path)
+    summary = summarize(run)
+    note = None
+    if video is None and len(run.sources) == 1:
+        video = next((p for p in (Path(csv_path).parent / run.sources[0],
+                                  Path(run.sources[0])) if p.is_file()), None)
+        if video is None:
+            note = f"no thumbnails: the input video {run.sources[0]} was not found"
+    elif video is not None and not Path(video).is_file():
+        note, video = f"no thumbnails: the input video {video} was not found", None
+    listed = {f["id"]: run.faces[f["id"]] for f in summary["faces"]}
+    thumbs = thumbnails(Path(video), listed) if video else {}
+    if video and not thumbs and listed:
+        note = f"no thumbnails: {video} could not be read"
+    if note:
+        warn(note)
+    write_atomically(Path(out), render_html(summary, run, thumbs, meta, note))
+    if json_path:
+        write_atomically(Path(json_path), json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def write_folder_report(csv_dir: str | Path, out_dir: str | Path,
+                        videos: str | Path | None = None, warn=log.warning) -> list[Path]:
+    """One page per CSV below ``csv_dir`` (as a folder run writes them: ``<input>.csv``) in
+    ``out_dir`` under the same relative path, plus ``index.html`` linking them; thumbnails
+    from the inputs under ``videos``. Returns the pages written."""
+    from streamfer.files import write_atomically
+
+    csv_dir, out_dir = Path(csv_dir), Path(out_dir)
+    tables = sorted(p for p in csv_dir.rglob("*.csv") if not p.name.startswith("."))
+    if not tables:
+        raise ReportError(f"no CSV files under {csv_dir}")
+    pages, items = [], []
+    for table in tables:
+        rel = table.relative_to(csv_dir)
+        page = out_dir / rel.with_name(rel.name[:-len(".csv")] + ".html")
+        video = Path(videos) / rel.with_name(rel.name[:-len(".csv")]) if videos else None
+        summary = write_report(table, page, video=video if video and video.is_file() else None,
+                               warn=lambda note, rel=rel: warn(f"{rel}: {note}"))
+        pages.append(page)
+        items.append(f"<li><a href='{html.escape(page.relative_to(out_dir).as_posix())}'>"
+                     f"{html.escape(rel.as_posix())}</a> — {len(summary['faces'])} faces, "
+                     f"{_clock(summary['duration_s'])}</li>")
+    write_atomically(out_dir / "index.html",
+                     f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>streamfer "
+                     f"reports</title><style>{STYLE}</style></head><body><h1>streamfer "
+                     f"reports: {html.escape(str(csv_dir))}</h1><ul>{''.join(items)}</ul>"
+                     f"</body></html>")
+    return pages

@@ -1,0 +1,164 @@
+"""The analyst's report: numbers that are the CSV's own, a page that is one safe file, bad
+input in one line, and the page as a real browser shows it."""
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import compose, write_video
+
+from streamfer.cli import main
+from streamfer.report import read_csv, summarize, write_report
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _check_against_csv(summary, table):
+    """Listed faces plus folded ids are the CSV's ids; every share is the CSV's own."""
+    rows = [r for r in _rows(table) if r["face_id"]]
+    ids = {r["face_id"] for r in rows}
+    assert len(summary["faces"]) + summary["folded"] == len(ids)
+    for face in summary["faces"]:
+        mine = [r for r in rows if r["face_id"] == str(face["id"])]
+        assert face["rows"] == len(mine)
+        for label, share in face["shares"].items():
+            shown = sum(label in r["labels"].split(";") for r in mine)
+            assert share == pytest.approx(shown / len(mine))
+        assert face["first_s"] == pytest.approx(min(float(r["time_s"]) for r in mine))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, media, detector_ready):
+    """The stage clip and the sad → happy clip through the product, with their CSVs."""
+    folder = tmp_path_factory.mktemp("reports")
+    done = {}
+    for name in ("face_recognition_short_hamilton_clip.mp4",
+                 "pyfeat_WolfgangLanger_Pexels_sad_to_happy.mp4"):
+        table = folder / f"{name}.csv"
+        result = CliRunner().invoke(main, ["run", "-s", str(media / name), "--csv", str(table),
+                                           "-q", "--report", str(folder / f"{name}.html")])
+        assert result.exit_code == 0, result.output
+        done[name] = (table, folder / f"{name}.html")
+    return done
+
+
+def test_the_summary_holds_every_face_and_the_csvs_own_shares(runs, tmp_path, media):
+    for name, (table, page) in runs.items():
+        summary = write_report(table, tmp_path / "r.html", tmp_path / "r.json",
+                               video=media / name)
+        assert json.loads((tmp_path / "r.json").read_text()) == json.loads(
+            json.dumps(summary))
+        _check_against_csv(summary, table)
+        html = page.read_text()
+        assert html.count('class="timeline"') == len(summary["faces"])
+        assert html.count('class="thumb"') == len(summary["faces"])  # the video was at hand
+
+
+def test_the_sad_to_happy_face_reads_sadness_first_and_happiness_last(runs):
+    table, _ = runs["pyfeat_WolfgangLanger_Pexels_sad_to_happy.mp4"]
+    run = read_csv(table)
+    face = summarize(run)["faces"][0]  # the longest on screen: the woman
+    rows = run.faces[face["id"]]
+    smooth, labels = np.asarray(rows.smooth), run.labels
+    quarter = len(smooth) // 4
+    assert labels[smooth[:quarter].mean(0).argmax()] == "Sadness"
+    assert labels[smooth[-quarter:].mean(0).argmax()] == "Happiness"
+    assert face["shares"]["Sadness"] > 0.2 and face["shares"]["Happiness"] > 0.3
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, face_bgr, detector_ready):
+    """A 2-second clip of one real face, named like a script, and its CSV."""
+    folder = tmp_path_factory.mktemp("small")
+    clip = folder / "<script>alert(1)<script>.mp4"  # (a file name holds no '/')
+    frames = [compose(face_bgr, (480, 360), 40 + 4 * i, 40, scale=0.8) for i in range(60)]
+    write_video(clip, frames)
+    table = folder / "frames.csv"
+    result = CliRunner().invoke(main, ["run", "-s", str(clip), "--csv", str(table), "-q"])
+    assert result.exit_code == 0, result.output
+    return clip, table
+
+
+def test_the_page_escapes_what_comes_from_the_input_and_loads_nothing(small_run, tmp_path):
+    clip, table = small_run
+    page = tmp_path / "report.html"
+    summary = write_report(table, page, video=clip)
+    html = page.read_text()
+    assert len(summary["faces"]) == 1
+    assert "<script" not in html.lower() and "&lt;script&gt;alert(1)&lt;script&gt;" in html
+    assert not re.search(r"(src|href)=[\"'](?!data:)", html)  # images are embedded
+    assert "http://" not in html and "https://" not in html and "@import" not in html
+
+
+def test_bad_input_is_one_line_and_a_missing_video_costs_only_the_thumbnails(small_run,
+                                                                            tmp_path):
+    clip, table = small_run
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "other.csv").write_text("a,b,c\n1,2,3\n")
+    lines = (tmp_path / "cut.csv").open("w")
+    header = next(csv.reader(table.open()))
+    lines.write(",".join(c for c in header if c != "labels") + "\n")
+    lines.close()
+    for bad, said in (("empty.csv", "is empty"), ("other.csv", "missing columns"),
+                      ("cut.csv", "labels")):
+        result = CliRunner().invoke(main, ["report", str(tmp_path / bad), "-o",
+                                           str(tmp_path / "x.html")])
+        assert result.exit_code == 1 and result.output.startswith("Error:"), result.output
+        assert result.output.count("\n") == 1 and said in result.output
+        assert not (tmp_path / "x.html").exists()
+    result = CliRunner().invoke(main, ["report", str(table), "-o", str(tmp_path / "y.html"),
+                                       "--video", str(tmp_path / "gone.mp4")])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("no thumbnails") == 1
+    html = (tmp_path / "y.html").read_text()
+    assert 'class="thumb"' not in html and html.count('class="timeline"') == 1
+
+
+def test_a_folder_runs_csv_folder_gets_a_page_each_and_an_index(small_run, tmp_path):
+    _, table = small_run
+    for name in ("a/one.mp4.csv", "two.mp4.csv"):
+        (tmp_path / "csv" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(table, tmp_path / "csv" / name)
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "csv"), "-o",
+                                       str(tmp_path / "pages")])
+    assert result.exit_code == 0, result.output
+    index = (tmp_path / "pages" / "index.html").read_text()
+    assert "a/one.mp4.html" in index and "two.mp4.html" in index
+    assert (tmp_path / "pages" / "a" / "one.mp4.html").is_file()
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(not _chromium(), reason="needs Chromium (Debian's chromium; .ci/run "
+                                            "installs it)")
+def test_a_real_browser_shows_the_page_with_one_chart_per_face(runs, tmp_path):
+    import cv2
+
+    _, page = runs["face_recognition_short_hamilton_clip.mp4"]
+    summary = summarize(read_csv(runs["face_recognition_short_hamilton_clip.mp4"][0]))
+    common = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "page.png"
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1100,1400",
+                    page.as_uri()], capture_output=True, timeout=120, check=False)
+    image = cv2.imread(str(shot))
+    assert image is not None, "Chromium made no screenshot"
+    assert image.std() > 20  # text, thumbnails and charts: not a blank page
+    dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=120, check=False).stdout
+    assert dom.count('class="timeline"') == len(summary["faces"]) > 0
+    assert all(f'id="face-{f["id"]}"' in dom for f in summary["faces"])
