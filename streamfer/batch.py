@@ -47,7 +47,9 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
     (``a/x.mov.csv``). Refused before any work: two inputs sharing an output, or an output
     that is an input."""
     folder = Path(folder)
-    videos = list_videos(folder)
+    # our own outputs are never inputs, even where the output folders lie inside the source
+    videos = list_videos(folder, skip=tuple(Path(d) for d in (output_dir, csv_dir)
+                                            if d and Path(d).resolve() != folder.resolve()))
     if not videos:
         raise SourceError(f"no video files under {folder}")
     jobs, owners = [], {}

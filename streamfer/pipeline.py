@@ -209,13 +209,17 @@ class Pipeline:
                 yield frame
 
     def _detect_when_due(self):
-        every, step, next_time = max(1, self.settings.every), 0.0, [0.0]
+        """Detect on every ``every``-th frame and, with ``max_fps``, on the first frame of each
+        slot of a fixed grid of 1/max_fps s of the input's time (so a source whose frames do
+        not fall on the grid is still analysed at max_fps, not below it)."""
+        every, step, last_slot = max(1, self.settings.every), 0.0, [None]
         if self.settings.max_fps:
             step = 1.0 / self.settings.max_fps
 
         def detect(frame: Frame) -> Frame:
-            if frame.index % every == 0 and frame.time_s + 1e-6 >= next_time[0]:
-                next_time[0] = frame.time_s + step
+            slot = int((frame.time_s + 1e-6) // step) if step else frame.index
+            if frame.index % every == 0 and slot != last_slot[0]:
+                last_slot[0] = slot
                 frame.analysed = True
                 self.detector.detect(frame)
             return frame
@@ -272,9 +276,9 @@ class Pipeline:
             try:
                 stats = self.run(str(job.path), job.output, job.table, name=job.key,
                                  part_csv=True)
-            except (SourceError, SinkError, OSError) as exc:
-                log.warning("%s: %s", job.key, exc)
-                results.append(RunStats(job.key, status=f"failed: {exc}"))
+            except Exception as exc:  # a file's own failure, whatever raised it: the batch goes on
+                log.warning("%s: %s", job.key, failure(exc))
+                results.append(RunStats(job.key, status=f"failed: {failure(exc)}"))
                 continue
             results.append(stats)
             done[job.key] = job.stamp
@@ -289,6 +293,14 @@ class _Failure:
 
 
 _END = object()
+
+
+def failure(exc: Exception) -> str:
+    """One line for a file's failure: our own errors as they say, any other with its type
+    (``cv2.error``, a ``ValueError`` from a library) so the cause can be told."""
+    ours = (SourceError, SinkError, OSError)
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return text if isinstance(exc, ours) and text else f"{type(exc).__name__}: {text}"
 
 
 def _stop_threads(stop: threading.Event, threads: list[threading.Thread]) -> None:

@@ -24,8 +24,7 @@ from pathlib import Path
 
 from streamfer.batch import DONE_FILE, Job, plan_folder, read_done
 from streamfer.files import write_atomically
-from streamfer.pipeline import Pipeline, RunStats, Settings
-from streamfer.sinks import SinkError
+from streamfer.pipeline import Pipeline, RunStats, Settings, failure
 from streamfer.sources import SourceError, open_source
 
 CPUS_PER_WORKER = 2
@@ -44,8 +43,8 @@ class Worker:
         try:
             return self.pipeline.run(str(job.path), job.output, job.table, name=job.key,
                                      part_csv=True)
-        except (SourceError, SinkError, OSError) as exc:
-            return RunStats(job.key, status=f"failed: {exc}")
+        except Exception as exc:  # the file's own cause, not "worker lost"
+            return RunStats(job.key, status=f"failed: {failure(exc)}")
 
 
 def default_workers() -> int:

@@ -86,7 +86,9 @@ class Smoother:
             state.active = (state.active | on) & ~off
             state.last_seen = self._tick
             face.smoothed = state.mean.astype(np.float32)
-            face.labels = tuple(label for label, a in zip(self.labels, state.active) if a)
+            # strongest first: the overlay's title and box colour take the first
+            order = np.argsort(-state.mean, kind="stable")
+            face.labels = tuple(self.labels[i] for i in order if state.active[i])
         stale = [i for i, s in self._states.items() if self._tick - s.last_seen > self.forget_after]
         for face_id in stale:
             del self._states[face_id]

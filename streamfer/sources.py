@@ -51,9 +51,21 @@ def is_url(spec: str) -> bool:
     return "://" in spec
 
 
-def list_videos(folder: Path) -> list[Path]:
-    """Video files below ``folder`` (recursively), in a stable order."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTS and p.is_file())
+def list_videos(folder: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
+    """Video files below ``folder`` (recursively), in a stable order; never a hidden file or
+    one in a hidden folder (our part files are hidden) nor anything below a folder of
+    ``skip`` (a run's own output folders, when they lie inside ``folder``)."""
+    folder = Path(folder)
+    skip = tuple(Path(s).resolve() for s in skip)
+    found = []
+    for p in folder.rglob("*"):
+        rel = p.relative_to(folder)
+        if p.suffix.lower() not in VIDEO_EXTS or any(part.startswith(".") for part in rel.parts):
+            continue
+        if any(p.resolve().is_relative_to(s) for s in skip) or not p.is_file():
+            continue
+        found.append(p)
+    return sorted(found)
 
 
 class Source:

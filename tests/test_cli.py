@@ -303,3 +303,71 @@ def test_non_square_pixels_and_colour_tags_are_carried_end_to_end(tmp_path, face
     assert done.returncode == 0, done.stderr
     _, size, sar, tags, times = probe(out)
     assert (size, str(sar), tags, len(times)) == ((512, 480), "15/16", (1, 1), 6)
+
+
+def test_max_fps_samples_on_a_fixed_grid_of_the_inputs_time(tmp_path, face_bgr):
+    """25 fps input, --max-fps 10: one analysed frame in each 0.1 s slot, i.e. 10 a second
+    (counting from the last analysed frame gave ~8)."""
+    clip = write_video(tmp_path / "c.mp4", [compose(face_bgr, (320, 240), 10, 10, scale=0.6)
+                                            for _ in range(50)], fps=25)
+    table = tmp_path / "c.csv"
+    done = run_cli("-s", clip, "--csv", table, "--max-fps", "10", "--csv-empty-frames", "-q")
+    assert done.returncode == 0, done.stderr
+    frames = {int(r["frame"]) for r in read_csv(table)}
+    assert len(frames) == 20  # 2 s of input at 10 analysed frames a second
+
+
+def test_outputs_and_hidden_files_under_the_source_folder_are_never_inputs(tmp_path,
+                                                                            face_clip):
+    """out/ inside the footage folder, and a part file left by a killed run: a rerun takes
+    the one real input only (it was refused as a whole before)."""
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    shutil.copy(face_clip, footage / "a.mp4")
+    shutil.copy(face_clip, footage / ".a.part.mp4")  # as a killed run leaves it
+    out = footage / "out"
+    for _ in range(2):
+        done = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out, "-q",
+                       "--force")
+        assert done.returncode == 0, done.stderr
+        assert "a.mp4" in done.stderr and "out/a.mp4" not in done.stderr
+        assert ".a.part" not in done.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
+        ["a.mp4", "a.mp4.csv"]
+
+
+def test_a_file_failing_inside_a_library_is_reported_with_its_cause_and_the_batch_goes_on(
+        tmp_path, face_clip, face_bgr):
+    """Any error a file raises (here a ValueError from inside the detector, as OpenCV or
+    MediaPipe raise them) fails that file alone, with its own cause in the summary; it
+    used to abort the whole batch."""
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    shutil.copy(face_clip, footage / "a.mp4")  # 640×480: the probe's detector fails on it
+    write_video(footage / "b.mp4", [compose(face_bgr, (320, 240), 5, 5, scale=0.75)
+                                    for _ in range(6)])
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE_FAILING_DETECTOR)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(probe), "--source", str(footage),
+                           "--output-dir", str(out), "--csv-dir", str(out), "-q"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 1, done.stderr  # one input failed ...
+    assert "Traceback" not in done.stderr
+    assert "ValueError: bad frame from the detector" in done.stderr
+    assert frame_count(out / "b.mp4")[0] == 6  # ... and the other was done
+
+
+PROBE_FAILING_DETECTOR = """
+import sys
+from streamfer import detect
+real = detect.FaceDetector.detect
+def failing(self, frame):
+    if frame.image.shape[1] == 640:
+        raise ValueError("bad frame from the detector")
+    return real(self, frame)
+detect.FaceDetector.detect = failing
+sys.argv = ["run_stream.py", *sys.argv[1:]]
+from streamfer.cli.run import run
+run()
+"""

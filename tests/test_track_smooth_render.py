@@ -178,3 +178,20 @@ def test_crowded_overlays_cover_no_face_and_no_other_overlay(size, boxes):
             assert inside_own_box or not _overlaps(rect, box)
     assert sum(p.panel is not None for p in places) >= 2  # room for some panels
     assert renderer.annotate(frame).shape == (h, w, 3)
+
+
+def test_labels_come_strongest_first_and_the_box_takes_the_strongest_colour():
+    """Two labels on: the title lists the stronger first and the box has its colour (the
+    first in model order, Surprise, is the weaker here)."""
+    from streamfer.render import COLOURS
+
+    scores = np.zeros(6, np.float32)
+    scores[EMOTIONS.index("Surprise")], scores[EMOTIONS.index("Anger")] = 0.6, 0.9
+    frame = Smoother([0.5] * 6, window=1).update(_frame(0, [(100, 100, 120, 120)], [scores]))
+    assert frame.faces[0].labels == ("Anger", "Surprise")
+    frame.faces[0].face_id = 1
+    image = Renderer().annotate(frame)
+    edge = image[160, 99:102].astype(int)  # the box's left edge (anti-aliased), half way down
+    nearest = min(range(len(COLOURS)),
+                  key=lambda i: min(np.abs(px - COLOURS[i]).sum() for px in edge))
+    assert EMOTIONS[nearest] == "Anger"
