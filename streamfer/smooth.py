@@ -3,8 +3,10 @@
 Scores of each face id are smoothed by an exponential moving average (``ema=α``) or a
 moving window mean (``window=n``). A label switches on when its smoothed score reaches
 ``threshold + hysteresis`` and off only when it falls below ``threshold - hysteresis``,
-so labels do not flicker around the threshold. State is dropped for ids not seen for
-``forget_after`` frames.
+so labels do not flicker around the threshold; a face's first frame shows the labels whose
+score reaches the threshold. With smoothing off (``window=1`` or ``ema=1``) there is no band:
+a label shows iff its score ≥ its threshold, as the model card measures. State is dropped for
+ids not seen for ``forget_after`` frames.
 
 Example:
     >>> from streamfer.smooth import Smoother
@@ -61,6 +63,8 @@ class Smoother:
             ema = 0.4
         self.thresholds = np.asarray(thresholds, np.float32)
         self.ema, self.window = ema, window
+        if window == 1 or ema == 1:  # smoothing off: a label shows iff its score ≥ threshold
+            hysteresis = 0.0
         self.hysteresis, self.forget_after, self.labels = hysteresis, forget_after, labels
         self._states: dict[int, _State] = {}
         self._tick = 0

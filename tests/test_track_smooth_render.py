@@ -195,3 +195,18 @@ def test_labels_come_strongest_first_and_the_box_takes_the_strongest_colour():
     nearest = min(range(len(COLOURS)),
                   key=lambda i: min(np.abs(px - COLOURS[i]).sum() for px in edge))
     assert EMOTIONS[nearest] == "Anger"
+
+
+@pytest.mark.parametrize("off", [{"window": 1}, {"ema": 1.0}])
+def test_with_smoothing_off_a_label_shows_iff_its_score_reaches_the_threshold(off):
+    """No hysteresis band without smoothing: the labels are the thresholded scores, as the
+    model card measures them (the band kept 0.48 on after 0.52)."""
+    smoother = Smoother([0.5] * 6, **off)
+    happy = EMOTIONS.index("Happiness")
+    shown = []
+    for i, value in enumerate((0.9, 0.52, 0.48, 0.52, 0.5, 0.49)):
+        s = np.zeros(6)
+        s[happy] = value
+        frame = smoother.update(_frame(i, [(0, 0, 10, 10)], [s]))
+        shown.append("Happiness" in frame.faces[0].labels)
+    assert shown == [True, True, False, True, True, False]
