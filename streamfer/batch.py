@@ -1,5 +1,6 @@
 """Folder runs: which inputs a folder holds, where each one's outputs go, and the record of
-the inputs finished (so that a rerun skips them).
+the inputs finished and what made their outputs (so that a rerun skips them, and redoes
+them when a setting that shapes the outputs changed).
 
 Example:
     >>> jobs = plan_folder("footage/", "out/", "out/")                   # doctest: +SKIP
@@ -9,8 +10,10 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from streamfer.sinks import CONTAINERS, SinkError, check_output
@@ -33,10 +36,56 @@ class Job:
         st = self.path.stat()
         return f"{st.st_size}:{int(st.st_mtime)}"
 
-    def done(self, record: dict) -> bool:
-        """Finished by an earlier run: recorded with this size and time, outputs present."""
-        return record.get(self.key) == self.stamp and \
-            all(p.is_file() for p in (self.output, self.table) if p)
+    def done(self, record: dict, made: dict) -> bool:
+        """Finished by an earlier run: recorded with this size and time and made with the
+        settings ``made`` (see :func:`made_with`), its outputs present."""
+        entry = record.get(self.key)
+        return isinstance(entry, dict) and entry.get("input") == self.stamp \
+            and entry.get("settings") == made \
+            and all(p.is_file() for p in (self.output, self.table) if p)
+
+    def changed(self, record: dict, made: dict) -> list[str]:
+        """The settings that differ from those its recorded outputs were made with."""
+        entry = record.get(self.key)
+        if not isinstance(entry, dict) or entry.get("input") != self.stamp:
+            return []
+        before = entry.get("settings") or {}
+        return sorted(k for k in set(before) | set(made) if before.get(k) != made.get(k))
+
+    def entry(self, made: dict) -> dict:
+        """This input's line in the record: its size and time, and what made its outputs."""
+        return {"input": self.stamp, "settings": made}
+
+
+def made_with(settings) -> dict:
+    """What shapes a folder run's outputs, as the done-record keeps it (JSON-plain): the
+    model file's digest (its thresholds included), the detector and its settings, cadence,
+    thresholds, smoothing, mirror, the CSV's options and streamfer's version. Engine,
+    device, threads and batch size change only speed (and scores within the engines'
+    tolerance), so they are not in it."""
+    from streamfer.classify import DEFAULT_MODEL
+
+    def digest(path) -> str | None:
+        try:
+            return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        except OSError:
+            return None
+
+    try:
+        ours = version("streamfer")
+    except PackageNotFoundError:
+        ours = "unknown"
+    made = {"streamfer": ours, "model": digest(settings.model_path or DEFAULT_MODEL),
+            "detector": settings.detector,
+            "detector_model": digest(settings.detector_path) if settings.detector_path
+            else None,
+            "min_face": settings.min_face, "min_score": settings.min_score,
+            "every": settings.every, "max_fps": settings.max_fps,
+            "thresholds": settings.thresholds, "smoothing": settings.smoothing,
+            "mirror": settings.mirror, "flip_average": settings.flip_average,
+            "face_cadence": settings.face_cadence,
+            "csv_empty_frames": settings.csv_empty_frames}
+    return json.loads(json.dumps(made))  # as it reads back from the record
 
 
 def plan_folder(folder: str | Path, output_dir: str | Path | None,

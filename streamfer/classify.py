@@ -31,6 +31,7 @@ import numpy as np
 
 from streamfer.assets import MODELS_DIR, AssetError
 from streamfer.frame import Face
+from streamfer.labels import EMOTIONS
 from streamfer.model import ModelConfig, load_model, read_config
 from streamfer.runtimes import build
 from streamfer.runtimes.runners import (
@@ -55,7 +56,12 @@ class Classifier:
     the model file says, whose thresholds were calibrated that way). ``backend``: one of
     :data:`BACKENDS` or ``auto``; ``device``: ``auto`` (a CUDA GPU where ONNX Runtime has one,
     else the CPU), ``cpu`` or ``cuda``. :attr:`backend` is what runs; :attr:`why` says why, in
-    one line. ``threads``: the engine's threads (default: every core this process has)."""
+    one line. ``threads``: the engine's threads (default: every core this process has).
+
+    Scores and thresholds come out in :data:`~streamfer.labels.EMOTIONS` order whatever
+    order the model file lists its outputs in (its ``labels``), so the CSV's columns, the
+    ``--threshold`` names and the overlay's colours all hold for it; a file whose labels are
+    not the six emotions is refused in one line."""
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = 32, *,
                  backend: str = "keras", device: str = "cpu", model=None,
@@ -72,8 +78,9 @@ class Classifier:
                 raise AssetError(f"model file not found: {path}")
             config = read_config(path, check=False)[0]
         self._model, self._path, self.config = model, path, config
-        self.thresholds = np.asarray(self.config.thresholds, np.float32)
-        self.labels = self.config.labels
+        self._order = _output_order(self.config.labels, path)  # file's outputs → EMOTIONS
+        self.thresholds = np.asarray(self.config.thresholds, np.float32)[self._order]
+        self.labels = EMOTIONS
         self.batch_size = batch_size
         # the model file says (its thresholds are calibrated one way or the other)
         self.flip_average = self.config.flip_average if flip_average is None else flip_average
@@ -153,7 +160,15 @@ class Classifier:
             run = mirror_averaged(run)
         out = [run(crops[i:i + self.batch_size].astype(np.float32))
                for i in range(0, len(crops), self.batch_size)]
-        return np.concatenate(out).astype(np.float32)
+        return np.concatenate(out).astype(np.float32)[:, self._order]
+
+    def in_file_order(self, values) -> list:
+        """Per-label ``values`` in :attr:`labels` order put in the model file's order (to
+        write them into it, as ``streamfer thresholds`` does)."""
+        out = [None] * len(values)
+        for i, j in enumerate(self._order):
+            out[j] = values[i]
+        return out
 
     def thresholds_with(self, override: float | dict[str, float] | None) -> list[float]:
         """The calibrated thresholds, with one value for all labels or some labels replaced."""
@@ -174,6 +189,16 @@ class Classifier:
         scores = self.predict(np.stack([faces[i].crop for i in todo]), views)
         for i, row in zip(todo, scores):
             faces[i].scores, faces[i].classified = row, True
+
+
+def _output_order(labels, path) -> np.ndarray:
+    """Indices that put a model's outputs (named ``labels``, in its file's order) in
+    :data:`EMOTIONS` order; a model whose labels are not the six (any case) is refused."""
+    names = [str(label).strip().lower() for label in labels]
+    if sorted(names) != sorted(e.lower() for e in EMOTIONS):
+        raise AssetError(f"{path or 'the model'}: its labels ({', '.join(map(str, labels))}) "
+                         f"are not the six emotions streamfer shows ({', '.join(EMOTIONS)})")
+    return np.array([names.index(e.lower()) for e in EMOTIONS])
 
 
 def mirror_averaged(run):

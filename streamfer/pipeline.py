@@ -29,7 +29,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from streamfer.batch import DONE_FILE, plan_folder, read_done
+from streamfer.batch import DONE_FILE, made_with, plan_folder, read_done
 from streamfer.classify import Classifier, default_backend
 from streamfer.detect import FaceDetector
 from streamfer.files import write_atomically
@@ -38,7 +38,7 @@ from streamfer.interrupts import deferred_interrupt
 from streamfer.render import Renderer
 from streamfer.sinks import CSVSink, SinkError, VideoSink, Window
 from streamfer.smooth import Smoother
-from streamfer.sources import SourceError, open_source
+from streamfer.sources import RECONNECT_S, SourceError, open_source
 from streamfer.track import Tracker
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class Settings:
     face_cadence: int = 1  # past one face, classify each face every k frames
     lookahead: int = 8  # files: frames whose faces are classified in one batch
     csv_empty_frames: bool = False  # a row (empty face fields) for analysed faceless frames
+    reconnect: float = RECONNECT_S  # live sources: how long a drop is tried again (0: never)
     progress: bool = True
 
 
@@ -78,6 +79,7 @@ class RunStats:
     faces: int = 0
     seconds: float = 0.0
     status: str = "ok"
+    dropped: int = 0  # live sources: stale frames passed over to show the newest
 
     @property
     def fps(self) -> float:
@@ -113,11 +115,12 @@ class Pipeline:
         self.close()
 
     def run(self, spec: str, output: str | Path | None = None, csv_path: str | Path | None = None,
-            show: bool = False, name: str | None = None, part_csv: bool = False) -> RunStats:
+            show: bool = False, name: str | None = None, whole_only: bool = False) -> RunStats:
         """Process one source; every sink is finalised however the run ends. ``name`` is what
         the CSV's ``source`` column and the stats call it (default: the file's name);
-        ``part_csv``: the CSV appears under its name only when finalised, as the video does
-        (folder runs: a killed worker leaves nothing that looks finished).
+        ``whole_only`` (folder runs): the video and the CSV appear under their names only if
+        the input ran to its end; interrupted, failed or killed, they stay hidden part files
+        (:func:`streamfer.files.part_path`), so nothing unfinished looks finished.
 
         Decoding, detection and the rest (track, classify, smooth, render, write) run in three
         threads joined by small bounded queues, so they overlap while frame order is kept
@@ -131,12 +134,13 @@ class Pipeline:
             # included: a KeyboardInterrupt raised inside a library can be swallowed there),
             # and it is raised once every sink below is finalised.
             stack.enter_context(deferred_interrupt(stop))
-            source = stack.enter_context(open_source(spec))
+            source = stack.enter_context(open_source(spec, s.reconnect))
             stats = RunStats(name or source.name)
             video = stack.enter_context(VideoSink(
                 output, source.fps, source.size, fmt=source.format,
-                audio_from=None if source.live else spec)) if output else None
-            table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames, part_csv)) \
+                audio_from=None if source.live else spec, whole_only=whole_only)) \
+                if output else None
+            table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames, whole_only)) \
                 if csv_path else None
             window = stack.enter_context(Window(source.size, paced=not source.live)) \
                 if show else None
@@ -156,6 +160,10 @@ class Pipeline:
                 if window and not window.show(image, frame.time_s):
                     stats.status = "stopped"
                     return stats
+            if not stop.is_set():  # the input ran to its end: the outputs are whole
+                for sink in (video, table):
+                    if sink:
+                        sink.finish()
         return stats
 
     def analyze(self, spec: str | int | Path) -> Iterator[Frame]:
@@ -171,7 +179,7 @@ class Pipeline:
         """
         with ExitStack() as stack:
             stop, threads = threading.Event(), []
-            source = stack.enter_context(open_source(spec))
+            source = stack.enter_context(open_source(spec, self.settings.reconnect))
             stack.callback(_stop_threads, stop, threads)
             yield from self._results(source, stop, threads, RunStats(source.name))
 
@@ -184,8 +192,12 @@ class Pipeline:
         tracker, views = Tracker(), {}
         smoother = Smoother(self.thresholds, forget_after=tracker.max_missed + 1,
                             labels=self.classifier.labels, **s.smoothing)
-        frames = _background(map(self._detect_when_due(), _background(source, stop, threads)),
-                             stop, threads)
+        # Live sources keep the newest frame (stale ones are passed over and counted), so
+        # the overlay shows now however slow the model; files keep every frame.
+        captured = _newest(source, stop, threads, stats) if source.live \
+            else _background(source, stop, threads)
+        frames = _background(map(self._detect_when_due(), captured), stop, threads,
+                             size=1 if source.live else 4)
         last, scores = None, {}
         alternate = self.classifier.flip_average and (
             s.mirror == "alternate" or s.mirror == "auto" and source.frame_count != 1)
@@ -264,27 +276,38 @@ class Pipeline:
     def run_folder(self, folder: str | Path, output_dir: str | Path | None,
                    csv_dir: str | Path | None, force: bool = False) -> list[RunStats]:
         """Every video below ``folder`` (see :func:`plan_folder`); inputs finished by an
-        earlier run are skipped; a file that fails is reported and the batch goes on."""
+        earlier run with the same settings are skipped (see :func:`made_with`); a file that
+        fails is reported and the batch goes on."""
         jobs = plan_folder(folder, output_dir, csv_dir)
         done_file = Path(output_dir or csv_dir) / DONE_FILE
-        done = read_done(done_file) if not force else {}
+        done, made = read_done(done_file), made_with(self.settings)
         results = []
-        for job in jobs:
-            if not force and job.done(done):
+        for n, job in enumerate(jobs):
+            if not force and job.done(done, made):
                 results.append(RunStats(job.key, status="skipped (done)"))
                 continue
+            if not force and (changed := job.changed(done, made)):
+                log.warning("%s: made before with other settings (%s): done again", job.key,
+                            ", ".join(changed))
             try:
                 stats = self.run(str(job.path), job.output, job.table, name=job.key,
-                                 part_csv=True)
+                                 whole_only=True)
+            except KeyboardInterrupt:  # this file's outputs stay part files; the rest wait
+                results.append(RunStats(job.key, status=INTERRUPTED))
+                results += [RunStats(j.key, status="not started") for j in jobs[n + 1:]]
+                break
             except Exception as exc:  # a file's own failure, whatever raised it: the batch goes on
                 log.warning("%s: %s", job.key, failure(exc))
                 results.append(RunStats(job.key, status=f"failed: {failure(exc)}"))
                 continue
             results.append(stats)
-            done[job.key] = job.stamp
+            done[job.key] = job.entry(made)
             done_file.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(done_file, json.dumps(done, indent=1))
         return results
+
+
+INTERRUPTED = "interrupted: outputs left as .part files"
 
 
 class _Failure:
@@ -371,6 +394,55 @@ def _background(iterable, stop: threading.Event, threads: list, size: int = 4):
             yield item
     finally:
         if not finished:  # the consumer gave up early: let the producer go
+            stop.set()
+
+
+def _newest(iterable, stop: threading.Event, threads: list, stats: RunStats):
+    """Iterate ``iterable`` (a live source) in a daemon thread that never waits for the
+    consumer: it keeps only the newest item, and each one replaced before it was taken
+    counts in ``stats.dropped``. Errors and the end come after the last item; ``stop`` ends
+    both sides, as in :func:`_background`."""
+    slot: list = []
+    end: list = []
+    ready = threading.Condition()
+
+    def work() -> None:
+        last = _END
+        try:
+            for item in iterable:
+                with ready:
+                    stats.dropped += len(slot)
+                    slot[:] = [item]
+                    ready.notify()
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            last = _Failure(exc)
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
+            with ready:
+                end.append(last)
+                ready.notify()
+
+    thread = threading.Thread(target=work, daemon=True)
+    threads.append(thread)
+    thread.start()
+    try:
+        while True:
+            with ready:
+                while not slot and not end and not stop.is_set():
+                    ready.wait(0.05)
+                if slot:
+                    item = slot.pop()
+                elif end and isinstance(end[0], _Failure):
+                    raise end[0].exc
+                else:
+                    return
+            yield item
+    finally:
+        if not end:  # the consumer gave up early: let the producer go
             stop.set()
 
 

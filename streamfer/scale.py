@@ -22,7 +22,7 @@ import json
 import os
 from pathlib import Path
 
-from streamfer.batch import DONE_FILE, Job, plan_folder, read_done
+from streamfer.batch import DONE_FILE, Job, made_with, plan_folder, read_done
 from streamfer.files import write_atomically
 from streamfer.pipeline import Pipeline, RunStats, Settings, failure
 from streamfer.sources import SourceError, open_source
@@ -42,14 +42,21 @@ class Worker:
     def run(self, job: Job) -> RunStats:
         try:
             return self.pipeline.run(str(job.path), job.output, job.table, name=job.key,
-                                     part_csv=True)
+                                     whole_only=True)
         except Exception as exc:  # the file's own cause, not "worker lost"
             return RunStats(job.key, status=f"failed: {failure(exc)}")
 
 
-def default_workers() -> int:
-    """One worker per two cores of this machine."""
-    return max(1, (os.cpu_count() or 1) // CPUS_PER_WORKER)
+def default_workers(address: str = "local") -> int:
+    """One worker per two cores: of this machine for ``local``, else of the whole cluster
+    (its CPUs as Ray counts them; call it once connected)."""
+    if address == "local":
+        cpus = os.cpu_count() or 1
+    else:
+        import ray
+
+        cpus = ray.cluster_resources().get("CPU", 0)
+    return max(1, int(cpus) // CPUS_PER_WORKER)
 
 
 def connect(address: str, workers: int):
@@ -74,13 +81,13 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
 
     jobs = plan_folder(folder, output_dir, csv_dir)
     done_file = Path(output_dir or csv_dir) / DONE_FILE
-    done = read_done(done_file) if not force else {}
-    todo = [job for job in jobs if force or not job.done(done)]
+    done, made = read_done(done_file), made_with(settings)
+    todo = [job for job in jobs if force or not job.done(done, made)]
     results = {job.key: RunStats(job.key, status="skipped (done)")
                for job in jobs if job not in todo}
-    workers = workers or default_workers()
     frames = {job.key: _frame_count(job.path) for job in todo}
-    connect(address, workers)
+    connect(address, workers or default_workers("local"))
+    workers = workers or default_workers(address)
     remote = ray.remote(num_cpus=CPUS_PER_WORKER, max_restarts=3, max_task_retries=3)(Worker)
     actors = [remote.remote(settings) for _ in range(min(workers, max(1, len(todo))))]
     try:
@@ -102,7 +109,7 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
                                                      f"({type(exc).__name__})")
                 results[job.key] = stats
                 if stats.status == "ok":
-                    done[job.key] = job.stamp
+                    done[job.key] = job.entry(made)
                     done_file.parent.mkdir(parents=True, exist_ok=True)
                     write_atomically(done_file, json.dumps(done, indent=1))
                 progress.update(bar, advance=frames[job.key], fps=stats.fps)

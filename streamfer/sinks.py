@@ -50,12 +50,14 @@ class CSVSink:
     """One row per face per frame, flushed frame by frame; with ``empty_frames``, also one row
     with empty face fields for a frame without faces (so every analysed frame has a row);
     with ``part``, written as its part file (:func:`streamfer.files.part_path`) and renamed
-    into place on close."""
+    into place on close, but only once :meth:`finish` said it is whole (a folder run's input
+    that ran to its end); otherwise the part file stays, and nothing unfinished looks done."""
 
     def __init__(self, path: str | Path, empty_frames: bool = False, part: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._part = part_path(self.path) if part else None
+        self.whole = not part
         self._file = open(self._part or self.path, "w", newline="")
         self._writer = csv.writer(self._file)
         self._writer.writerow(CSV_COLUMNS)
@@ -76,10 +78,14 @@ class CSVSink:
             self.rows += 1
         self._file.flush()
 
+    def finish(self) -> None:
+        """Everything is written: :meth:`close` puts the file under its name."""
+        self.whole = True
+
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
-            if self._part:
+            if self._part and self.whole:
                 os.replace(self._part, self.path)
 
     def __enter__(self) -> CSVSink:
@@ -118,7 +124,10 @@ class VideoSink:
 
     The file appears under its name only when finalised, which ``close`` always does: an
     interrupted run leaves a playable video of every frame written so far, and a run that
-    wrote no frame leaves no file.
+    wrote no frame leaves no file. With ``whole_only`` (folder runs), it appears under its name
+    only once :meth:`finish` said the input ran to its end; otherwise it stays its part file.
+    A failure of the encoder leaves the part file as it is and is raised as one
+    :class:`SinkError` (by the next :meth:`write`, or by :meth:`close`).
 
     Colour conversion and encoding run in a thread of their own, fed by a short queue
     (``close`` waits for every frame in it), so they overlap the rest of the pipeline. x264's
@@ -128,7 +137,7 @@ class VideoSink:
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int],
                  audio_from: str | Path | None = None, fmt: VideoFormat | None = None,
-                 quality: int = 23) -> None:
+                 quality: int = 23, whole_only: bool = False) -> None:
         import av
 
         self.path = check_output(path, (audio_from,) if audio_from else ())
@@ -163,6 +172,7 @@ class VideoSink:
             self._reformat["dst_color_range"] = "JPEG"
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._failed: BaseException | None = None
+        self.whole = not whole_only
         self._thread = threading.Thread(target=self._encode_all, name="encode", daemon=True)
         self._thread.start()
 
@@ -182,7 +192,16 @@ class VideoSink:
         if self._last_pts is not None and (pts is None or pts <= self._last_pts):
             pts = self._last_pts + max(1, round(step)) if pts is None else self._last_pts + 1
         pts = 0 if pts is None else pts
-        self._queue.put((np.ascontiguousarray(image), pts))
+        item = (np.ascontiguousarray(image), pts)
+        while True:  # never wait on an encoder that has stopped
+            if self._failed is not None or not self._thread.is_alive():
+                raise SinkError(f"cannot write {self.path}: "
+                                f"{self._failed or 'the encoder stopped'}")
+            try:
+                self._queue.put(item, timeout=0.1)
+                break
+            except queue.Full:
+                continue
         self._last_pts = pts
         self.frames += 1
 
@@ -204,36 +223,52 @@ class VideoSink:
                 frame = frame.reformat(**self._reformat)
                 frame.pts, frame.time_base = pts, _TIME_BASE
                 self._container.mux(self._stream.encode(frame))
-            except (av.FFmpegError, OSError, ValueError) as exc:
+            except Exception as exc:  # any failure: the run ends with it, nobody waits
                 self._failed = exc
+
+    def finish(self) -> None:
+        """Every frame is written: :meth:`close` puts the video under its name."""
+        self.whole = True
 
     def close(self) -> None:
         """Encode what is queued, flush the encoder and finalise; rename into place (with
-        the audio muxed in). A failure of the encoding thread is raised here, after what it
-        encoded before it is finalised."""
+        the audio muxed in). After a failure of the encoding thread, what it encoded stays
+        the part file and the failure is raised here."""
         container = getattr(self, "_container", None)
         if container is None:
             return
         thread = getattr(self, "_thread", None)
         try:
             if thread is not None and thread.is_alive():
-                self._queue.put(None)
+                while thread.is_alive():  # the thread takes every item, even after a failure
+                    try:
+                        self._queue.put(None, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
                 thread.join()
-            if self.frames:
-                container.mux(self._stream.encode(None))
+            if self.frames and self._failed is None:
+                try:
+                    container.mux(self._stream.encode(None))
+                except Exception as exc:
+                    self._failed = exc
         finally:
             self._container = None
-            container.close()
+            try:
+                container.close()
+            except Exception as exc:
+                self._failed = self._failed or exc
+        if self._failed is not None:
+            raise SinkError(f"cannot write {self.path}: {self._failed} (what was encoded is "
+                            f"left as {self._part.name})")
         if not self.frames:
             self._part.unlink(missing_ok=True)
-        else:
+        elif self.whole:  # else it stays its part file (the caller says so)
             end = (self._last_pts * _TIME_BASE) + Fraction(1) / Fraction(self.fps)
             if self._audio_from and _has_audio(self._audio_from):
                 self._mux_audio(float(end))
             else:
                 os.replace(self._part, self.path)
-        if self._failed is not None:
-            raise SinkError(f"cannot write {self.path}: {self._failed}")
 
     def _mux_audio(self, seconds: float) -> None:
         import imageio_ffmpeg

@@ -1,8 +1,14 @@
 """Frame sources: a webcam index, a video or image file, a folder of videos, or a stream URL.
 
-A :class:`Source` is a context manager and an iterator of :class:`~streamfer.frame.Frame`
-with the container's own timestamps (``time_s``), so variable-frame-rate footage stays
-aligned. Rotation metadata of phone videos is applied (OpenCV's auto-orientation, on).
+A :class:`Source` is a context manager and an iterator of :class:`~streamfer.frame.Frame`.
+A file's frames carry the container's own timestamps (``time_s``), so variable-frame-rate
+footage stays aligned; rotation metadata of phone videos is applied (OpenCV's
+auto-orientation, on). A live source (a webcam, a stream) is stamped by the clock at capture
+(monotonic seconds from its first frame), so a camera that delivers fewer frames than it
+announces, or drops some, keeps true times; a stream that drops is reopened, with backoff,
+for up to ``reconnect`` seconds (each drop and reconnect logged in one line; frame numbers
+go on and ``time_s`` shows the gap), and then it ends with one :class:`SourceError`.
+A link to a recorded file (``http(s)://`` with a duration) is read as a file.
 
 Example:
     >>> from streamfer.sources import open_source
@@ -14,9 +20,11 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -33,10 +41,16 @@ VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", 
               ".ts", ".3gp"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 _MAX_BAD_READS = 8  # consecutive undecodable frames skipped before a stream counts as ended
+RECONNECT_S = 30.0  # how long a live source that dropped is tried again, by default
+_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between reconnect attempts (then the last, again)
+_NETWORK_TIMEOUT_MS = 5000  # a stream's open and each read give up after this
 # OpenCV's own lines when a camera index does not open ("[ERROR:0@0.1] global
 # obsensor_uvc_stream_channel.cpp:163 getStreamChannelGroup Camera index out of range"):
 # the caller says it in one line of its own
 _CAMERA_PROBE_NOISE = re.compile(r"^\[ ?(ERROR|WARN|INFO)[^\]]*\] global ")
+# ... and FFmpeg's, when a stream's server does not answer ("[tcp @ 0x55…] Connection to
+# tcp://127.0.0.1:9000 failed: Connection refused"): a drop is said in one line of ours
+_STREAM_OPEN_NOISE = re.compile(r"^\[ ?(ERROR|WARN|INFO)[^\]]*\] global |^\[\w+ @ 0x[0-9a-f]+\] ")
 
 
 class SourceError(RuntimeError):
@@ -49,6 +63,14 @@ def is_webcam(spec: str) -> bool:
 
 def is_url(spec: str) -> bool:
     return "://" in spec
+
+
+def _recorded(url: str) -> bool:
+    """A link to a recorded file (a known duration, as FFmpeg reads it), not a live stream.
+    Only ``http(s)``/``ftp`` links can be either; rtsp, rtmp, srt, udp, tcp are live."""
+    if url.split("://", 1)[0].lower() not in ("http", "https", "ftp"):
+        return False
+    return _probe(url)[1] is not None
 
 
 def list_videos(folder: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
@@ -71,10 +93,13 @@ def list_videos(folder: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
 class Source:
     """Frames of one input. ``frame_count`` is None where the input does not say (cameras)."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, reconnect: float = RECONNECT_S) -> None:
         self.spec = spec
         self.name = spec
-        self.live = is_webcam(spec) or is_url(spec)
+        self.url = is_url(spec)
+        self.live = is_webcam(spec) or self.url and not _recorded(spec)
+        self.reconnect = reconnect
+        self.origin: float | None = None  # live: time.monotonic() at the first frame
         self._image: np.ndarray | None = None
         self._cap: cv2.VideoCapture | None = None
         self.format, self.duration = VideoFormat(), None  # duration: the container's, s
@@ -86,7 +111,7 @@ class Source:
 
     def _open(self) -> None:
         spec = self.spec
-        if not self.live:
+        if not self.live and not self.url:
             path = Path(spec)
             if not path.is_file():
                 raise SourceError(f"no such file: {spec}")
@@ -100,13 +125,9 @@ class Source:
                 h, w = self._image.shape[:2]
                 self.fps, self.size, self.frame_count = 1.0, (w, h), 1
                 return
-        if is_webcam(spec):
-            with native_stderr_silenced(_CAMERA_PROBE_NOISE):
-                cap = cv2.VideoCapture(int(spec))
-        else:
-            cap = cv2.VideoCapture(spec)
+        cap = self._capture()
         if not cap.isOpened():
-            what = "camera" if is_webcam(spec) else "video"
+            what = "camera" if is_webcam(spec) else "stream" if self.live else "video"
             raise SourceError(f"cannot open {what}: {spec}")
         self._cap = cap
         fps = cap.get(cv2.CAP_PROP_FPS)
@@ -121,6 +142,50 @@ class Source:
             raise SourceError(f"cannot decode video: {spec}")
         if not self.live:
             self.format, self.duration, self._indexed = _probe(spec)
+
+    def _capture(self) -> cv2.VideoCapture:
+        if is_webcam(self.spec):
+            with native_stderr_silenced(_CAMERA_PROBE_NOISE):
+                return cv2.VideoCapture(int(self.spec))
+        if self.url:  # bounded: a server that stops answering is a drop, not a hang
+            with native_stderr_silenced(_STREAM_OPEN_NOISE):
+                return cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, [
+                    cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, _NETWORK_TIMEOUT_MS,
+                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, _NETWORK_TIMEOUT_MS])
+        return cv2.VideoCapture(self.spec)
+
+    def _reopen(self, dropped_at: float) -> bool:
+        """A live source dropped: open it again, with backoff, for up to ``reconnect``
+        seconds; True once it is back (False: given up, or closed meanwhile)."""
+        with self._lock:
+            if self._cap is not None:
+                self._cap.release()
+                self._cap = None
+        if self.reconnect <= 0 or self._closing:
+            return False
+        log.warning("%s: the stream dropped at %.1f s; reconnecting (for up to %g s)",
+                    self.name, dropped_at, self.reconnect)
+        start = time.monotonic()
+        for attempt in itertools.count():
+            wait = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
+            deadline = min(time.monotonic() + wait, start + self.reconnect)
+            while time.monotonic() < deadline:  # a close() meanwhile ends the wait
+                if self._closing:
+                    return False
+                time.sleep(0.05)
+            if time.monotonic() - start >= self.reconnect:
+                return False
+            cap = self._capture()
+            with self._lock:
+                if self._closing:
+                    cap.release()
+                    return False
+                if cap.isOpened():
+                    self._cap = cap
+                    log.warning("%s: reconnected after %.1f s", self.name,
+                                time.monotonic() - start)
+                    return True
+            cap.release()
 
     def __iter__(self) -> Iterator[Frame]:
         if self._image is not None:
@@ -139,8 +204,19 @@ class Source:
                     self._release()
                     break
             if not ok or image is None:
+                if self.live:
+                    dropped_at = (last or 0.0)
+                    if self._reopen(dropped_at):
+                        continue
+                    if self._closing:
+                        break
+                    raise SourceError(
+                        f"{self.name}: the stream dropped at {dropped_at:.1f} s and did not "
+                        f"come back within {self.reconnect:g} s (--reconnect)" if self.reconnect
+                        > 0 else f"{self.name}: the stream dropped at {dropped_at:.1f} s "
+                        f"(--reconnect 0: not reopened)")
                 bad += 1
-                if self.live or self.frame_count is None or index + bad > self.frame_count \
+                if self.frame_count is None or index + bad > self.frame_count \
                         or bad > _MAX_BAD_READS:
                     break
                 continue
@@ -162,8 +238,13 @@ class Source:
                         "%d frames decoded", self.name, end, self.duration, index)
 
     def _timestamp(self, index: int) -> float:
+        if self.live:  # the clock at capture, from the first frame
+            now = time.monotonic()
+            if self.origin is None:
+                self.origin = now
+            return now - self.origin
         msec = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self._cap is not None else -1
-        if self.live or msec < 0 or (msec == 0 and index > 0):
+        if msec < 0 or (msec == 0 and index > 0):
             return index / self.fps
         return msec / 1000.0
 
@@ -194,7 +275,7 @@ def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
     import av
 
     try:
-        with av.open(path) as container:
+        with av.open(path, timeout=_NETWORK_TIMEOUT_MS / 1000) as container:
             stream = container.streams.video[0]
             cc = stream.codec_context
             sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
@@ -217,6 +298,7 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def open_source(spec: str | int | Path) -> Source:
-    """Open a webcam index ("0"), a stream URL, or a video/image file."""
-    return Source(str(spec))
+def open_source(spec: str | int | Path, reconnect: float = RECONNECT_S) -> Source:
+    """Open a webcam index ("0"), a stream URL, or a video/image file; ``reconnect``: how
+    long a live source that dropped is tried again (0: never)."""
+    return Source(str(spec), reconnect)

@@ -120,3 +120,44 @@ def face_clip(tmp_path_factory, face_bgr) -> Path:
     frames = [compose(face_bgr, (640, 480), 40 + 12 * i, 60 + 3 * i, scale=1.0)
               for i in range(24)]
     return write_video(tmp_path_factory.mktemp("clips") / "face.mp4", frames, audio=True)
+
+
+class StreamServer:
+    """FFmpeg serving a clip in a loop, in real time, as MPEG-TS over TCP on the loopback
+    (``tcp://127.0.0.1:PORT``): what a camera or encoder on the network looks like to us.
+    ``stop()`` kills it (a drop, as the client sees it), ``start()`` serves again on the
+    same port. Every process it starts is killed by the fixture, whatever the test did."""
+
+    def __init__(self, clip: Path) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.clip, self.proc = clip, None
+        self.url = f"tcp://127.0.0.1:{self.port}"
+
+    def start(self) -> StreamServer:
+        import imageio_ffmpeg
+
+        self.proc = subprocess.Popen(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-re", "-stream_loop", "-1",
+             "-i", str(self.clip), "-an", "-c:v", "copy", "-f", "mpegts",
+             f"{self.url}?listen=1"], stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture
+def stream_server(tmp_path, face_bgr):
+    """A loopback stream server (see :class:`StreamServer`) for a 25 fps clip of a real face,
+    not started yet; stopped after the test."""
+    frames = [compose(face_bgr, (320, 240), 10 + (i % 50), 10, scale=0.6) for i in range(100)]
+    server = StreamServer(write_video(tmp_path / "served.mp4", frames, fps=25.0))
+    yield server
+    server.stop()

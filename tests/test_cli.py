@@ -1,6 +1,7 @@
 """End to end through the command line, as a user runs it (real detector, real model)."""
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -356,6 +357,7 @@ def test_a_file_failing_inside_a_library_is_reported_with_its_cause_and_the_batc
     assert "Traceback" not in done.stderr
     assert "ValueError: bad frame from the detector" in done.stderr
     assert frame_count(out / "b.mp4")[0] == 6  # ... and the other was done
+    assert not (out / "a.mp4").exists() and not (out / "a.mp4.csv").exists()  # not as done
 
 
 PROBE_FAILING_DETECTOR = """
@@ -371,3 +373,56 @@ sys.argv = ["run_stream.py", *sys.argv[1:]]
 from streamfer.cli.run import run
 run()
 """
+
+
+def test_a_folder_run_interrupted_mid_file_leaves_that_file_as_part_files(tmp_path, face_bgr):
+    """Ctrl-C mid-file in a folder run: exit 130, the summary says so, and that input's
+    video and CSV stay hidden part files (they used to be renamed to their final names,
+    truncated files that looked finished); a rerun does it again, whole."""
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    write_video(footage / "long.mp4", [compose(face_bgr, (320, 240), 10 + i % 60, 10, scale=0.6)
+                                       for i in range(400)])
+    out = tmp_path / "out"
+    args = [sys.executable, str(ROOT / "run_stream.py"), "-s", footage, "--output-dir", out,
+            "--csv-dir", out, "-q"]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    part = out / ".long.mp4.part.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not part.exists() or len(read_csv(part)) < 30):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted: outputs left as .part" in stderr
+    assert not (out / "long.mp4").exists() and not (out / "long.mp4.csv").exists()
+    assert part.exists() and (out / ".long.part.mp4").exists()
+    again = run_cli("-s", footage, "--output-dir", out, "--csv-dir", out, "-q")
+    assert again.returncode == 0, again.stderr
+    assert "skipped" not in again.stderr
+    assert frame_count(out / "long.mp4")[0] == 400
+    assert max(int(r["frame"]) for r in read_csv(out / "long.mp4.csv")) >= 395
+
+
+def test_a_folder_rerun_with_changed_settings_redoes_its_files(tmp_path, face_clip):
+    """The done-record keeps what made each output; a rerun with another threshold redoes
+    the file (it used to skip it: the record was the input's size and time alone), the
+    same settings again skip it."""
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    shutil.copy(face_clip, footage / "a.mp4")
+    out = tmp_path / "out"
+    first = run_cli("-s", footage, "--csv-dir", out, "-q")
+    assert first.returncode == 0, first.stderr
+    record = json.loads((out / ".streamfer-done.json").read_text())
+    assert record["a.mp4"]["settings"]["thresholds"] is None  # readable: the model's own
+    assert record["a.mp4"]["settings"]["model"].startswith("sha256:")
+    changed = run_cli("-s", footage, "--csv-dir", out, "-q", "--threshold", "0.99999")
+    assert changed.returncode == 0, changed.stderr
+    assert "skipped" not in changed.stderr
+    assert "made before with other settings (thresholds)" in changed.stderr
+    assert all(r["labels"] == "" for r in read_csv(out / "a.mp4.csv"))  # redone: none shown
+    record = json.loads((out / ".streamfer-done.json").read_text())
+    assert record["a.mp4"]["settings"]["thresholds"] == 0.99999
+    same = run_cli("-s", footage, "--csv-dir", out, "-q", "--threshold", "0.99999")
+    assert same.stderr.count("skipped") == 1

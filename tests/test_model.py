@@ -94,6 +94,33 @@ def test_model_files_from_before_mirror_averaging_keep_their_one_way_scores(tmp_
     assert not Classifier(tmp_path / "default.json", backend="onnx").flip_average
 
 
+def test_a_model_file_listing_its_outputs_in_another_order_works_everywhere(tmp_path,
+                                                                           face_bgr):
+    """The same weights under a file that names its outputs in reverse order: scores and
+    thresholds come out in EMOTIONS order (the CSV's, --threshold's and the overlay's), so
+    each name keeps its meaning; they used to pass through in the file's order, under the
+    wrong names. Labels that are not the six are refused in one line."""
+    meta = json.loads(DEFAULT_MODEL.read_text())
+    meta["labels"], meta["thresholds"] = meta["labels"][::-1], meta["thresholds"][::-1]
+    for name in ("default.weights.npz", "default.int8.json", "default.graph.onnx"):
+        (tmp_path / name).symlink_to(DEFAULT_MODEL.with_name(name))
+    (tmp_path / "default.json").write_text(json.dumps(meta))
+    shipped = Classifier(DEFAULT_MODEL, backend="onnx")
+    reversed_file = Classifier(tmp_path / "default.json", backend="onnx")
+    face = cv2.cvtColor(cv2.resize(face_bgr, (100, 100)), cv2.COLOR_BGR2RGB)
+    crops = np.stack([face, face[:, ::-1], np.roll(face, 5, axis=0)])
+    assert reversed_file.labels == EMOTIONS
+    # the file says output j is EMOTIONS[5 - j]: in EMOTIONS order, the shipped columns reversed
+    np.testing.assert_allclose(reversed_file.predict(crops), shipped.predict(crops)[:, ::-1])
+    np.testing.assert_allclose(reversed_file.thresholds, shipped.thresholds)
+    assert reversed_file.thresholds_with({"Anger": 0.9})[EMOTIONS.index("Anger")] == 0.9
+    assert reversed_file.in_file_order(list(EMOTIONS)) == meta["labels"]
+    meta["labels"] = [*EMOTIONS[:5], "Neutral"]
+    (tmp_path / "default.json").write_text(json.dumps(meta))
+    with pytest.raises(AssetError, match="are not the six emotions"):
+        Classifier(tmp_path / "default.json", backend="onnx")
+
+
 NOT_YET = "the shipped model does not get this face right yet (issue: a classifier worth trusting)"
 
 

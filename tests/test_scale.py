@@ -109,3 +109,37 @@ def test_ray_needs_a_folder_source(tmp_path, footage):
     code, stderr = finish(streamfer("-s", footage / "a.mp4", "--csv", tmp_path / "x.csv",
                                     "--ray", "local"))
     assert code != 0 and "folder sources" in stderr and "Traceback" not in stderr
+
+
+def test_workers_default_to_the_clusters_cores_not_the_drivers(tmp_path):
+    """Against a cluster (a Ray head started here on the loopback with 6 CPUs, as another
+    machine would offer them), --workers defaults to one per two of the cluster's CPUs;
+    it used to count the driver's own cores (here 2: one worker)."""
+    import secrets
+    import shutil
+    import socket
+    import tempfile
+
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must be short
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
+    # as the README advises for a cluster: Ray's token authentication, one token for all
+    env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+                        "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    started = subprocess.run([*ray_cli, "start", "--head", "--node-ip-address", "127.0.0.1",
+                              f"--port={port}", "--num-cpus=6", "--include-dashboard=false",
+                              f"--temp-dir={temp}"],
+                             capture_output=True, text=True, timeout=180, env=env)
+    try:
+        assert started.returncode == 0, started.stderr
+        ask = ("import ray, sys; from streamfer.scale import connect, default_workers; "
+               "connect(sys.argv[1], 1); print(default_workers(sys.argv[1]))")
+        done = subprocess.run([sys.executable, "-c", ask, f"127.0.0.1:{port}"],
+                              capture_output=True, text=True, timeout=180, env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == "3"
+    finally:
+        subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120, env=env)
+        shutil.rmtree(temp, ignore_errors=True)

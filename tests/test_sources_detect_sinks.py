@@ -1,5 +1,6 @@
 import csv
 import subprocess
+import threading
 from types import SimpleNamespace
 
 import cv2
@@ -344,3 +345,43 @@ def test_a_4k_frame_is_detected_shrunk_and_boxed_in_its_own_pixels(face_bgr):
     np.testing.assert_allclose(np.asarray(six[0].box) / 6, one[0].box, atol=4)
     assert six[0].crop.shape == (100, 100, 3)
     assert np.abs(six[0].crop.astype(int) - one[0].crop).mean() < 12
+
+
+def test_any_encoder_failure_ends_the_run_and_leaves_the_part_file(tmp_path, monkeypatch):
+    """An error the encoder thread did not expect (here a RuntimeError from the colour
+    conversion) used to kill that thread silently, and the next writes blocked forever on
+    its full queue; now the next write raises one SinkError, close says it again, and what
+    was encoded stays the hidden part file."""
+    import av
+
+    from streamfer.files import part_path
+
+    calls = []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 50:
+            raise RuntimeError("the converter broke")
+        return real(self, *args, **kwargs)
+
+    real = av.VideoFrame.reformat
+    monkeypatch.setattr(av.VideoFrame, "reformat", failing)
+    out = tmp_path / "v.mp4"
+    sink = VideoSink(out, 25, (64, 48))
+    raised = []
+
+    def write_many():
+        try:
+            for i in range(200):
+                sink.write(np.full((48, 64, 3), i, np.uint8), i / 25)
+        except SinkError as exc:
+            raised.append(exc)
+
+    writer = threading.Thread(target=write_many, daemon=True)
+    writer.start()
+    writer.join(timeout=30)
+    assert not writer.is_alive(), "a write waited on a dead encoder"
+    assert raised and "the converter broke" in str(raised[0])
+    with pytest.raises(SinkError, match="the converter broke"):
+        sink.close()
+    assert not out.exists() and part_path(out).exists()

@@ -225,7 +225,7 @@ def thresholds(data, split, model_path, flip_average) -> None:
                       classifier.labels, data, split, dataset.majority)
     m = result["at"]["calibrated"]
     meta = json.loads(Path(model_path).read_text())
-    meta.update(thresholds=m["thresholds"], selected_on=split,
+    meta.update(thresholds=classifier.in_file_order(m["thresholds"]), selected_on=split,
                 flip_average=classifier.flip_average,
                 metrics={k: v for k, v in m.items() if k != "per_label"})
     Path(model_path).write_text(json.dumps(meta, indent=2) + "\n")

@@ -83,7 +83,12 @@ from streamfer.cli.common import (
 @click.option("--csv-empty-frames", is_flag=True,
               help="Also write one row (empty face fields) for each analysed frame without "
                    "faces, so analysed frames can be told from skipped ones (--every).")
-@click.option("--force", is_flag=True, help="Folder source: redo inputs already done.")
+@click.option("--reconnect", default=30.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(min=0),
+              help="Webcam or stream: when it drops, try it again (with backoff) for this "
+                   "long before the run ends with an error; 0: never.")
+@click.option("--force", is_flag=True, help="Folder source: redo inputs already done (a "
+                                            "changed setting redoes an input by itself).")
 @click.option("--ray", "ray_address", metavar="local|auto|ray://HOST:PORT",
               help="Folder source: spread the files over a Ray cluster: local (start Ray "
                    "here), auto (the cluster `ray start --head` made) or ray://host:port. "
@@ -99,8 +104,8 @@ from streamfer.cli.common import (
 @interruptible
 def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, threshold_text,
         smooth_text, min_face, min_score, detector, detector_model, model_path, batch_size,
-        backend, device, mirror, flip_average, face_cadence, csv_empty_frames, force, ray_address,
-        workers, report_path, quiet) -> None:
+        backend, device, mirror, flip_average, face_cadence, csv_empty_frames, reconnect, force,
+        ray_address, workers, report_path, quiet) -> None:
     """Recognise facial emotions in a webcam, video, folder of videos or stream.
 
     \b
@@ -144,7 +149,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
                         flip_average=False if mirror == "off" else flip_average,
                         mirror="auto" if mirror == "off" else mirror,
                         face_cadence=face_cadence,
-                        csv_empty_frames=csv_empty_frames, progress=not quiet)
+                        csv_empty_frames=csv_empty_frames, reconnect=reconnect,
+                        progress=not quiet)
     try:  # everything a user can get wrong fails now, in seconds, before the model loads
         with deferred_interrupt():  # these open the input (OpenCV, PyAV): a Ctrl-C waits
             if folder:
@@ -170,8 +176,11 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
                 _summary(results)
             else:
                 stats = pipeline.run(source, output, csv_path, show=show)
+                dropped = f", {stats.dropped} stale frames passed over to keep up with the " \
+                    "source" if stats.dropped else ""
                 click.echo(f"{stats.source}: {stats.frames} frames, {stats.faces} faces, "
-                           f"{stats.fps:.1f} fps ({pipeline.classifier.backend})", err=True)
+                           f"{stats.fps:.1f} fps ({pipeline.classifier.backend}){dropped}",
+                           err=True)
                 _report(report_path, csv_path, source, meta={
                     "model": model_path or "models/default.json",
                     "backend": pipeline.classifier.why,
@@ -224,9 +233,11 @@ def _summary(results) -> None:
         numeric = column in ("frames", "faces", "fps")
         table.add_column(column, justify="right" if numeric else "left")
     for r in results:
-        ran = r.status in ("ok", "stopped")
+        ran = r.status == "ok"
         table.add_row(r.source, *((str(r.frames), str(r.faces), f"{r.fps:.1f}") if ran
                                   else ("—", "—", "—")), r.status)
     Console(stderr=True).print(table)
+    if any(r.status.startswith("interrupted") for r in results):
+        sys.exit(130)
     if any(r.status.startswith("failed") for r in results):
         sys.exit(1)

@@ -1,9 +1,11 @@
 """Which int8 engine runs the model fastest on this CPU: measured, not guessed.
 
 The same int8 file runs in ONNX Runtime and in OpenVINO, and which is faster depends on the
-CPU (on a 2-core AMD EPYC with AVX-512 the two were within 15 % of each other; on an Intel Xeon
-with AMX OpenVINO was 1.65× ONNX Runtime). So the first time a model file meets a CPU, each
-installed engine scores the same batch of crops for about half a second, the fastest is taken,
+CPU and on the batch (on a 2-core Zen 5 EPYC the two tie at batch 8 and OpenVINO is 1.3× ONNX
+Runtime at batch 32; on an Intel Xeon with AMX OpenVINO was 1.65× ONNX Runtime). So the first
+time a model file meets a CPU, each installed engine scores the batches a run makes (8 crops:
+a file's look-ahead of one face; 32: four faces) for about half a second, the engine that
+scores one batch of each soonest is taken,
 and the result is remembered in ``$STREAMFER_HOME/choice`` under a key of the model file, the
 CPU (its name, flags and the cores this process has) and the engines' versions; later starts
 read the record and build only the chosen engine.
@@ -37,7 +39,8 @@ from streamfer.runtimes.runners import (
     installed,
 )
 
-PROBE_BATCH = 8  # a file's look-ahead batch: 8 frames of one face, each scored one way
+# a file's look-ahead batches: 8 frames of one face, or of four faces, each scored one way
+PROBE_BATCHES = (8, 32)
 PROBE_SECONDS = 0.5
 RUNNERS = {"onnx": ONNXRunner, "openvino": OpenVINORunner}
 
@@ -74,11 +77,11 @@ def _versions(engines) -> dict[str, str]:
 
 def _record(model_file: Path, engines, threads: int) -> Path:
     key = json.dumps([str(model_file.name), model_file.stat().st_size, cpu_name(),
-                      threads, _versions(engines)])
+                      threads, _versions(engines), PROBE_BATCHES])
     return cache_dir("choice") / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
-def measure(run, batch: int = PROBE_BATCH, seconds: float = PROBE_SECONDS) -> float:
+def measure(run, batch: int = PROBE_BATCHES[0], seconds: float = PROBE_SECONDS) -> float:
     """Inferences a second of ``run`` on a fixed batch of random crops (median of calls
     over about ``seconds``, after two warm-up calls)."""
     x = np.random.default_rng(0).integers(0, 255, (batch, 100, 100, 3)).astype(np.float32)
@@ -107,18 +110,23 @@ def fastest(model_file: Path, engines=INT8_ENGINES, threads: int | None = None) 
         runner = RUNNERS[engine](model_file, threads)
     except (OSError, ValueError, KeyError):
         runners = {e: RUNNERS[e](model_file, threads) for e in engines}
-        speeds = dict.fromkeys(engines, 0.0)
+        best = {(e, b): 0.0 for e in engines for b in PROBE_BATCHES}
+        seconds = PROBE_SECONDS / 2 / len(PROBE_BATCHES)
         for _ in range(2):  # in turns, best of two: one engine's idle threads can slow the next
-            for e, run in runners.items():
-                speeds[e] = max(speeds[e], round(measure(run, seconds=PROBE_SECONDS / 2), 1))
+            for (e, b) in best:
+                best[e, b] = max(best[e, b], measure(runners[e], b, seconds))
+        # inferences a second over one batch of each size
+        speeds = {e: round(sum(PROBE_BATCHES) / sum(b / best[e, b] for b in PROBE_BATCHES), 1)
+                  for e in engines}
         engine = max(engines, key=lambda e: speeds[e])  # ties: the first, in engines' order
         runner = runners[engine]
         record.write_text(json.dumps({"engine": engine, "inferences_per_s": speeds,
                                       "cpu": cpu_name(), "threads": threads,
-                                      "batch": PROBE_BATCH}, indent=1) + "\n")
+                                      "batches": PROBE_BATCHES}, indent=1) + "\n")
     measured = ", ".join(f"{e} {speeds[e]:.0f}" for e in sorted(speeds, key=speeds.get,
                                                                   reverse=True))
+    batches = " and ".join(map(str, PROBE_BATCHES))
     why = (f"{engine}: the fastest int8 engine here ({cpu_name()}, {threads} threads; "
-           f"batch {PROBE_BATCH}: {measured} inferences/s)" if len(speeds) > 1 else
+           f"batches of {batches}: {measured} inferences/s)" if len(speeds) > 1 else
            f"{engine}: the one int8 engine installed")
     return Choice(engine, runner, why)

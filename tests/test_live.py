@@ -1,0 +1,186 @@
+"""Live sources against a real stream server on the loopback (FFmpeg serving MPEG-TS over
+TCP, started and killed by the tests): clock time stamps, reconnects, the newest frame;
+and a recorded file behind an http:// link, which is a file, not a live stream."""
+
+import csv
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import ROOT, has_audio
+
+pytestmark = pytest.mark.usefixtures("detector_ready")
+
+QUIETING = ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel", "OPENCV_LOG_LEVEL",
+            "OPENCV_FFMPEG_LOGLEVEL")
+
+
+def cli(*args):
+    environment = {k: v for k, v in os.environ.items() if k not in QUIETING}
+    return subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), *map(str, args)],
+                            stderr=subprocess.PIPE, text=True, env=environment)
+
+
+class RowWatcher:
+    """The CSV rows a running command has written so far, each with the wall clock
+    (monotonic) at which it was first seen."""
+
+    def __init__(self, path):
+        self.path, self.rows, self.seen = path, [], []
+
+    def poll(self):
+        if self.path.exists():
+            with open(self.path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            now = time.monotonic()
+            for row in rows[len(self.rows):]:
+                if row.get("time_s"):  # a whole line (the writer flushes frame by frame)
+                    self.rows.append(row)
+                    self.seen.append(now)
+        return len(self.rows)
+
+    def wait_for(self, count, proc, timeout=180):
+        deadline = time.monotonic() + timeout
+        while self.poll() < count:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, f"only {len(self.rows)} rows"
+            time.sleep(0.1)
+
+
+def test_a_stream_that_drops_is_reconnected_and_a_lost_one_ends_with_an_error(
+        tmp_path, stream_server):
+    """The server is killed mid-run and started again within --reconnect: the run goes on
+    (frame numbers never restart, time_s shows the outage as it was on the clock); killed
+    for good, the run ends with one Error line and a non-zero exit, its CSV kept. Before,
+    the run ended at the first failed read with exit 0, and time_s was index / fps."""
+    stream_server.start()
+    table = tmp_path / "live.csv"
+    proc = cli("-s", stream_server.url, "--csv", table, "--reconnect", "6", "-q")
+    try:
+        rows = RowWatcher(table)
+        rows.wait_for(25, proc)
+        stream_server.stop()
+        outage = time.monotonic()
+        while time.monotonic() < outage + 2.5:  # rows still in flight are seen as they come
+            rows.poll()
+            time.sleep(0.1)
+        stream_server.start()
+        before = rows.poll()
+        rows.wait_for(before + 25, proc, timeout=60)
+        stream_server.stop()  # for good
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            rows.poll()
+            time.sleep(0.1)
+        stderr = proc.communicate(timeout=10)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "did not come back within 6 s" in errors[0], stderr
+    assert stderr.count("the stream dropped at") == 3 and stderr.count("reconnected") == 1
+    frames = [int(r["frame"]) for r in rows.rows]
+    times = [float(r["time_s"]) for r in rows.rows]
+    assert frames == sorted(set(frames))  # one face a frame, numbers never restart
+    assert all(b >= a for a, b in zip(times, times[1:]))
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert max(gaps) > 2.0  # the outage is in time_s ...
+    # ... as long as it was: each row's time_s keeps to the wall clock it was seen at
+    lag = [seen - t for seen, t in zip(rows.seen, times)]
+    assert max(lag) - min(lag) < 1.0, (min(lag), max(lag))
+    assert min(rows.seen) < outage < max(rows.seen)
+
+
+SLOW_MODEL_PROBE = """
+import json, sys, time
+from streamfer import classify, pipeline
+from streamfer.pipeline import Pipeline, Settings
+
+real = classify.Classifier.classify
+def slow(self, faces, mirrored=None):
+    time.sleep(0.3)  # a model four times slower than the 25 fps source
+    return real(self, faces, mirrored)
+classify.Classifier.classify = slow
+
+opened, open_source = [], pipeline.open_source
+def recording(*args):
+    opened.append(open_source(*args))
+    return opened[-1]
+pipeline.open_source = recording
+
+delays, times = [], []
+with Pipeline(Settings(progress=False, backend="onnx")) as p:
+    start = time.monotonic()
+    for frame in p.analyze(sys.argv[1]):
+        delays.append(time.monotonic() - opened[0].origin - frame.time_s)
+        times.append(frame.time_s)
+        if time.monotonic() - start > 8:
+            break
+print(json.dumps({"delays": delays, "times": times}))
+"""
+
+
+def test_with_a_model_slower_than_the_stream_the_overlay_shows_now(tmp_path, stream_server):
+    """Live sources keep the newest frame: with a model four times slower than the source,
+    the delay from capture to output stays under a second (it grew without bound when the
+    capture waited for the model)."""
+    stream_server.start()
+    probe = tmp_path / "probe.py"
+    probe.write_text(SLOW_MODEL_PROBE)
+    done = subprocess.run([sys.executable, str(probe), stream_server.url],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    delays, times = result["delays"], result["times"]
+    assert len(delays) >= 10, result
+    assert max(delays) < 1.0, delays
+    assert times[-1] > 6.0  # the frames shown span the run: stale ones were passed over
+    assert len(times) < 0.5 * 25 * times[-1]
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A static file server for ``tmp_path / "www"`` on the loopback, stopped after."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(_Quiet, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_recorded_file_behind_an_http_link_is_read_as_a_file(tmp_path, http_server,
+                                                               face_clip):
+    """Its frame count, timestamps and audio are the file's (an http link used to count as
+    live: clock-less index / fps stamps, no audio, no frame count)."""
+    from streamfer.sources import open_source
+
+    root, base = http_server
+    shutil.copy(face_clip, root / "clip.mp4")
+    url = f"{base}/clip.mp4"
+    with open_source(url) as remote, open_source(face_clip) as local:
+        assert not remote.live and remote.frame_count == local.frame_count == 24
+        assert remote.duration == pytest.approx(local.duration)
+        assert [f.time_s for f in remote] == [f.time_s for f in local]
+    out = tmp_path / "annotated.mp4"
+    proc = cli("-s", url, "-o", out, "-q")
+    stderr = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 0, stderr
+    assert has_audio(out)
