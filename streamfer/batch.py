@@ -64,6 +64,7 @@ def made_with(settings) -> dict:
     device, threads and batch size change only speed (and scores within the engines'
     tolerance), so they are not in it."""
     from streamfer.classify import DEFAULT_MODEL
+    from streamfer.detect import TILE_PERIOD
 
     def digest(path) -> str | None:
         try:
@@ -80,6 +81,7 @@ def made_with(settings) -> dict:
             "detector_model": digest(settings.detector_path) if settings.detector_path
             else None,
             "min_face": settings.min_face, "min_score": settings.min_score,
+            "tiles": TILE_PERIOD if settings.tiles is None else settings.tiles,
             "every": settings.every, "max_fps": settings.max_fps,
             "thresholds": settings.thresholds, "smoothing": settings.smoothing,
             "mirror": settings.mirror, "flip_average": settings.flip_average,

@@ -1,5 +1,16 @@
 """Face detection with the MediaPipe Tasks ``FaceDetector`` and square face crops.
 
+BlazeFace sees 128 (short range) or 192 px (full range): a whole 1080p frame is shrunk ten
+times and a 100-px face becomes a 10-px one, below what the model finds. Large frames are
+therefore also looked at in tiles (see :func:`tile_grid`): square parts of the frame sized
+so that a face of the smallest size wanted (``min_face``, at least :data:`TILE_FACE`) comes
+out large enough for the full-range model. A sweep over every tile costs many detections,
+so each analysed frame looks at a share of the tiles in turn (the whole grid every
+``tiles`` analysed frames; a source's first frame, a photo, at once), and a face found once
+is looked for again on every frame in a small square around where it was (its *region*,
+with the short-range model, the face large in it). The whole frame is still seen on every
+frame, for the large faces. Measured on the synthetic footage of the tests (README).
+
 Example:
     >>> from streamfer.detect import FaceDetector
     >>> with FaceDetector() as detector:                       # doctest: +SKIP
@@ -28,7 +39,20 @@ MODELS = {"short": "face_detection_short_range.tflite",
 MARGIN = 0.2
 RAISE = 0.057
 MAX_ROLL = 45.0  # degrees: eye lines steeper than this are taken for wrong keypoints
-DETECT_MAX_SIDE = 1280  # frames larger than this are shrunk before detection (boxes scaled back)
+# frames larger than this are shrunk (by a whole factor: OpenCV's fast path; 1080p and 4K to
+# 640×360) before the whole frame is looked at, boxes scaled back; the models see 192 at most
+DETECT_MAX_SIDE = 640
+
+# What the full-range model finds, measured on real faces (../shared/media) pasted into real
+# backgrounds, one 192-px image each: faces of 12 px or more 100 %, 10 px 95 %, 8 px 85 %;
+# the short-range model (128 px): 16 px 100 %, 13 px 51 %.
+FULL_SIDE, FULL_FACE = 192, 12  # the full-range model's input, the face side it finds
+SHORT_SIDE = 128
+TILE_FACE = 24  # tiles look for faces down to this side (or --min-face, if larger)
+TILE_PERIOD = 16  # default: the whole grid every 16 analysed frames (README: measured)
+REGION = 2.5  # a known face is looked for in a square 2.5 times its side (motion)
+TILE_SCORE = 0.15  # a face new in a tile (or to be followed) needs min_score + this
+MOSAIC = 2  # the regions of up to 2×2 known faces go through the short-range model at once
 
 
 def square_crop(image: np.ndarray, box: tuple[int, int, int, int], margin: float = MARGIN,
@@ -76,74 +100,226 @@ def eye_roll(keypoints, width: int, height: int) -> float:
     return roll if abs(roll) <= MAX_ROLL else 0.0
 
 
+def tile_grid(width: int, height: int, min_face: int = 0) -> list[tuple[int, int, int]]:
+    """Square tiles ``(x, y, side)`` over a ``width``×``height`` frame, in levels: the finest
+    tiles are sized so that a face of ``max(min_face, TILE_FACE)`` px comes out large enough
+    for the full-range model, each next level's twice as large, up to the level whose tiles
+    hold the largest face the whole frame alone misses; neighbours overlap by more than the
+    largest face their level must find (so every such face lies whole in one tile). ``[]``
+    where the whole frame is enough.
+
+    >>> [len(tile_grid(*size)) for size in ((1920, 1080), (3840, 2160), (640, 360))]
+    [32, 116, 2]
+    >>> tile_grid(320, 240)
+    []
+    """
+    reach = FULL_FACE * max(width, height) / FULL_SIDE  # the smallest face the whole frame finds
+    low, tiles = max(min_face, TILE_FACE), []
+    while low < reach:
+        side = min(round(low * FULL_SIDE / FULL_FACE), width, height)
+        last = side >= 2 * reach or side == min(width, height)  # holds the whole frame's misses
+        overlap = min(round(1.25 * (reach if last else 2 * low)), side // 2)
+        spans = []
+        for extent in (width, height):
+            n = max(1, int(np.ceil((extent - overlap) / (side - overlap))))
+            spans.append([round(i * (extent - side) / (n - 1)) if n > 1 else 0 for i in range(n)])
+        tiles += [(x, y, side) for y in spans[1] for x in spans[0]]
+        if last:
+            break
+        low *= 2
+    return tiles
+
+
+Found = tuple[tuple[int, int, int, int], float, float]  # box, score, roll
+
+
 class FaceDetector:
     """MediaPipe BlazeFace: ``model="short"`` (faces within ~2 m: webcams, selfies),
     ``"full"`` (farther, smaller faces) or ``"both"`` (the two merged: a face either finds,
     overlaps resolved by the higher score; recorded footage, where faces are near and far).
-    ``level``: crop a tilted head upright (turned by its eye line, as FER+'s faces are)."""
+    ``level``: crop a tilted head upright (turned by its eye line, as FER+'s faces are).
+    ``tiles``: how many analysed frames one sweep over every tile of a large frame takes
+    (1: every tile on every frame; 0: the whole frame only; None: :data:`TILE_PERIOD`);
+    see the module's text.
+    One detector follows one source at a time: :meth:`reset` between sources."""
 
     def __init__(self, model: str = "both", model_path: str | Path | None = None,
                  min_score: float = 0.6, min_face: int = 0, margin: float = MARGIN,
-                 level: bool = True) -> None:
+                 level: bool = True, tiles: int | None = None) -> None:
         if model not in (*MODELS, "both"):
             raise ValueError(f"detector model must be short, full or both, not {model!r}")
         if model == "both" and model_path is not None:
             raise ValueError("a detector file path names one model: use short or full")
         names = ("short", "full") if model == "both" else (model,)
-        self._detectors = []
+        self._detectors, self._models = [], {}
         try:
             for name in names:
-                self._detectors.append(_open(resolve(MODELS[name], model_path), min_score))
+                self._models[name] = _open(resolve(MODELS[name], model_path), min_score)
+                self._detectors.append(self._models[name])
+            if tiles is None or tiles:  # tiles need the full-range model, regions short-range
+                for name in ("full", "short"):
+                    if name not in self._models:
+                        self._models[name] = _open(resolve(MODELS[name]), min_score)
         except BaseException:
             self.close()
             raise
         self.min_face, self.margin, self.level = min_face, margin, level
+        self.tile_score = min(0.95, min_score + TILE_SCORE)
+        self.tiles = TILE_PERIOD if tiles is None else max(0, int(tiles))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the faces found so far and start the tile sweep again (a new source)."""
+        self._known: list[tuple[int, int, int, int]] = []
+        self._unsure: list[tuple[int, int, int, int]] = []
+        self._next_tile, self._first = 0, True
+        self._grid: tuple[tuple[int, int], list] = ((0, 0), [])
+
+    def grid(self, width: int, height: int) -> list[tuple[int, int, int]]:
+        """The tiles this detector looks at in a ``width``×``height`` frame."""
+        if not self.tiles:
+            return []
+        if self._grid[0] != (width, height):
+            self._grid = ((width, height), tile_grid(width, height, self.min_face))
+        return self._grid[1]
 
     def detect(self, frame: Frame) -> Frame:
         """Add one :class:`Face` per detected face (box clipped to the frame, head roll from its
         eyes, crop 100×100 levelled by it)."""
-        import mediapipe as mp
-
-        ih, iw = frame.image.shape[:2]
-        # the models see 128 or 192 px: a large frame is shrunk first (4K: 3× less to convert)
-        scale = min(1.0, DETECT_MAX_SIDE / max(ih, iw))
-        small = frame.image if scale == 1 else cv2.resize(
-            frame.image, (round(iw * scale), round(ih * scale)), interpolation=cv2.INTER_AREA)
-        rgb = np.ascontiguousarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
-        found: list[tuple[tuple[int, int, int, int], float, float]] = []
-        for detector in self._detectors:
-            for det in detector.detect(image).detections:
-                b = det.bounding_box
-                x0, y0 = max(0, b.origin_x / scale), max(0, b.origin_y / scale)
-                x1 = min(iw, (b.origin_x + b.width) / scale)
-                y1 = min(ih, (b.origin_y + b.height) / scale)
-                if x1 - x0 < max(2, self.min_face) or y1 - y0 < max(2, self.min_face):
-                    continue
-                score = float(det.categories[0].score) if det.categories else 0.0
-                x0, y0, x1, y1 = (round(v) for v in (x0, y0, x1, y1))
-                roll = eye_roll(det.keypoints, iw, ih) if self.level else 0.0
-                found.append(((x0, y0, x1 - x0, y1 - y0), score, roll))
-        kept: list[tuple[tuple[int, int, int, int], float, float]] = []
-        for box, score, roll in sorted(found, key=lambda f: -f[1]):  # the two models' overlaps
+        image = frame.image
+        ih, iw = image.shape[:2]
+        # the models see 128 or 192 px: a large frame is shrunk first (less to convert)
+        factor = int(np.ceil(max(ih, iw) / DETECT_MAX_SIDE))
+        scale = 1 / factor
+        small = image if factor == 1 else cv2.resize(
+            image, (iw // factor, ih // factor), interpolation=cv2.INTER_AREA)
+        rgb = _mp_image(small)
+        found = [f for detector in self._detectors
+                 for f in self._found(detector, rgb, 0, 0, scale, iw, ih)]
+        grid, followed = self.grid(iw, ih), []
+        if grid:
+            # the faces followed, each looked for around where it was if not found already
+            lost = [box for box in self._known if all(iou(box, b) < 0.3 for b, _, _ in found)]
+            for n in range(0, len(lost), MOSAIC ** 2):
+                followed += self._look_around(image, lost[n:n + MOSAIC ** 2])
+            found += followed
+            # and a share of the tiles (all of them on a source's first frame)
+            share = len(grid) if self._first else int(np.ceil(len(grid) / self.tiles))
+            for n in range(share):
+                tile = grid[(self._next_tile + n) % len(grid)]
+                # a face new in a tile must be surer than one followed: tiles see much
+                # background close up (on the faceless clips: cartoon faces at 0.6-0.7)
+                found += [f for f in self._look(self._models["full"], image, tile, FULL_SIDE)
+                          if f[1] >= self.tile_score and min(f[0][2:]) >= TILE_FACE * 0.8]
+            self._next_tile = (self._next_tile + share) % len(grid)
+        self._first = False
+        kept: list[Found] = []
+        for box, score, roll in sorted(found, key=lambda f: -f[1]):  # overlaps: the best kept
             if all(iou(box, other) < 0.3 for other, _, _ in kept):
                 kept.append((box, score, roll))
+        # followed from now on: the sure faces, those followed so far and those found on two
+        # frames in a row (a face found once at the bare min_score, a flicker as often as
+        # not, is not followed)
+        known, unsure = [], []
+        for box, score, _ in kept:
+            sure = score >= self.tile_score or any(
+                iou(box, other) >= 0.3 for other in (*self._known, *self._unsure))
+            (known if sure else unsure).append(box)
+        self._known, self._unsure = known, unsure
         for box, score, roll in sorted(kept, key=lambda f: (f[0][0], f[0][1])):
-            crop = square_crop(frame.image, box, self.margin, roll=roll)
+            crop = square_crop(image, box, self.margin, roll=roll)
             frame.faces.append(Face(box, score, crop, roll=roll))
         return frame
 
+    def _look(self, detector, image: np.ndarray, square: tuple[int, int, int],
+              side: int) -> list[Found]:
+        """Detections in the square ``(x, y, side)`` of ``image``, shrunk to the model's
+        ``side`` first (area averaging: no aliasing), in frame coordinates."""
+        x, y, s = square
+        part = image[y:y + s, x:x + s]
+        scale = min(1.0, side / max(part.shape[:2]))
+        if scale < 1:
+            part = cv2.resize(part, (round(part.shape[1] * scale), round(part.shape[0] * scale)),
+                              interpolation=cv2.INTER_AREA)
+        ih, iw = image.shape[:2]
+        return self._found(detector, _mp_image(part), x, y, scale, iw, ih)
+
+    def _look_around(self, image: np.ndarray, boxes: list) -> list[Found]:
+        """Detections in the regions around ``boxes`` (at most MOSAIC² of them), looked at in
+        one call: each region scaled to a cell of a MOSAIC×MOSAIC mosaic of the short-range
+        model's input (the face ~26 px there); a detection belongs to the cell its centre
+        lies in."""
+        cell = SHORT_SIDE // MOSAIC
+        mosaic = np.zeros((SHORT_SIDE, SHORT_SIDE, 3), np.uint8)
+        ih, iw = image.shape[:2]
+        regions = [_region(box, iw, ih) for box in boxes]
+        for n, (x, y, side) in enumerate(regions):
+            r, c = divmod(n, MOSAIC)
+            interp = cv2.INTER_AREA if side > cell else cv2.INTER_LINEAR
+            mosaic[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = cv2.resize(
+                image[y:y + side, x:x + side], (cell, cell), interpolation=interp)
+        found = []
+        for box, score, roll in self._found(self._models["short"], _mp_image(mosaic), 0, 0,
+                                            1.0, SHORT_SIDE, SHORT_SIDE):
+            r, c = (int((v + d / 2) // cell) for v, d in ((box[1], box[3]), (box[0], box[2])))
+            n = r * MOSAIC + c
+            if n >= len(regions) or c >= MOSAIC:
+                continue
+            x, y, side = regions[n]
+            k = side / cell
+            x0, y0 = max(0, box[0] - c * cell), max(0, box[1] - r * cell)
+            x1, y1 = min(cell, box[0] + box[2] - c * cell), min(cell, box[1] + box[3] - r * cell)
+            face = (round(x + x0 * k), round(y + y0 * k), round((x1 - x0) * k),
+                    round((y1 - y0) * k))
+            if min(face[2], face[3]) >= max(2, self.min_face):
+                found.append((face, score, roll))
+        return found
+
+    def _found(self, detector, rgb, x: int, y: int, scale: float, iw: int,
+               ih: int) -> list[Found]:
+        """``detector``'s faces in ``rgb`` (a part of the frame at ``x, y``, shrunk by
+        ``scale``), as frame boxes clipped to the ``iw``×``ih`` frame."""
+        found = []
+        for det in detector.detect(rgb).detections:
+            b = det.bounding_box
+            x0, y0 = max(0, x + b.origin_x / scale), max(0, y + b.origin_y / scale)
+            x1 = min(iw, x + (b.origin_x + b.width) / scale)
+            y1 = min(ih, y + (b.origin_y + b.height) / scale)
+            if x1 - x0 < max(2, self.min_face) or y1 - y0 < max(2, self.min_face):
+                continue
+            score = float(det.categories[0].score) if det.categories else 0.0
+            x0, y0, x1, y1 = (round(v) for v in (x0, y0, x1, y1))
+            roll = eye_roll(det.keypoints, rgb.width, rgb.height) if self.level else 0.0
+            found.append(((x0, y0, x1 - x0, y1 - y0), score, roll))
+        return found
+
     def close(self) -> None:
         with native_stderr_silenced():
-            for detector in self._detectors:
+            for detector in self._models.values():
                 detector.close()
-        self._detectors = []
+        self._detectors, self._models = [], {}
 
     def __enter__(self) -> FaceDetector:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _region(box, iw: int, ih: int) -> tuple[int, int, int]:
+    """The square, REGION times the face's side, centred on ``box``, inside the frame."""
+    x, y, w, h = box
+    side = min(round(max(w, h) * REGION), iw, ih)
+    x0 = int(np.clip(round(x + w / 2 - side / 2), 0, iw - side))
+    y0 = int(np.clip(round(y + h / 2 - side / 2), 0, ih - side))
+    return x0, y0, side
+
+
+def _mp_image(bgr: np.ndarray):
+    import mediapipe as mp
+
+    rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
 
 
 def _open(path: Path, min_score: float):

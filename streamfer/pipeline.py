@@ -51,6 +51,8 @@ class Settings:
     model_path: str | None = None
     min_face: int = 0
     min_score: float = 0.6
+    tiles: int | None = None  # large frames: a sweep over the tiles every N frames (0: off;
+    # None: detect.TILE_PERIOD)
     every: int = 1
     max_fps: float | None = None
     thresholds: dict[str, float] | float | None = None  # None: the model's calibrated ones
@@ -96,7 +98,7 @@ class Pipeline:
             # first use of the model's fast backend spends its one-time conversion
             self.detector = stack.enter_context(FaceDetector(
                 settings.detector, settings.detector_path, settings.min_score,
-                settings.min_face))
+                settings.min_face, tiles=settings.tiles))
             self.classifier = Classifier(settings.model_path, settings.batch_size,
                                          backend=settings.backend, device=settings.device,
                                          flip_average=settings.flip_average,
@@ -190,6 +192,7 @@ class Pipeline:
         analysed frames and faces into ``stats``."""
         s = self.settings
         tracker, views = Tracker(), {}
+        self.detector.reset()
         smoother = Smoother(self.thresholds, forget_after=tracker.max_missed + 1,
                             labels=self.classifier.labels, **s.smoothing)
         # Live sources keep the newest frame (stale ones are passed over and counted), so

@@ -46,9 +46,13 @@ class Renderer:
     """Draws each face's box, a title (id and active emotions) and a panel of six score bars.
 
     Titles and panels are placed so that they cover no face and no other title or panel:
-    a panel goes right of its face, else left, below or above; where it fits nowhere the
-    face gets its title alone (compact). Sizes scale with the frame.
+    every face's title first, then the panels, largest face first: right of its face, else
+    left, below or above; where it fits nowhere the face has its title alone. In a crowd
+    (``CROWD`` faces or more) titles are compact and only the ``CROWD_PANELS`` largest faces
+    get a panel (the CSV has every face's scores). Sizes scale with the frame.
     """
+
+    CROWD, CROWD_PANELS = 10, 4
 
     def __init__(self, labels: tuple[str, ...] = EMOTIONS, bars: bool = True) -> None:
         self.labels, self.bars = labels, bars
@@ -86,11 +90,12 @@ class Renderer:
         z = self._sizes(scale)
         boxes = [(x, y, x + w, y + h) for x, y, w, h in (f.box for f in faces)]
         taken: list[Rect] = list(boxes)
+        crowd = len(faces) >= self.CROWD
         placements = []
         for face, box in sorted(zip(faces, boxes), key=lambda fb: (fb[1][1], fb[1][0])):
             x0, y0, x1, y1 = box
             title = None
-            for text in dict.fromkeys(self._titles(face)):  # full, then shorter
+            for text in dict.fromkeys(self._titles(face)[crowd:]):  # full, then shorter
                 (tw, th), base = cv2.getTextSize(text, _FONT, z["title_font"], z["thick"])
                 tw, th = tw + 4, th + base + 4
                 title = self._free(taken, iw, ih, [
@@ -102,18 +107,24 @@ class Renderer:
             if title is None:  # nowhere free: the id, inside its own box (clipped to it)
                 title = self._clamp((x0 + 1, y0 + 1, min(tw, x1 - x0 - 2), th), iw, ih)
             taken.append(title)
-            panel = None
-            scores = face.smoothed if face.smoothed is not None else face.scores
-            if self.bars and scores is not None:
-                pw, ph = z["label_w"] + z["bar_w"], len(self.labels) * (z["bar_h"] + 2)
-                g = z["gap"]
-                panel = self._free(taken, iw, ih, [
-                    (x1 + g, y0, pw, ph), (x0 - g - pw, y0, pw, ph),
-                    (x0, y1 + g + th, pw, ph), (x0, y0 - g - th - ph, pw, ph),
-                    (x1 + g, y1 - ph, pw, ph), (x0 - g - pw, y1 - ph, pw, ph)])
-                if panel:
-                    taken.append(panel)
-            placements.append(Placement(face, title, panel, text))
+            placements.append(Placement(face, title, None, text))
+        if not self.bars:
+            return placements
+        pw, ph = z["label_w"] + z["bar_w"], len(self.labels) * (z["bar_h"] + 2)
+        g = z["gap"]
+        largest = sorted(placements, key=lambda p: -p.face.box[2] * p.face.box[3])
+        for place in largest[:self.CROWD_PANELS] if crowd else largest:
+            if place.face.smoothed is None and place.face.scores is None:
+                continue
+            x, y, w, h = place.face.box
+            x0, y0, x1, y1 = x, y, x + w, y + h
+            th = place.title[3] - place.title[1]
+            place.panel = self._free(taken, iw, ih, [
+                (x1 + g, y0, pw, ph), (x0 - g - pw, y0, pw, ph),
+                (x0, y1 + g + th, pw, ph), (x0, y0 - g - th - ph, pw, ph),
+                (x1 + g, y1 - ph, pw, ph), (x0 - g - pw, y1 - ph, pw, ph)])
+            if place.panel:
+                taken.append(place.panel)
         return placements
 
     @staticmethod

@@ -8,7 +8,8 @@ from streamfer.cli import main
 
 def test_bench_rows_measure_what_they_say(detector_ready):
     """Every row has positive figures; the end-to-end rows process the faces their clip
-    holds (the 4-face rows four faces per frame); the table fits 100 columns."""
+    holds (the 4-face rows four faces per frame, the 1080p wide shot's six); the table fits
+    100 columns."""
     args = ["bench", "--repeats", "1", "--frames", "6"]
     result = CliRunner().invoke(main, [*args, "--large", "--json"])
     assert result.exit_code == 0, result.output
@@ -22,13 +23,15 @@ def test_bench_rows_measure_what_they_say(detector_ready):
     end_to_end = [r for r in rows if not r["what"].startswith("classifier")]
     assert all(r["fps"] > 0 and r["x_realtime"] > 0 for r in end_to_end)
     for r in end_to_end:
-        assert abs(r["faces_per_frame"] - r["batch"]) < 0.05, r
+        assert r["faces_per_frame"] >= 0.98 * r["batch"], r
     table = CliRunner(env={"COLUMNS": "100"}).invoke(main, args)
     assert table.exit_code == 0, table.output
     assert max(len(line) for line in table.output.splitlines()) <= 100
     assert table.output.count("video+CSV, 4 faces") == len({r["backend"] for r in rows})
     assert sum(r["what"] == "4K video+CSV, 1 face" for r in rows) == len({r["backend"]
                                                                          for r in rows})
+    crowd = [r for r in rows if r["what"].startswith("1080p")]  # the wide shot's 6 faces
+    assert len(crowd) == 2 * len({r["backend"] for r in rows}) and all("fps" in r for r in crowd)
 
 
 def test_bench_measures_each_working_size_on_every_backend():

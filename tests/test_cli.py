@@ -100,6 +100,8 @@ def test_missing_camera_is_one_line(tmp_path):
     (["--source", "{clip}", "--csv", "x.csv", "--smooth", "fast"], "--smooth"),
     (["--source", "{clip}", "--csv", "x.csv", "--smooth", "window:0"], "--smooth"),
     (["--source", "{clip}", "--csv", "x.csv", "--smooth", "window:-2"], "--smooth"),
+    (["--source", "{clip}", "--csv", "x.csv", "--tiles", "many"], "--tiles"),
+    (["--source", "{clip}", "--csv", "x.csv", "--tiles", "0"], "--tiles"),
     (["--source", "{clip}", "--csv", "x.csv", "--model", str(ROOT / "README.md")],
      "not a streamfer model file"),
 ])

@@ -180,6 +180,32 @@ def test_crowded_overlays_cover_no_face_and_no_other_overlay(size, boxes):
     assert renderer.annotate(frame).shape == (h, w, 3)
 
 
+def test_a_crowd_overlay_is_compact_and_panels_go_to_the_largest_faces():
+    """20 faces in 1080p, 17 small ones (30-60 px) in rows above three large ones (150 px):
+    every face has a compact title, panels go only to the four largest faces (the three
+    large ones among them), nothing covers a face (before: full titles, panels to the faces
+    met first, top to bottom, whatever their size)."""
+    from streamfer.render import _overlaps
+
+    frame = Frame("t", 0, 0.0, np.zeros((1080, 1920, 3), np.uint8))
+    boxes = [(40 + (i % 6) * 310, 60 + (i // 6) * 220, 30 + 2 * i, 30 + 2 * i)
+             for i in range(17)] + [(40 + k * 640, 820, 150, 150) for k in range(3)]
+    for i, box in enumerate(boxes):
+        frame.faces.append(Face(box, 0.9, face_id=i + 1, labels=("Sadness", "Happiness"),
+                                smoothed=np.linspace(0.1, 0.9, 6)))
+    places = Renderer().layout(frame.faces, frame.image.shape, 1.92)
+    assert len(places) == 20
+    assert all(p.text == f"#{p.face.face_id} Sadness+" for p in places)
+    largest = sorted(boxes, key=lambda b: -b[2])[:4]
+    with_panel = [p.face.box for p in places if p.panel is not None]
+    assert set(boxes[-3:]) <= set(with_panel) <= set(largest)
+    rects = [(x, y, x + w, y + h) for x, y, w, h in boxes]
+    for p in places:
+        for rect in (p.title, p.panel):
+            if rect is not None:
+                assert not any(_overlaps(rect, b) for b in rects)
+
+
 def test_labels_come_strongest_first_and_the_box_takes_the_strongest_colour():
     """Two labels on: the title lists the stronger first and the box has its colour (the
     first in model order, Surprise, is the weaker here)."""

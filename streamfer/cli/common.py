@@ -32,6 +32,19 @@ def parse_threshold(text: str | None):
                                  param_hint="--threshold") from None
 
 
+def parse_tiles(text: str, webcam: bool = False) -> int | None:
+    """``--tiles``: ``auto`` (None: the default sweep; a webcam: 0), ``off`` (0) or N ≥ 1."""
+    text = text.strip().lower()
+    if text == "auto":
+        return 0 if webcam else None
+    if text == "off":
+        return 0
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise click.BadParameter(f"{text!r}: use auto, off or a number of frames N ≥ 1",
+                             param_hint="--tiles")
+
+
 FLIP_AVERAGE_OPTION = click.option(
     "--flip-average/--no-flip-average", default=None,
     help="Score each face as the mean of it and its mirror image (steadier; twice the "

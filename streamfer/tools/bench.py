@@ -187,14 +187,18 @@ def work_size_models(folder: Path, sizes, faces: int = 64,
 def pipeline_rows(pipeline, clips: dict[int, Path], repeats: int) -> list[dict]:
     """End-to-end fps (median of ``repeats``) on the 640×480 30 fps clips: 1 and 4 faces with
     the annotated video and CSV written, and 1 face headless (CSV only, as batch jobs run);
-    1 face at 3840×2160 with video and CSV where ``clips`` has one (key ``"4k"``).
+    6 faces of 40-150 px in 1920×1080 (a wide shot: most need the detector's tiles) with and
+    without the video; 1 face at 3840×2160 with video and CSV where ``clips`` has one.
     Each row says how many faces per analysed frame the run processed; a row whose detector
-    missed faces the clip holds gets no fps (it would not measure what it says)."""
+    missed more than 2 % of the faces the clip holds gets no fps (it would not measure what
+    it says)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for key, faces, video, what in ((1, 1, True, "video+CSV, 1 face"),
                                         (4, 4, True, "video+CSV, 4 faces"),
                                         (1, 1, False, "CSV only, 1 face"),
+                                        ("crowd", 6, True, "1080p video+CSV, 6 faces 40-150 px"),
+                                        ("crowd", 6, False, "1080p CSV only, 6 faces 40-150 px"),
                                         ("4k", 1, True, "4K video+CSV, 1 face")):
             if key not in clips:
                 continue
@@ -205,7 +209,7 @@ def pipeline_rows(pipeline, clips: dict[int, Path], repeats: int) -> list[dict]:
                 fps.append(stats.fps)
                 per_frame.append(stats.faces / max(1, stats.processed))
             row = {"what": what, "batch": faces, "faces_per_frame": statistics.median(per_frame)}
-            if row["faces_per_frame"] >= faces - 0.05:
+            if row["faces_per_frame"] >= 0.98 * faces:  # the wide shot: found after a sweep
                 row.update(fps=statistics.median(fps), x_realtime=statistics.median(fps) / 30)
             else:
                 row["what"] += " (detector missed faces: not measured)"
@@ -213,9 +217,31 @@ def pipeline_rows(pipeline, clips: dict[int, Path], repeats: int) -> list[dict]:
     return rows
 
 
+def make_crowd_clip(path: Path, frames: int, sides=(40, 56, 72, 90, 120, 150)) -> Path:
+    """A 1920×1080 30 fps clip: the astronaut's face (and its mirror image, in turn) at each
+    of ``sides`` px, walking over scikit-image's rocket photo (no face)."""
+    import cv2
+    from skimage import data
+
+    from streamfer.detect import FaceDetector
+    from streamfer.frame import Frame
+    from streamfer.tools.footage import Crowd, face_patch
+
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    with FaceDetector(tiles=0) as detector:
+        box = detector.detect(Frame("astronaut", 0, 0.0, photo)).faces[0].box
+    mirror = cv2.flip(photo, 1)
+    patches = [face_patch(photo, box),
+               face_patch(mirror, (photo.shape[1] - box[0] - box[2], *box[1:]))]
+    rocket = cv2.cvtColor(data.rocket(), cv2.COLOR_RGB2BGR)
+    Crowd(patches, [rocket], (1920, 1080), list(sides), frames=frames).write(path)
+    return path
+
+
 def make_clips(folder: Path, frames: int, large: bool = False) -> dict:
     clips: dict = {faces: make_clip(Path(folder) / f"faces{faces}.mp4", faces, frames)
                    for faces in (1, 4)}
+    clips["crowd"] = make_crowd_clip(Path(folder) / "crowd_1080p.mp4", frames)
     if large:
         clips["4k"] = make_clip(Path(folder) / "faces1_4k.mp4", 1, frames, size=(3840, 2160))
     return clips
