@@ -4,6 +4,10 @@
   Eileen Collins (scikit-image's ``astronaut``) drifting and zooming across the frame.
 - ``samples/annotated_frame.png``: one frame of that clip as the pipeline annotates it
   with the shipped default model (the picture in the README).
+- ``samples/crowd_frame.jpg``: a wide shot as the pipeline annotates it: 20 copies of that
+  face (and its mirror image), 28 to 200 px, walking over scikit-image's rocket photo at
+  1920×1080 (``streamfer.tools.bench.make_crowd_clip``); compact titles, panels for the
+  largest faces only.
 - ``samples/report.png``: the analyst's report of that clip (``run --report``) as headless
   Chromium shows it (Debian's ``chromium``; skipped where it is not installed).
 """
@@ -59,6 +63,26 @@ def annotate(clip: Path, png: Path) -> None:
     cv2.imwrite(str(png), frame)
 
 
+def crowd(jpg: Path, frames: int = 24) -> None:
+    import tempfile
+
+    from streamfer.tools.bench import make_crowd_clip
+
+    sides = np.linspace(28, 200, 20).round().astype(int).tolist()
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_crowd_clip(Path(tmp) / "crowd.mp4", frames, sides=sides)
+        out = Path(tmp) / "annotated.mp4"
+        subprocess.run([sys.executable, str(HERE.parent / "run_stream.py"), "--source",
+                        str(clip), "--output", str(out), "--quiet"], check=True)
+        cap = cv2.VideoCapture(str(out))
+        cap.set(cv2.CAP_PROP_POS_FRAMES, frames // 2)
+        ok, frame = cap.read()
+        cap.release()
+    if not ok:
+        raise SystemExit("could not read the annotated crowd clip back")
+    cv2.imwrite(str(jpg), frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+
 def report(clip: Path, png: Path) -> bool:
     import shutil
     import tempfile
@@ -83,6 +107,7 @@ def report(clip: Path, png: Path) -> bool:
 if __name__ == "__main__":
     clip = make_clip(HERE / "astronaut.mp4")
     annotate(clip, HERE / "annotated_frame.png")
+    crowd(HERE / "crowd_frame.jpg")
     made = report(clip, HERE / "report.png")
-    print(f"wrote {clip}, {HERE / 'annotated_frame.png'}"
+    print(f"wrote {clip}, {HERE / 'annotated_frame.png'}, {HERE / 'crowd_frame.jpg'}"
           + (f" and {HERE / 'report.png'}" if made else " (no Chromium: no report.png)"))

@@ -4,61 +4,43 @@ face size, stable ids, a face that walks in, false positives on the faceless cli
 
 from collections import Counter
 
-import cv2
 import numpy as np
 import pytest
 from test_cli import read_csv, run_cli
 
 from streamfer.detect import TILE_PERIOD, FaceDetector, tile_grid
 from streamfer.frame import Frame
-from streamfer.sources import open_source
-from streamfer.tools.footage import Crowd, face_patch, matches
+from streamfer.tools.footage import (
+    SIDES,
+    Crowd,
+    matches,
+    media_backgrounds,
+    media_patches,
+    recall,
+)
 
 pytestmark = pytest.mark.usefixtures("detector_ready")
-
-PHOTOS = ("pyfeat_0-f1-su-ph_surprise.jpg", "pyfeat_0-f15-hao-ph_happy_open.jpg",
-          "pyfeat_15-f13-anc-ph_anger_closed.jpg", "pyfeat_45-m7-di-ph_disgust.jpg",
-          "pyfeat_single_face_smile.jpg", "pyfeat_multi_face_5people.jpg")
-SIDES = [24, 26, 28, 30, 32, 36, 40, 48, 56, 64, 80, 100, 128, 160, 200]
+BINS = {"24-32": (24, 32), "32+": (32, 10_000)}
 
 
 @pytest.fixture(scope="module")
 def patches(media):
     """Every face of the photos, boxed by the product's own detector (whole image)."""
-    out = []
-    with FaceDetector(tiles=0) as detector:
-        for name in PHOTOS:
-            image = cv2.imread(str(media / name))
-            for face in detector.detect(Frame(name, 0, 0.0, image)).faces:
-                out.append(face_patch(image, face.box))
+    out = media_patches(media)
     assert len(out) == 10
     return out
 
 
 @pytest.fixture(scope="module")
 def backgrounds(media):
-    """The HEVC clip's frames after its face has left (real, faceless)."""
-    with open_source(media / "pyfeat_face_noface_hevc.mov") as source:
-        return [f.image for f in source if f.index >= 90]
-
-
-def recall(frames, truth_boxes) -> dict[str, float]:
-    bins = {"24-32": (24, 32), "32+": (32, 10_000)}
-    hits = {name: [0, 0] for name in bins}
-    for found, truth in zip(frames, truth_boxes):
-        for box, match in zip(truth, matches(truth, found)):
-            for name, (lo, hi) in bins.items():
-                if lo <= box[2] < hi:
-                    hits[name][0] += match is not None
-                    hits[name][1] += 1
-    return {name: h / n for name, (h, n) in hits.items()}
+    return media_backgrounds(media)
 
 
 def test_tiles_find_small_faces_in_1080p_and_ids_stay(tmp_path, patches, backgrounds):
     """15 faces of 24-200 px, 1920×1080, 45 frames, default settings, end to end: ≥ 90 % of
     the face-frames of ≥ 32 px found, ≥ 70 % of 24-32 px; each face keeps one id (today's
     whole-frame detection finds none below ~100 px: the same run with --tiles off fails)."""
-    crowd = Crowd(patches, backgrounds, (1920, 1080), SIDES, frames=45, seed=1)
+    crowd = Crowd(patches, backgrounds, (1920, 1080), list(SIDES), frames=45, seed=1)
     truth = crowd.write(tmp_path / "crowd.mp4")
     for tiles, ok in (("auto", True), ("off", False)):
         table = tmp_path / f"{tiles}.csv"
@@ -70,7 +52,7 @@ def test_tiles_find_small_faces_in_1080p_and_ids_stay(tmp_path, patches, backgro
         for r in rows:
             found[int(r["frame"])].append(tuple(int(r[k]) for k in "xywh"))
             ids[int(r["frame"])].append(r["face_id"])
-        got = recall(found, truth)
+        got = recall(found, truth, BINS)
         if not ok:
             assert got["32+"] < 0.5 and got["24-32"] < 0.1, got
             continue
@@ -87,14 +69,14 @@ def test_tiles_find_small_faces_in_1080p_and_ids_stay(tmp_path, patches, backgro
 
 
 def test_tiles_find_small_faces_in_4k(patches, backgrounds):
-    crowd = Crowd(patches, backgrounds, (3840, 2160), SIDES[::2], frames=16, seed=2)
+    crowd = Crowd(patches, backgrounds, (3840, 2160), list(SIDES[::2]), frames=16, seed=2)
     found, truth = [], []
     with FaceDetector() as detector:
         for i in range(crowd.frames):
             image, boxes = crowd.frame(i)
             found.append([f.box for f in detector.detect(Frame("4k", i, i / 30, image)).faces])
             truth.append(boxes)
-    got = recall(found, truth)
+    got = recall(found, truth, BINS)
     assert got["32+"] >= 0.9 and got["24-32"] >= 0.7, got
 
 

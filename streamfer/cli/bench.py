@@ -45,11 +45,18 @@ from streamfer.cli.common import FLIP_AVERAGE_OPTION, UserError, user_errors
 @click.option("--report", "report_hour", is_flag=True,
               help="Instead: the analyst's report of a made-up hour at 30 fps with 100 face "
                    "ids (seconds, peak memory of `streamfer report`).")
+@click.option("--detectors", "detector_media", type=click.Path(exists=True, file_okay=False),
+              metavar="MEDIA",
+              help="Instead: the detector table, for each detector and --tiles setting: "
+                   "recall per face size, extra boxes and ms a frame on 1080p and 4K wide "
+                   "shots built from MEDIA's real faces (../shared/media), and the rows / "
+                   "false faces on MEDIA's clips.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="The classifier engine's threads (default: every core this process has).")
 @FLIP_AVERAGE_OPTION
 def bench(repeats, frames, model_path, data, split, fer_python, large, as_json, work_sizes,
-          work_size, agreement_clips, only, report_hour, threads, flip_average) -> None:
+          work_size, agreement_clips, only, report_hour, detector_media, threads,
+          flip_average) -> None:
     """Throughput table per backend: classifier faces/s per batch (each face scored as the
     default scores a face in a video: one view a frame, mirrored every other frame), the
     share of the CPU's measured int8 peak that is, end-to-end fps at 640×480 with 1 and 4
@@ -82,6 +89,12 @@ def bench(repeats, frames, model_path, data, split, fer_python, large, as_json, 
 
     if agreement_clips:
         _agreement(agreement_clips, model_path, as_json)
+        return
+    if detector_media:
+        from streamfer.tools.footage import detector_rows
+
+        for row in detector_rows(Path(detector_media)):
+            click.echo(json.dumps(row) if as_json else _detector_line(row))
         return
     if report_hour:
         from streamfer.tools.bench import report_row
@@ -237,3 +250,13 @@ def _agreement(clips, model_path, as_json: bool) -> None:
 
 def _num(value, digits: int = 1) -> str:
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def _detector_line(row: dict) -> str:
+    shots = "; ".join(
+        f"{name} " + " ".join(f"{k} {v:.2f}" for k, v in row[name].items()
+                              if k not in ("extra", "ms"))
+        + f", extra {row[name]['extra']}, {row[name]['ms']:.1f} ms" for name in ("1080p", "4K"))
+    return (f"{row['detector']}, tiles {row['tiles']}: {shots}; stage {row['stage']} rows, "
+            f"5 people {row['5 people']}, cartoon {row['cartoon']}, HEVC faceless "
+            f"{row['HEVC']} ids")

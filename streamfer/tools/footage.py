@@ -128,3 +128,100 @@ def matches(truth, boxes, min_iou: float = 0.3) -> list[int | None]:
         else:
             out.append(None)
     return out
+
+
+# The real faces of ../shared/media used to build wide shots (tests and `bench --detectors`).
+PHOTOS = ("pyfeat_0-f1-su-ph_surprise.jpg", "pyfeat_0-f15-hao-ph_happy_open.jpg",
+          "pyfeat_15-f13-anc-ph_anger_closed.jpg", "pyfeat_45-m7-di-ph_disgust.jpg",
+          "pyfeat_single_face_smile.jpg", "pyfeat_multi_face_5people.jpg")
+SIDES = (24, 26, 28, 30, 32, 36, 40, 48, 56, 64, 80, 100, 128, 160, 200)
+SIZE_BINS = {"24-32": (24, 32), "32-48": (32, 48), "48-100": (48, 100), "100+": (100, 10_000)}
+
+
+def media_patches(media: Path) -> list[Patch]:
+    """Every face of :data:`PHOTOS` in ``media``, boxed by the product's own detector."""
+    from streamfer.detect import FaceDetector
+    from streamfer.frame import Frame
+
+    out = []
+    with FaceDetector(tiles=0) as detector:
+        for name in PHOTOS:
+            image = cv2.imread(str(Path(media) / name))
+            for face in detector.detect(Frame(name, 0, 0.0, image)).faces:
+                out.append(face_patch(image, face.box))
+    return out
+
+
+def media_backgrounds(media: Path) -> list[np.ndarray]:
+    """The frames of ``media``'s HEVC clip after its face has left (real, faceless)."""
+    from streamfer.sources import open_source
+
+    with open_source(Path(media) / "pyfeat_face_noface_hevc.mov") as source:
+        return [f.image for f in source if f.index >= 90]
+
+
+def recall(found: list[list], truth: list[list], bins=SIZE_BINS) -> dict[str, float]:
+    """Per face-size bin (by the true box's side), the share of true face-frames matched by
+    a found box; and ``"extra"``: found boxes matching no true face, in all."""
+    hits = {name: [0, 0] for name in bins}
+    extra = 0
+    for boxes, true in zip(found, truth):
+        matched = matches(true, boxes)
+        extra += len(boxes) - sum(m is not None for m in matched)
+        for box, m in zip(true, matched):
+            for name, (lo, hi) in bins.items():
+                if lo <= box[2] < hi:
+                    hits[name][0] += m is not None
+                    hits[name][1] += 1
+    out = {name: h / n for name, (h, n) in hits.items() if n}
+    out["extra"] = extra
+    return out
+
+
+def detector_rows(media: Path, settings=(("both", 0), ("both", 8), ("both", 16), ("both", 32),
+                                         ("full", 16))) -> list[dict]:
+    """The detector table: for each ``(detector, tiles)``, on wide shots built from
+    ``media``'s faces (1920×1080, the 15 :data:`SIDES`, 60 frames; 3840×2160, every other
+    side, 30 frames) recall per face size, extra boxes and detection ms a frame; on
+    ``media``'s clips, what the CSV would hold (detector and tracker on every frame): rows
+    of the stage clip, the five-people photo and the cartoon, ids in the HEVC clip's faceless
+    half (frames 85 on)."""
+    import time
+
+    from streamfer.detect import FaceDetector
+    from streamfer.frame import Frame
+    from streamfer.sources import open_source
+    from streamfer.track import Tracker
+
+    media = Path(media)
+    patches, backgrounds = media_patches(media), media_backgrounds(media)
+    shots = {"1080p": Crowd(patches, backgrounds, (1920, 1080), list(SIDES), 60, seed=1),
+             "4K": Crowd(patches, backgrounds, (3840, 2160), list(SIDES[::2]), 30, seed=2)}
+    frames = {name: [shot.frame(i) for i in range(shot.frames)] for name, shot in shots.items()}
+    clips = {"stage": "face_recognition_short_hamilton_clip.mp4",
+             "5 people": "pyfeat_multi_face_5people.jpg",
+             "cartoon": "pyfeat_no_face_cartoon.mp4", "HEVC": "pyfeat_face_noface_hevc.mov"}
+    rows = []
+    for model, tiles in settings:
+        row = {"detector": model, "tiles": tiles or "off"}
+        with FaceDetector(model, tiles=tiles) as detector:
+            for name, shot in frames.items():
+                detector.reset()
+                start, found = time.perf_counter(), []
+                for i, (image, _) in enumerate(shot):
+                    faces = detector.detect(Frame(name, i, i / 30, image.copy())).faces
+                    found.append([f.box for f in faces])
+                row[name] = recall(found, [t for _, t in shot])
+                row[name]["ms"] = 1000 * (time.perf_counter() - start) / len(shot)
+            for name, file in clips.items():
+                detector.reset()
+                tracker, rows_, late_ids = Tracker(), 0, set()
+                with open_source(media / file) as source:
+                    for frame in source:
+                        faces = tracker.update(detector.detect(frame)).faces
+                        rows_ += len(faces)
+                        if frame.index >= 85:
+                            late_ids |= {f.face_id for f in faces}
+                row[name] = len(late_ids) if name == "HEVC" else rows_
+        rows.append(row)
+    return rows
