@@ -75,3 +75,10 @@ def test_bench_refuses_a_file_that_is_no_model_in_one_line(tmp_path):
         result = CliRunner().invoke(main, ["bench", "--model", str(model), "--work-sizes", "32"])
         assert result.exit_code == 1 and "not a streamfer model file" in result.output
         assert "Traceback" not in result.output
+
+
+def test_the_detector_table_refuses_a_folder_without_the_media_in_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["bench", "--detectors", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "lacks pyfeat_0-f1-su-ph_surprise.jpg" in result.output
+    assert isinstance(result.exception, SystemExit)  # a usage error, not a traceback

@@ -91,7 +91,11 @@ def bench(repeats, frames, model_path, data, split, fer_python, large, as_json, 
         _agreement(agreement_clips, model_path, as_json)
         return
     if detector_media:
-        from streamfer.tools.footage import detector_rows
+        from streamfer.tools.footage import detector_rows, media_missing
+
+        if missing := media_missing(Path(detector_media)):
+            raise UserError(f"--detectors: {detector_media} lacks {', '.join(missing)} "
+                            "(../shared/media's photos and clips)")
 
         for row in detector_rows(Path(detector_media)):
             click.echo(json.dumps(row) if as_json else _detector_line(row))

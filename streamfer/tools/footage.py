@@ -138,6 +138,15 @@ SIDES = (24, 26, 28, 30, 32, 36, 40, 48, 56, 64, 80, 100, 128, 160, 200)
 SIZE_BINS = {"24-32": (24, 32), "32-48": (32, 48), "48-100": (48, 100), "100+": (100, 10_000)}
 
 
+MEDIA_CLIPS = ("face_recognition_short_hamilton_clip.mp4", "pyfeat_no_face_cartoon.mp4",
+               "pyfeat_face_noface_hevc.mov")
+
+
+def media_missing(media: Path) -> list[str]:
+    """The files :func:`detector_rows` needs that ``media`` lacks."""
+    return [n for n in (*PHOTOS, *MEDIA_CLIPS) if not (Path(media) / n).is_file()]
+
+
 def media_patches(media: Path) -> list[Patch]:
     """Every face of :data:`PHOTOS` in ``media``, boxed by the product's own detector."""
     from streamfer.detect import FaceDetector
