@@ -260,7 +260,7 @@ class FaceDetector:
                 image[y:y + side, x:x + side], (cell, cell), interpolation=interp)
         found = []
         for box, score, roll in self._found(self._models["short"], _mp_image(mosaic), 0, 0,
-                                            1.0, SHORT_SIDE, SHORT_SIDE):
+                                            1.0, SHORT_SIDE, SHORT_SIDE, min_side=2):
             r, c = (int((v + d / 2) // cell) for v, d in ((box[1], box[3]), (box[0], box[2])))
             n = r * MOSAIC + c
             if n >= len(regions) or c >= MOSAIC:
@@ -275,17 +275,20 @@ class FaceDetector:
                 found.append((face, score, roll))
         return found
 
-    def _found(self, detector, rgb, x: int, y: int, scale: float, iw: int,
-               ih: int) -> list[Found]:
+    def _found(self, detector, rgb, x: int, y: int, scale: float, iw: int, ih: int,
+               min_side: int | None = None) -> list[Found]:
         """``detector``'s faces in ``rgb`` (a part of the frame at ``x, y``, shrunk by
-        ``scale``), as frame boxes clipped to the ``iw``×``ih`` frame."""
+        ``scale``), as frame boxes clipped to the ``iw``×``ih`` frame, none narrower than
+        ``min_side`` (default: ``min_face``; a mosaic's caller holds its faces to it once they
+        are in frame pixels)."""
+        limit = max(2, self.min_face if min_side is None else min_side)
         found = []
         for det in detector.detect(rgb).detections:
             b = det.bounding_box
             x0, y0 = max(0, x + b.origin_x / scale), max(0, y + b.origin_y / scale)
             x1 = min(iw, x + (b.origin_x + b.width) / scale)
             y1 = min(ih, y + (b.origin_y + b.height) / scale)
-            if x1 - x0 < max(2, self.min_face) or y1 - y0 < max(2, self.min_face):
+            if x1 - x0 < limit or y1 - y0 < limit:
                 continue
             score = float(det.categories[0].score) if det.categories else 0.0
             x0, y0, x1, y1 = (round(v) for v in (x0, y0, x1, y1))

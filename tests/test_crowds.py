@@ -129,3 +129,17 @@ def test_faceless_clips_get_no_more_false_faces(tmp_path, media):
                 if int(r["frame"]) >= 85}) <= 1
     assert len(counts["face_recognition_short_hamilton_clip.mp4"]) >= 409
     assert len(counts["pyfeat_multi_face_5people.jpg"]) == 5
+
+
+def test_faces_are_followed_with_a_min_face(patches, backgrounds):
+    """With --min-face 40, faces of 60-90 px stay found frame after frame: the regions'
+    detections are held to --min-face in frame pixels, not in the mosaic's (where a face is
+    ~26 px; before, every followed face was dropped there)."""
+    crowd = Crowd(patches, backgrounds, (1920, 1080), [60, 70, 80, 90], frames=12, seed=4)
+    found, truth = [], []
+    with FaceDetector(min_face=40) as detector:
+        for i in range(crowd.frames):
+            image, boxes = crowd.frame(i)
+            found.append([f.box for f in detector.detect(Frame("m", i, i / 30, image)).faces])
+            truth.append(boxes)
+    assert recall(found, truth, BINS)["32+"] >= 0.9
