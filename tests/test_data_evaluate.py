@@ -1,10 +1,17 @@
+import shutil
+
 import cv2
 import numpy as np
 import pytest
 
 from streamfer.labels import EMOTIONS
 from streamfer.training.data import DatasetError, ferplus_rule, load_dataset
-from streamfer.training.evaluate import calibrate_thresholds, compute_metrics, cooccurrence
+from streamfer.training.evaluate import (
+    calibrate_thresholds,
+    compute_metrics,
+    cooccurrence,
+    evaluate,
+)
 
 
 def test_ferplus_multi_target_rule():
@@ -45,23 +52,23 @@ def _folders(root, counts):
 def test_folder_per_emotion_layout_with_its_own_splits(tmp_path):
     _folders(tmp_path / "train", (("happy", 3), ("Sad", 2), ("neutral", 2), ("notes", 1)))
     _folders(tmp_path / "valid", (("happy", 1), ("sad", 1)))
-    data = load_dataset(tmp_path, "train")
+    data = load_dataset(tmp_path, "train", crop="none")
     assert len(data) == 7 and data.images.shape[1:] == (100, 100, 3)
     assert data.targets[:, EMOTIONS.index("Happiness")].sum() == 3
     assert data.targets[:, EMOTIONS.index("Sadness")].sum() == 2
     assert (data.targets.sum(1) == 0).sum() == 2
-    assert len(load_dataset(tmp_path, "valid")) == 2
+    assert len(load_dataset(tmp_path, "valid", crop="none")) == 2
     with pytest.raises(DatasetError, match="no test/ folder"):
-        load_dataset(tmp_path, "test")
+        load_dataset(tmp_path, "test", crop="none")
 
 
 def test_folder_without_valid_gets_a_disjoint_stratified_holdout(tmp_path):
     _folders(tmp_path, (("happy", 40), ("sad", 30), ("neutral", 30)))
-    train, valid = load_dataset(tmp_path, "train"), load_dataset(tmp_path, "valid")
+    train, valid = (load_dataset(tmp_path, split, crop="none") for split in ("train", "valid"))
     assert len(train) + len(valid) == 100 and len(valid) == 10
     assert not set(train.names) & set(valid.names)
     assert valid.targets[:, EMOTIONS.index("Happiness")].sum() == 4  # stratified: 40 %
-    assert load_dataset(tmp_path, "valid").names == valid.names  # seeded
+    assert load_dataset(tmp_path, "valid", crop="none").names == valid.names  # seeded
 
 
 def test_rafml_layout_holds_valid_out_of_train(tmp_path):
@@ -81,6 +88,52 @@ def test_rafml_layout_holds_valid_out_of_train(tmp_path):
     np.testing.assert_allclose(test.soft[0], [0.8, 0.1, 0.1, 0.1, 0.1, 0.1], atol=1e-6)
     with pytest.raises(DatasetError, match="unknown split"):
         load_dataset(tmp_path, "val")
+
+
+def test_folder_photos_are_cropped_as_the_product_crops_a_photo(tmp_path, media, detector_ready):
+    """Photos (JAFFE's head-and-shoulders shots, loosely centred faces) become the crop of
+    their largest face as a run makes it; a photo without a face is left out and named."""
+    from streamfer.detect import FaceDetector
+    from streamfer.frame import Frame
+
+    photos = {"happy": "pyfeat_single_face_smile.jpg",
+              "surprise": "pyfeat_0-f1-su-ph_surprise.jpg"}
+    for folder, name in photos.items():
+        (tmp_path / "test" / folder).mkdir(parents=True)
+        shutil.copy(media / name, tmp_path / "test" / folder / name)
+    (tmp_path / "test" / "neutral").mkdir()
+    wall = np.full((200, 160, 3), 90, np.uint8)
+    cv2.imwrite(str(tmp_path / "test" / "neutral" / "wall.png"), wall)
+
+    data = load_dataset(tmp_path, "test")
+    assert data.names == [f"{f}/{n}" for f, n in sorted(photos.items())]
+    assert data.missed == ["neutral/wall.png"]
+    assert data.images.shape == (2, 100, 100, 3)
+    with FaceDetector("both", tiles=0) as detector:
+        image = cv2.imread(str(media / photos["happy"]))
+        faces = detector.detect(Frame("p", 0, 0.0, image)).faces
+    largest = max(faces, key=lambda f: f.box[2] * f.box[3])
+    np.testing.assert_array_equal(data.images[0], largest.crop)
+    assert load_dataset(tmp_path, "test").missed == data.missed  # kept in the cache too
+    as_is = load_dataset(tmp_path, "test", crop="none")
+    assert len(as_is) == 3 and not as_is.missed
+    with pytest.raises(DatasetError, match="unknown crop"):
+        load_dataset(tmp_path, "test", crop="tight")
+
+
+def test_posed_set_figures_top1_per_emotion_and_neutral_faces_labelled():
+    targets = np.zeros((5, 6))
+    targets[[0, 1], 0] = 1  # two surprised faces, one angry, two neutral
+    targets[2, 5] = 1
+    scores = np.full((5, 6), 0.1)
+    scores[0, 0] = scores[1, 4] = scores[2, 5] = scores[3, 4] = 0.9
+    majority = np.array([0, 0, 5, -1, -1])
+    result = evaluate(targets, scores, [0.5] * 6, majority=majority)
+    assert result["top1"] == 2 / 3
+    assert result["top1_per_label"]["Surprise"] == {"top1": 0.5, "n": 2}
+    assert result["top1_per_label"]["Anger"] == {"top1": 1.0, "n": 1}
+    assert result["top1_per_label"]["Fear"]["n"] == 0
+    assert (result["negatives_labelled"], result["negatives_n"]) == (0.5, 2)
 
 
 def test_unknown_layout_is_a_clear_error(tmp_path):

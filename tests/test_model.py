@@ -8,7 +8,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from conftest import DEFAULT_MODEL
+from conftest import DEFAULT_MODEL, SHARED
 
 from streamfer.assets import AssetError
 from streamfer.classify import Classifier
@@ -140,6 +140,38 @@ def test_posed_photos_get_their_emotion_as_the_top_score(classifier, media, dete
     assert len(frame.faces) == 1
     scores = classifier.predict(frame.faces[0].crop[None])[0]
     assert EMOTIONS[scores.argmax()] == emotion, dict(zip(EMOTIONS, scores.round(2)))
+
+
+@pytest.fixture(scope="module")
+def jaffe_result(classifier, detector_ready):
+    """The shipped model on JAFFE's posed faces (evaluation only), each photo cropped as the
+    product crops a photo, at the thresholds calibrated on FER+."""
+    from streamfer.training.evaluate import evaluate, predict_dataset
+
+    if not (SHARED / "data" / "jaffe" / "test").is_dir():
+        pytest.skip("needs ../shared/data/jaffe")
+    data = load_dataset(SHARED / "data" / "jaffe", "test")
+    assert len(data) == 213 and not data.missed  # every photo's face found
+    return evaluate(data.targets, predict_dataset(classifier, data), classifier.thresholds,
+                    majority=data.majority)
+
+
+def test_posed_faces_of_another_set_read_where_the_model_is_strong(jaffe_result):
+    per = jaffe_result["top1_per_label"]
+    assert per["Happiness"]["top1"] >= 0.9 and per["Sadness"]["top1"] >= 0.8, per
+    assert per["Surprise"]["top1"] >= 0.7, per
+    assert jaffe_result["negatives_labelled"] <= 0.2  # neutral faces given a label
+
+
+POSED_NOT_YET = ("posed anger, disgust and fear read Sadness on JAFFE (issue 28: top-1 >= 0.70, "
+                 "each of the three >= 0.50)")
+
+
+@pytest.mark.xfail(strict=True, reason=POSED_NOT_YET)
+def test_posed_anger_disgust_and_fear_read_right(jaffe_result):
+    per = jaffe_result["top1_per_label"]
+    assert jaffe_result["top1"] >= 0.70, jaffe_result["top1"]
+    assert min(per[e]["top1"] for e in ("Anger", "Disgust", "Fear")) >= 0.5, per
 
 
 def test_crying_then_smiling_reads_sadness_early_and_happiness_late(classifier, media,

@@ -11,7 +11,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import DEFAULT_MODEL, ROOT
 
 from streamfer.training.data import Dataset, load_dataset
 
@@ -49,8 +49,8 @@ def backends():
 @pytest.mark.parametrize("backend", list(backends()))
 def test_two_steps_train_resume_and_export_under_each_backend(tmp_path, tiny, backend):
     run = tmp_path / "run"
-    args = ["train", "--data", tiny, "--out", run, "--steps-per-epoch", "2", "--batch-size",
-            "4", "--work-size", "32", "--precision", "fp32"]
+    args = ["train", "--data", tiny, "--crop", "none", "--out", run, "--steps-per-epoch", "2",
+            "--batch-size", "4", "--work-size", "32", "--precision", "fp32"]
     first = streamfer(*args, "--epochs", "1", backend=backend)
     assert first.returncode == 0, first.stderr[-2000:]
     config = json.loads((run / "train_config.json").read_text())
@@ -65,13 +65,13 @@ def test_two_steps_train_resume_and_export_under_each_backend(tmp_path, tiny, ba
     assert (run / "best.weights.h5").is_file()
 
     model = tmp_path / "m" / "model.json"
-    done = streamfer("export", "--run", run, "--data", tiny, "--out", model, "--no-int8",
-                     backend=backend)
+    done = streamfer("export", "--run", run, "--data", tiny, "--crop", "none", "--out", model,
+                     "--no-int8", backend=backend)
     assert done.returncode == 0, done.stderr[-2000:]
     meta = json.loads(model.read_text())
     assert meta["vgg"] == "bn" and meta["work_size"] == 32 and len(meta["thresholds"]) == 6
-    same = streamfer("export", "--run", run, "--data", tiny, "--out", model, "--no-int8",
-                     backend=backend)
+    same = streamfer("export", "--run", run, "--data", tiny, "--crop", "none", "--out", model,
+                     "--no-int8", backend=backend)
     assert same.returncode == 1 and "does not beat" in same.stderr  # the same model again
 
 
@@ -84,17 +84,19 @@ def test_exported_model_reloads_and_init_starts_from_it(tmp_path, tiny):
 
     run = tmp_path / "run"
     train(TrainConfig(str(tiny), str(run), epochs=1, steps_per_epoch=1, batch_size=4,
-                      work_size=32, vgg="plain", precision="fp32"), progress=False)
+                      work_size=32, vgg="plain", precision="fp32", crop="none"), progress=False)
     out = tmp_path / "model.json"
-    result = export(run, tiny, out, int8=False)
-    assert result["n"] == len(load_dataset(tiny, "valid"))
+    result = export(run, tiny, out, int8=False, crop="none")
+    assert result["n"] == len(load_dataset(tiny, "valid", "none"))
     classifier = Classifier(out, backend="keras")
-    crops = np.stack([cv2.resize(im, (100, 100)) for im in load_dataset(tiny, "valid").images])
+    crops = np.stack([cv2.resize(im, (100, 100))
+                      for im in load_dataset(tiny, "valid", "none").images])
     assert classifier.predict(crops).shape == (len(crops), 6)
 
     second = tmp_path / "run2"
     train(TrainConfig(str(tiny), str(second), epochs=1, steps_per_epoch=1, batch_size=4,
-                      learning_rate=1e-12, init=str(out), precision="fp32"), progress=False)
+                      learning_rate=1e-12, init=str(out), precision="fp32", crop="none"),
+          progress=False)
     assert json.loads((second / "config.json").read_text())["vgg"] == "plain"
     recorded = json.loads((second / "train_config.json").read_text())
     assert (recorded["vgg"], recorded["work_size"]) == ("plain", 32)  # what --init trained
@@ -112,8 +114,8 @@ def test_exported_model_reloads_and_init_starts_from_it(tmp_path, tiny):
     # Progressive resizing: --work-size with --init trains the same weights on at a new size.
     larger = tmp_path / "run3"
     train(TrainConfig(str(tiny), str(larger), epochs=1, steps_per_epoch=1, batch_size=4,
-                      learning_rate=1e-12, init=str(out), work_size=40, precision="fp32"),
-          progress=False)
+                      learning_rate=1e-12, init=str(out), work_size=40, precision="fp32",
+                      crop="none"), progress=False)
     resized = ModelConfig.from_dict(json.loads((larger / "config.json").read_text()))
     assert (resized.vgg, resized.work_size) == ("plain", 40)
     resized.input_size = resized.work_size
@@ -134,6 +136,14 @@ def test_weighted_bce_matches_its_formula_on_soft_targets():
     expected = -np.mean(w * y * np.log(p) + (1 - y) * np.log(1 - p))
     got = float(ops.convert_to_numpy(weighted_bce(w)(y, p))[0])
     assert got == pytest.approx(expected, rel=1e-5)
+    # the focal loss scales each term by how wrong the score is; smoothing pulls y to 0.5
+    focal = -np.mean(w * y * np.log(p) * (1 - p) ** 2 + (1 - y) * np.log(1 - p) * p ** 2)
+    got = float(ops.convert_to_numpy(weighted_bce(w, focal_gamma=2.0)(y, p))[0])
+    assert got == pytest.approx(focal, rel=1e-5) and got < expected / 3
+    s = y * 0.8 + 0.1
+    smoothed = -np.mean(w * s * np.log(p) + (1 - s) * np.log(1 - p))
+    got = float(ops.convert_to_numpy(weighted_bce(w, label_smoothing=0.2)(y, p))[0])
+    assert got == pytest.approx(smoothed, rel=1e-5)
     targets = np.array([[1, 0, 0, 0, 0, 0]] * 1 + [[0] * 6] * 99, np.float32)
     assert positive_weights(targets, cap=4.0)[0] == 4.0  # √(99) capped
     assert positive_weights(targets, cap=4.0)[1] == 4.0  # no positives: clipped, capped
@@ -201,6 +211,70 @@ def test_a_run_stopped_twice_resumes_at_the_epoch_it_reached(tmp_path):
 def test_init_from_a_file_that_is_no_model_is_one_line(tmp_path, tiny):
     bad = tmp_path / "notes.json"
     bad.write_text("not json")
-    done = streamfer("train", "--data", tiny, "--out", tmp_path / "run", "--init", bad)
+    done = streamfer("train", "--data", tiny, "--crop", "none", "--out", tmp_path / "run",
+                     "--init", bad)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "is not a streamfer model file" in done.stderr.strip().splitlines()[-1]
+
+
+def test_the_head_on_cached_features_scores_as_the_whole_model(tiny):
+    """The head alone, fed the backbones' cached features (ONNX Runtime, fp32), gives the
+    whole Keras model's scores, for both views."""
+    from streamfer.model import load_model
+    from streamfer.training.evaluate import as_crops
+    from streamfer.training.head import (
+        backbone_features,
+        copy_head,
+        head_model,
+        mirror_averaged_scores,
+    )
+
+    data = load_dataset(tiny, "train", "none")
+    model, config = load_model(DEFAULT_MODEL)
+    head = head_model(config)
+    copy_head(model, head)
+    views = [backbone_features(DEFAULT_MODEL, data, mirrored=m) for m in (False, True)]
+    crops = as_crops(data.images).astype(np.float32)
+    whole = (model.predict(crops, verbose=0) + model.predict(crops[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(mirror_averaged_scores(head, *views, config.backbones), whole,
+                               atol=2e-4)
+    assert backbone_features(DEFAULT_MODEL, data)["vgg19"].shape == (len(data), 512)  # cached
+
+
+def test_head_only_training_changes_the_head_alone_and_exports(tmp_path, tiny):
+    """``train --head-only --init``: an ordinary run folder whose whole-model weights keep
+    the starting backbones; extra faces join the training set; export ships it."""
+    from streamfer.model import ModelConfig, build_model, load_model
+
+    run = tmp_path / "head"
+    done = streamfer("train", "--data", tiny, "--crop", "none", "--extra-data", tiny,
+                     "--out", run, "--init", DEFAULT_MODEL, "--head-only", "--epochs", "2",
+                     "--batch-size", "8", "--lr", "1e-2", "--warmup-steps", "0",
+                     "--focal-gamma", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "epoch 2/2: loss" in done.stdout
+    assert len((run / "log.csv").read_text().splitlines()) == 3
+    start, _ = load_model(DEFAULT_MODEL)
+    config = ModelConfig.from_dict(json.loads((run / "config.json").read_text()))
+    config.input_size = config.work_size
+    trained = build_model(config)
+    trained.load_weights(str(run / "best.weights.h5"))
+    for name in ("resnet50", "vgg19"):
+        np.testing.assert_array_equal(trained.get_layer(name).get_weights()[0],
+                                      start.get_layer(name).get_weights()[0])
+    assert not np.allclose(trained.get_layer("emotions").get_weights()[0],
+                           start.get_layer("emotions").get_weights()[0])
+    model = tmp_path / "m" / "model.json"
+    shipped = streamfer("export", "--run", run, "--data", tiny, "--crop", "none", "--out",
+                        model, "--no-int8")
+    assert shipped.returncode == 0, shipped.stderr[-2000:]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--head-only"], "--head-only trains the head of a model: give it with --init"),
+    (["--head-only", "--init", DEFAULT_MODEL, "--work-size", "100"], "keeps --init's working"),
+])
+def test_head_only_without_its_model_is_one_line(tmp_path, tiny, args, message):
+    done = streamfer("train", "--data", tiny, "--crop", "none", "--out", tmp_path / "r", *args)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert message in done.stderr

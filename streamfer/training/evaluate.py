@@ -96,9 +96,17 @@ def report_tables(result: dict, labels: tuple[str, ...] = EMOTIONS):
         summary.add_column(f"@{name}", justify="right")
     for key in ("hamming_loss", "samples_f1", "micro_f1", "macro_f1", "mAP", "subset_accuracy"):
         summary.add_row(key, *(f"{m[key]:.3f}" for m in result["at"].values()))
+    caption = []
     if "top1" in result:
-        summary.caption = (f"top-1 among the six on the {result['top1_n']} faces whose strict "
-                           f"majority vote is one of them: {result['top1']:.3f}")
+        caption.append(f"top-1 among the six on the {result['top1_n']} faces whose strict "
+                       f"majority vote is one of them: {result['top1']:.3f}")
+        caption.append("per emotion: " + ", ".join(
+            f"{label} {m['top1']:.2f} ({m['n']})"
+            for label, m in result.get("top1_per_label", {}).items() if m["n"]))
+    if result.get("negatives_n"):
+        caption.append(f"faces with none of the six given a label (calibrated): "
+                       f"{result['negatives_labelled']:.3f} of {result['negatives_n']}")
+    summary.caption = "\n".join(caption) or None
 
     per_label = Table(title="per label (calibrated thresholds)")
     for column in ("label", "threshold", "precision", "recall", "F1", "support"):
@@ -155,6 +163,29 @@ def top1_accuracy(majority: np.ndarray, scores: np.ndarray) -> tuple[float, int]
     return float((scores[has].argmax(1) == majority[has]).mean()), int(has.sum())
 
 
+def top1_per_label(majority: np.ndarray, scores: np.ndarray,
+                   labels: tuple[str, ...] = EMOTIONS) -> dict[str, dict]:
+    """Per emotion, the share of its strict-majority faces whose top score is that emotion
+    (a posed set's per-emotion accuracy), and how many faces that is.
+
+    >>> top1_per_label(np.array([0, 0, 1]), np.array([[.9, .1], [.2, .8], [.3, .6]]), ("a", "b"))
+    {'a': {'top1': 0.5, 'n': 2}, 'b': {'top1': 1.0, 'n': 1}}
+    """
+    majority, top = np.asarray(majority), np.asarray(scores).argmax(1)
+    return {label: {"top1": float((top[majority == j] == j).mean()) if (majority == j).any()
+                    else float("nan"), "n": int((majority == j).sum())}
+            for j, label in enumerate(labels)}
+
+
+def negatives_labelled(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, int]:
+    """Share of the faces that show none of the emotions (neutral ones) given a label
+    anyway, and how many such faces there are."""
+    none = ~np.asarray(y_true).astype(bool).any(1)
+    if not none.any():
+        return float("nan"), 0
+    return float(np.asarray(y_pred).astype(bool)[none].any(1).mean()), int(none.sum())
+
+
 def evaluate(targets: np.ndarray, scores: np.ndarray, thresholds,
              labels: tuple[str, ...] = EMOTIONS, name: str = "", split: str = "",
              majority: np.ndarray | None = None) -> dict:
@@ -171,6 +202,8 @@ def evaluate(targets: np.ndarray, scores: np.ndarray, thresholds,
                "0.5": compute_metrics(targets, scores, [0.5] * len(labels), labels)},
         "cooccurrence": cooccurrence(targets, y_pred).tolist(),
     }
+    result["negatives_labelled"], result["negatives_n"] = negatives_labelled(targets, y_pred)
     if majority is not None:
         result["top1"], result["top1_n"] = top1_accuracy(majority, scores)
+        result["top1_per_label"] = top1_per_label(majority, scores, labels)
     return result

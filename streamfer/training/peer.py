@@ -71,13 +71,14 @@ class FerClassifier:
         return np.concatenate(out)[:, self._columns].astype(np.float32)
 
 
-def compare(data: str | Path, split: str, classifiers: dict) -> dict[str, dict]:
+def compare(data: str | Path, split: str, classifiers: dict,
+            crop: str = "detect") -> dict[str, dict]:
     """Each classifier's :func:`~streamfer.training.evaluate.evaluate` result on ``split`` of
     ``data``, thresholds calibrated on that split for each model alike."""
     from streamfer.training.data import load_dataset
     from streamfer.training.evaluate import calibrate_thresholds, evaluate, predict_dataset
 
-    dataset = load_dataset(data, split)
+    dataset = load_dataset(data, split, crop)
     results = {}
     for name, classifier in classifiers.items():
         scores = predict_dataset(classifier, dataset)

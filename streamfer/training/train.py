@@ -71,6 +71,11 @@ class TrainConfig:
     valid_split: str = "valid"
     init: str | None = None  # a model .json whose weights (and architecture) start the run
     limit: int | None = None  # use only the first N faces of each split (smoke tests)
+    head_only: bool = False  # train init's head alone on cached features (streamfer.training.head)
+    extra_data: str | None = None  # more faces (folder-per-emotion, cropped by the detector)
+    focal_gamma: float = 0.0  # > 0: focal loss (easy faces' terms scaled down)
+    label_smoothing: float = 0.0  # targets pulled towards 0.5 by this much
+    crop: str = "detect"  # folder-per-emotion photos: cropped by the detector, or "none"
     extra: dict = field(default_factory=dict)
 
 
@@ -95,16 +100,24 @@ def positive_weights(targets: np.ndarray, cap: float) -> np.ndarray:
     return np.sqrt((1 - pos) / pos).clip(1.0, cap).astype(np.float32)
 
 
-def weighted_bce(pos_weight: np.ndarray):
-    """Binary cross-entropy (soft targets welcome) whose positive terms are scaled per label."""
+def weighted_bce(pos_weight: np.ndarray, focal_gamma: float = 0.0,
+                 label_smoothing: float = 0.0):
+    """Binary cross-entropy (soft targets welcome) whose positive terms are scaled per label;
+    ``focal_gamma`` > 0 makes it the focal loss (each term scaled by how wrong the score is,
+    to that power: faces already right weigh less); ``label_smoothing`` pulls the targets
+    towards 0.5 by that much."""
     from keras import ops
 
     weight = ops.convert_to_tensor(pos_weight)
 
     def loss(y_true, y_pred):
-        y_true = ops.cast(y_true, "float32")
+        y_true = ops.cast(y_true, "float32") * (1 - label_smoothing) + label_smoothing / 2
         y_pred = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1 - 1e-7)
-        terms = weight * y_true * ops.log(y_pred) + (1 - y_true) * ops.log(1 - y_pred)
+        positive, negative = ops.log(y_pred), ops.log(1 - y_pred)
+        if focal_gamma:
+            positive = positive * (1 - y_pred) ** focal_gamma
+            negative = negative * y_pred ** focal_gamma
+        terms = weight * y_true * positive + (1 - y_true) * negative
         return -ops.mean(terms, axis=-1)
 
     return loss
@@ -152,6 +165,15 @@ def make_dataset(data: Dataset, batch_size: int, size: int, seed: int, training:
     return Batches()
 
 
+def joined(data: Dataset, extra: Dataset, size: int) -> Dataset:
+    """Two datasets' faces as one, at ``size`` px (the extra faces' binary labels are their
+    soft targets: a single label has no vote shares)."""
+    return Dataset(np.concatenate([resized(data.images, size), resized(extra.images, size)]),
+                   np.concatenate([data.targets, extra.targets]), data.names + extra.names,
+                   np.concatenate([data.soft, extra.targets]),
+                   np.concatenate([data.majority, extra.majority]))
+
+
 def _model_config(cfg: TrainConfig) -> ModelConfig:
     if cfg.init:  # the architecture is the starting model's; its size may change, as the
         # backbones end in global pooling (progressive resizing: train on at a larger size)
@@ -171,11 +193,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16())
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if bf16 else "float32")
 
-    train_data = load_dataset(cfg.data, "train")
-    valid_data = load_dataset(cfg.data, cfg.valid_split)
+    train_data = load_dataset(cfg.data, "train", cfg.crop)
+    valid_data = load_dataset(cfg.data, cfg.valid_split, cfg.crop)
+    extra = load_dataset(cfg.extra_data, "train", cfg.crop) if cfg.extra_data else None
     if cfg.limit:
         train_data = train_data.subset(np.arange(min(cfg.limit, len(train_data))))
         valid_data = valid_data.subset(np.arange(min(cfg.limit, len(valid_data))))
+        extra = extra and extra.subset(np.arange(min(cfg.limit, len(extra))))
+    if cfg.head_only and (not cfg.init or cfg.work_size):
+        raise ValueError("training the head alone needs --init, whose working size it keeps")
     model_cfg = _model_config(cfg)
     model_cfg.to_json(run / "config.json")
     trained = {"work_size": model_cfg.work_size, "vgg": model_cfg.vgg,  # what --init set
@@ -184,6 +210,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     (run / "train_config.json").write_text(
         json.dumps({**asdict(cfg), **trained, "bf16": bf16, "backend": keras.backend.backend()},
                    indent=2) + "\n")
+
+    loss = weighted_bce(positive_weights(train_data.targets, cfg.max_pos_weight),
+                        cfg.focal_gamma, cfg.label_smoothing)
+    if cfg.head_only:
+        from streamfer.training.head import train_head
+
+        return train_head(cfg, run, train_data, valid_data, extra, model_cfg, loss)
+    if extra is not None:
+        train_data = joined(train_data, extra, model_cfg.work_size)
 
     # Train at the working size directly: the Resizing layer has no weights.
     size = model_cfg.work_size
@@ -202,7 +237,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         warmup_steps=warmup)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-        loss=weighted_bce(positive_weights(train_data.targets, cfg.max_pos_weight)))
+        loss=loss)
     best = run / "best.weights.h5"
     model.fit(
         make_dataset(train_data, cfg.batch_size, size, cfg.seed, True, cfg.targets),
@@ -311,7 +346,7 @@ class NotBetterError(RuntimeError):
 
 def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = "valid",
            key: str = "mAP", force: bool = False, int8: bool = True,
-           flip_average: bool = True) -> dict:
+           flip_average: bool = True, crop: str = "detect") -> dict:
     """Best weights of a run → fp16 model file at ``out`` with thresholds calibrated on
     ``split``; refuses (unless ``force``) when the model at ``out``, measured again on the
     same split and with the same ``flip_average``, scores as well on ``key``. ``int8``: also
@@ -328,7 +363,7 @@ def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = 
     model = build_model(config, trainable_backbones=False)
     model.set_weights([compact(w).astype(np.float32) for w in trained.get_weights()])
 
-    valid = load_dataset(data, split)
+    valid = load_dataset(data, split, crop)
 
     def measure(classifier: Classifier) -> dict:
         scores = predict_dataset(classifier, valid)
@@ -352,19 +387,19 @@ def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = 
         if (run / name).is_file():
             shutil.copy(run / name, out.with_name(f"training_{name}"))
     if int8 and installed("onnx"):
-        calibrate_int8(out, data)
+        calibrate_int8(out, data, crop=crop)
     return result
 
 
 def calibrate_int8(model_json: str | Path, data: str | Path, faces: int = 256,
-                   seed: int = 0) -> Path:
+                   seed: int = 0, crop: str = "detect") -> Path:
     """Store the int8 activation ranges of ``model_json`` (``<model>.int8.json``), measured
     on ``faces`` random Train faces of ``data``; the int8 engines quantize with them."""
     from streamfer.runtimes.build import measure_int8_ranges
     from streamfer.training.evaluate import as_crops
 
     model, _ = load_model(Path(model_json))
-    train_data = load_dataset(data, "train")
+    train_data = load_dataset(data, "train", crop)
     pick = np.random.default_rng(seed).choice(len(train_data), faces, replace=False)
     return measure_int8_ranges(model, Path(model_json),
                                as_crops(train_data.images[np.sort(pick)]))
