@@ -81,20 +81,29 @@ def build_model(config: ModelConfig, trainable_backbones: bool = True):
     if size != config.input_size:
         x = layers.Resizing(size, size, interpolation="bilinear", name="to_work_size")(x)
 
-    branches = []
+    features = []
     for name in config.backbones:
         backbone, preprocess = _backbone(name, config, size)
         backbone.trainable = trainable_backbones
-        features = backbone(preprocess(x))
-        features = layers.Dense(config.width, name=f"{name}_proj")(features)
-        features = layers.BatchNormalization(name=f"{name}_bn")(features)
-        branches.append(layers.Activation("relu", name=f"{name}_relu")(features))
+        features.append(backbone(preprocess(x)))
+    return keras.Model(inputs, head(config, features),
+                       name="streamfer_" + "_".join(config.backbones))
 
+
+def head(config: ModelConfig, features: list):
+    """What follows the backbones, on their pooled ``features`` (one tensor each): each
+    projected (Dense + BatchNorm + ReLU), averaged, dropout, the six sigmoid outputs."""
+    from keras import layers
+
+    branches = []
+    for name, x in zip(config.backbones, features):
+        x = layers.Dense(config.width, name=f"{name}_proj")(x)
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        branches.append(layers.Activation("relu", name=f"{name}_relu")(x))
     x = layers.Average(name="average")(branches) if len(branches) > 1 else branches[0]
     x = layers.Dropout(config.dropout, name="dropout")(x)
-    outputs = layers.Dense(len(config.labels), activation="sigmoid", dtype="float32",
-                           name="emotions")(x)
-    return keras.Model(inputs, outputs, name="streamfer_" + "_".join(config.backbones))
+    return layers.Dense(len(config.labels), activation="sigmoid", dtype="float32",
+                        name="emotions")(x)
 
 
 def _grayscale_layer():

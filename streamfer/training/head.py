@@ -97,20 +97,12 @@ def head_model(config: ModelConfig):
     """The head alone (inputs: each backbone's pooled features), its layers named as in
     :func:`streamfer.model.build_model`, so weights move between the two by name."""
     import keras
-    from keras import layers
+
+    from streamfer.model import head
 
     inputs = [keras.Input((FEATURE_DIMS[name],), name=f"{name}_features")
               for name in config.backbones]
-    branches = []
-    for name, x in zip(config.backbones, inputs):
-        x = layers.Dense(config.width, name=f"{name}_proj")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
-        branches.append(layers.Activation("relu", name=f"{name}_relu")(x))
-    x = layers.Average(name="average")(branches) if len(branches) > 1 else branches[0]
-    x = layers.Dropout(config.dropout, name="dropout")(x)
-    outputs = layers.Dense(len(config.labels), activation="sigmoid", dtype="float32",
-                           name="emotions")(x)
-    return keras.Model(inputs, outputs, name="head")
+    return keras.Model(inputs, head(config, inputs), name="head")
 
 
 HEAD_LAYERS = tuple(f"{name}_{part}" for name in BACKBONES for part in ("proj", "bn")) + (
@@ -153,10 +145,9 @@ def train_head(cfg, run: Path, train_data: Dataset, valid_data: Dataset,
     import csv
     import time
 
-    import keras
-
     from streamfer.model import load_model
     from streamfer.training.evaluate import calibrate_thresholds, compute_metrics
+    from streamfer.training.train import adamw
 
     init = Path(cfg.init)
     sets = [(train_data, cfg.targets)] + ([(extra_data, "rule")] if extra_data else [])
@@ -169,13 +160,7 @@ def train_head(cfg, run: Path, train_data: Dataset, valid_data: Dataset,
     head = head_model(config)
     copy_head(load_model(init)[0], head)
     steps = cfg.steps_per_epoch or len(y) // cfg.batch_size
-    total = steps * cfg.epochs
-    warmup = min(cfg.warmup_steps, total // 2)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, total - warmup), warmup_target=cfg.learning_rate,
-        warmup_steps=warmup)
-    head.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-                 loss=loss)
+    head.compile(optimizer=adamw(cfg, steps * cfg.epochs), loss=loss)
     rng = np.random.default_rng(cfg.seed)
     best, best_map, rows = run / "best_head.weights.h5", None, []
     for epoch in range(cfg.epochs):

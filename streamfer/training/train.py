@@ -230,14 +230,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     model = keras.Model(inputs, core(augmenter(cfg.seed)(inputs) if cfg.augment else inputs),
                         name="training")
     steps = cfg.steps_per_epoch or len(train_data) // cfg.batch_size
-    total = steps * cfg.epochs
-    warmup = min(cfg.warmup_steps, total // 2)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, total - warmup), warmup_target=cfg.learning_rate,
-        warmup_steps=warmup)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-        loss=loss)
+    model.compile(optimizer=adamw(cfg, steps * cfg.epochs), loss=loss)
     best = run / "best.weights.h5"
     model.fit(
         make_dataset(train_data, cfg.batch_size, size, cfg.seed, True, cfg.targets),
@@ -251,6 +244,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         ],
     )
     return best
+
+
+def adamw(cfg: TrainConfig, total: int):
+    """AdamW over ``total`` steps: linear warm-up to the peak rate, then cosine decay."""
+    warmup = min(cfg.warmup_steps, total // 2)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, total - warmup), warmup_target=cfg.learning_rate,
+        warmup_steps=warmup)
+    return keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
 
 
 class _Backup(keras.callbacks.BackupAndRestore):
