@@ -192,13 +192,13 @@ def train_head(cfg, run: Path, train_data: Dataset, valid_data: Dataset,
 def embedding(model_json: str | Path, data: Dataset) -> np.ndarray:
     """The model's own view of ``data``'s faces: the averaged branch features in front of
     the six outputs (N, width), both views of each face averaged, L2-normalised."""
+    import keras
+
     from streamfer.model import load_model
 
     model, config = load_model(Path(model_json))
     head = head_model(config)
     copy_head(model, head)
-    import keras
-
     averaged = keras.Model(head.inputs, head.get_layer("average").output
                            if len(config.backbones) > 1 else head.get_layer(
                                f"{config.backbones[0]}_relu").output)
