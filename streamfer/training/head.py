@@ -11,10 +11,10 @@ what retraining the backbones would do.
 A head-only run writes an ordinary run folder (``config.json``, ``best.weights.h5`` of the
 whole model, ``log.csv``), so ``streamfer export --run`` ships it as any other run.
 
-Example:
-    >>> from streamfer.training.train import TrainConfig, train
-    >>> train(TrainConfig(data="../shared/data/ferplus", run_dir="runs/head",  # doctest: +SKIP
-    ...                   init="models/default.json", head_only=True, epochs=20))
+Example (the command line; ``TrainConfig(head_only=True, init=...)`` from Python)::
+
+    streamfer train --data ../shared/data/ferplus --init models/default.json --head-only \
+        --epochs 15 --batch-size 256 --lr 3e-4 --out runs/head
 """
 
 from __future__ import annotations
@@ -138,16 +138,16 @@ def save_run_weights(head, config: ModelConfig, init: Path, out: Path) -> None:
 
 
 def train_head(cfg, run: Path, train_data: Dataset, valid_data: Dataset,
-               extra_data: Dataset | None, config: ModelConfig, loss) -> Path:
+               extra_data: Dataset | None, config: ModelConfig, loss, optimizer) -> Path:
     """Train ``cfg.init``'s head on the cached features of ``train_data`` (both views of each
-    face: the mirror is the one augmentation) and ``extra_data``; select the epoch by Valid
-    mAP on both views averaged, as the product scores a photo; write the run folder."""
+    face: the mirror is the one augmentation) and ``extra_data`` with ``loss`` and
+    ``optimizer(total_steps)``; select the epoch by Valid mAP on both views averaged, as the
+    product scores a photo; write the run folder."""
     import csv
     import time
 
     from streamfer.model import load_model
     from streamfer.training.evaluate import calibrate_thresholds, compute_metrics
-    from streamfer.training.train import adamw
 
     init = Path(cfg.init)
     sets = [(train_data, cfg.targets)] + ([(extra_data, "rule")] if extra_data else [])
@@ -160,7 +160,7 @@ def train_head(cfg, run: Path, train_data: Dataset, valid_data: Dataset,
     head = head_model(config)
     copy_head(load_model(init)[0], head)
     steps = cfg.steps_per_epoch or len(y) // cfg.batch_size
-    head.compile(optimizer=adamw(cfg, steps * cfg.epochs), loss=loss)
+    head.compile(optimizer=optimizer(steps * cfg.epochs), loss=loss)
     rng = np.random.default_rng(cfg.seed)
     best, best_map, rows = run / "best_head.weights.h5", None, []
     for epoch in range(cfg.epochs):

@@ -216,7 +216,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if cfg.head_only:
         from streamfer.training.head import train_head
 
-        return train_head(cfg, run, train_data, valid_data, extra, model_cfg, loss)
+        return train_head(cfg, run, train_data, valid_data, extra, model_cfg, loss,
+                          lambda total: adamw(cfg, total))
     if extra is not None:
         train_data = joined(train_data, extra, model_cfg.work_size)
 
