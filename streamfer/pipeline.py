@@ -200,7 +200,7 @@ class Pipeline:
         captured = _newest(source, stop, threads, stats) if source.live \
             else _background(source, stop, threads)
         frames = _background(map(self._detect_when_due(), captured), stop, threads,
-                             size=1 if source.live else 4)
+                             size=1 if source.live else 4, hand_over=source.live)
         last, scores = None, {}
         alternate = self.classifier.flip_average and (
             s.mirror == "alternate" or s.mirror == "auto" and source.frame_count != 1)
@@ -347,12 +347,17 @@ def _chunks(iterable, size: int):
         yield chunk
 
 
-def _background(iterable, stop: threading.Event, threads: list, size: int = 4):
+def _background(iterable, stop: threading.Event, threads: list, size: int = 4,
+                hand_over: bool = False):
     """Iterate ``iterable`` in a daemon thread (added to ``threads``) through a queue of
     ``size`` items; errors are raised in the consumer. Both sides poll ``stop``, so setting
     it ends producer and consumer promptly whichever is waiting on the other; a consumer
-    that gives up early sets it."""
+    that gives up early sets it. ``hand_over``: the producer asks ``iterable`` for its next
+    item only once the consumer has taken the last one (a live source's detection then
+    starts on the newest frame while the model works on the one before, instead of holding
+    a frame that grows stale in the queue)."""
     items: queue.Queue = queue.Queue(maxsize=size)
+    taken = threading.Event()
     tick = 0.05
 
     def put(item) -> bool:
@@ -367,8 +372,12 @@ def _background(iterable, stop: threading.Event, threads: list, size: int = 4):
     def work() -> None:
         try:
             for item in iterable:
+                taken.clear()
                 if not put(item):
                     return
+                while hand_over and not taken.wait(tick):
+                    if stop.is_set():
+                        return
             put(_END)
         except BaseException as exc:  # handed to the consumer, which raises it
             put(_Failure(exc))
@@ -389,6 +398,7 @@ def _background(iterable, stop: threading.Event, threads: list, size: int = 4):
                 if stop.is_set() or not thread.is_alive() and items.empty():
                     return  # stopped, or the producer ended without a word
                 continue
+            taken.set()
             if item is _END:
                 finished = True
                 return
