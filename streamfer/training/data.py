@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 from dataclasses import dataclass, field
@@ -288,7 +289,8 @@ def _read_folders(root: Path, base: Path, crop: str = "detect") -> Dataset:
             f"{root} is not FER+ (FER2013Train/…), RAF-ML (multilabel.txt, partition_label.txt)"
             f" nor folder-per-emotion (e.g. happy/, sad/, neutral/)")
     images, targets, names, missed = [], [], [], []
-    with (_FaceCropper() if crop == "detect" else _AsIs()) as read:
+    as_is = contextlib.nullcontext(lambda path: _read_rgb(path, 100))  # face crops already
+    with (_FaceCropper() if crop == "detect" else as_is) as read:
         for path, target in labelled:
             name = str(path.relative_to(base))
             if (image := read(path)) is None:
@@ -298,16 +300,6 @@ def _read_folders(root: Path, base: Path, crop: str = "detect") -> Dataset:
             targets.append(target)
             names.append(name)
     return _with_missed(_stack(images, targets, names), missed)
-
-
-class _AsIs:
-    """Images taken as they are (face crops already), resized to the model's input."""
-
-    def __enter__(self):
-        return lambda path: _read_rgb(path, 100)
-
-    def __exit__(self, *exc) -> None:
-        pass
 
 
 class _FaceCropper:
