@@ -71,6 +71,20 @@ def test_folder_without_valid_gets_a_disjoint_stratified_holdout(tmp_path):
     assert load_dataset(tmp_path, "valid", crop="none").names == valid.names  # seeded
 
 
+def test_a_tree_without_valid_is_read_once_for_both_splits(tmp_path, monkeypatch):
+    """Cropping photos with the detector takes a minute for a few thousand: ``train`` and
+    ``valid`` are both held out of one cached read of the tree, not read a second time."""
+    from streamfer.training import data as module
+
+    _folders(tmp_path, (("happy", 10), ("neutral", 10)))
+    reads = []
+    read = module._read_folders
+    monkeypatch.setattr(module, "_read_folders", lambda *a: reads.append(a) or read(*a))
+    train, valid = (load_dataset(tmp_path, split, crop="none") for split in ("train", "valid"))
+    assert len(reads) == 1 and len(train) + len(valid) == 20
+    assert not set(train.names) & set(valid.names)
+
+
 def test_rafml_layout_holds_valid_out_of_train(tmp_path):
     (tmp_path / "Images" / "aligned").mkdir(parents=True)
     lines, parts = [], []

@@ -153,7 +153,8 @@ def _cached(root: Path, split: str, loader, crop: str) -> Dataset:
                            z["majority"], list(z["missed"]))
     data = loader(root, split, crop)
     if not len(data):
-        raise DatasetError(f"no labelled images for split {split!r} under {root}"
+        named = f" for split {split!r}" if split in SPLITS else ""
+        raise DatasetError(f"no labelled images{named} under {root}"
                            + (f" ({len(data.missed)} photos without a face found)"
                               if data.missed else ""))
     with atomic_file(path) as f:
@@ -265,9 +266,13 @@ def _load_folders(root: Path, split: str, crop: str = "detect") -> Dataset:
         if not (root / split).is_dir():
             raise DatasetError(f"{root} has no {split}/ folder")
         return _read_folders(root, root / split, crop)
-    base = root / "train" if (root / "train").is_dir() else root
-    data = _read_folders(root, base, crop)
+    data = _cached(root, "whole", _read_whole, crop)  # read (and cropped) once for both splits
     return _with_missed(holdout(data, split), data.missed)
+
+
+def _read_whole(root: Path, split: str, crop: str) -> Dataset:
+    """The images of a tree without ``valid/`` that ``train`` and ``valid`` are split from."""
+    return _read_folders(root, root / "train" if (root / "train").is_dir() else root, crop)
 
 
 def _with_missed(data: Dataset, missed: list[str]) -> Dataset:
