@@ -50,11 +50,12 @@ def backends():
 def test_two_steps_train_resume_and_export_under_each_backend(tmp_path, tiny, backend):
     run = tmp_path / "run"
     args = ["train", "--data", tiny, "--crop", "none", "--out", run, "--steps-per-epoch", "2",
-            "--batch-size", "4", "--work-size", "32", "--precision", "fp32"]
+            "--batch-size", "4", "--work-size", "32", "--precision", "fp32", "--strong-augment"]
     first = streamfer(*args, "--epochs", "1", backend=backend)
     assert first.returncode == 0, first.stderr[-2000:]
     config = json.loads((run / "train_config.json").read_text())
     assert config["backend"] == backend and config["bf16"] is False
+    assert config["strong_augment"] is True
     # output to a pipe, no progress bar: a line per step here (about a tenth of an epoch)
     assert "epoch 1/1 step 1/2" in first.stdout and "s/step" in first.stdout, first.stdout
     again = streamfer(*args, "--epochs", "2", backend=backend)  # resumes after epoch 1
@@ -147,6 +148,27 @@ def test_weighted_bce_matches_its_formula_on_soft_targets():
     targets = np.array([[1, 0, 0, 0, 0, 0]] * 1 + [[0] * 6] * 99, np.float32)
     assert positive_weights(targets, cap=4.0)[0] == 4.0  # √(99) capped
     assert positive_weights(targets, cap=4.0)[1] == 4.0  # no positives: clipped, capped
+
+
+def test_strong_augmentation_adds_noise_patches_blur_and_shear_in_training_only():
+    """On a flat grey face every standard augmentation (flip, shifts, zoom with reflected
+    borders, brightness, contrast) keeps each face flat; random erasing's noise patch does
+    not. Outside training the stack is the identity."""
+    from keras import ops
+
+    from streamfer.training.train import augmenter
+
+    flat = np.full((16, 32, 32, 3), 120.0, np.float32)
+    spread = {}
+    for strong in (False, True):
+        stack = augmenter(0, strong)
+        out = ops.convert_to_numpy(stack(flat, training=True))
+        spread[strong] = np.ptp(out.reshape(16, -1), axis=1)
+        np.testing.assert_array_equal(ops.convert_to_numpy(stack(flat, training=False)), flat)
+    assert spread[False].max() < 1e-3
+    assert 3 <= (spread[True] > 10).sum() <= 13  # about half the faces carry a patch
+    names = [layer.__class__.__name__ for layer in augmenter(0, True).layers]
+    assert {"RandomShear", "RandomGaussianBlur", "RandomErasing"} <= set(names)
 
 
 def test_batches_cover_the_data_shuffled_with_soft_targets_only_in_training():
@@ -273,6 +295,7 @@ def test_head_only_training_changes_the_head_alone_and_exports(tmp_path, tiny):
 @pytest.mark.parametrize("args, message", [
     (["--head-only"], "--head-only trains the head of a model: give it with --init"),
     (["--head-only", "--init", DEFAULT_MODEL, "--work-size", "100"], "keeps --init's working"),
+    (["--head-only", "--init", DEFAULT_MODEL, "--strong-augment"], "no --strong-augment"),
 ])
 def test_head_only_without_its_model_is_one_line(tmp_path, tiny, args, message):
     done = streamfer("train", "--data", tiny, "--crop", "none", "--out", tmp_path / "r", *args)

@@ -33,6 +33,9 @@ from streamfer.cli.common import (
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Random flips, shifts, rotations, zoom, brightness and contrast "
                    "(~45 % of a CPU step's time).")
+@click.option("--strong-augment", is_flag=True,
+              help="Also a small shear, a random blur and random erasing (a patch of noise "
+                   "on half the faces).")
 @click.option("--work-size", type=click.IntRange(min=32),
               help="Resolution the backbones see, px (input crops stay 100×100). "
                    "Default: 48, or --init's size; with --init, a larger size trains the "
@@ -73,7 +76,8 @@ from streamfer.cli.common import (
               help="Cap of each label's positive weight, sqrt(negatives/positives).")
 @CROP_OPTION
 @requires_training
-def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augment, work_size,
+def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augment,
+          strong_augment, work_size,
           backbones, vgg, targets,
           backbone_weights, freeze_backbones, precision, seed, steps_per_epoch, limit,
           init, head_only, extra_data, focal_gamma, label_smoothing, max_pos_weight,
@@ -86,12 +90,14 @@ def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augmen
 
     if head_only and not init:
         raise click.UsageError("--head-only trains the head of a model: give it with --init")
+    if head_only and strong_augment:
+        raise click.UsageError("--head-only trains on cached features: no --strong-augment")
     if head_only and work_size:
         raise click.UsageError("--head-only keeps --init's working size: leave --work-size out")
 
     cfg = TrainConfig(data=data, run_dir=run_dir, epochs=epochs, batch_size=batch_size,
                       learning_rate=learning_rate, warmup_steps=warmup_steps,
-                      augment=augment, work_size=work_size,
+                      augment=augment, strong_augment=strong_augment, work_size=work_size,
                       backbone_weights=None if backbone_weights == "none" else backbone_weights,
                       freeze_backbones=freeze_backbones, vgg=vgg, targets=targets,
                       backbones=BACKBONES if backbones == "both" else (backbones,),

@@ -58,6 +58,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_steps: int = 500
     augment: bool = True  # flips, shifts, rotations, zoom, brightness, contrast
+    strong_augment: bool = False  # also random erasing, blur and shear (cross-dataset)
     work_size: int | None = None  # None: 48, or --init's size
     backbone_weights: str | None = None
     freeze_backbones: bool = False
@@ -123,19 +124,30 @@ def weighted_bce(pos_weight: np.ndarray, focal_gamma: float = 0.0,
     return loss
 
 
-def augmenter(seed: int):
+def augmenter(seed: int, strong: bool = False):
     """Flip, small shifts/rotations/zoom, brightness and contrast, on 0..255 batches; active
-    only in training."""
+    only in training. ``strong`` adds what cross-dataset recipes add: a small shear, a
+    Gaussian blur of random strength and, on half the faces, a patch of noise over about a
+    tenth of the face (random erasing; the model's gray layer makes it gray noise)."""
     from keras import layers
 
-    return keras.Sequential([
+    stack = [
         layers.RandomFlip("horizontal", seed=seed),
         layers.RandomRotation(0.04, fill_mode="reflect", seed=seed + 1),
         layers.RandomTranslation(0.08, 0.08, fill_mode="reflect", seed=seed + 2),
         layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 3),
         layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed + 4),
         layers.RandomContrast(0.3, value_range=(0, 255), seed=seed + 5),
-    ], name="augment")
+    ]
+    if strong:
+        stack += [
+            layers.RandomShear(0.1, 0.1, fill_mode="reflect", seed=seed + 6),
+            layers.RandomGaussianBlur(1.0, kernel_size=3, sigma=1.0, value_range=(0, 255),
+                                      seed=seed + 7),
+            layers.RandomErasing((0.5, 0.5), scale=(0.02, 0.2), value_range=(0, 255),
+                                 seed=seed + 8),
+        ]
+    return keras.Sequential(stack, name="augment")
 
 
 def make_dataset(data: Dataset, batch_size: int, size: int, seed: int, training: bool,
@@ -228,8 +240,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if cfg.init:
         core.set_weights(load_model(Path(cfg.init))[0].get_weights())
     inputs = keras.Input((size, size, 3))
-    model = keras.Model(inputs, core(augmenter(cfg.seed)(inputs) if cfg.augment else inputs),
-                        name="training")
+    augmented = augmenter(cfg.seed, cfg.strong_augment)(inputs) if cfg.augment else inputs
+    model = keras.Model(inputs, core(augmented), name="training")
     steps = cfg.steps_per_epoch or len(train_data) // cfg.batch_size
     model.compile(optimizer=adamw(cfg, steps * cfg.epochs), loss=loss)
     best = run / "best.weights.h5"
