@@ -192,6 +192,99 @@ def test_batches_cover_the_data_shuffled_with_soft_targets_only_in_training():
     np.testing.assert_array_equal(seen, data.targets)
 
 
+def test_epochs_of_any_length_are_whole_and_a_stream_taken_up_later_goes_on_alike():
+    """``--steps-per-epoch`` other than a pass: every epoch has its steps (Keras alone cut
+    every other epoch short where the data ran out: 3, 2, 3 steps here), the batches run on
+    across passes, and a stream started at a later batch serves what the first would have."""
+    import keras
+
+    from streamfer.training.train import make_dataset
+
+    n = 20  # 5 batches of 4 a pass
+    data = Dataset(np.arange(n)[:, None, None, None].repeat(8, 1).repeat(8, 2).repeat(3, 3)
+                   .astype(np.uint8), np.zeros((n, 6), np.float32), [str(i) for i in range(n)])
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(6)])
+    model.compile(optimizer="sgd", loss="mse")
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(0)
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen[-1] += 1
+
+    model.fit(make_dataset(data, 4, 8, 0, True, steps=3), epochs=3, steps_per_epoch=3,
+              verbose=0, callbacks=[Record()])
+    assert seen == [3, 3, 3]
+
+    def first_pixels(batches, epochs):
+        out = []
+        for _ in range(epochs):
+            out += [batches[i][0][:, 0, 0, 0].tolist() for i in range(len(batches))]
+            batches.on_epoch_end()
+        return out
+
+    stream = first_pixels(make_dataset(data, 4, 8, 0, True, steps=3), 4)  # 12 batches
+    assert sorted(sum(stream[:5], [])) == list(range(n))  # a pass: every face once
+    assert sorted(sum(stream[5:10], [])) == list(range(n)) and stream[:5] != stream[5:10]
+    assert first_pixels(make_dataset(data, 4, 8, 0, True, steps=2, start=7), 2) == stream[7:11]
+
+
+def test_a_run_stopped_mid_epoch_trains_the_rest_of_that_epoch_only(tmp_path):
+    """Keras restores the epoch alone, so a run stopped after 2 of an epoch's 5 steps trained
+    all 5 again (and with them fewer of the run's other batches); it now trains the 3 left,
+    on the batches the run had not reached, and ends with the steps it set out to train."""
+    import keras
+
+    from streamfer.training.train import _Backup, fit_resumable
+
+    class Killed(RuntimeError):
+        pass
+
+    def steps_trained():
+        return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+    class Kill(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if steps_trained() == 7:  # epoch 1, its step 2 (after the backup's save)
+                raise Killed
+
+    class Zeros(keras.utils.PyDataset):
+        def __init__(self, count):
+            super().__init__()
+            self.count = count
+
+        def __len__(self):
+            return self.count
+
+        def __getitem__(self, i):
+            return np.zeros((4, 2), np.float32), np.zeros((4, 1), np.float32)
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    asked = []
+
+    def batches(start, count):
+        asked.append((start, count))
+        return Zeros(count)
+
+    def fit(callbacks):
+        backup = _Backup(str(tmp_path / "backup"), save_freq=1, delete_checkpoint=False)
+        fit_resumable(model, batches, 3, 5, backup, callbacks, verbose=0)
+
+    with pytest.raises(Killed):
+        fit([Kill()])
+    assert asked == [(0, 5)]
+    fit([])
+    assert asked[1:] == [(7, 3), (10, 5)]  # the rest of epoch 1 from its step 2, then epoch 2
+    assert steps_trained() == 15
+    fit([])
+    assert asked[3:] == [(15, 5)] and steps_trained() == 15  # nothing left to train
+
+
 def test_a_run_stopped_twice_resumes_at_the_epoch_it_reached(tmp_path):
     """Killed mid-way through the first epoch of a resumed run, a run resumes at that epoch
     (Keras alone recorded epoch 0 there)."""

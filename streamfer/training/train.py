@@ -151,28 +151,40 @@ def augmenter(seed: int, strong: bool = False):
 
 
 def make_dataset(data: Dataset, batch_size: int, size: int, seed: int, training: bool,
-                 targets: str = "soft"):
-    """A Keras ``PyDataset`` of (float32 images at ``size``, targets) batches: shuffled each
-    epoch and soft targets when ``training``, in order with the binary rule otherwise."""
+                 targets: str = "soft", steps: int | None = None, start: int = 0):
+    """A Keras ``PyDataset`` of (float32 images at ``size``, targets) batches.
+
+    ``training``: soft targets, full batches from a stream of passes over the faces, each
+    pass a seeded permutation of its own; an epoch is ``steps`` batches of that stream
+    (default: one pass), so an epoch need not end where a pass ends, and ``start`` (batches
+    already trained) takes the stream up where a stopped run left it. Otherwise: every face
+    once, in order, with the binary rule."""
     images = resized(data.images, size)
     y = data.soft if training and targets == "soft" else data.targets
+    per_pass = max(1, len(y) // batch_size)
 
     class Batches(keras.utils.PyDataset):
         def __init__(self) -> None:
             super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(y)) if training else np.arange(len(y))
+            self.position, self.orders = start, {}  # the epoch's first batch in the stream
 
         def __len__(self) -> int:
-            return len(y) // batch_size if training else -(-len(y) // batch_size)
+            return (steps or per_pass) if training else -(-len(y) // batch_size)
 
         def __getitem__(self, i: int):
-            pick = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
+            if training:
+                done, k = divmod(self.position + i, per_pass)
+                order = self.orders.get(done)
+                if order is None:
+                    order = np.random.default_rng([seed, done]).permutation(len(y))
+                    self.orders = {done: order}
+                pick = np.sort(order[k * batch_size:(k + 1) * batch_size])
+            else:
+                pick = np.arange(i * batch_size, min(len(y), (i + 1) * batch_size))
             return images[pick].astype(np.float32), y[pick].astype(np.float32)
 
         def on_epoch_end(self) -> None:
-            if training:
-                self.order = self.rng.permutation(len(y))
+            self.position += len(self)
 
     return Batches()
 
@@ -242,21 +254,37 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     inputs = keras.Input((size, size, 3))
     augmented = augmenter(cfg.seed, cfg.strong_augment)(inputs) if cfg.augment else inputs
     model = keras.Model(inputs, core(augmented), name="training")
-    steps = cfg.steps_per_epoch or len(train_data) // cfg.batch_size
+    steps = cfg.steps_per_epoch or max(1, len(train_data) // cfg.batch_size)
     model.compile(optimizer=adamw(cfg, steps * cfg.epochs), loss=loss)
     best = run / "best.weights.h5"
-    model.fit(
-        make_dataset(train_data, cfg.batch_size, size, cfg.seed, True, cfg.targets),
-        epochs=cfg.epochs, steps_per_epoch=steps, verbose=1 if progress else 2,
-        callbacks=[
-            _Backup(str(run / "backup"), save_freq=100, delete_checkpoint=False),
-            _Validation(core, make_dataset(valid_data, 128, size, cfg.seed, False),
-                        valid_data.targets, best, _best_logged(run / "log.csv", "val_map")),
-            keras.callbacks.CSVLogger(str(run / "log.csv"), append=True),
-            *([] if progress else [_StepLog(cfg.epochs, steps)]),
-        ],
-    )
+    fit_resumable(
+        model, lambda start, count: make_dataset(train_data, cfg.batch_size, size, cfg.seed,
+                                                 True, cfg.targets, count, start),
+        cfg.epochs, steps, _Backup(str(run / "backup"), save_freq=100, delete_checkpoint=False),
+        [_Validation(core, make_dataset(valid_data, 128, size, cfg.seed, False),
+                     valid_data.targets, best, _best_logged(run / "log.csv", "val_map")),
+         keras.callbacks.CSVLogger(str(run / "log.csv"), append=True),
+         *([] if progress else [_StepLog(cfg.epochs, steps)])],
+        verbose=1 if progress else 2)
     return best
+
+
+def fit_resumable(model, batches, epochs: int, steps: int, backup: _Backup, callbacks: list,
+                  verbose: int = 2) -> None:
+    """``model.fit`` for ``epochs`` epochs of ``steps`` steps, drawn from ``batches(start,
+    count)``; a run stopped mid-epoch (``backup`` restores its weights and optimizer) first
+    trains the rest of that epoch, on the batches it had not reached, then the epochs left."""
+    epoch, done = backup.resume_point()
+    callbacks = [backup, *callbacks]
+    if 0 < done < steps and epoch < epochs:
+        for callback in callbacks:
+            if hasattr(callback, "offset"):
+                callback.offset = done  # steps of this epoch already trained
+        model.fit(batches(epoch * steps + done, steps - done), epochs=epoch + 1,
+                  steps_per_epoch=steps - done, verbose=verbose, callbacks=callbacks)
+        epoch += 1
+    model.fit(batches(epoch * steps, steps), epochs=epochs, steps_per_epoch=steps,
+              verbose=verbose, callbacks=callbacks)
 
 
 def adamw(cfg: TrainConfig, total: int):
@@ -272,7 +300,20 @@ class _Backup(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore, saved at the end of every epoch *and* every ``save_freq``
     steps (a CPU epoch can take an hour: a stop mid-epoch keeps the weights of its last
     hundred steps), and kept after the last epoch, so that a later call with more epochs
-    goes on from there."""
+    goes on from there. Its metadata also holds ``done``, the steps of the epoch already
+    trained (Keras itself restores only the epoch, and would train that epoch from its first
+    step again): :func:`fit_resumable` resumes there."""
+
+    offset = done = 0  # steps of the current epoch trained before this fit began; so far
+
+    def resume_point(self) -> tuple[int, int]:
+        """(epoch, steps of it already trained) where the backed-up run stopped."""
+        path = Path(self._training_metadata_path)
+        if not path.is_file():
+            return 0, 0
+        meta = json.loads(path.read_text())
+        legacy = meta.get("batch", 0) + 1 if meta.get("batch", 0) > 0 else 0  # older backups
+        return int(meta.get("epoch", 0)), int(meta.get("done", legacy))
 
     def on_train_begin(self, logs=None) -> None:
         super().on_train_begin(logs)
@@ -281,16 +322,32 @@ class _Backup(keras.callbacks.BackupAndRestore):
         # to epoch 0 (its schedule already spent)
         self._current_epoch = getattr(self.model, "_initial_epoch", None) or 0
 
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self.done = self.offset
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        self.done += 1
+        super().on_train_batch_end(batch, logs)
+
     def on_epoch_end(self, epoch, logs=None) -> None:
+        self.done = self.offset = 0
         super().on_epoch_end(epoch, logs)
         if self.save_freq != "epoch":
             self._save_model()
+
+    def _save_model(self) -> None:
+        super()._save_model()
+        path = Path(self._training_metadata_path)
+        meta = json.loads(path.read_text())
+        path.write_text(json.dumps({**meta, "done": self.done}))
 
 
 class _StepLog(keras.callbacks.Callback):
     """Without a progress bar (a run in the background, its output to a file: Keras then
     writes one line an epoch, which on a CPU can be an hour), a line about every tenth of an
     epoch: the step, the epoch's mean loss so far, seconds a step and the epoch's time left."""
+
+    offset = 0  # steps of the current epoch trained before this fit began
 
     def __init__(self, epochs: int, steps: int) -> None:
         super().__init__()
@@ -301,11 +358,14 @@ class _StepLog(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None) -> None:
         self.epoch, self.started = epoch, time.perf_counter()
 
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self.offset = 0
+
     def on_train_batch_end(self, batch, logs=None) -> None:
-        done = batch + 1
+        done = self.offset + batch + 1
         if done % self.every and done != self.steps:
             return
-        per_step = (time.perf_counter() - self.started) / done
+        per_step = (time.perf_counter() - self.started) / (batch + 1)
         left = (self.steps - done) * per_step
         loss = (logs or {}).get("loss")
         print(f"epoch {self.epoch + 1}/{self.epochs} step {done}/{self.steps}"
