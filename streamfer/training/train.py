@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import shutil
 import time
@@ -35,6 +36,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from streamfer.files import write_atomically
 from streamfer.model import (
     BACKBONES,
     ModelConfig,
@@ -163,22 +165,22 @@ def make_dataset(data: Dataset, batch_size: int, size: int, seed: int, training:
     y = data.soft if training and targets == "soft" else data.targets
     per_pass = max(1, len(y) // batch_size)
 
+    @functools.lru_cache(maxsize=2)
+    def permutation(n: int) -> np.ndarray:  # the order of the stream's n-th pass
+        return np.random.default_rng([seed, n]).permutation(len(y))
+
     class Batches(keras.utils.PyDataset):
         def __init__(self) -> None:
             super().__init__()
-            self.position, self.orders = start, {}  # the epoch's first batch in the stream
+            self.position = start  # the epoch's first batch in the stream
 
         def __len__(self) -> int:
             return (steps or per_pass) if training else -(-len(y) // batch_size)
 
         def __getitem__(self, i: int):
             if training:
-                done, k = divmod(self.position + i, per_pass)
-                order = self.orders.get(done)
-                if order is None:
-                    order = np.random.default_rng([seed, done]).permutation(len(y))
-                    self.orders = {done: order}
-                pick = np.sort(order[k * batch_size:(k + 1) * batch_size])
+                n, k = divmod(self.position + i, per_pass)
+                pick = np.sort(permutation(n)[k * batch_size:(k + 1) * batch_size])
             else:
                 pick = np.arange(i * batch_size, min(len(y), (i + 1) * batch_size))
             return images[pick].astype(np.float32), y[pick].astype(np.float32)
@@ -338,8 +340,7 @@ class _Backup(keras.callbacks.BackupAndRestore):
     def _save_model(self) -> None:
         super()._save_model()
         path = Path(self._training_metadata_path)
-        meta = json.loads(path.read_text())
-        path.write_text(json.dumps({**meta, "done": self.done}))
+        write_atomically(path, json.dumps({**json.loads(path.read_text()), "done": self.done}))
 
 
 class _StepLog(keras.callbacks.Callback):
