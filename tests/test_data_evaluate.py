@@ -73,16 +73,23 @@ def test_folder_without_valid_gets_a_disjoint_stratified_holdout(tmp_path):
 
 def test_a_tree_without_valid_is_read_once_for_both_splits(tmp_path, monkeypatch):
     """Cropping photos with the detector takes a minute for a few thousand: ``train`` and
-    ``valid`` are both held out of one cached read of the tree, not read a second time."""
+    ``valid`` are both held out of one cached read of the tree, not read a second time, and
+    the faces are stored once, not again for each split."""
     from streamfer.training import data as module
 
-    _folders(tmp_path, (("happy", 10), ("neutral", 10)))
+    _folders(tmp_path / "tree", (("happy", 10), ("neutral", 10)))
+    store = tmp_path / "cache"
+    monkeypatch.setattr(module, "cache_dir", lambda sub: (store / sub).mkdir(
+        parents=True, exist_ok=True) or store / sub)
     reads = []
     read = module._read_folders
     monkeypatch.setattr(module, "_read_folders", lambda *a: reads.append(a) or read(*a))
-    train, valid = (load_dataset(tmp_path, split, crop="none") for split in ("train", "valid"))
+    for _ in range(2):  # the second time from the store
+        train, valid = (load_dataset(tmp_path / "tree", split, crop="none")
+                        for split in ("train", "valid"))
     assert len(reads) == 1 and len(train) + len(valid) == 20
     assert not set(train.names) & set(valid.names)
+    assert len(list(store.rglob("*.npz"))) == 1
 
 
 def test_rafml_layout_holds_valid_out_of_train(tmp_path):

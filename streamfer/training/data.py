@@ -139,7 +139,7 @@ def load_dataset(root: str | Path, split: str = "train", crop: str = "detect") -
     elif (root / "multilabel.txt").is_file() and (root / "partition_label.txt").is_file():
         loader, crop = _load_rafml, "none"
     else:
-        loader = _load_folders
+        return _load_folders(root, split, crop)  # caches what it reads itself
     return _cached(root, split, loader, crop)
 
 
@@ -265,9 +265,13 @@ def _load_folders(root: Path, split: str, crop: str = "detect") -> Dataset:
     if split == "test" or (root / "valid").is_dir():
         if not (root / split).is_dir():
             raise DatasetError(f"{root} has no {split}/ folder")
-        return _read_folders(root, root / split, crop)
-    data = _cached(root, "whole", _read_whole, crop)  # read (and cropped) once for both splits
-    return _with_missed(holdout(data, split), data.missed)
+        return _cached(root, split, _read_split, crop)
+    data = _cached(root, "whole", _read_whole, crop)  # read (and cropped) once for both splits,
+    return _with_missed(holdout(data, split), data.missed)  # stored once: a holdout is cheap
+
+
+def _read_split(root: Path, split: str, crop: str) -> Dataset:
+    return _read_folders(root, root / split, crop)
 
 
 def _read_whole(root: Path, split: str, crop: str) -> Dataset:
