@@ -5,7 +5,8 @@ stages watch); the block ends as it would, then :class:`KeyboardInterrupt` is ra
 keeps outputs whole, and it keeps the interrupt itself: a Ctrl-C that lands while a library
 imports can otherwise be swallowed by a bare ``except:`` (OpenCV's loader has one).
 Nothing heavy is imported here, so the command line can hold Ctrl-C before any library
-loads.
+loads. :func:`stop_requested` is the flag alone, for a loop that ends itself (training ends
+at its next step, its backup written there).
 
 Example:
     >>> from streamfer.interrupts import deferred_interrupt
@@ -21,26 +22,37 @@ from contextlib import contextmanager
 
 
 @contextmanager
+def stop_requested(also: threading.Event | None = None,
+                   signals: tuple[int, ...] = (signal.SIGINT,)):
+    """Within the block a first ``signals`` (Ctrl-C, and what else is given) only sets the
+    event yielded (and ``also``): a long loop watches it and ends at its next safe point; a
+    second raises :class:`KeyboardInterrupt` at once. Outside the main thread: no effect."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handler(signum, frame) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+        if also is not None:
+            also.set()
+
+    previous = {number: signal.signal(number, handler) for number in signals}
+    try:
+        yield requested
+    finally:
+        for number, before in previous.items():
+            signal.signal(number, before)
+
+
+@contextmanager
 def deferred_interrupt(stop: threading.Event | None = None):
     """Hold a first Ctrl-C until the block ends, then raise :class:`KeyboardInterrupt`; it
     also sets ``stop``, so that a run's stages end between frames and every sink is
     finalised whole. A second Ctrl-C raises at once. Outside the main thread: no effect."""
-    interrupted = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
+    with stop_requested(stop) as interrupted:
         yield interrupted
-        return
-
-    def handler(signum, frame) -> None:
-        if interrupted.is_set():
-            raise KeyboardInterrupt
-        interrupted.set()
-        if stop is not None:
-            stop.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield interrupted
-    finally:
-        signal.signal(signal.SIGINT, previous)
     if interrupted.is_set():
         raise KeyboardInterrupt

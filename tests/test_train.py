@@ -76,6 +76,42 @@ def test_two_steps_train_resume_and_export_under_each_backend(tmp_path, tiny, ba
     assert same.returncode == 1 and "does not beat" in same.stderr  # the same model again
 
 
+def test_train_stopped_by_a_signal_says_so_in_a_line_and_the_same_command_goes_on(tmp_path,
+                                                                                  tiny):
+    """``kill`` (SIGTERM) of a training in the background, or Ctrl-C: it ends after the step
+    under way with one line, exit 130 and no traceback; the backup holds that step, no epoch
+    looks finished, and the same command trains the steps left."""
+    import signal
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "streamfer.cli", "train", "--data", tiny, "--crop", "none",
+            "--out", run, "--steps-per-epoch", "40", "--batch-size", "4", "--work-size", "32",
+            "--precision", "fp32", "--epochs", "1"]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    with subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=env, cwd=ROOT) as training:
+        try:
+            for line in training.stdout:  # a line every 4 steps (a tenth of the epoch)
+                if "step" in line:
+                    training.send_signal(signal.SIGTERM)
+                    break
+            out, err = training.communicate(timeout=300)
+        finally:
+            training.kill()
+    assert training.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(
+        "stopped at epoch 1, step "), err[-2000:]
+    done = int(err.split("step ")[-1].split(" of 40")[0])
+    meta = json.loads((run / "backup" / "training_metadata.json").read_text())
+    assert 4 <= done < 40 and (meta["epoch"], meta["done"]) == (0, done)
+    assert not (run / "log.csv").is_file() or len((run / "log.csv").read_text().split()) <= 1
+
+    again = streamfer(*args[3:])
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "epoch 1/1 step 40/40" in again.stdout and "step 4/40" not in again.stdout
+    assert [row.split(",")[0] for row in (run / "log.csv").read_text().split()[1:]] == ["0"]
+
+
 def test_exported_model_reloads_and_init_starts_from_it(tmp_path, tiny):
     """A run exported, reloaded by Classifier (scores as in training), and ``--init`` takes
     its architecture and weights."""
@@ -232,6 +268,23 @@ def test_epochs_of_any_length_are_whole_and_a_stream_taken_up_later_goes_on_alik
     assert first_pixels(make_dataset(data, 4, 8, 0, True, steps=2, start=7), 2) == stream[7:11]
 
 
+def _zeros(count):
+    """``count`` batches of 4 zero rows (2 inputs, 1 target), as a Keras PyDataset."""
+    import keras
+
+    class Zeros(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+
+        def __len__(self):
+            return count
+
+        def __getitem__(self, i):
+            return np.zeros((4, 2), np.float32), np.zeros((4, 1), np.float32)
+
+    return Zeros()
+
+
 def test_a_run_stopped_mid_epoch_trains_the_rest_of_that_epoch_only(tmp_path):
     """Keras restores the epoch alone, so a run stopped after 2 of an epoch's 5 steps trained
     all 5 again (and with them fewer of the run's other batches); it now trains the 3 left,
@@ -251,17 +304,6 @@ def test_a_run_stopped_mid_epoch_trains_the_rest_of_that_epoch_only(tmp_path):
             if steps_trained() == 7:  # epoch 1, its step 2 (after the backup's save)
                 raise Killed
 
-    class Zeros(keras.utils.PyDataset):
-        def __init__(self, count):
-            super().__init__()
-            self.count = count
-
-        def __len__(self):
-            return self.count
-
-        def __getitem__(self, i):
-            return np.zeros((4, 2), np.float32), np.zeros((4, 1), np.float32)
-
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
@@ -269,7 +311,7 @@ def test_a_run_stopped_mid_epoch_trains_the_rest_of_that_epoch_only(tmp_path):
 
     def batches(start, count):
         asked.append((start, count))
-        return Zeros(count)
+        return _zeros(count)
 
     def fit(callbacks):
         backup = _Backup(str(tmp_path / "backup"), save_freq=1, delete_checkpoint=False)
@@ -283,6 +325,45 @@ def test_a_run_stopped_mid_epoch_trains_the_rest_of_that_epoch_only(tmp_path):
     assert steps_trained() == 15
     fit([])
     assert asked[3:] == [(15, 5)] and steps_trained() == 15  # nothing left to train
+
+
+def test_a_stop_asked_for_backs_up_the_step_reached_and_loses_none(tmp_path):
+    """A CPU step can take 45 s and the backup is every 100 steps: a run asked to stop
+    (Ctrl-C, SIGTERM) ends after the step under way, backed up there, and goes on from it."""
+    import threading
+
+    import keras
+
+    from streamfer.training.train import TrainingStopped, _Backup, fit_resumable
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    stop, asked = threading.Event(), []
+
+    def steps_trained():
+        return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+    class Ask(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if steps_trained() == 7:  # epoch 1, its step 2, no periodic backup near: asked
+                stop.set()  # for here, the stop comes after step 3 (the backup's next check)
+
+    def batches(start, count):
+        asked.append((start, count))
+        return _zeros(count)
+
+    def fit(callbacks):
+        backup = _Backup(str(tmp_path / "backup"), save_freq=100, delete_checkpoint=False)
+        backup.stop = stop
+        fit_resumable(model, batches, 3, 5, backup, callbacks, verbose=0)
+
+    with pytest.raises(TrainingStopped, match=r"stopped at epoch 2, step 3 of 5: the backup"):
+        fit([Ask()])
+    meta = json.loads((tmp_path / "backup" / "training_metadata.json").read_text())
+    assert (meta["epoch"], meta["done"]) == (1, 3) and steps_trained() == 8
+    stop.clear()
+    fit([])
+    assert asked[1:] == [(8, 2), (10, 5)] and steps_trained() == 15
 
 
 def test_a_run_stopped_twice_resumes_at_the_epoch_it_reached(tmp_path):

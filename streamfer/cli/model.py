@@ -83,7 +83,8 @@ def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augmen
           init, head_only, extra_data, focal_gamma, label_smoothing, max_pos_weight,
           crop) -> None:
     """Train (or resume) the ResNet50/VGG19 ensemble on a labelled face dataset; runs under
-    any Keras backend (KERAS_BACKEND=tensorflow on a CPU, jax on a GPU)."""
+    any Keras backend (KERAS_BACKEND=tensorflow on a CPU, jax on a GPU). Ctrl-C or SIGTERM
+    stops it after the step under way, backed up there: the same command goes on."""
     from streamfer.model import BACKBONES
     from streamfer.training.train import TrainConfig
     from streamfer.training.train import train as run_training
@@ -109,6 +110,10 @@ def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augmen
         best = run_training(cfg, progress=sys.stdout.isatty())
     except user_errors() as exc:
         raise UserError(str(exc)) from None
+    except KeyboardInterrupt as exc:  # a stop asked for (its step backed up), or a second
+        click.echo(str(exc) or f"interrupted: {run_dir} keeps what was saved before it",
+                   err=True)
+        sys.exit(130)
     click.echo(f"best weights: {best}")
 
 

@@ -29,6 +29,8 @@ import csv
 import functools
 import json
 import shutil
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +39,7 @@ import keras
 import numpy as np
 
 from streamfer.files import write_atomically
+from streamfer.interrupts import stop_requested
 from streamfer.model import (
     BACKBONES,
     ModelConfig,
@@ -259,15 +262,17 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     steps = cfg.steps_per_epoch or max(1, len(train_data) // cfg.batch_size)
     model.compile(optimizer=adamw(cfg, steps * cfg.epochs), loss=loss)
     best = run / "best.weights.h5"
-    fit_resumable(
-        model, lambda start, count: make_dataset(train_data, cfg.batch_size, size, cfg.seed,
-                                                 True, cfg.targets, count, start),
-        cfg.epochs, steps, _Backup(str(run / "backup"), save_freq=100, delete_checkpoint=False),
-        [_Validation(core, make_dataset(valid_data, 128, size, cfg.seed, False),
-                     valid_data.targets, best, _best_logged(run / "log.csv", "val_map")),
-         keras.callbacks.CSVLogger(str(run / "log.csv"), append=True),
-         *([] if progress else [_StepLog(cfg.epochs, steps)])],
-        verbose=1 if progress else 2)
+    backup = _Backup(str(run / "backup"), save_freq=100, delete_checkpoint=False)
+    with stop_requested(signals=(signal.SIGINT, signal.SIGTERM)) as backup.stop:
+        fit_resumable(
+            model, lambda start, count: make_dataset(train_data, cfg.batch_size, size, cfg.seed,
+                                                     True, cfg.targets, count, start),
+            cfg.epochs, steps, backup,
+            [_Validation(core, make_dataset(valid_data, 128, size, cfg.seed, False),
+                         valid_data.targets, best, _best_logged(run / "log.csv", "val_map")),
+             keras.callbacks.CSVLogger(str(run / "log.csv"), append=True),
+             *([] if progress else [_StepLog(cfg.epochs, steps)])],
+            verbose=1 if progress else 2)
     return best
 
 
@@ -298,15 +303,27 @@ def adamw(cfg: TrainConfig, total: int):
     return keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
 
 
+class TrainingStopped(KeyboardInterrupt):
+    """Training was asked to stop (Ctrl-C, SIGTERM) and did, its backup written at the step
+    it had reached."""
+
+    def __init__(self, backup_dir: str, epoch: int, done: int, steps: int) -> None:
+        super().__init__(f"stopped at epoch {epoch + 1}, step {done} of {steps}: the backup in"
+                         f" {backup_dir} holds it, and the same command goes on from there")
+
+
 class _Backup(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore, saved at the end of every epoch *and* every ``save_freq``
     steps (a CPU epoch can take an hour: a stop mid-epoch keeps the weights of its last
     hundred steps), and kept after the last epoch, so that a later call with more epochs
     goes on from there. Its metadata also holds ``done``, the steps of the epoch already
     trained (Keras itself restores only the epoch, and would train that epoch from its first
-    step again): :func:`fit_resumable` resumes there."""
+    step again): :func:`fit_resumable` resumes there. Once ``stop`` is set (a first Ctrl-C or
+    SIGTERM), the step under way ends, is backed up, and :class:`TrainingStopped` is raised:
+    a stop loses no step."""
 
     offset = done = 0  # steps of the current epoch trained before this fit began; so far
+    stop: threading.Event | None = None
 
     def resume_point(self) -> tuple[int, int]:
         """(epoch, steps of it already trained) where the backed-up run stopped."""
@@ -330,6 +347,10 @@ class _Backup(keras.callbacks.BackupAndRestore):
     def on_train_batch_end(self, batch, logs=None) -> None:
         self.done += 1
         super().on_train_batch_end(batch, logs)
+        if self.stop is not None and self.stop.is_set():
+            self._save_model()
+            raise TrainingStopped(self.backup_dir, self._current_epoch, self.done,
+                                  self.offset + self.params["steps"])
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         self.done = self.offset = 0
