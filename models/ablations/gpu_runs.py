@@ -1,0 +1,291 @@
+"""The model card's GPU runs: FER+ packed here, the ensemble trained on a lent GPU machine.
+
+Such a machine has JAX but no TensorFlow, no ``../shared`` and no network; what travels to it
+is capped at 64 MiB, and 64 MiB come back. So ``pack`` writes the faces the runs need into one
+xz file (FER+ Train and Valid as :func:`streamfer.training.data.load_dataset` keeps them, and
+JAFFE's detector crops, for evaluation only), and ``train`` (there, ``KERAS_BACKEND=jax``)
+runs :func:`streamfer.training.train.train` on them for each run of ``RUNS``, from scratch,
+then exports and evaluates each as ``streamfer export`` and ``streamfer evaluate --backend
+keras`` do (fp32, mirror-averaged, thresholds calibrated on Valid): ``results.json`` in
+``--out`` holds every run's Valid and JAFFE results, its log and settings. The best 64-px run
+(the working size the engines afford) is exported to ``--keep`` with its weights cut into
+parts small enough to come back; ``join`` puts them together again here.
+
+What comes back is 64 MiB a call, 16 MiB a file: the first call brings ``results.json``,
+``model.json`` and parts 0–3 of the weights (``--keep`` stays on the machine while it is
+warm), a second the remaining parts. ``--deadline`` bounds the whole command: a run that
+would not fit is shortened (its epochs cut to what fits, said in the results) or left out,
+and a run still training at its share's end is stopped at a step (``TrainingStopped``) and
+its best finished epoch evaluated; a SIGTERM between runs (``timeout``) ends the command.
+
+    python models/ablations/gpu_runs.py pack .dev/faces.npz.xz                # here
+    KERAS_BACKEND=jax python3 models/ablations/gpu_runs.py train .dev/faces.npz.xz \\
+        --out "$OUT" --keep /root/keep --deadline 530                           # there
+    python models/ablations/gpu_runs.py join FETCHED_DIR runs/g64s/model.json  # here
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import lzma
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+SPLITS = {"train": ("../shared/data/ferplus", "train"),
+          "valid": ("../shared/data/ferplus", "valid"),
+          "jaffe": ("../shared/data/jaffe", "test")}
+# name, work size, TrainConfig fields: each from scratch, the recipe's defaults otherwise
+RUNS = [("g64s", 64, {"strong_augment": True}),
+        ("g64", 64, {}),
+        ("g100s", 100, {"strong_augment": True})]
+PART = 15 * 2**20  # bytes of one part of a weights file (what comes back: 16 MiB a file)
+
+
+def pack(path: Path) -> None:
+    """FER+ Train/Valid and JAFFE's crops (gray: every channel is the same) into ``path``."""
+    from streamfer.training.data import load_dataset
+
+    arrays = {}
+    for key, (root, split) in SPLITS.items():
+        data = load_dataset(root, split)
+        gray = data.images[..., 0]
+        if not (data.images == gray[..., None]).all():
+            raise SystemExit(f"{key}: colour faces; the pack keeps one channel")
+        arrays.update({f"{key}_images": gray, f"{key}_targets": data.targets,
+                       f"{key}_soft": data.soft, f"{key}_majority": data.majority,
+                       f"{key}_names": np.array(data.names)})
+        print(f"{key}: {len(data)} faces {gray.shape[1:]}", flush=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(lzma.compress(buffer.getvalue(), preset=9 | lzma.PRESET_EXTREME))
+    print(f"{path}: {path.stat().st_size / 2**20:.1f} MiB")
+
+
+def unpack(path: Path) -> dict:
+    from streamfer.training.data import Dataset
+
+    with np.load(io.BytesIO(lzma.decompress(path.read_bytes()))) as z:
+        return {key: Dataset(np.repeat(z[f"{key}_images"][..., None], 3, axis=-1),
+                             z[f"{key}_targets"], list(z[f"{key}_names"]), z[f"{key}_soft"],
+                             z[f"{key}_majority"]) for key in SPLITS}
+
+
+def train_all(packed: Path, out: Path, keep: Path, deadline: float, epochs: int,
+              limit: int | None = None, only: list[str] | None = None) -> None:
+    start = time.monotonic()
+    import keras
+
+    from streamfer.training import train as training
+
+    if keras.backend.backend() == "jax":  # a run's validation graphs are the next one's
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", "/tmp/jax-cache")
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        print("jax", jax.__version__, jax.devices(), flush=True)
+    data = unpack(packed)
+    if limit:  # a smoke test's few faces
+        data = {k: d.subset(np.arange(min(limit, len(d)))) for k, d in data.items()}
+    training.load_dataset = lambda root, split="train", crop="detect": data[split]
+    signal.signal(signal.SIGTERM, _stopped)  # a run's stop once it has ended; `timeout`
+    results, timing = {}, {}
+    for name, size, fields in [r for r in RUNS if not only or r[0] in only]:
+        left = deadline - (time.monotonic() - start) - 75  # its export and evaluation
+        run_epochs = epochs
+        if timing:  # an epoch's and a start's seconds, scaled by the pixels of the size
+            per_epoch = timing["epoch"] * (size / timing["size"]) ** 2
+            run_epochs = min(epochs, int((left - timing["setup"]) / per_epoch))
+            if run_epochs < max(3, epochs // 2 if size == timing["size"] else 3):
+                print(f"{name}: left out ({left:.0f} s left, {per_epoch:.0f} s an epoch)")
+                results[name] = {"left_out": f"{left:.0f} s left, {per_epoch:.0f} s an epoch"}
+                continue
+        cfg = training.TrainConfig(data="packed", run_dir=f"/tmp/runs/{name}", epochs=run_epochs,
+                                   work_size=size, **fields)
+        shutil.rmtree(cfg.run_dir, ignore_errors=True)
+        timer = threading.Timer(max(1.0, left), os.kill, (os.getpid(), signal.SIGTERM))
+        began = time.monotonic()
+        print(f"{name}: {run_epochs} epochs at {size} px {fields}, {left:.0f} s", flush=True)
+        timer.start()
+        stopped = None
+        try:
+            training.train(cfg, progress=False)
+        except training.TrainingStopped as exc:
+            stopped = str(exc)
+            print(f"{name}: {stopped}", flush=True)
+        finally:
+            timer.cancel()
+        seconds = time.monotonic() - began
+        run = Path(cfg.run_dir)
+        log = (run / "log.csv").read_text() if (run / "log.csv").is_file() else ""
+        rows = [line.split(",") for line in log.strip().split("\n")[1:] if line]
+        epoch_s = [float(r[2]) for r in rows]
+        if len(epoch_s) > 1 and not timing:  # the first epoch's seconds hold the compiling
+            timing = {"epoch": float(np.median(epoch_s[1:])), "size": size,
+                      "setup": seconds - len(epoch_s) * float(np.median(epoch_s[1:]))}
+        results[name] = {"work_size": size, "fields": fields, "epochs_set": run_epochs,
+                         "epochs_done": len(rows), "stopped": stopped, "seconds": seconds,
+                         "log_csv": log, "train_config": json.loads(
+                             (run / "train_config.json").read_text())}
+        if (run / "best.weights.h5").is_file():
+            results[name].update(evaluated(run, data))
+            results[name]["eval_seconds"] = time.monotonic() - began - seconds
+        print(summary_line(name, results[name]), flush=True)
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    landable = [n for n, r in results.items() if r.get("work_size") == 64 and "valid" in r]
+    if landable:
+        best = max(landable, key=lambda n: results[n]["valid"]["at"]["calibrated"]["mAP"])
+        export_parts(Path(f"/tmp/runs/{best}"), data, keep, results[best])
+        results["kept"] = best
+    results["total_seconds"] = time.monotonic() - start
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _stopped(signum, frame) -> None:
+    """SIGTERM outside a run (inside one it stops that run at a step): exit, the results
+    of the runs finished already written."""
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+def _models(run: Path):
+    """(the inference model at the 100-px input, fp32, weights as a model file keeps them;
+    its config), from a run's best weights: as ``streamfer export`` builds it."""
+    import keras
+
+    from streamfer.model import ModelConfig, build_model, compact
+
+    keras.mixed_precision.set_global_policy("float32")  # evaluated as on a CPU
+    config = ModelConfig.from_dict(json.loads((run / "config.json").read_text()))
+    config.flip_average = True
+    trained = build_model(ModelConfig(**{**asdict(config), "input_size": config.work_size}))
+    trained.load_weights(str(run / "best.weights.h5"))
+    model = build_model(config, trainable_backbones=False)
+    model.set_weights([compact(w).astype(np.float32) for w in trained.get_weights()])
+    return model, config
+
+
+def evaluated(run: Path, data: dict) -> dict:
+    """Valid (thresholds calibrated there, as ``streamfer export``) and JAFFE at those
+    thresholds (as ``streamfer evaluate``), mirror-averaged; batches padded to one shape
+    (one compiled graph: the scores of a face do not depend on its batch)."""
+    from streamfer.classify import Classifier
+    from streamfer.training.evaluate import as_crops, calibrate_thresholds, evaluate
+
+    model, config = _models(run)
+    classifier = Classifier(model=model, config=config, backend="keras", batch_size=64)
+
+    def scores(dataset):
+        crops = as_crops(dataset.images)
+        pad = -len(crops) % classifier.batch_size
+        padded = np.concatenate([crops, np.repeat(crops[-1:], pad, axis=0)])
+        return classifier.predict(padded)[:len(crops)]
+
+    valid = scores(data["valid"])
+    thresholds = calibrate_thresholds(data["valid"].targets, valid)
+    out = {"valid": evaluate(data["valid"].targets, valid, thresholds, classifier.labels,
+                             "../shared/data/ferplus", "valid", data["valid"].majority)}
+    out["jaffe"] = evaluate(data["jaffe"].targets, scores(data["jaffe"]), thresholds,
+                            classifier.labels, "../shared/data/jaffe", "test",
+                            data["jaffe"].majority)
+    return out
+
+
+def export_parts(run: Path, data: dict, keep: Path, result: dict) -> None:
+    """The run as ``streamfer export`` writes it (model.json, its weights, the training
+    log and settings) into ``keep``, the weights also cut into ``part-N`` files."""
+    from streamfer.model import save_weights
+
+    model, config = _models(run)
+    config.thresholds = result["valid"]["at"]["calibrated"]["thresholds"]
+    summary = {k: v for k, v in result["valid"]["at"]["calibrated"].items() if k != "per_label"}
+    keep.mkdir(parents=True, exist_ok=True)
+    path = save_weights(model, config, keep / "model.json",
+                        {"metrics": summary, "trained_on": "../shared/data/ferplus",
+                         "selected_on": "valid"})
+    for name in ("log.csv", "train_config.json"):
+        shutil.copy(run / name, keep / f"training_{name}")
+    count = cut(path.with_suffix(".weights.npz"), keep)
+    print(f"kept {run.name}: its weights in {count} parts", flush=True)
+
+
+def cut(path: Path, folder: Path, size: int = PART) -> int:
+    """``path`` cut into ``folder/part-N`` files of at most ``size`` bytes; how many."""
+    blob = path.read_bytes()
+    for i in range(0, len(blob), size):
+        (folder / f"part-{i // size}").write_bytes(blob[i:i + size])
+    return -(-len(blob) // size)
+
+
+def join(fetched: Path, model_json: Path) -> None:
+    """The parts fetched (``part-N``, with model.json) → ``model_json`` and its weights,
+    checked against the SHA-256 the model file records."""
+    from streamfer.assets import sha256
+
+    meta = json.loads((fetched / "model.json").read_text())
+    parts = sorted(fetched.glob("part-*"), key=lambda p: int(p.name.split("-")[1]))
+    model_json.parent.mkdir(parents=True, exist_ok=True)
+    weights = model_json.with_name(model_json.name.replace(".json", ".weights.npz"))
+    weights.write_bytes(b"".join(p.read_bytes() for p in parts))
+    if sha256(weights) != meta["sha256"]:
+        raise SystemExit(f"{weights}: SHA-256 differs from model.json's ({len(parts)} parts)")
+    model_json.write_text(json.dumps({**meta, "weights": weights.name}, indent=2) + "\n")
+    for name in ("training_log.csv", "training_train_config.json"):
+        if (fetched / name).is_file():
+            shutil.copy(fetched / name, model_json.with_name(name))
+    print(f"{model_json}: {len(parts)} parts joined, SHA-256 checked")
+
+
+def summary_line(name: str, r: dict) -> str:
+    if "valid" not in r:
+        return f"{name}: no finished epoch"
+    v, j = r["valid"]["at"], r["jaffe"]
+    per = j["top1_per_label"]
+    return (f"{name}: {r['epochs_done']}/{r['epochs_set']} epochs {r['seconds']:.0f} s | Valid"
+            f" mAP {v['calibrated']['mAP']:.3f} sF1 {v['calibrated']['samples_f1']:.3f}"
+            f" ({v['cross-fitted']['samples_f1']:.3f}) mF1 {v['calibrated']['macro_f1']:.3f}"
+            f" ({v['cross-fitted']['macro_f1']:.3f}) Ham {v['calibrated']['hamming_loss']:.3f}"
+            f" ({v['cross-fitted']['hamming_loss']:.3f}) | JAFFE top1 {j['top1']:.3f} AN"
+            f" {per['Anger']['top1']:.2f} DI {per['Disgust']['top1']:.2f} FE"
+            f" {per['Fear']['top1']:.2f} neutral {j['negatives_labelled']:.2f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("pack").add_argument("path", type=Path)
+    run = sub.add_parser("train")
+    run.add_argument("packed", type=Path)
+    run.add_argument("--out", type=Path, required=True)
+    run.add_argument("--keep", type=Path, required=True)
+    run.add_argument("--deadline", type=float, default=530.0, help="seconds for it all")
+    run.add_argument("--epochs", type=int, default=20)
+    run.add_argument("--limit", type=int, help="the first N faces of each split (smoke test)")
+    run.add_argument("--runs", nargs="*", help="these of RUNS only")
+    joined = sub.add_parser("join")
+    joined.add_argument("fetched", type=Path)
+    joined.add_argument("model_json", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "pack":
+        pack(args.path)
+    elif args.command == "train":
+        args.out.mkdir(parents=True, exist_ok=True)
+        train_all(args.packed, args.out, args.keep, args.deadline, args.epochs, args.limit,
+                  args.runs)
+    else:
+        join(args.fetched, args.model_json)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's streamfer
+    main()
