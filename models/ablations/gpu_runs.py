@@ -36,7 +36,6 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -159,20 +158,13 @@ def _stopped(signum, frame) -> None:
 
 
 def _models(run: Path):
-    """(the inference model at the 100-px input, fp32, weights as a model file keeps them;
-    its config), from a run's best weights: as ``streamfer export`` builds it."""
+    """(the inference model, its config) of a run's best weights, fp32 as on a CPU."""
     import keras
 
-    from streamfer.model import ModelConfig, build_model, compact
+    from streamfer.training.train import best_model
 
-    keras.mixed_precision.set_global_policy("float32")  # evaluated as on a CPU
-    config = ModelConfig.from_dict(json.loads((run / "config.json").read_text()))
-    config.flip_average = True
-    trained = build_model(ModelConfig(**{**asdict(config), "input_size": config.work_size}))
-    trained.load_weights(str(run / "best.weights.h5"))
-    model = build_model(config, trainable_backbones=False)
-    model.set_weights([compact(w).astype(np.float32) for w in trained.get_weights()])
-    return model, config
+    keras.mixed_precision.set_global_policy("float32")
+    return best_model(run)
 
 
 def evaluated(run: Path, data: dict) -> dict:

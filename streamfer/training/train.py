@@ -462,13 +462,7 @@ def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = 
     from streamfer.training.evaluate import calibrate_thresholds, evaluate, predict_dataset
 
     run, out = Path(run_dir), Path(out)
-    config = ModelConfig.from_dict(json.loads((run / "config.json").read_text()))
-    config.flip_average = flip_average
-    trained = build_model(ModelConfig(**{**asdict(config), "input_size": config.work_size}))
-    trained.load_weights(str(run / "best.weights.h5"))
-    model = build_model(config, trainable_backbones=False)
-    model.set_weights([compact(w).astype(np.float32) for w in trained.get_weights()])
-
+    model, config = best_model(run, flip_average)
     valid = load_dataset(data, split, crop)
 
     def measure(classifier: Classifier) -> dict:
@@ -495,6 +489,19 @@ def export(run_dir: str | Path, data: str | Path, out: str | Path, split: str = 
     if int8 and installed("onnx"):
         calibrate_int8(out, data, crop=crop)
     return result
+
+
+def best_model(run_dir: str | Path, flip_average: bool = True):
+    """(model, config) of a run's best weights as a model file holds them: at the 100-px
+    input, each weight as its fp16 copy reads back (:func:`streamfer.model.compact`)."""
+    run = Path(run_dir)
+    config = ModelConfig.from_dict(json.loads((run / "config.json").read_text()))
+    config.flip_average = flip_average
+    trained = build_model(ModelConfig(**{**asdict(config), "input_size": config.work_size}))
+    trained.load_weights(str(run / "best.weights.h5"))
+    model = build_model(config, trainable_backbones=False)
+    model.set_weights([compact(w).astype(np.float32) for w in trained.get_weights()])
+    return model, config
 
 
 def calibrate_int8(model_json: str | Path, data: str | Path, faces: int = 256,
