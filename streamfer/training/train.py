@@ -154,11 +154,11 @@ def augmenter(seed: int, strong: bool = False):
         ]
     if keras.backend.backend() == "jax":
         # Keras marks its rotation, shift, zoom and shear layers as not XLA-compilable
-        # (TensorFlow's image transform is not), and a model holding one is then not
+        # (presumably for TensorFlow's image transform), and a model holding one is then not
         # compiled whole: TensorFlow still runs its steps as graphs, but JAX runs them op by
         # op — on a GPU thousands of small launches and a fresh compile of each ``cond`` a
-        # step (seen on an H200: 31 steps of 64 in seven minutes). Under JAX they trace
-        # (``jax.scipy.ndimage``), so the training step is compiled whole there.
+        # step (seen on an H200: 31 steps of 64 in seven minutes, compiling included).
+        # Under JAX they trace (``jax.scipy.ndimage``), so the step is compiled whole there.
         for layer in stack:
             layer.supports_jit = True
     return keras.Sequential(stack, name="augment")
