@@ -27,6 +27,7 @@ its best finished epoch evaluated; a SIGTERM between runs (``timeout``) ends the
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import lzma
@@ -129,8 +130,8 @@ def train_all(packed: Path, out: Path, keep: Path, deadline: float, epochs: int,
         seconds = time.monotonic() - began
         run = Path(cfg.run_dir)
         log = (run / "log.csv").read_text() if (run / "log.csv").is_file() else ""
-        rows = [line.split(",") for line in log.strip().split("\n")[1:] if line]
-        epoch_s = [float(r[2]) for r in rows]
+        rows = list(csv.DictReader(io.StringIO(log)))
+        epoch_s = [float(row["seconds"]) for row in rows]
         if len(epoch_s) > 1 and not timing:  # the first epoch's seconds hold the compiling
             timing = {"epoch": float(np.median(epoch_s[1:])), "size": size,
                       "setup": seconds - len(epoch_s) * float(np.median(epoch_s[1:]))}
@@ -147,7 +148,7 @@ def train_all(packed: Path, out: Path, keep: Path, deadline: float, epochs: int,
     landable = [n for n, r in results.items() if r.get("work_size") == 64 and "valid" in r]
     if landable:
         best = max(landable, key=lambda n: results[n]["valid"]["at"]["calibrated"]["mAP"])
-        export_parts(Path(f"/tmp/runs/{best}"), data, keep, results[best])
+        export_parts(Path(f"/tmp/runs/{best}"), keep, results[best])
         results["kept"] = best
     results["total_seconds"] = time.monotonic() - start
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -195,7 +196,7 @@ def evaluated(run: Path, data: dict) -> dict:
     return out
 
 
-def export_parts(run: Path, data: dict, keep: Path, result: dict) -> None:
+def export_parts(run: Path, keep: Path, result: dict) -> None:
     """The run as ``streamfer export`` writes it (model.json, its weights, the training
     log and settings) into ``keep``, the weights also cut into ``part-N`` files."""
     from streamfer.model import save_weights
@@ -226,6 +227,8 @@ def join(fetched: Path, model_json: Path) -> None:
     checked against the SHA-256 the model file records."""
     from streamfer.assets import sha256
 
+    if not (fetched / "model.json").is_file():
+        raise SystemExit(f"{fetched} holds no model.json (the first call's files)")
     meta = json.loads((fetched / "model.json").read_text())
     parts = sorted(fetched.glob("part-*"), key=lambda p: int(p.name.split("-")[1]))
     model_json.parent.mkdir(parents=True, exist_ok=True)
@@ -270,6 +273,9 @@ def main(argv: list[str] | None = None) -> None:
     joined.add_argument("fetched", type=Path)
     joined.add_argument("model_json", type=Path)
     args = parser.parse_args(argv)
+    for path in [getattr(args, name, None) for name in ("packed", "fetched")]:
+        if path is not None and not path.exists():
+            parser.error(f"not found: {path}")
     if args.command == "pack":
         pack(args.path)
     elif args.command == "train":
