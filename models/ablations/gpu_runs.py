@@ -9,8 +9,9 @@ then exports and evaluates each as ``streamfer export`` and ``streamfer evaluate
 keras`` do (fp32, mirror-averaged, thresholds calibrated on Valid): ``results.json`` in
 ``--out`` holds every run's Valid and JAFFE results, its log and settings. The best 64-px run
 (the working size the engines afford), if its Valid mAP beats ``--shipped-map``, is exported
-to ``--keep`` with its weights cut into
-parts small enough to come back; ``join`` puts them together again here.
+to ``--keep`` with its weights cut into parts small enough to come back; ``join`` puts them
+together again here. There a run keeps no backups (it is never resumed), and the first of
+several runs may take ``FIRST_SHARE`` of the time left, so that the next has some.
 
 What comes back is 64 MiB a call, 16 MiB a file: the first call brings ``results.json``,
 ``model.json`` and parts 0–3 of the weights (``--keep`` stays on the machine while it is
@@ -21,8 +22,9 @@ its best finished epoch evaluated; a SIGTERM between runs (``timeout``) ends the
 
     python models/ablations/gpu_runs.py pack .dev/faces.npz.xz                # here
     KERAS_BACKEND=jax python3 models/ablations/gpu_runs.py train .dev/faces.npz.xz \\
-        --out "$OUT" --keep /root/keep --deadline 530                           # there
-    python models/ablations/gpu_runs.py join FETCHED_DIR runs/g64s/model.json  # here
+        --out "$OUT" --keep /root/keep --deadline 365 --epochs 22 --runs g64 \\
+        --shipped-map 0.793                                                     # there
+    python models/ablations/gpu_runs.py join FETCHED_DIR runs/g64/model.json   # here
 """
 
 from __future__ import annotations
