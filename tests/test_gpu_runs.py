@@ -96,3 +96,8 @@ def test_a_second_run_gets_the_passes_the_first_had_and_the_first_leaves_it_time
 
 def test_a_64_px_run_that_beats_the_shipped_model_is_kept(fake_runs):
     assert fake_runs(epochs=2, only=["g100", "g64"], shipped_map=0.78)["kept"] == ["g64"]
+
+
+def test_the_size_to_keep_can_be_100_px(fake_runs):
+    assert fake_runs(epochs=2, only=["g100", "g64"], shipped_map=0.78,
+                     keep_size=100)["kept"] == ["g100"]

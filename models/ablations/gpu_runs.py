@@ -7,8 +7,9 @@ JAFFE's detector crops, for evaluation only), and ``train`` (there, ``KERAS_BACK
 runs :func:`streamfer.training.train.train` on them for each run of ``RUNS``, from scratch,
 then exports and evaluates each as ``streamfer export`` and ``streamfer evaluate --backend
 keras`` do (fp32, mirror-averaged, thresholds calibrated on Valid): ``results.json`` in
-``--out`` holds every run's Valid and JAFFE results, its log and settings. The best 64-px run
-(the working size the engines afford), if its Valid mAP beats ``--shipped-map``, is exported
+``--out`` holds every run's Valid and JAFFE results, its log and settings. The best run at
+``--keep-size`` (64 px: the working size every CPU seen affords; 100 px for a model for CPUs
+with AMX), if its Valid mAP beats ``--shipped-map``, is exported
 to ``--keep`` with its weights cut into parts small enough to come back; ``join`` puts them
 together again here. There a run keeps no backups (it is never resumed), and the first of
 several runs may take ``FIRST_SHARE`` of the time left, so that the next has some.
@@ -90,10 +91,11 @@ def unpack(path: Path) -> dict:
 
 def train_all(packed: Path, out: Path, keep: Path, deadline: float, epochs: int,
               limit: int | None = None, only: list[str] | None = None,
-              shipped_map: float = 0.0, runs_root: Path = Path("/tmp/runs")) -> None:
-    """Each run of ``RUNS`` (or ``only`` those), evaluated; the best 64-px run whose Valid mAP
-    (calibrated) is above ``shipped_map`` kept in parts (the weights travel back only for a
-    model that could land)."""
+              shipped_map: float = 0.0, runs_root: Path = Path("/tmp/runs"),
+              keep_size: int = 64) -> None:
+    """Each run of ``RUNS`` (or ``only`` those), evaluated; the best run at ``keep_size`` px
+    whose Valid mAP (calibrated) is above ``shipped_map`` kept in parts (the weights travel
+    back only for a model that could land)."""
     start = time.monotonic()
     import keras
 
@@ -162,7 +164,7 @@ def train_all(packed: Path, out: Path, keep: Path, deadline: float, epochs: int,
         print(summary_line(name, results[name]), flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
-    landable = [n for n, r in results.items() if r.get("work_size") == 64 and "valid" in r
+    landable = [n for n, r in results.items() if r.get("work_size") == keep_size and "valid" in r
                 and r["valid"]["at"]["calibrated"]["mAP"] > shipped_map]
     if landable:
         best = max(landable, key=lambda n: results[n]["valid"]["at"]["calibrated"]["mAP"])
@@ -288,7 +290,9 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--limit", type=int, help="the first N faces of each split (smoke test)")
     run.add_argument("--runs", nargs="*", help="these of RUNS only")
     run.add_argument("--shipped-map", type=float, default=0.0,
-                     help="keep a 64-px run only if its Valid mAP is above this")
+                     help="keep a run only if its Valid mAP is above this")
+    run.add_argument("--keep-size", type=int, default=64,
+                     help="the working size of the run to keep (default 64)")
     joined = sub.add_parser("join")
     joined.add_argument("fetched", type=Path)
     joined.add_argument("model_json", type=Path)
@@ -301,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "train":
         args.out.mkdir(parents=True, exist_ok=True)
         train_all(args.packed, args.out, args.keep, args.deadline, args.epochs, args.limit,
-                  args.runs, args.shipped_map)
+                  args.runs, args.shipped_map, keep_size=args.keep_size)
     else:
         join(args.fetched, args.model_json)
 
