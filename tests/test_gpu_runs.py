@@ -67,12 +67,12 @@ def fake_runs(tmp_path, monkeypatch):
             f"{i},0.5,1.0,0.5\n" for i in range(cfg.epochs)))
         (run / "best.weights.h5").write_bytes(b"")
 
-    scores = {100: 0.80, 64: 0.79}
+    valid_map = {"g100": 0.80, "g64": 0.79}
     monkeypatch.setattr(training, "train", train)
     monkeypatch.setattr(gpu_runs, "unpack", lambda path: {})
     monkeypatch.setattr(gpu_runs.threading, "Timer", Timer)
-    monkeypatch.setattr(gpu_runs, "evaluated", lambda run, data: {"valid": {"at": {
-        "calibrated": {"mAP": scores[100 if run.name == "g100" else 64]}}}})
+    monkeypatch.setattr(gpu_runs, "evaluated", lambda run, data: {
+        "valid": {"at": {"calibrated": {"mAP": valid_map[run.name]}}}})
     monkeypatch.setattr(gpu_runs, "summary_line", lambda name, r: name)
     monkeypatch.setattr(gpu_runs, "export_parts",
                         lambda run, keep, r: seen["kept"].append(run.name))

@@ -9,10 +9,10 @@ then exports and evaluates each as ``streamfer export`` and ``streamfer evaluate
 keras`` do (fp32, mirror-averaged, thresholds calibrated on Valid): ``results.json`` in
 ``--out`` holds every run's Valid and JAFFE results, its log and settings. The best run at
 ``--keep-size`` (64 px: the working size every CPU seen affords; 100 px for a model for CPUs
-with AMX), if its Valid mAP beats ``--shipped-map``, is exported
-to ``--keep`` with its weights cut into parts small enough to come back; ``join`` puts them
-together again here. There a run keeps no backups (it is never resumed), and the first of
-several runs may take ``FIRST_SHARE`` of the time left, so that the next has some.
+with AMX), if its Valid mAP beats ``--shipped-map``, is exported to ``--keep`` with its
+weights cut into parts small enough to come back; ``join`` puts them together again here.
+There a run keeps no backups (it is never resumed), and the first of several runs may take
+``FIRST_SHARE`` of the time left, so that the next has some.
 
 What comes back is 64 MiB a call, 16 MiB a file: the first call brings ``results.json``,
 ``model.json`` and parts 0–3 of the weights (``--keep`` stays on the machine while it is
@@ -164,10 +164,11 @@ def train_all(packed: Path, out: Path, keep: Path, deadline: float, epochs: int,
         print(summary_line(name, results[name]), flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
-    landable = [n for n, r in results.items() if r.get("work_size") == keep_size and "valid" in r
-                and r["valid"]["at"]["calibrated"]["mAP"] > shipped_map]
+    valid_map = {n: r["valid"]["at"]["calibrated"]["mAP"] for n, r in results.items()
+                 if r.get("work_size") == keep_size and "valid" in r}
+    landable = [n for n, m in valid_map.items() if m > shipped_map]
     if landable:
-        best = max(landable, key=lambda n: results[n]["valid"]["at"]["calibrated"]["mAP"])
+        best = max(landable, key=valid_map.get)
         export_parts(runs_root / best, keep, results[best])
         results["kept"] = best
     results["total_seconds"] = time.monotonic() - start
