@@ -50,12 +50,13 @@ def backends():
 def test_two_steps_train_resume_and_export_under_each_backend(tmp_path, tiny, backend):
     run = tmp_path / "run"
     args = ["train", "--data", tiny, "--crop", "none", "--out", run, "--steps-per-epoch", "2",
-            "--batch-size", "4", "--work-size", "32", "--precision", "fp32", "--strong-augment"]
+            "--batch-size", "4", "--work-size", "32", "--precision", "fp32", "--strong-augment",
+            "--branch-loss", "0.5"]
     first = streamfer(*args, "--epochs", "1", backend=backend)
     assert first.returncode == 0, first.stderr[-2000:]
     config = json.loads((run / "train_config.json").read_text())
     assert config["backend"] == backend and config["bf16"] is False
-    assert config["strong_augment"] is True
+    assert config["strong_augment"] is True and config["branch_loss"] == 0.5
     # output to a pipe, no progress bar: a line per step here (about a tenth of an epoch)
     assert "epoch 1/1 step 1/2" in first.stdout and "s/step" in first.stdout, first.stdout
     again = streamfer(*args, "--epochs", "2", backend=backend)  # resumes after epoch 1
@@ -84,7 +85,7 @@ def test_under_jax_a_training_step_is_one_compiled_graph(tmp_path, tiny):
     run = streamfer("train", "--data", tiny, "--crop", "none", "--out", tmp_path / "run",
                     "--steps-per-epoch", "2", "--batch-size", "4", "--work-size", "32",
                     "--precision", "fp32", "--strong-augment", "--epochs", "1",
-                    backend="jax", env={"JAX_LOG_COMPILES": "1"})
+                    "--branch-loss", "0.5", backend="jax", env={"JAX_LOG_COMPILES": "1"})
     assert run.returncode == 0, run.stderr[-2000:]
     assert "XLA compilation of jit(train_step)" in run.stderr
     assert "jit(conv_general_dilated)" not in run.stderr  # no convolution dispatched alone
@@ -198,6 +199,63 @@ def test_weighted_bce_matches_its_formula_on_soft_targets():
     targets = np.array([[1, 0, 0, 0, 0, 0]] * 1 + [[0] * 6] * 99, np.float32)
     assert positive_weights(targets, cap=4.0)[0] == 4.0  # √(99) capped
     assert positive_weights(targets, cap=4.0)[1] == 4.0  # no positives: clipped, capped
+
+
+def test_the_branch_loss_adds_each_backbones_own_loss_weighted():
+    from keras import ops
+
+    from streamfer.training.train import weighted_bce, with_branches
+
+    rng = np.random.default_rng(0)
+    y = (rng.uniform(size=(4, 6)) > 0.6).astype(np.float32)
+    main, a, b = (rng.uniform(0.05, 0.95, (4, 6)).astype(np.float32) for _ in range(3))
+    loss = weighted_bce(np.ones(6, np.float32))
+
+    def of(p):
+        return ops.convert_to_numpy(loss(y, p))
+
+    got = ops.convert_to_numpy(with_branches(loss, 2, 0.5)(y, np.concatenate([main, a, b], 1)))
+    np.testing.assert_allclose(got, of(main) + 0.5 * (of(a) + of(b)) / 2, rtol=1e-5)
+
+
+def test_with_the_branch_loss_a_backbone_the_ensemble_ignores_still_learns():
+    """The defaults' failure in small: a head that takes nothing from ResNet50 (its branch's
+    batch norm scaled to zero) gives that backbone no gradient, so one step leaves it as it
+    was; with --branch-loss the backbone's own read-out trains it. The exported part, the
+    ensemble, is the same model either way."""
+    import keras
+
+    from streamfer.model import ModelConfig, build_model
+    from streamfer.training.train import branch_supervised, weighted_bce, with_branches
+
+    config = ModelConfig(input_size=32, work_size=32)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    y = (rng.uniform(size=(8, 6)) > 0.7).astype(np.float32)
+    loss = weighted_bce(np.ones(6, np.float32))
+
+    def resnet_moved(weight: float) -> float:
+        keras.utils.set_random_seed(0)
+        core = build_model(config)
+        bn = core.get_layer("resnet50_bn")
+        gamma, beta, mean, var = bn.get_weights()
+        bn.set_weights([gamma * 0, beta * 0, mean, var])
+        inputs = keras.Input((32, 32, 3))
+        if weight:
+            model = keras.Model(inputs, branch_supervised(core, config, inputs))
+            model.compile(optimizer=keras.optimizers.SGD(0.1),
+                          loss=with_branches(loss, 2, weight))
+        else:
+            model = keras.Model(inputs, core(inputs))
+            model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss)
+        conv = core.get_layer("resnet50").get_layer("conv1_conv")
+        before = conv.get_weights()[0].copy()
+        model.train_on_batch(x, y)
+        assert len(core.get_weights()) == len(build_model(config).get_weights())
+        return float(np.abs(conv.get_weights()[0] - before).max())
+
+    assert resnet_moved(0.0) == 0.0
+    assert resnet_moved(0.5) > 1e-6
 
 
 def test_strong_augmentation_adds_noise_patches_blur_and_shear_in_training_only():
@@ -484,6 +542,8 @@ def test_head_only_training_changes_the_head_alone_and_exports(tmp_path, tiny):
     (["--head-only"], "--head-only trains the head of a model: give it with --init"),
     (["--head-only", "--init", DEFAULT_MODEL, "--work-size", "100"], "keeps --init's working"),
     (["--head-only", "--init", DEFAULT_MODEL, "--strong-augment"], "no --strong-augment"),
+    (["--head-only", "--init", DEFAULT_MODEL, "--branch-loss", "0.5"], "--branch-loss trains"),
+    (["--backbones", "vgg19", "--branch-loss", "0.5"], "--branch-loss trains both"),
 ])
 def test_head_only_without_its_model_is_one_line(tmp_path, tiny, args, message):
     done = streamfer("train", "--data", tiny, "--crop", "none", "--out", tmp_path / "r", *args)

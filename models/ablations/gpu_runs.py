@@ -51,10 +51,14 @@ SPLITS = {"train": ("../shared/data/ferplus", "train"),
 # name, work size, TrainConfig fields: each from scratch, the recipe's defaults otherwise
 # (order: what a short lease should bring first — the design's 100 px, which a CPU cannot
 # train from scratch in a session, then 64 px at the same number of passes to compare;
-# --strong-augment, measured on a CPU at equal budget behind the shipped model, last)
+# --strong-augment, measured on a CPU at equal budget behind the shipped model, last;
+# the b runs with each backbone read out alone as well, --branch-loss: the defaults' ResNet50
+# brings nothing to the ensemble, model card)
 RUNS = [("g100", 100, {}),
         ("g64", 64, {}),
-        ("g64s", 64, {"strong_augment": True})]
+        ("g64s", 64, {"strong_augment": True}),
+        ("g64b", 64, {"branch_loss": 0.5}),
+        ("g100b", 100, {"branch_loss": 0.5})]
 FIRST_SHARE = 0.6  # of the time left: the most the first run may take, so the next has some
 PART = 15 * 2**20  # bytes of one part of a weights file (what comes back: 16 MiB a file)
 

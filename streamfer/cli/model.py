@@ -74,6 +74,10 @@ from streamfer.cli.common import (
 @click.option("--max-pos-weight", default=4.0, show_default=True,
               type=click.FloatRange(min=1),
               help="Cap of each label's positive weight, sqrt(negatives/positives).")
+@click.option("--branch-loss", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="> 0: each backbone's branch also scores the faces alone while training, "
+                   "its loss weighted by this (deep supervision), so that neither backbone "
+                   "rides on the other's features. The exported model is unchanged.")
 @CROP_OPTION
 @requires_training
 def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augment,
@@ -81,7 +85,7 @@ def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augmen
           backbones, vgg, targets,
           backbone_weights, freeze_backbones, precision, seed, steps_per_epoch, limit,
           init, head_only, extra_data, focal_gamma, label_smoothing, max_pos_weight,
-          crop) -> None:
+          branch_loss, crop) -> None:
     """Train (or resume) the ResNet50/VGG19 ensemble on a labelled face dataset; runs under
     any Keras backend (KERAS_BACKEND=tensorflow on a CPU, jax on a GPU). Ctrl-C or SIGTERM
     stops it after the step under way, backed up there: the same command goes on."""
@@ -95,6 +99,9 @@ def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augmen
         raise click.UsageError("--head-only trains on cached features: no --strong-augment")
     if head_only and work_size:
         raise click.UsageError("--head-only keeps --init's working size: leave --work-size out")
+    if branch_loss and (head_only or backbones != "both"):
+        raise click.UsageError("--branch-loss trains both backbones of the ensemble: not with "
+                               "--head-only or one backbone")
 
     cfg = TrainConfig(data=data, run_dir=run_dir, epochs=epochs, batch_size=batch_size,
                       learning_rate=learning_rate, warmup_steps=warmup_steps,
@@ -105,7 +112,8 @@ def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augmen
                       precision=precision, seed=seed, steps_per_epoch=steps_per_epoch,
                       limit=limit, init=init, head_only=head_only, extra_data=extra_data,
                       focal_gamma=focal_gamma, label_smoothing=label_smoothing,
-                      max_pos_weight=max_pos_weight, crop=crop)
+                      max_pos_weight=max_pos_weight, branch_loss=branch_loss,
+                      crop=crop)
     try:
         best = run_training(cfg, progress=sys.stdout.isatty())
     except user_errors() as exc:

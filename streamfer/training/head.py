@@ -221,3 +221,29 @@ def nearest_votes(query: np.ndarray, reference: np.ndarray, votes: np.ndarray,
     similarity = query @ reference.T
     nearest = np.argsort(-similarity, axis=1)[:, :k]
     return votes[nearest].mean(axis=1)
+
+
+def branch_shares(model_json: str | Path, reference: Dataset, data: Dataset) -> dict[str, float]:
+    """What each backbone brings to the ensemble: mAP on ``data`` of the whole model
+    (``"whole"``) and, per backbone, with that backbone's pooled features held at their mean
+    over ``reference`` (its faces' information taken away, the other branch untouched);
+    both views of each face averaged, as the product scores them. A backbone whose ``held``
+    mAP equals the whole's brings nothing: the other one carries the model."""
+    from sklearn.metrics import average_precision_score
+
+    from streamfer.model import load_model
+
+    model, config = load_model(Path(model_json))
+    head = head_model(config)
+    copy_head(model, head)
+    mean = {name: value.mean(0, keepdims=True)
+            for name, value in backbone_features(model_json, reference).items()}
+    views = [backbone_features(model_json, data, mirrored=m) for m in (False, True)]
+
+    def mean_ap(held: str | None = None) -> float:
+        features = [{n: np.repeat(mean[n], len(data), 0) if n == held else f[n]
+                     for n in config.backbones} for f in views]
+        scores = mirror_averaged_scores(head, *features, config.backbones)
+        return float(average_precision_score(data.targets, scores, average="macro"))
+
+    return {"whole": mean_ap(), **{name: mean_ap(name) for name in config.backbones}}
