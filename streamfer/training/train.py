@@ -276,10 +276,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         extra = extra and extra.subset(np.arange(min(cfg.limit, len(extra))))
     if cfg.head_only and (not cfg.init or cfg.work_size):
         raise ValueError("training the head alone needs --init, whose working size it keeps")
-    if cfg.branch_loss and (cfg.head_only or len(_model_config(cfg).backbones) < 2):
+    model_cfg = _model_config(cfg)
+    if cfg.branch_loss and (cfg.head_only or len(model_cfg.backbones) < 2):
         raise ValueError("--branch-loss scores each backbone of the ensemble alone while "
                          "they train: not with --head-only or a single backbone")
-    model_cfg = _model_config(cfg)
     model_cfg.to_json(run / "config.json")
     trained = {"work_size": model_cfg.work_size, "vgg": model_cfg.vgg,  # what --init set
                "backbones": list(model_cfg.backbones),
