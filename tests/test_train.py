@@ -538,6 +538,17 @@ def test_head_only_training_changes_the_head_alone_and_exports(tmp_path, tiny):
     assert shipped.returncode == 0, shipped.stderr[-2000:]
 
 
+def test_the_branch_loss_on_a_single_backbone_model_is_one_line(tmp_path, tiny):
+    """--init of a one-backbone model: the command line cannot tell, train() can."""
+    meta = json.loads(DEFAULT_MODEL.read_text())
+    single = tmp_path / "vgg19.json"
+    single.write_text(json.dumps({**meta, "backbones": ["vgg19"]}))
+    done = streamfer("train", "--data", tiny, "--crop", "none", "--out", tmp_path / "r",
+                     "--init", single, "--branch-loss", "0.5")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "--branch-loss scores each backbone" in done.stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--head-only"], "--head-only trains the head of a model: give it with --init"),
     (["--head-only", "--init", DEFAULT_MODEL, "--work-size", "100"], "keeps --init's working"),

@@ -74,9 +74,11 @@ def user_errors():
     from streamfer.runtimes.runners import EngineError
     from streamfer.sinks import SinkError
     from streamfer.sources import SourceError
+    from streamfer.training import TrainingError
     from streamfer.training.data import DatasetError
 
-    return (AssetError, DatasetError, EngineError, SinkError, SourceError, OSError)
+    return (AssetError, DatasetError, EngineError, SinkError, SourceError, TrainingError,
+            OSError)
 
 
 def interruptible(command):

@@ -50,6 +50,7 @@ from streamfer.model import (
     save_weights,
 )
 from streamfer.runtimes.runners import installed
+from streamfer.training import TrainingError
 from streamfer.training.data import Dataset, load_dataset, resized
 
 
@@ -275,10 +276,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         valid_data = valid_data.subset(np.arange(min(cfg.limit, len(valid_data))))
         extra = extra and extra.subset(np.arange(min(cfg.limit, len(extra))))
     if cfg.head_only and (not cfg.init or cfg.work_size):
-        raise ValueError("training the head alone needs --init, whose working size it keeps")
+        raise TrainingError("training the head alone needs --init, whose working size it keeps")
     model_cfg = _model_config(cfg)
     if cfg.branch_loss and (cfg.head_only or len(model_cfg.backbones) < 2):
-        raise ValueError("--branch-loss scores each backbone of the ensemble alone while "
+        raise TrainingError("--branch-loss scores each backbone of the ensemble alone while "
                          "they train: not with --head-only or a single backbone")
     model_cfg.to_json(run / "config.json")
     trained = {"work_size": model_cfg.work_size, "vgg": model_cfg.vgg,  # what --init set
