@@ -1,0 +1,122 @@
+"""The face's shape instead of its look (model card, "Posed faces unlike FER's", "Not the
+representation either"): MediaPipe's face mesh (468 landmarks) of each FER+ Train/Valid face
+and each JAFFE face as the product crops it, similarity-aligned (Procrustes on x, y; z scaled
+alike); a linear read-out per emotion fitted on FER+ Train (logistic regression on standardised
+coordinates, C = 0.01), thresholds calibrated on FER+ Valid; FER+ Valid's metrics, JAFFE's top-1
+per pose and what each pose reads; and the crowd's mean vote shares on the 20 FER+ Train faces
+nearest each JAFFE face by shape (cosine of the standardised coordinates).
+
+The mesh model is not in ../shared: it is ``mediapipe/modules/face_landmark/face_landmark.tflite``
+of the mediapipe 0.10.21 wheel on PyPI (sha256 1055cb9d…c814), where the detector files of
+../shared/weights come from:
+
+    pip download mediapipe==0.10.21 --no-deps -d /tmp/mp
+    unzip -j /tmp/mp/mediapipe-0.10.21-*.whl \
+        mediapipe/modules/face_landmark/face_landmark.tflite -d /tmp/mp
+    python models/ablations/geometry.py --mesh /tmp/mp/face_landmark.tflite
+"""
+
+import argparse
+import json
+
+import numpy as np
+
+from streamfer.labels import EMOTIONS
+from streamfer.training.data import load_dataset
+from streamfer.training.evaluate import calibrate_thresholds, evaluate
+from streamfer.training.head import nearest_votes
+
+MESH_INPUT = 192
+PAD = 0.25  # of the crop's side, each way: the face about 2/3 of the mesh's input, as it expects
+
+
+def landmarks(mesh: str, images: np.ndarray) -> np.ndarray:
+    """(N, 468, 3) landmarks in the mesh input's pixels of each face crop (RGB uint8)."""
+    import cv2
+    import tensorflow as tf
+
+    net = tf.lite.Interpreter(model_path=mesh, num_threads=2)
+    net.allocate_tensors()
+    (inp,), (points, _face) = net.get_input_details(), net.get_output_details()
+    out = np.zeros((len(images), 468, 3), np.float32)
+    for i, image in enumerate(images):
+        p = int(round(PAD * image.shape[0]))
+        x = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_REPLICATE)
+        x = cv2.resize(x, (MESH_INPUT, MESH_INPUT), interpolation=cv2.INTER_LINEAR)
+        net.set_tensor(inp["index"], (x.astype(np.float32) / 255.0)[None])
+        net.invoke()
+        out[i] = net.get_tensor(points["index"]).reshape(468, 3)
+    return out
+
+
+def aligned(shapes: np.ndarray, rounds: int = 3) -> np.ndarray:
+    """Each shape's x, y turned, scaled and moved onto the mean shape (generalised
+    Procrustes; a turn, never a mirror image), z by the same scale; flattened (N, 1404)."""
+    xy = shapes[:, :, :2] - shapes[:, :, :2].mean(1, keepdims=True)
+    size = np.linalg.norm(xy, axis=(1, 2), keepdims=True)
+    xy = xy / size
+    ref = xy.mean(0)
+    for _ in range(rounds):
+        u, _s, vt = np.linalg.svd(np.einsum("nki,kj->nij", xy, ref))
+        u[:, :, -1] *= np.sign(np.linalg.det(u @ vt))[:, None]  # turn, never mirror
+        xy_r = np.einsum("nki,nij->nkj", xy, u @ vt)
+        ref = xy_r.mean(0)
+        ref /= np.linalg.norm(ref)
+    z = (shapes[:, :, 2:] - shapes[:, :, 2:].mean(1, keepdims=True)) / size
+    return np.concatenate([xy_r, z], 2).reshape(len(shapes), -1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mesh", required=True, help="face_landmark.tflite (see above)")
+    parser.add_argument("--ferplus", default="../shared/data/ferplus")
+    parser.add_argument("--jaffe", default="../shared/data/jaffe")
+    args = parser.parse_args()
+    try:
+        train, valid = load_dataset(args.ferplus, "train"), load_dataset(args.ferplus, "valid")
+        jaffe = load_dataset(args.jaffe, "test")
+        shapes = [landmarks(args.mesh, d.images) for d in (train, valid, jaffe)]
+    except (OSError, ValueError) as exc:  # a missing folder or file, a file that is none
+        raise SystemExit(f"error: {exc}") from None
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x = aligned(np.concatenate(shapes))
+    n_t, n_v = len(train), len(valid)
+    scale = StandardScaler().fit(x[:n_t])
+    x_t, x_v, x_j = (scale.transform(part) for part in np.split(x, [n_t, n_t + n_v]))
+    fits = [LogisticRegression(C=0.01, max_iter=2000).fit(x_t, train.targets[:, j])
+            for j in range(len(EMOTIONS))]
+    s_v, s_j = (np.stack([f.predict_proba(part)[:, 1] for f in fits], 1) for part in (x_v, x_j))
+    cuts = calibrate_thresholds(valid.targets, s_v)
+    on_valid = evaluate(valid.targets, s_v, cuts, majority=valid.majority)
+    on_jaffe = evaluate(jaffe.targets, s_j, cuts, majority=jaffe.majority)
+
+    def unit(a):
+        return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+    rest = 1 - train.soft.sum(1, keepdims=True)  # neutral, contempt: none of the six
+    votes = nearest_votes(unit(x_j), unit(x_t), np.concatenate([train.soft, rest], 1))
+    poses = {**{e: j for j, e in enumerate(EMOTIONS)}, "neutral": -1}
+    top = s_j.argmax(1)
+    valid_at = {k: {m: round(v[m], 3) for m in ("hamming_loss", "samples_f1", "macro_f1", "mAP")}
+                for k, v in on_valid["at"].items() if k != "0.5"}
+    print(json.dumps({
+        "valid": {**valid_at, "top1": round(on_valid["top1"], 3),
+                  "disgust_cross_fitted": {m: round(v, 3) for m, v in on_valid["at"][
+                      "cross-fitted"]["per_label"]["Disgust"].items() if m != "support"}},
+        "jaffe": {"top1": round(on_jaffe["top1"], 3),
+                  "per_pose": {e: round(v["top1"], 2)
+                               for e, v in on_jaffe["top1_per_label"].items()},
+                  "neutral_labelled": round(on_jaffe["negatives_labelled"], 2),
+                  "reads": {e: {EMOTIONS[k]: int((top[jaffe.majority == j] == k).sum())
+                                for k in range(len(EMOTIONS))}
+                            for e, j in poses.items() if j >= 0}},
+        "nearest_20_votes": {e: dict(zip(EMOTIONS + ("rest",), np.round(
+            votes[jaffe.majority == j].mean(0, dtype=float), 2).tolist()))
+            for e, j in poses.items()},
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
