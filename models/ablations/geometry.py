@@ -18,6 +18,7 @@ of the mediapipe 0.10.21 wheel on PyPI (sha256 1055cb9d…c814), where the detec
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -67,11 +68,14 @@ def aligned(shapes: np.ndarray, rounds: int = 3) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mesh", required=True, help="face_landmark.tflite (see above)")
     parser.add_argument("--ferplus", default="../shared/data/ferplus")
     parser.add_argument("--jaffe", default="../shared/data/jaffe")
     args = parser.parse_args()
+    if not Path(args.mesh).is_file():
+        raise SystemExit(f"error: mesh model not found: {args.mesh} (where it comes from: --help)")
     try:
         train, valid = load_dataset(args.ferplus, "train"), load_dataset(args.ferplus, "valid")
         jaffe = load_dataset(args.jaffe, "test")
