@@ -31,23 +31,27 @@ MESH_INPUT = 192
 PAD = 0.25  # of the crop's side, each way: the face about 2/3 of the mesh's input, as it expects
 
 
-def landmarks(mesh: str, images: np.ndarray) -> np.ndarray:
-    """(N, 468, 3) landmarks in the mesh input's pixels of each face crop (RGB uint8)."""
+def landmarks(mesh: str, *image_sets: np.ndarray) -> list[np.ndarray]:
+    """Per set of face crops (RGB uint8), the (N, 468, 3) landmarks of each, in the mesh
+    input's pixels."""
     import cv2
     import tensorflow as tf
 
     net = tf.lite.Interpreter(model_path=mesh, num_threads=2)
     net.allocate_tensors()
     (inp,), (points, _face) = net.get_input_details(), net.get_output_details()
-    out = np.zeros((len(images), 468, 3), np.float32)
-    for i, image in enumerate(images):
-        p = int(round(PAD * image.shape[0]))
-        x = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_REPLICATE)
-        x = cv2.resize(x, (MESH_INPUT, MESH_INPUT), interpolation=cv2.INTER_LINEAR)
-        net.set_tensor(inp["index"], (x.astype(np.float32) / 255.0)[None])
-        net.invoke()
-        out[i] = net.get_tensor(points["index"]).reshape(468, 3)
-    return out
+    sets = []
+    for images in image_sets:
+        out = np.zeros((len(images), 468, 3), np.float32)
+        for i, image in enumerate(images):
+            p = int(round(PAD * image.shape[0]))
+            x = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_REPLICATE)
+            x = cv2.resize(x, (MESH_INPUT, MESH_INPUT), interpolation=cv2.INTER_LINEAR)
+            net.set_tensor(inp["index"], (x.astype(np.float32) / 255.0)[None])
+            net.invoke()
+            out[i] = net.get_tensor(points["index"]).reshape(468, 3)
+        sets.append(out)
+    return sets
 
 
 def aligned(shapes: np.ndarray, rounds: int = 3) -> np.ndarray:
@@ -79,7 +83,7 @@ def main() -> None:
     try:
         train, valid = load_dataset(args.ferplus, "train"), load_dataset(args.ferplus, "valid")
         jaffe = load_dataset(args.jaffe, "test")
-        shapes = [landmarks(args.mesh, d.images) for d in (train, valid, jaffe)]
+        shapes = landmarks(args.mesh, train.images, valid.images, jaffe.images)
     except (OSError, ValueError) as exc:  # a missing folder or file, a file that is none
         raise SystemExit(f"error: {exc}") from None
     from sklearn.linear_model import LogisticRegression

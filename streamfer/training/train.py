@@ -280,7 +280,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     model_cfg = _model_config(cfg)
     if cfg.branch_loss and (cfg.head_only or len(model_cfg.backbones) < 2):
         raise TrainingError("--branch-loss scores each backbone of the ensemble alone while "
-                         "they train: not with --head-only or a single backbone")
+                            "they train: not with --head-only or a single backbone")
     model_cfg.to_json(run / "config.json")
     trained = {"work_size": model_cfg.work_size, "vgg": model_cfg.vgg,  # what --init set
                "backbones": list(model_cfg.backbones),
