@@ -3,8 +3,11 @@ representation either"): MediaPipe's face mesh (468 landmarks) of each FER+ Trai
 and each JAFFE face as the product crops it, similarity-aligned (Procrustes on x, y; z scaled
 alike); a linear read-out per emotion fitted on FER+ Train (logistic regression on standardised
 coordinates, C = 0.01), thresholds calibrated on FER+ Valid; FER+ Valid's metrics, JAFFE's top-1
-per pose and what each pose reads; and the crowd's mean vote shares on the 20 FER+ Train faces
-nearest each JAFFE face by shape (cosine of the standardised coordinates).
+per pose and what each pose reads; the crowd's mean vote shares on the 20 FER+ Train faces
+nearest each JAFFE face by shape (cosine of the standardised coordinates); and what the poses
+are, in a few action-unit-like measures (``measures``: the brows' height, the lids' and the
+mouth's opening, …): each JAFFE pose minus the same woman's neutral poses, beside FER+ Train's
+faces of each emotion minus its neutral faces (model card, "What the poses are").
 
 The mesh model is not in ../shared: it is ``mediapipe/modules/face_landmark/face_landmark.tflite``
 of the mediapipe 0.10.21 wheel on PyPI (sha256 1055cb9d…c814), where the detector files of
@@ -71,6 +74,42 @@ def aligned(shapes: np.ndarray, rounds: int = 3) -> np.ndarray:
     return np.concatenate([xy_r, z], 2).reshape(len(shapes), -1)
 
 
+MEASURES = ("brow_height", "inner_brow_gap", "eye_opening", "mouth_width", "corner_lift",
+            "mouth_opening", "lip_to_nose")
+
+
+def measures(points: np.ndarray) -> np.ndarray:
+    """A few action-unit-like measures of each face's (N, 468, ≥2) landmarks, in the face's
+    own frame (across: eye to eye; up: away from the mouth), in inter-ocular distances
+    (MEASURES' order): the brows' mean height over the eye line (AU1/2 raise it, AU4 lowers
+    it), the gap between the brows' inner ends (AU4 narrows it), the lids' mean opening (AU5
+    opens, AU7 narrows), the mouth's width (AU12/20 widen, AU23 narrows), the lip corners'
+    lift over the lips' midpoint (AU12 lifts, AU15 lowers), the lips' opening (AU25/26) and the
+    upper lip's distance below the nose tip (AU10 shortens it)."""
+    p = np.asarray(points, np.float64)[:, :, :2]
+    left, right = p[:, [33, 133]].mean(1), p[:, [263, 362]].mean(1)
+    iod = np.linalg.norm(right - left, axis=1)
+    across = (right - left) / iod[:, None]
+    up = np.stack([across[:, 1], -across[:, 0]], 1)
+    mouth = p[:, [13, 14]].mean(1)
+    up *= np.sign(np.einsum("ni,ni->n", (left + right) / 2 - mouth, up))[:, None]
+
+    def along(a, b, axis):  # b − a along an (N, 2) axis, in IODs
+        return np.einsum("ni,ni->n", b - a, axis) / iod
+
+    eyes = (left + right) / 2
+    brows = [107, 66, 105, 63, 70, 336, 296, 334, 293, 300]
+    return np.stack([
+        np.mean([along(eyes, p[:, i], up) for i in brows], 0),
+        np.linalg.norm(p[:, 107] - p[:, 336], axis=1) / iod,
+        np.mean([along(p[:, b], p[:, a], up) for a, b in ((159, 145), (386, 374))], 0),
+        np.linalg.norm(p[:, 61] - p[:, 291], axis=1) / iod,
+        np.mean([along(mouth, p[:, i], up) for i in (61, 291)], 0),
+        np.linalg.norm(p[:, 13] - p[:, 14], axis=1) / iod,
+        along(p[:, 0], p[:, 4], up),
+    ], 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,6 +146,18 @@ def main() -> None:
     votes = nearest_votes(unit(x_j), unit(x_t), np.concatenate([train.soft, rest], 1))
     poses = {**{e: j for j, e in enumerate(EMOTIONS)}, "neutral": -1}
     top = s_j.argmax(1)
+    # Each JAFFE pose against the same woman's neutral poses; FER+ Train's faces of each
+    # strict-majority emotion against its neutral ones (no emotion present).
+    m_t, m_j = measures(shapes[0]), measures(shapes[2])
+    woman = np.array([Path(n).name.split(".")[0] for n in jaffe.names])
+    neutral_j = jaffe.targets.sum(1) == 0
+    own = {w: m_j[(woman == w) & neutral_j].mean(0) for w in np.unique(woman)}
+    m_j = m_j - np.stack([own[w] for w in woman])
+    neutral_t = m_t[train.targets.sum(1) == 0].mean(0)
+
+    def table(m, group):
+        return {e: dict(zip(MEASURES, np.round(m[group == j].mean(0), 3).tolist()))
+                for e, j in poses.items() if j >= 0}
     valid_at = {k: {m: round(v[m], 3) for m in ("hamming_loss", "samples_f1", "macro_f1", "mAP")}
                 for k, v in on_valid["at"].items() if k != "0.5"}
     print(json.dumps({
@@ -120,6 +171,11 @@ def main() -> None:
                   "reads": {e: {EMOTIONS[k]: int((top[jaffe.majority == j] == k).sum())
                                 for k in range(len(EMOTIONS))}
                             for e, j in poses.items() if j >= 0}},
+        "action_units": {
+            "jaffe, each pose minus the same woman's neutral": table(m_j, jaffe.majority),
+            "ferplus_train, each emotion minus the neutral faces": table(
+                m_t - neutral_t, train.majority),
+            "measures": "inter-ocular distances; " + ", ".join(MEASURES)},
         "nearest_20_votes": {e: dict(zip(EMOTIONS + ("rest",), np.round(
             votes[jaffe.majority == j].mean(0, dtype=float), 2).tolist()))
             for e, j in poses.items()},
