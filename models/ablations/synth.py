@@ -29,6 +29,7 @@ and after, one row per emotion.
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -180,7 +181,8 @@ def main() -> None:
     sane = (iod > 0.25 * SIZE) & (iod < 0.6 * SIZE)  # a mesh that found the face
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(np.flatnonzero(sane))
-    tmp = args.out.with_name(args.out.name + ".partial")
+    tmp = args.out.with_name(args.out.name + ".partial")  # renamed to --out when whole
+    shutil.rmtree(tmp, ignore_errors=True)  # an interrupted run's leftovers
     counts = dict.fromkeys(EMOTION_FOLDERS, 0)
     examples: dict[str, list] = {e: [] for e in EMOTION_FOLDERS}
     change: dict[str, list] = {e: [] for e in EMOTION_FOLDERS}  # the measures' change
