@@ -22,6 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+_UMASK = os.umask(0o022)  # read once, at import (reading it means setting it)
+os.umask(_UMASK)
+
 
 def part_path(path: Path) -> Path:
     """Where ``path`` is written until it is whole."""
@@ -46,6 +49,7 @@ def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
     try:
         with os.fdopen(fd, mode) as f:
             yield f
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as open() would make it: mkstemp's is owner-only
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -1,4 +1,5 @@
 import csv
+import os
 import subprocess
 import threading
 from types import SimpleNamespace
@@ -385,3 +386,16 @@ def test_any_encoder_failure_ends_the_run_and_leaves_the_part_file(tmp_path, mon
     with pytest.raises(SinkError, match="the converter broke"):
         sink.close()
     assert not out.exists() and part_path(out).exists()
+
+
+def test_files_written_whole_get_the_permissions_any_new_file_gets(tmp_path):
+    from streamfer.files import write_atomically
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    (tmp_path / "plain.html").write_text("x")
+    out = write_atomically(tmp_path / "report.html", "<p>x</p>")
+    assert out.read_text() == "<p>x</p>"
+    assert out.stat().st_mode & 0o777 == (tmp_path / "plain.html").stat().st_mode & 0o777
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.html", "report.html"]
