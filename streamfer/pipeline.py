@@ -36,7 +36,7 @@ from streamfer.files import write_atomically
 from streamfer.frame import Frame
 from streamfer.interrupts import deferred_interrupt
 from streamfer.render import Renderer
-from streamfer.sinks import CSVSink, SinkError, VideoSink, Window
+from streamfer.sinks import PHOTOS, CSVSink, PhotoSink, SinkError, VideoSink, Window
 from streamfer.smooth import Smoother
 from streamfer.sources import RECONNECT_S, SourceError, open_source
 from streamfer.track import Tracker
@@ -138,10 +138,13 @@ class Pipeline:
             stack.enter_context(deferred_interrupt(stop))
             source = stack.enter_context(open_source(spec, s.reconnect))
             stats = RunStats(name or source.name)
-            video = stack.enter_context(VideoSink(
-                output, source.fps, source.size, fmt=source.format,
-                audio_from=None if source.live else spec, whole_only=whole_only)) \
-                if output else None
+            if output and source.photo and Path(output).suffix.lower() in PHOTOS:
+                video = stack.enter_context(PhotoSink(output, (spec,)))  # its annotated copy
+            else:
+                video = stack.enter_context(VideoSink(
+                    output, source.fps, source.size, fmt=source.format,
+                    audio_from=None if source.live else spec, whole_only=whole_only)) \
+                    if output else None
             table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames, whole_only)) \
                 if csv_path else None
             window = stack.enter_context(Window(source.size, paced=not source.live)) \

@@ -1,4 +1,5 @@
-"""Sinks: the annotated video, the frame-level CSV and the live window.
+"""Sinks: the annotated video (a photo's annotated copy), the frame-level CSV and the live
+window.
 
 Each is a context manager that finalises what it holds on exit, errors and Ctrl-C
 included: the video is flushed, closed and renamed into place (the source's audio muxed in),
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamfer.files import part_path
+from streamfer.files import part_path, write_atomically
 from streamfer.frame import Frame, VideoFormat
 from streamfer.labels import EMOTIONS
 
@@ -102,13 +103,23 @@ _TIME_BASE = Fraction(1, 90000)
 _MATRIX = {1: "ITU709", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 
 
-def check_output(path: str | Path, inputs=(), video: bool = True) -> Path:
+# A photo's annotated copy: these formats (OpenCV writes them).
+PHOTOS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def check_output(path: str | Path, inputs=(), video: bool = True, photo: bool = False) -> Path:
     """``path`` as an output we can write, checked before any frame is read: not one of
-    ``inputs`` (the same file under any name) and, for a ``video``, a known container."""
+    ``inputs`` (the same file under any name) and, for a ``video``, a known container — or,
+    where the source is a ``photo``, a photo format too (its annotated copy)."""
     path = Path(path)
-    if video and path.suffix.lower() not in CONTAINERS:
+    suffix = path.suffix.lower()
+    if video and suffix in PHOTOS and not photo:
+        raise SinkError(f"cannot write {path.name!r}: an annotated {suffix} is for a photo "
+                        f"source; for a video name it .mp4, .mkv, .mov, .m4v, .avi or .webm")
+    if video and suffix not in CONTAINERS and suffix not in PHOTOS:
         raise SinkError(f"cannot write video {path.name!r}: name it .mp4 (H.264), .mkv, .mov, "
-                        f".m4v, .avi (H.264) or .webm (VP9)")
+                        f".m4v, .avi (H.264) or .webm (VP9)"
+                        + (f"; a photo {', '.join(PHOTOS)}" if photo else ""))
     for source in inputs:
         if Path(source).is_file() and path.exists() and path.samefile(source) \
                 or Path(source).resolve() == path.resolve():
@@ -290,6 +301,43 @@ class VideoSink:
             os.replace(self._part, self.path)
 
     def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PhotoSink:
+    """A photo's annotated copy, as :class:`VideoSink` takes frames (``write``, ``finish``,
+    ``close``): the image written last, in the format of the name's suffix (:data:`PHOTOS`;
+    JPEG at quality 95), at the photo's own size. It appears under its name only when
+    closed after a frame, all of it or nothing (:func:`streamfer.files.write_atomically`)."""
+
+    def __init__(self, path: str | Path, inputs=()) -> None:
+        self.path = check_output(path, inputs, photo=True)
+        self.frames, self.whole, self._image = 0, True, None
+
+    def write(self, image: np.ndarray, time_s: float | None = None) -> None:
+        self._image, self.frames = image, self.frames + 1
+
+    def finish(self) -> None:
+        self.whole = True
+
+    def close(self) -> None:
+        import cv2
+
+        image, self._image = self._image, None
+        if image is None:
+            return
+        ok, data = cv2.imencode(self.path.suffix.lower(), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if not ok:
+            raise SinkError(f"cannot write {self.path}: OpenCV could not encode it")
+        try:
+            write_atomically(self.path, data.tobytes())
+        except OSError as exc:
+            raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def __enter__(self) -> PhotoSink:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -101,6 +101,7 @@ class Source:
         self.reconnect = reconnect
         self.origin: float | None = None  # live: time.monotonic() at the first frame
         self._image: np.ndarray | None = None
+        self.photo = False  # an image file: one frame
         self._cap: cv2.VideoCapture | None = None
         self.format, self.duration = VideoFormat(), None  # duration: the container's, s
         self._indexed: int | None = None  # frames the container's index lists (mp4, mov)
@@ -123,7 +124,7 @@ class Source:
                 if self._image is None:
                     raise SourceError(f"cannot decode image: {spec}")
                 h, w = self._image.shape[:2]
-                self.fps, self.size, self.frame_count = 1.0, (w, h), 1
+                self.fps, self.size, self.frame_count, self.photo = 1.0, (w, h), 1, True
                 return
         cap = self._capture()
         if not cap.isOpened():

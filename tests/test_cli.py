@@ -428,3 +428,23 @@ def test_a_folder_rerun_with_changed_settings_redoes_its_files(tmp_path, face_cl
     assert record["a.mp4"]["settings"]["thresholds"] == 0.99999
     same = run_cli("-s", footage, "--csv-dir", out, "-q", "--threshold", "0.99999")
     assert same.stderr.count("skipped") == 1
+
+
+def test_a_photo_gets_an_annotated_photo_and_a_video_is_told_to_name_a_video(tmp_path, face_bgr,
+                                                                           face_clip):
+    photo = tmp_path / "face.jpg"
+    cv2.imwrite(str(photo), compose(face_bgr, (400, 360), 50, 30, scale=1.0))
+    out = tmp_path / "out" / "annotated.png"
+    done = run_cli("-s", photo, "-o", out, "--csv", tmp_path / "face.csv", "-q")
+    assert done.returncode == 0, done.stderr
+    source, image = cv2.imread(str(photo)), cv2.imread(str(out))
+    assert image.shape == source.shape  # the photo's own size
+    drawn = np.abs(image.astype(int) - source).max(axis=2) > 60
+    assert drawn.mean() > 0.005  # the overlay: the face's box and its label
+    (row,) = read_csv(tmp_path / "face.csv")
+    x, y, w, h = (int(float(row[k])) for k in "xywh")
+    assert drawn[y:y + h, x:x + w].any() and not drawn[:, :max(0, x - 20)].any()
+    assert [p.name for p in out.parent.iterdir()] == ["annotated.png"]  # no part file left
+    done = run_cli("-s", face_clip, "-o", tmp_path / "frame.png", "--csv", tmp_path / "x.csv")
+    assert_one_line_error(done)
+    assert "for a photo source" in done.stderr and not (tmp_path / "x.csv").exists()

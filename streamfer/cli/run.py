@@ -27,7 +27,8 @@ from streamfer.cli.common import (
               help="Webcam index (0), video or image file, folder of videos, or stream URL.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Annotated video: .mp4, .mov, .m4v, .mkv, .avi (H.264) or .webm (VP9); "
-                   "each frame at its input timestamp, with the input's size and audio.")
+                   "each frame at its input timestamp, with the input's size and audio. "
+                   "For a photo also .png, .jpg, .bmp or .webp: its annotated copy.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
               help="Frame-level CSV: one row per face per analysed frame.")
 @click.option("--output-dir", type=click.Path(file_okay=False),
@@ -129,7 +130,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
         from streamfer.pipeline import Pipeline, Settings
         from streamfer.sinks import check_output
         from streamfer.smooth import parse_smoothing
-        from streamfer.sources import is_url, is_webcam, open_source
+        from streamfer.sources import IMAGE_EXTS, is_url, is_webcam, open_source
 
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     folder = Path(source).is_dir()
@@ -170,7 +171,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
                     open_source(source).close()
                 for path in (output, csv_path):
                     if path:
-                        check_output(path, (source,), video=path == output)
+                        check_output(path, (source,), video=path == output,
+                                     photo=Path(source).suffix.lower() in IMAGE_EXTS)
         if ray_address:
             results = _run_on_ray(settings, source, output_dir, csv_dir, force, ray_address,
                                   workers)
