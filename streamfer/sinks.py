@@ -315,13 +315,13 @@ class PhotoSink:
 
     def __init__(self, path: str | Path, inputs=()) -> None:
         self.path = check_output(path, inputs, photo=True)
-        self.frames, self.whole, self._image = 0, True, None
+        self.frames, self._image = 0, None
 
     def write(self, image: np.ndarray, time_s: float | None = None) -> None:
         self._image, self.frames = image, self.frames + 1
 
     def finish(self) -> None:
-        self.whole = True
+        """A photo is whole once its one frame is written: nothing to mark."""
 
     def close(self) -> None:
         import cv2

@@ -130,7 +130,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
         from streamfer.pipeline import Pipeline, Settings
         from streamfer.sinks import check_output
         from streamfer.smooth import parse_smoothing
-        from streamfer.sources import IMAGE_EXTS, is_url, is_webcam, open_source
+        from streamfer.sources import is_url, is_webcam, open_source
 
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     folder = Path(source).is_dir()
@@ -167,12 +167,14 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
             if folder:
                 plan_folder(source, output_dir, csv_dir)
             else:
+                photo = False
                 if not (is_webcam(source) or is_url(source)):
-                    open_source(source).close()
+                    opened = open_source(source)
+                    photo = opened.photo
+                    opened.close()
                 for path in (output, csv_path):
                     if path:
-                        check_output(path, (source,), video=path == output,
-                                     photo=Path(source).suffix.lower() in IMAGE_EXTS)
+                        check_output(path, (source,), video=path == output, photo=photo)
         if ray_address:
             results = _run_on_ray(settings, source, output_dir, csv_dir, force, ray_address,
                                   workers)
