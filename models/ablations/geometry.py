@@ -78,6 +78,20 @@ MEASURES = ("brow_height", "inner_brow_gap", "eye_opening", "mouth_width", "corn
             "mouth_opening", "lip_to_nose")
 
 
+def face_axes(points: np.ndarray):
+    """The frame of each face's (N, 468, ≥2) landmarks: the eyes' midpoint (N, 2), ``across``
+    (unit, from the image-left eye to the right one), ``down`` (unit, at right angles, towards
+    the mouth) and the inter-ocular distance (N,), in the landmarks' own dtype."""
+    p = points[:, :, :2]
+    left, right = p[:, [33, 133]].mean(1), p[:, [263, 362]].mean(1)
+    iod = np.linalg.norm(right - left, axis=1)
+    across = (right - left) / iod[:, None]
+    down = np.stack([-across[:, 1], across[:, 0]], 1)
+    eyes = (left + right) / 2
+    down *= np.sign(np.einsum("ni,ni->n", p[:, [13, 14]].mean(1) - eyes, down))[:, None]
+    return eyes, across, down, iod
+
+
 def measures(points: np.ndarray) -> np.ndarray:
     """A few action-unit-like measures of each face's (N, 468, ≥2) landmarks, in the face's
     own frame (across: eye to eye; up: away from the mouth), in inter-ocular distances
@@ -87,17 +101,12 @@ def measures(points: np.ndarray) -> np.ndarray:
     lift over the lips' midpoint (AU12 lifts, AU15 lowers), the lips' opening (AU25/26) and the
     upper lip's distance below the nose tip (AU10 shortens it)."""
     p = np.asarray(points, np.float64)[:, :, :2]
-    left, right = p[:, [33, 133]].mean(1), p[:, [263, 362]].mean(1)
-    iod = np.linalg.norm(right - left, axis=1)
-    across = (right - left) / iod[:, None]
-    up = np.stack([across[:, 1], -across[:, 0]], 1)
-    mouth = p[:, [13, 14]].mean(1)
-    up *= np.sign(np.einsum("ni,ni->n", (left + right) / 2 - mouth, up))[:, None]
+    eyes, _across, down, iod = face_axes(p)
+    up, mouth = -down, p[:, [13, 14]].mean(1)
 
     def along(a, b, axis):  # b − a along an (N, 2) axis, in IODs
         return np.einsum("ni,ni->n", b - a, axis) / iod
 
-    eyes = (left + right) / 2
     brows = [107, 66, 105, 63, 70, 336, 296, 334, 293, 300]
     return np.stack([
         np.mean([along(eyes, p[:, i], up) for i in brows], 0),

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))  # geometry.py, beside it
-from geometry import MEASURES, MESH_INPUT, PAD, landmarks, measures  # noqa: E402
+from geometry import MEASURES, MESH_INPUT, PAD, face_axes, landmarks, measures  # noqa: E402
 
 from streamfer.training.data import load_dataset  # noqa: E402
 
@@ -64,14 +64,7 @@ def moves(points: np.ndarray, emotion: str, strength: float) -> dict[int, np.nda
     (468, 2) ``points``: the action units above, in the face's own frame (across: from the
     image-left eye to the right one; down: at right angles, towards the mouth), in units of
     the distance between the eyes' centres."""
-    left = points[[33, 133]].mean(0)
-    right = points[[263, 362]].mean(0)
-    iod = np.linalg.norm(right - left)
-    across = (right - left) / iod
-    down = np.array([-across[1], across[0]])
-    if np.dot(points[13] - (left + right) / 2, down) < 0:
-        down = -down
-    mid = (left + right) / 2
+    mid, across, down, iod = (a[0] for a in face_axes(points[None]))
     unit = iod * strength
     out: dict[int, np.ndarray] = {}
 
@@ -177,7 +170,7 @@ def main() -> None:
     side = images.shape[1]
     p = int(round(PAD * side))
     points = (shapes[:, :, :2] * (side + 2 * p) / MESH_INPUT - p) * SIZE / side
-    iod = np.linalg.norm(points[:, [33, 133]].mean(1) - points[:, [263, 362]].mean(1), axis=1)
+    iod = face_axes(points)[3]
     sane = (iod > 0.25 * SIZE) & (iod < 0.6 * SIZE)  # a mesh that found the face
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(np.flatnonzero(sane))
