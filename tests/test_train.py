@@ -51,12 +51,13 @@ def test_two_steps_train_resume_and_export_under_each_backend(tmp_path, tiny, ba
     run = tmp_path / "run"
     args = ["train", "--data", tiny, "--crop", "none", "--out", run, "--steps-per-epoch", "2",
             "--batch-size", "4", "--work-size", "32", "--precision", "fp32", "--strong-augment",
-            "--branch-loss", "0.5"]
+            "--branch-loss", "0.5", "--hide-half", "0.5"]
     first = streamfer(*args, "--epochs", "1", backend=backend)
     assert first.returncode == 0, first.stderr[-2000:]
     config = json.loads((run / "train_config.json").read_text())
     assert config["backend"] == backend and config["bf16"] is False
     assert config["strong_augment"] is True and config["branch_loss"] == 0.5
+    assert config["hide_half"] == 0.5
     # output to a pipe, no progress bar: a line per step here (about a tenth of an epoch)
     assert "epoch 1/1 step 1/2" in first.stdout and "s/step" in first.stdout, first.stdout
     again = streamfer(*args, "--epochs", "2", backend=backend)  # resumes after epoch 1
@@ -277,6 +278,38 @@ def test_strong_augmentation_adds_noise_patches_blur_and_shear_in_training_only(
     assert 3 <= (spread[True] > 10).sum() <= 13  # about half the faces carry a patch
     names = [layer.__class__.__name__ for layer in augmenter(0, True).layers]
     assert {"RandomShear", "RandomGaussianBlur", "RandomErasing"} <= set(names)
+
+
+def test_hiding_half_a_face_covers_its_brows_and_eyes_or_its_mouth_never_both():
+    """--hide-half: on about that share of the faces, noise over the rows above half the
+    side (brows, eyes) or from 0.6 of it down (mouth, chin), each as often; the rows
+    between (the nose) and every other face untouched; the identity outside training; the
+    same under bf16 (its output stays float32, the input's)."""
+    import keras
+    from keras import ops
+
+    from streamfer.training.train import HideHalf, augmenter
+
+    side, n = 40, 400
+    flat = np.full((n, side, side, 3), 120.0, np.float32)
+    before = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        layer = [layer for layer in augmenter(0, hide_half=0.5).layers
+                 if isinstance(layer, HideHalf)][0]
+        out = ops.convert_to_numpy(layer(flat, training=True))
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(ops.convert_to_numpy(layer(flat, training=False)), flat)
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+    changed = (np.abs(out - flat) > 1).any(axis=(2, 3))  # (face, row)
+    upper = changed[:, :20].all(1) & ~changed[:, 20:].any(1)
+    lower = changed[:, 24:].all(1) & ~changed[:, :24].any(1)
+    untouched = ~changed.any(1)
+    assert (upper | lower | untouched).all()
+    assert 150 <= (upper | lower).sum() <= 250 and 60 <= upper.sum() <= 140
+    assert 60 <= lower.sum() <= 140
+    assert [type(x).__name__ for x in augmenter(0).layers].count("HideHalf") == 0
 
 
 def test_batches_cover_the_data_shuffled_with_soft_targets_only_in_training():
@@ -554,6 +587,8 @@ def test_the_branch_loss_on_a_single_backbone_model_is_one_line(tmp_path, tiny):
     (["--head-only", "--init", DEFAULT_MODEL, "--work-size", "100"], "keeps --init's working"),
     (["--head-only", "--init", DEFAULT_MODEL, "--strong-augment"], "no --strong-augment"),
     (["--head-only", "--init", DEFAULT_MODEL, "--branch-loss", "0.5"], "--branch-loss trains"),
+    (["--head-only", "--init", DEFAULT_MODEL, "--hide-half", "0.5"], "no --hide-half"),
+    (["--no-augment", "--hide-half", "0.5"], "--hide-half is an augmentation"),
     (["--backbones", "vgg19", "--branch-loss", "0.5"], "--branch-loss trains both"),
 ])
 def test_head_only_without_its_model_is_one_line(tmp_path, tiny, args, message):

@@ -36,6 +36,9 @@ from streamfer.cli.common import (
 @click.option("--strong-augment", is_flag=True,
               help="Also a small shear, a random blur and random erasing (a patch of noise "
                    "on half the faces).")
+@click.option("--hide-half", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of the faces whose brows and eyes or mouth and chin (each as "
+                   "likely) are hidden under noise while training (occlusion: masks, hands).")
 @click.option("--work-size", type=click.IntRange(min=32),
               help="Resolution the backbones see, px (input crops stay 100×100). "
                    "Default: 48, or --init's size; with --init, a larger size trains the "
@@ -81,7 +84,7 @@ from streamfer.cli.common import (
 @CROP_OPTION
 @requires_training
 def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augment,
-          strong_augment, work_size,
+          strong_augment, hide_half, work_size,
           backbones, vgg, targets,
           backbone_weights, freeze_backbones, precision, seed, steps_per_epoch, limit,
           init, head_only, extra_data, focal_gamma, label_smoothing, max_pos_weight,
@@ -97,6 +100,10 @@ def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augmen
         raise click.UsageError("--head-only trains the head of a model: give it with --init")
     if head_only and strong_augment:
         raise click.UsageError("--head-only trains on cached features: no --strong-augment")
+    if head_only and hide_half:
+        raise click.UsageError("--head-only trains on cached features: no --hide-half")
+    if hide_half and not augment:
+        raise click.UsageError("--hide-half is an augmentation: not with --no-augment")
     if head_only and work_size:
         raise click.UsageError("--head-only keeps --init's working size: leave --work-size out")
     if branch_loss and (head_only or backbones != "both"):
@@ -105,7 +112,8 @@ def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augmen
 
     cfg = TrainConfig(data=data, run_dir=run_dir, epochs=epochs, batch_size=batch_size,
                       learning_rate=learning_rate, warmup_steps=warmup_steps,
-                      augment=augment, strong_augment=strong_augment, work_size=work_size,
+                      augment=augment, strong_augment=strong_augment, hide_half=hide_half,
+                      work_size=work_size,
                       backbone_weights=None if backbone_weights == "none" else backbone_weights,
                       freeze_backbones=freeze_backbones, vgg=vgg, targets=targets,
                       backbones=BACKBONES if backbones == "both" else (backbones,),

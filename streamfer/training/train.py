@@ -65,6 +65,7 @@ class TrainConfig:
     warmup_steps: int = 500
     augment: bool = True  # flips, shifts, rotations, zoom, brightness, contrast
     strong_augment: bool = False  # also random erasing, blur and shear (cross-dataset)
+    hide_half: float = 0.0  # this share of faces gets its upper or lower part hidden
     work_size: int | None = None  # None: 48, or --init's size
     backbone_weights: str | None = None
     freeze_backbones: bool = False
@@ -166,11 +167,48 @@ def branch_supervised(core, config: ModelConfig, inputs):
     return layers.Concatenate(name="with_branches", dtype="float32")([main, *alone])
 
 
-def augmenter(seed: int, strong: bool = False):
+class HideHalf(keras.layers.Layer):
+    """On a share ``rate`` of the faces of a training batch, one part of the face under
+    noise: the brows and eyes (the rows above ``UPPER`` of the side) or the mouth and chin
+    (the rows below ``LOWER``), each as likely. Occlusion training: a face half hidden (a
+    mask, a hand) must still be read from what shows, so the network cannot rest on one
+    region — FER+'s anger, for one, is mostly read from an open mouth (the model card's
+    "What the poses are, measured"). The identity outside training."""
+
+    UPPER, LOWER = 0.5, 0.6  # fractions of the crop's side (a square crop with margin)
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training or not self.rate:
+            return images
+        from keras import ops
+
+        n, side = ops.shape(images)[0], ops.shape(images)[1]
+        hide = keras.random.uniform((n, 1, 1, 1), seed=self.generator) < self.rate
+        upper = keras.random.uniform((n, 1, 1, 1), seed=self.generator) < 0.5
+        row = ops.reshape(ops.arange(side, dtype="float32") / ops.cast(side, "float32"),
+                          (1, -1, 1, 1))
+        region = ops.where(upper, row < self.UPPER, row >= self.LOWER)
+        noise = keras.random.uniform(ops.shape(images), 0.0, 255.0, seed=self.generator,
+                                     dtype=images.dtype)
+        return ops.where(ops.logical_and(hide, region), noise, images)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def augmenter(seed: int, strong: bool = False, hide_half: float = 0.0):
     """Flip, small shifts/rotations/zoom, brightness and contrast, on 0..255 batches; active
     only in training. ``strong`` adds what cross-dataset recipes add: a small shear, a
     Gaussian blur of random strength and, on half the faces, a patch of noise over about a
-    tenth of the face (random erasing; the model's gray layer makes it gray noise)."""
+    tenth of the face (random erasing; the model's gray layer makes it gray noise).
+    ``hide_half`` > 0: that share of the faces has its upper or lower part hidden last
+    (:class:`HideHalf`)."""
     from keras import layers
 
     stack = [
@@ -189,6 +227,8 @@ def augmenter(seed: int, strong: bool = False):
             layers.RandomErasing((0.5, 0.5), scale=(0.02, 0.2), value_range=(0, 255),
                                  seed=seed + 8),
         ]
+    if hide_half:
+        stack.append(HideHalf(hide_half, seed=seed + 9, dtype="float32"))
     if keras.backend.backend() == "jax":
         # Keras marks its rotation, shift, zoom and shear layers as not XLA-compilable
         # (presumably for TensorFlow's image transform), and a model holding one is then not
@@ -306,7 +346,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if cfg.init:
         core.set_weights(load_model(Path(cfg.init))[0].get_weights())
     inputs = keras.Input((size, size, 3))
-    augmented = augmenter(cfg.seed, cfg.strong_augment)(inputs) if cfg.augment else inputs
+    augmented = (augmenter(cfg.seed, cfg.strong_augment, cfg.hide_half)(inputs)
+                 if cfg.augment else inputs)
     if cfg.branch_loss:
         model = keras.Model(inputs, branch_supervised(core, model_cfg, augmented),
                             name="training")
