@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from streamfer.sinks import CONTAINERS, SinkError, check_output
-from streamfer.sources import SourceError, list_videos
+from streamfer.sinks import CONTAINERS, PHOTOS, SinkError, check_output
+from streamfer.sources import IMAGE_EXTS, SourceError, list_media
 
 DONE_FILE = ".streamfer-done.json"
 
@@ -92,28 +92,33 @@ def made_with(settings) -> dict:
 
 def plan_folder(folder: str | Path, output_dir: str | Path | None,
                 csv_dir: str | Path | None) -> list[Job]:
-    """The videos below ``folder`` and their outputs, under the same relative paths: the
-    video keeps its name where we can write its container (``a/x.mov`` → ``a/x.mov``), else
-    gains ``.mp4`` (``x.ts`` → ``x.ts.mp4``); the CSV is the name plus ``.csv``
+    """The videos and photos below ``folder`` and their outputs, under the same relative
+    paths: an annotated video keeps its name where we can write its container (``a/x.mov``
+    → ``a/x.mov``), else gains ``.mp4`` (``x.ts`` → ``x.ts.mp4``); a photo's annotated copy
+    keeps its name where we write its format (``a/y.jpg`` → ``a/y.jpg``), else gains
+    ``.png`` (``y.tif`` → ``y.tif.png``); the CSV is the name plus ``.csv``
     (``a/x.mov.csv``). Refused before any work: two inputs sharing an output, or an output
     that is an input."""
     folder = Path(folder)
     # our own outputs are never inputs, even where the output folders lie inside the source
-    videos = list_videos(folder, skip=tuple(Path(d) for d in (output_dir, csv_dir)
-                                            if d and Path(d).resolve() != folder.resolve()))
-    if not videos:
-        raise SourceError(f"no video files under {folder}")
+    inputs = list_media(folder, skip=tuple(Path(d) for d in (output_dir, csv_dir)
+                                           if d and Path(d).resolve() != folder.resolve()))
+    if not inputs:
+        raise SourceError(f"no video or photo files under {folder}")
     jobs, owners = [], {}
-    for path in videos:
+    for path in inputs:
         rel = path.relative_to(folder)
-        video = rel if rel.suffix.lower() in CONTAINERS else rel.with_name(rel.name + ".mp4")
-        job = Job(path, rel.as_posix(), Path(output_dir) / video if output_dir else None,
+        photo = rel.suffix.lower() in IMAGE_EXTS
+        keeps = PHOTOS if photo else CONTAINERS
+        named = rel if rel.suffix.lower() in keeps \
+            else rel.with_name(rel.name + (".png" if photo else ".mp4"))
+        job = Job(path, rel.as_posix(), Path(output_dir) / named if output_dir else None,
                   Path(csv_dir) / rel.with_name(rel.name + ".csv") if csv_dir else None)
         for out in (job.output, job.table):
             if out is None:
                 continue
             if job.output == out:
-                check_output(out, videos)
+                check_output(out, inputs, photo=photo)
             if out.resolve() in owners:
                 raise SinkError(f"{owners[out.resolve()]} and {job.key} would both write {out}")
             owners[out.resolve()] = job.key

@@ -281,7 +281,7 @@ class Pipeline:
 
     def run_folder(self, folder: str | Path, output_dir: str | Path | None,
                    csv_dir: str | Path | None, force: bool = False) -> list[RunStats]:
-        """Every video below ``folder`` (see :func:`plan_folder`); inputs finished by an
+        """Every video and photo below ``folder`` (see :func:`plan_folder`); inputs finished by an
         earlier run with the same settings are skipped (see :func:`made_with`); a file that
         fails is reported and the batch goes on."""
         jobs = plan_folder(folder, output_dir, csv_dir)

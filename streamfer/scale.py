@@ -73,7 +73,7 @@ def connect(address: str, workers: int):
 def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_dir,
                       force: bool = False, address: str = "local",
                       workers: int | None = None) -> list[RunStats]:
-    """Every video below ``folder`` through a pool of ``workers`` Ray actors; the same
+    """Every video and photo below ``folder`` through a pool of ``workers`` Ray actors; the same
     plan, resume rules, per-file error handling and outputs as a serial folder run."""
     import ray
 

@@ -1,4 +1,4 @@
-"""Frame sources: a webcam index, a video or image file, a folder of videos, or a stream URL.
+"""Frame sources: a webcam index, a video or image file, a folder of them, or a stream URL.
 
 A :class:`Source` is a context manager and an iterator of :class:`~streamfer.frame.Frame`.
 A file's frames carry the container's own timestamps (``time_s``), so variable-frame-rate
@@ -73,16 +73,17 @@ def _recorded(url: str) -> bool:
     return _probe(url)[1] is not None
 
 
-def list_videos(folder: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
-    """Video files below ``folder`` (recursively), in a stable order; never a hidden file or
-    one in a hidden folder (our part files are hidden) nor anything below a folder of
-    ``skip`` (a run's own output folders, when they lie inside ``folder``)."""
+def list_media(folder: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
+    """Video and photo files below ``folder`` (recursively), in a stable order; never a
+    hidden file or one in a hidden folder (our part files are hidden) nor anything below a
+    folder of ``skip`` (a run's own output folders, when they lie inside ``folder``)."""
     folder = Path(folder)
     skip = tuple(Path(s).resolve() for s in skip)
     found = []
     for p in folder.rglob("*"):
         rel = p.relative_to(folder)
-        if p.suffix.lower() not in VIDEO_EXTS or any(part.startswith(".") for part in rel.parts):
+        if p.suffix.lower() not in VIDEO_EXTS | IMAGE_EXTS \
+                or any(part.startswith(".") for part in rel.parts):
             continue
         if any(p.resolve().is_relative_to(s) for s in skip) or not p.is_file():
             continue

@@ -137,6 +137,37 @@ def test_folder_batch_skips_broken_files_and_resumes(tmp_path, face_clip, face_b
     assert "day2/b.mov" in again.stderr  # the summary names inputs by relative path
 
 
+def test_a_folder_of_photos_and_videos_gets_annotated_copies_and_a_csv_each(tmp_path,
+                                                                            face_clip, face_bgr):
+    """Photos in a folder run: each gets its annotated copy under its own name (a format we
+    cannot write, .tif, gains .png) at its own size and a CSV of its faces, beside the
+    videos' outputs; a rerun skips them all. A folder of photos alone used to be refused
+    ("no video files")."""
+    footage, out = tmp_path / "footage", tmp_path / "out"
+    (footage / "stills").mkdir(parents=True)
+    shutil.copy(face_clip, footage / "a.mp4")
+    photo = compose(face_bgr, (400, 300), 50, 0, scale=0.9)
+    cv2.imwrite(str(footage / "stills" / "b.jpg"), photo)
+    cv2.imwrite(str(footage / "stills" / "c.png"), photo[:, ::-1])
+    cv2.imwrite(str(footage / "d.tif"), photo)
+    done = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out, "-q")
+    assert done.returncode == 0, done.stderr
+    assert frame_count(out / "a.mp4")[0] == 24
+    for name, copy in (("stills/b.jpg", "stills/b.jpg"), ("stills/c.png", "stills/c.png"),
+                       ("d.tif", "d.tif.png")):
+        annotated = cv2.imread(str(out / copy))
+        assert annotated.shape == photo.shape, name
+        assert np.abs(annotated.astype(int) - cv2.imread(str(footage / name))).max() > 50
+        rows = read_csv(out / f"{name}.csv")
+        assert len(rows) == 1 and rows[0]["source"] == name and rows[0]["frame"] == "0"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                  if p.is_file() and not p.name.startswith(".")) == sorted(
+        ["a.mp4", "a.mp4.csv", "d.tif.png", "d.tif.csv", "stills/b.jpg", "stills/b.jpg.csv",
+         "stills/c.png", "stills/c.png.csv"])
+    again = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out, "-q")
+    assert again.returncode == 0 and again.stderr.count("skipped") == 4, again.stderr
+
+
 def test_folder_batch_outputs_never_collide(tmp_path, face_clip):
     """x.mp4, x.mov and sub/x.mp4 get three outputs, each traceable to its input."""
     footage, out = tmp_path / "footage", tmp_path / "out"

@@ -24,7 +24,7 @@ from streamfer.cli.common import (
 @click.command(context_settings=CONTEXT,
                short_help="Emotions in a webcam, video, folder or stream.")
 @click.option("--source", "-s", required=True,
-              help="Webcam index (0), video or image file, folder of videos, or stream URL.")
+              help="Webcam index (0), video or image file, folder of them, or stream URL.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Annotated video: .mp4, .mov, .m4v, .mkv, .avi (H.264) or .webm (VP9); "
                    "each frame at its input timestamp, with the input's size and audio. "
@@ -32,7 +32,7 @@ from streamfer.cli.common import (
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
               help="Frame-level CSV: one row per face per analysed frame.")
 @click.option("--output-dir", type=click.Path(file_okay=False),
-              help="Folder source: one annotated video per input, same relative path.")
+              help="Folder source: one annotated video (or photo) per input, same relative path.")
 @click.option("--csv-dir", type=click.Path(file_okay=False),
               help="Folder source: one CSV per input.")
 @click.option("--show", is_flag=True, help="Live window (q or Esc quits). Needs a display.")
@@ -115,7 +115,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
         smooth_text, min_face, min_score, detector, tiles_text, detector_model, model_path,
         batch_size, backend, device, mirror, flip_average, face_cadence, csv_empty_frames,
         reconnect, force, ray_address, workers, report_path, quiet) -> None:
-    """Recognise facial emotions in a webcam, video, folder of videos or stream.
+    """Recognise facial emotions in a webcam, video, photo, folder of them or stream.
 
     \b
     Examples:
