@@ -5,7 +5,8 @@ Per face id: first and last seen, time on screen (its rows × the run's analysed
 interval), the dominant emotion(s), each label's share of the face's rows, mean and peak
 smoothed scores, and a timeline chart (matplotlib, headless) of the six smoothed scores with
 the shown labels as bands beneath; a thumbnail from the input video at the face's
-best-scored detection, where the video is at hand. Faces on screen for less than
+best-scored detection, where the video is at hand. A photo's page (one analysed frame) gives
+each face its thumbnail and scores, without time. Faces on screen for less than
 :data:`FOLD_SECONDS` are folded into one counted line. The numbers are computed from every
 row; only the charts are thinned (to :data:`CHART_POINTS` points a face).
 
@@ -190,16 +191,20 @@ def thumbnails(video: Path, faces: dict[int, FaceRows], size: int = 96) -> dict[
     import cv2
 
     capture = cv2.VideoCapture(str(video))
-    out = {}
+    out, last = {}, (None, None)  # the frame read last: faces best seen on one frame share it
     try:
         if not capture.isOpened():
             return {}
         for face_id, rows in sorted(faces.items(), key=lambda kv: kv[1].best[2]):
             _, frame, _, (x, y, w, h) = rows.best
-            capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
-            ok, image = capture.read()
-            if not ok:
-                continue
+            if last[0] == frame:  # a photo's faces (its one frame cannot be sought again)
+                image = last[1]
+            else:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
+                ok, image = capture.read()
+                if not ok:
+                    continue
+                last = (frame, image)
             m = w // 4
             crop = image[max(0, y - m):y + h + m, max(0, x - m):x + w + m]
             if crop.size:
@@ -213,6 +218,10 @@ def thumbnails(video: Path, faces: dict[int, FaceRows], size: int = 96) -> dict[
 def _img(png: bytes, alt: str, cls: str) -> str:
     data = base64.b64encode(png).decode()
     return f'<img class="{cls}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _clock(seconds: float) -> str:
@@ -234,8 +243,10 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
     """The page (one self-contained HTML file) for ``summary``."""
     e = html.escape
     labels = run.labels
+    # one analysed frame (a photo): each face's scores, without the time it was seen
+    still = summary["frames"] == 1
     head = [("source", ", ".join(summary["sources"])), ("CSV", str(run.path)),
-            ("duration", _clock(summary["duration_s"])),
+            *([] if still else [("duration", _clock(summary["duration_s"]))]),
             ("analysed frames", str(summary["frames"])),
             ("faces", f"{len(summary['faces'])} listed, {summary['folded']} folded")]
     head += [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in (meta or {}).items()]
@@ -247,6 +258,9 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
              + "</table>"]
     if note:
         parts.append(f"<p class='muted'>{e(note)}</p>")
+    rows_shown = [("score", "mean", 2)] if still else [
+        ("share of rows shown", "shares", 2), ("mean smoothed", "mean", 2),
+        ("peak smoothed", "peak", 2)]
     for face in summary["faces"]:
         rows = run.faces[face["id"]]
         thumb = _img(thumbs[face["id"]], f"face {face['id']}", "thumb") \
@@ -256,15 +270,17 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
                  + "</tr>" + "".join(
                      f"<tr><td>{name}</td>" + "".join(
                          f"<td>{face[key][lb]:.{digits}f}</td>" for lb in labels) + "</tr>"
-                     for name, key, digits in (("share of rows shown", "shares", 2),
-                                               ("mean smoothed", "mean", 2),
-                                               ("peak smoothed", "peak", 2)))
+                     for name, key, digits in rows_shown)
                  + "</table>")
+        if still:  # a photo: its scores, no time
+            parts.append(f"<div class='face' id='face-{face['id']}'>{thumb}<div>"
+                         f"<b>#{face['id']}</b> — {e(dominant)}{table}</div></div>")
+            continue
         chart = _img(timeline_png(rows, labels), f"timeline of face {face['id']}", "timeline")
         parts.append(
             f"<div class='face' id='face-{face['id']}'>{thumb}<div>"
             f"<b>#{face['id']}</b> — {e(dominant)} · on screen {face['seconds']:.1f} s "
-            f"({face['rows']} rows), seen {_clock(face['first_s'])} – "
+            f"({_count(face['rows'], 'row')}), seen {_clock(face['first_s'])} – "
             f"{_clock(face['last_s'])}{table}{chart}</div></div>")
     if summary["folded"]:
         parts.append(f"<p class='muted folded'>{summary['folded']} more face ids, each on "
@@ -289,9 +305,9 @@ def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | 
         video = next((p for p in (Path(csv_path).parent / run.sources[0],
                                   Path(run.sources[0])) if p.is_file()), None)
         if video is None:
-            note = f"no thumbnails: the input video {run.sources[0]} was not found"
+            note = f"no thumbnails: the input {run.sources[0]} was not found"
     elif video is not None and not Path(video).is_file():
-        note, video = f"no thumbnails: the input video {video} was not found", None
+        note, video = f"no thumbnails: the input {video} was not found", None
     listed = {f["id"]: run.faces[f["id"]] for f in summary["faces"]}
     thumbs = thumbnails(Path(video), listed) if video else {}
     if video and not thumbs and listed:
@@ -324,8 +340,10 @@ def write_folder_report(csv_dir: str | Path, out_dir: str | Path,
                                warn=lambda note, rel=rel: warn(f"{rel}: {note}"))
         pages.append(page)
         items.append(f"<li><a href='{html.escape(page.relative_to(out_dir).as_posix())}'>"
-                     f"{html.escape(rel.as_posix())}</a> — {len(summary['faces'])} faces, "
-                     f"{_clock(summary['duration_s'])}</li>")
+                     f"{html.escape(rel.as_posix())}</a> — "
+                     f"{_count(len(summary['faces']), 'face')}"
+                     + ("" if summary["frames"] == 1 else f", {_clock(summary['duration_s'])}")
+                     + "</li>")
     write_atomically(out_dir / "index.html",
                      f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>streamfer "
                      f"reports</title><style>{STYLE}</style></head><body><h1>streamfer "

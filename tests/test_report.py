@@ -135,6 +135,32 @@ def test_a_folder_runs_csv_folder_gets_a_page_each_and_an_index(small_run, tmp_p
     assert (tmp_path / "pages" / "a" / "one.mp4.html").is_file()
 
 
+def test_a_photos_page_shows_every_face_with_its_thumbnail_and_scores_without_time(
+        tmp_path, media, detector_ready):
+    """The five people's photo: five faces, each with its own thumbnail (all but the first
+    were blank: a photo's one frame could not be sought again), its scores, no timeline;
+    a folder's index names the photo's faces without a duration."""
+    photo = media / "pyfeat_multi_face_5people.jpg"
+    table = tmp_path / "csv" / f"{photo.name}.csv"
+    table.parent.mkdir()
+    result = CliRunner().invoke(main, ["run", "-s", str(photo), "--csv", str(table), "-q"])
+    assert result.exit_code == 0, result.output
+    page = tmp_path / "photo.html"
+    summary = write_report(table, page, video=photo)
+    html = page.read_text()
+    assert len(summary["faces"]) == 5
+    assert html.count('class="thumb"') == 5 and "class='nothumb'" not in html
+    thumbs = re.findall(r'class="thumb" alt="[^"]*" src="data:image/png;base64,([^"]+)"', html)
+    assert len(set(thumbs)) == 5  # five different faces, not one five times
+    assert 'class="timeline"' not in html and "on screen" not in html
+    assert html.count("<td>score</td>") == 5
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "csv"), "-o",
+                                       str(tmp_path / "pages")])
+    assert result.exit_code == 0, result.output
+    index = (tmp_path / "pages" / "index.html").read_text()
+    assert f"{photo.name}.html'>{photo.name}.csv</a> — 5 faces</li>" in index
+
+
 def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
