@@ -169,6 +169,11 @@ class Pipeline:
                 for sink in (video, table):
                     if sink:
                         sink.finish()
+                if window and source.photo:  # on screen until q, Esc or closed, written
+                    for sink in (video, table):
+                        if sink:
+                            sink.close()
+                    window.hold(stop)
         return stats
 
     def analyze(self, spec: str | int | Path) -> Iterator[Frame]:

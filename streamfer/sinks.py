@@ -418,6 +418,20 @@ class Window:
         wait = self.pacer.wait(time_s) if self.pacer else 0.0
         return (cv2.waitKey(max(1, round(wait * 1000))) & 0xFF) not in (ord("q"), 27)
 
+    def hold(self, stop=None) -> None:
+        """Keep the last image on screen until q or Esc, the window closed, or ``stop`` set
+        (a Ctrl-C): a photo stays to be looked at."""
+        import cv2
+
+        while not (stop is not None and stop.is_set()):
+            if (cv2.waitKey(100) & 0xFF) in (ord("q"), 27):
+                return
+            try:
+                if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+                    return  # closed by the window manager
+            except cv2.error:
+                return
+
     def close(self) -> None:
         import cv2
 

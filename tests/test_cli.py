@@ -93,6 +93,51 @@ def test_missing_camera_is_one_line(tmp_path):
     assert "cannot open camera: 9" in done.stderr
 
 
+@pytest.fixture
+def display(tmp_path):
+    """A virtual X display of our own (Xvfb, local connections only), stopped after."""
+    if not shutil.which("Xvfb"):
+        pytest.skip("needs Xvfb (Debian's xvfb; .ci/run installs it)")
+    server = subprocess.Popen(["Xvfb", "-displayfd", "1", "-nolisten", "tcp", "-screen", "0",
+                               "1280x720x24"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        number = server.stdout.readline().strip()  # written once it accepts connections
+        assert number.isdigit(), "Xvfb did not start"
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_path,
+                                                                            media, display):
+    """--show with a photo: its outputs are written, then its window stays (it used to
+    close at once, after a millisecond) until q, Esc, the window closed or a Ctrl-C."""
+    table, copy = tmp_path / "faces.csv", tmp_path / "annotated.png"
+    environment = {k: v for k, v in os.environ.items() if k not in QUIETING}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), "-s",
+                             str(media / "pyfeat_single_face_smile.jpg"), "--show", "--csv",
+                             str(table), "-o", str(copy)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**environment, "DISPLAY": display, "WAYLAND_DISPLAY": ""})
+    try:
+        deadline = time.monotonic() + 240
+        while not (table.is_file() and copy.is_file()) and time.monotonic() < deadline \
+                and proc.poll() is None:
+            time.sleep(0.2)
+        assert table.is_file() and copy.is_file(), proc.communicate(timeout=30)[1]
+        time.sleep(3)
+        assert proc.poll() is None  # still showing the photo
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    rows = read_csv(table)
+    assert len(rows) == 1 and rows[0]["labels"] == "Happiness"
+
+
 @pytest.mark.parametrize("args,expected", [
     (["--source", "{clip}", "--show"], "no display"),
     (["--source", "{clip}"], "nothing to do"),
