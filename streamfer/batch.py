@@ -126,6 +126,33 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
     return jobs
 
 
+def join_tables(jobs: list[Job], keys: set[str], path: str | Path) -> int:
+    """The CSVs of the ``jobs`` named in ``keys``, in the plan's order, as one file at
+    ``path``: one header, every row as its input's CSV has it (its ``source`` column is the
+    input's relative path), streamed, written whole or not at all. Returns the inputs
+    joined. :class:`SinkError` if two CSVs have different columns."""
+    import shutil
+
+    from streamfer.files import atomic_file
+
+    header, joined = None, 0
+    with atomic_file(Path(path), "w") as out:
+        for job in jobs:
+            if job.key not in keys or job.table is None or not job.table.is_file():
+                continue
+            with open(job.table, newline="", encoding="utf-8") as f:
+                first = f.readline()
+                if header is None:
+                    header = first
+                    out.write(header)
+                elif first != header:
+                    raise SinkError(f"cannot join the CSVs into {path}: {job.key}'s columns "
+                                    f"differ from the others'")
+                shutil.copyfileobj(f, out)
+            joined += 1
+    return joined
+
+
 def read_done(path: Path) -> dict:
     try:
         return json.loads(path.read_text())

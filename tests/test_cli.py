@@ -213,6 +213,39 @@ def test_a_folder_of_photos_and_videos_gets_annotated_copies_and_a_csv_each(tmp_
     assert again.returncode == 0 and again.stderr.count("skipped") == 4, again.stderr
 
 
+def test_a_folder_runs_csv_joins_every_inputs_rows_in_one_file(tmp_path, face_clip,
+                                                                face_bgr):
+    """--csv with a folder source (and --csv-dir): one file holding every input's rows
+    under one header, in the plan's order, each row's source its input's relative path;
+    a rerun that skips every input writes the same file; refused in one line without
+    --csv-dir or inside it."""
+    footage, out = tmp_path / "footage", tmp_path / "out"
+    (footage / "stills").mkdir(parents=True)
+    shutil.copy(face_clip, footage / "a.mp4")
+    cv2.imwrite(str(footage / "stills" / "b.jpg"), compose(face_bgr, (400, 300), 50, 0, 0.9))
+    joined = tmp_path / "all.csv"
+    done = run_cli("--source", footage, "--csv-dir", out, "--csv", joined, "-q")
+    assert done.returncode == 0, done.stderr
+    assert "the CSVs of 2 of 2 inputs joined" in done.stderr
+    parts = [(out / "a.mp4.csv").read_text(), (out / "stills" / "b.jpg.csv").read_text()]
+    header = parts[0].splitlines()[0]
+    assert joined.read_text() == parts[0] + parts[1].split("\n", 1)[1]
+    rows = read_csv(joined)
+    assert [r["source"] for r in rows] == ["a.mp4"] * (len(parts[0].splitlines()) - 1) \
+        + ["stills/b.jpg"]
+    assert joined.read_text().count(header) == 1
+    before = joined.read_text()
+    joined.unlink()
+    again = run_cli("--source", footage, "--csv-dir", out, "--csv", joined, "-q")
+    assert again.returncode == 0 and again.stderr.count("skipped") == 2, again.stderr
+    assert joined.read_text() == before
+    for args, said in ((["--csv", joined], "give --csv-dir too"),
+                       (["--csv-dir", out, "--csv", out / "all.csv"], "outside --csv-dir")):
+        refused = run_cli("--source", footage, *args)
+        assert_one_line_error(refused)
+        assert said in refused.stderr
+
+
 def test_folder_batch_outputs_never_collide(tmp_path, face_clip):
     """x.mp4, x.mov and sub/x.mp4 get three outputs, each traceable to its input."""
     footage, out = tmp_path / "footage", tmp_path / "out"

@@ -30,7 +30,8 @@ from streamfer.cli.common import (
                    "each frame at its input timestamp, with the input's size and audio. "
                    "For a photo also .png, .jpg, .bmp or .webp: its annotated copy.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
-              help="Frame-level CSV: one row per face per analysed frame.")
+              help="Frame-level CSV: one row per face per analysed frame. For a folder "
+                   "source (with --csv-dir): every input's rows joined in one file.")
 @click.option("--output-dir", type=click.Path(file_okay=False),
               help="Folder source: one annotated video (or photo) per input, same relative path.")
 @click.option("--csv-dir", type=click.Path(file_okay=False),
@@ -134,8 +135,14 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
 
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     folder = Path(source).is_dir()
-    if folder and (output or csv_path or show):
-        raise UserError("a folder source takes --output-dir/--csv-dir, not --output/--csv/--show")
+    if folder and (output or show):
+        raise UserError("a folder source takes --output-dir/--csv-dir, not --output/--show")
+    if folder and csv_path and not csv_dir:
+        raise UserError("a folder source's --csv joins the CSVs of --csv-dir into one file: "
+                        "give --csv-dir too")
+    if folder and csv_path and Path(csv_path).resolve().is_relative_to(Path(csv_dir).resolve()):
+        raise UserError("the joined --csv must lie outside --csv-dir (whose CSVs are one "
+                        "input each)")
     if not folder and (output_dir or csv_dir):
         raise UserError("--output-dir/--csv-dir are for folder sources; use --output/--csv")
     if (ray_address or workers) and not folder:
@@ -166,6 +173,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
         with deferred_interrupt():  # these open the input (OpenCV, PyAV): a Ctrl-C waits
             if folder:
                 plan_folder(source, output_dir, csv_dir)
+                if csv_path:
+                    check_output(csv_path, (source,), video=False)
             else:
                 photo = False
                 if not (is_webcam(source) or is_url(source)):
@@ -178,6 +187,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
         if ray_address:
             results = _run_on_ray(settings, source, output_dir, csv_dir, force, ray_address,
                                   workers)
+            _join(csv_path, source, output_dir, csv_dir, results)
             _report(report_path, csv_dir, source, folder=True)
             _summary(results)
             return
@@ -186,6 +196,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
                 pipeline = stack.enter_context(Pipeline(settings))  # ... and closes it
             if folder:
                 results = pipeline.run_folder(source, output_dir, csv_dir, force=force)
+                _join(csv_path, source, output_dir, csv_dir, results)
                 _report(report_path, csv_dir, source, folder=True)
                 _summary(results)
             else:
@@ -203,6 +214,21 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
                     "smoothing": smooth_text, "every": every, "detector": detector})
     except user_errors() as exc:
         raise UserError(str(exc)) from None
+
+
+def _join(csv_path, source, output_dir, csv_dir, results) -> None:
+    """A folder run's one CSV (``--csv``): the CSVs of every input done, this run or an
+    earlier one, joined; not written if the run was interrupted (it would look whole)."""
+    if not csv_path:
+        return
+    from streamfer.batch import join_tables, plan_folder
+
+    if any(r.status.startswith("interrupted") for r in results):
+        click.echo(f"warning: {csv_path} not written: the run was interrupted", err=True)
+        return
+    done = {r.source for r in results if r.status == "ok" or r.status.startswith("skipped")}
+    joined = join_tables(plan_folder(source, output_dir, csv_dir), done, csv_path)
+    click.echo(f"{csv_path}: the CSVs of {joined} of {len(results)} inputs joined", err=True)
 
 
 def _report(report_path, csv_path, source, folder: bool = False, meta=None) -> None:
