@@ -129,17 +129,20 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
 def join_tables(jobs: list[Job], keys: set[str], path: str | Path) -> int:
     """The CSVs of the ``jobs`` named in ``keys``, in the plan's order, as one file at
     ``path``: one header, every row as its input's CSV has it (its ``source`` column is the
-    input's relative path), streamed, written whole or not at all. Returns the inputs
-    joined. :class:`SinkError` if two CSVs have different columns."""
+    input's relative path), streamed, written whole or not at all (not at all where there
+    is none). Returns the inputs joined. :class:`SinkError` if two CSVs have different
+    columns."""
     import shutil
 
     from streamfer.files import atomic_file
 
-    header, joined = None, 0
+    chosen = [job for job in jobs
+              if job.key in keys and job.table is not None and job.table.is_file()]
+    if not chosen:
+        return 0
+    header = None
     with atomic_file(Path(path), "w") as out:
-        for job in jobs:
-            if job.key not in keys or job.table is None or not job.table.is_file():
-                continue
+        for job in chosen:
             with open(job.table, newline="", encoding="utf-8") as f:
                 first = f.readline()
                 if header is None:
@@ -149,8 +152,7 @@ def join_tables(jobs: list[Job], keys: set[str], path: str | Path) -> int:
                     raise SinkError(f"cannot join the CSVs into {path}: {job.key}'s columns "
                                     f"differ from the others'")
                 shutil.copyfileobj(f, out)
-            joined += 1
-    return joined
+    return len(chosen)
 
 
 def read_done(path: Path) -> dict:

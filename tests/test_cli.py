@@ -218,7 +218,7 @@ def test_a_folder_runs_csv_joins_every_inputs_rows_in_one_file(tmp_path, face_cl
     """--csv with a folder source (and --csv-dir): one file holding every input's rows
     under one header, in the plan's order, each row's source its input's relative path;
     a rerun that skips every input writes the same file; refused in one line without
-    --csv-dir or inside it."""
+    --csv-dir or inside it; none written where no input was done."""
     footage, out = tmp_path / "footage", tmp_path / "out"
     (footage / "stills").mkdir(parents=True)
     shutil.copy(face_clip, footage / "a.mp4")
@@ -244,6 +244,13 @@ def test_a_folder_runs_csv_joins_every_inputs_rows_in_one_file(tmp_path, face_cl
         refused = run_cli("--source", footage, *args)
         assert_one_line_error(refused)
         assert said in refused.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "x.mp4").write_text("not a video")
+    failed = run_cli("--source", broken, "--csv-dir", tmp_path / "o2", "--csv",
+                     tmp_path / "none.csv", "-q")
+    assert failed.returncode == 1 and "not written: no input was done" in failed.stderr
+    assert not (tmp_path / "none.csv").exists()
 
 
 def test_folder_batch_outputs_never_collide(tmp_path, face_clip):

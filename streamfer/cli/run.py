@@ -228,7 +228,8 @@ def _join(csv_path, source, output_dir, csv_dir, results) -> None:
         return
     done = {r.source for r in results if r.status == "ok" or r.status.startswith("skipped")}
     joined = join_tables(plan_folder(source, output_dir, csv_dir), done, csv_path)
-    click.echo(f"{csv_path}: the CSVs of {joined} of {len(results)} inputs joined", err=True)
+    click.echo(f"{csv_path}: the CSVs of {joined} of {len(results)} inputs joined" if joined
+               else f"warning: {csv_path} not written: no input was done", err=True)
 
 
 def _report(report_path, csv_path, source, folder: bool = False, meta=None) -> None:
