@@ -114,6 +114,14 @@ def test_bad_input_is_one_line_and_a_missing_video_costs_only_the_thumbnails(sma
         assert result.exit_code == 1 and result.output.startswith("Error:"), result.output
         assert result.output.count("\n") == 1 and said in result.output
         assert not (tmp_path / "x.html").exists()
+    joined = tmp_path / "joined.csv"  # two inputs' rows, as a folder run's --csv joins them
+    text = table.read_text()
+    joined.write_text(text + text.split("\n", 1)[1].replace(text.splitlines()[1].split(",")[0],
+                                                               "other.mp4"))
+    result = CliRunner().invoke(main, ["report", str(joined), "-o", str(tmp_path / "x.html")])
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert "rows of 2 inputs" in result.output and "--csv-dir" in result.output
+    assert not (tmp_path / "x.html").exists()
     result = CliRunner().invoke(main, ["report", str(table), "-o", str(tmp_path / "y.html"),
                                        "--video", str(tmp_path / "gone.mp4")])
     assert result.exit_code == 0, result.output

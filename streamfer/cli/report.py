@@ -39,4 +39,6 @@ def report(csv_path: Path, out: Path, json_path: Path | None, video: Path | None
         summary = write_report(csv_path, out, json_path, video, warn=warn)
     except (ReportError, OSError) as exc:
         raise UserError(str(exc)) from None
-    click.echo(f"{out}: {len(summary['faces'])} faces ({summary['folded']} folded)", err=True)
+    faces = len(summary["faces"])
+    click.echo(f"{out}: {faces} face{'' if faces == 1 else 's'} ({summary['folded']} folded)",
+               err=True)
