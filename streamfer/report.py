@@ -220,7 +220,8 @@ def _img(png: bytes, alt: str, cls: str) -> str:
     return f'<img class="{cls}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _count(n: int, noun: str) -> str:
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless one: ``counted(1, "face")`` → ``'1 face'``."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
@@ -280,7 +281,7 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
         parts.append(
             f"<div class='face' id='face-{face['id']}'>{thumb}<div>"
             f"<b>#{face['id']}</b> — {e(dominant)} · on screen {face['seconds']:.1f} s "
-            f"({_count(face['rows'], 'row')}), seen {_clock(face['first_s'])} – "
+            f"({counted(face['rows'], 'row')}), seen {_clock(face['first_s'])} – "
             f"{_clock(face['last_s'])}{table}{chart}</div></div>")
     if summary["folded"]:
         parts.append(f"<p class='muted folded'>{summary['folded']} more face ids, each on "
@@ -344,7 +345,7 @@ def write_folder_report(csv_dir: str | Path, out_dir: str | Path,
         pages.append(page)
         items.append(f"<li><a href='{html.escape(page.relative_to(out_dir).as_posix())}'>"
                      f"{html.escape(rel.as_posix())}</a> — "
-                     f"{_count(len(summary['faces']), 'face')}"
+                     f"{counted(len(summary['faces']), 'face')}"
                      + ("" if summary["frames"] == 1 else f", {_clock(summary['duration_s'])}")
                      + "</li>")
     write_atomically(out_dir / "index.html",

@@ -24,7 +24,7 @@ def report(csv_path: Path, out: Path, json_path: Path | None, video: Path | None
     """One self-contained HTML page per run: who was on screen and when, and how each
     face's emotions moved (thumbnail, time on screen, dominant emotions, label shares, mean
     and peak scores, a timeline chart); faces on screen under a second are folded."""
-    from streamfer.report import ReportError, write_folder_report, write_report
+    from streamfer.report import ReportError, counted, write_folder_report, write_report
 
     def warn(note: str) -> None:
         click.echo(f"warning: {note}", err=True)
@@ -39,6 +39,5 @@ def report(csv_path: Path, out: Path, json_path: Path | None, video: Path | None
         summary = write_report(csv_path, out, json_path, video, warn=warn)
     except (ReportError, OSError) as exc:
         raise UserError(str(exc)) from None
-    faces = len(summary["faces"])
-    click.echo(f"{out}: {faces} face{'' if faces == 1 else 's'} ({summary['folded']} folded)",
-               err=True)
+    click.echo(f"{out}: {counted(len(summary['faces']), 'face')} ({summary['folded']} "
+               f"folded)", err=True)
