@@ -87,6 +87,8 @@ def made_with(settings) -> dict:
             "mirror": settings.mirror, "flip_average": settings.flip_average,
             "face_cadence": settings.face_cadence,
             "csv_empty_frames": settings.csv_empty_frames}
+    if settings.start or settings.end is not None:  # a part of each video (records before
+        made.update(start=settings.start, end=settings.end)  # the option stay as they were)
     return json.loads(json.dumps(made))  # as it reads back from the record
 
 

@@ -55,6 +55,8 @@ class Settings:
     # None: detect.TILE_PERIOD)
     every: int = 1
     max_fps: float | None = None
+    start: float = 0.0  # the part of a file to read, in seconds of its time (a live source:
+    end: float | None = None  # end alone, seconds after its first frame); photos: whole
     thresholds: dict[str, float] | float | None = None  # None: the model's calibrated ones
     smoothing: dict = field(default_factory=lambda: {"ema": 0.4})
     batch_size: int = 32
@@ -136,21 +138,22 @@ class Pipeline:
             # included: a KeyboardInterrupt raised inside a library can be swallowed there),
             # and it is raised once every sink below is finalised.
             stack.enter_context(deferred_interrupt(stop))
-            source = stack.enter_context(open_source(spec, s.reconnect))
+            source = stack.enter_context(open_source(spec, s.reconnect, s.start, s.end))
             stats = RunStats(name or source.name)
             if output and source.photo and Path(output).suffix.lower() in PHOTOS:
                 video = stack.enter_context(PhotoSink(output, (spec,)))  # its annotated copy
             else:
                 video = stack.enter_context(VideoSink(
                     output, source.fps, source.size, fmt=source.format,
-                    audio_from=None if source.live else spec, whole_only=whole_only)) \
+                    audio_from=None if source.live else spec, whole_only=whole_only,
+                    start=0.0 if source.live else s.start)) \
                     if output else None
             table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames, whole_only)) \
                 if csv_path else None
             window = stack.enter_context(Window(source.size, paced=not source.live)) \
                 if show else None
             progress = stack.enter_context(progress_bar(s.progress and not show))
-            task = progress.add_task(stats.source, total=source.frame_count, fps=0.0)
+            task = progress.add_task(stats.source, total=source.frames_to_read, fps=0.0)
             stack.callback(_stop_threads, stop, threads)  # first on exit, before the source
             start = time.perf_counter()
             for frame in self._results(source, stop, threads, stats):
@@ -189,7 +192,8 @@ class Pipeline:
         """
         with ExitStack() as stack:
             stop, threads = threading.Event(), []
-            source = stack.enter_context(open_source(spec, self.settings.reconnect))
+            s = self.settings
+            source = stack.enter_context(open_source(spec, s.reconnect, s.start, s.end))
             stack.callback(_stop_threads, stop, threads)
             yield from self._results(source, stop, threads, RunStats(source.name))
 

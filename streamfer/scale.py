@@ -85,7 +85,7 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
     todo = [job for job in jobs if force or not job.done(done, made)]
     results = {job.key: RunStats(job.key, status="skipped (done)")
                for job in jobs if job not in todo}
-    frames = {job.key: _frame_count(job.path) for job in todo}
+    frames = {job.key: _frame_count(job.path, settings) for job in todo}
     connect(address, workers or default_workers("local"))
     workers = workers or default_workers(address)
     remote = ray.remote(num_cpus=CPUS_PER_WORKER, max_restarts=3, max_task_retries=3)(Worker)
@@ -121,9 +121,9 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
     return [results[job.key] for job in jobs]
 
 
-def _frame_count(path: Path) -> int:
+def _frame_count(path: Path, settings) -> int:
     try:
-        with open_source(str(path)) as source:
-            return source.frame_count or 0
+        with open_source(str(path), start=settings.start, end=settings.end) as source:
+            return source.frames_to_read or 0
     except SourceError:
         return 0

@@ -131,7 +131,8 @@ class VideoSink:
     """The annotated video: each frame at its own timestamp (variable frame rate kept), the
     input's size (odd sizes padded by one pixel to the even size 4:2:0 needs), sample aspect
     ratio and colour tags, the audio of ``audio_from`` carried over; encoded in-process by
-    FFmpeg's libraries (PyAV).
+    FFmpeg's libraries (PyAV). ``start``: the input's time that becomes the video's 0 (a
+    part of the input, from ``--start``: its frames and its audio from there).
 
     The file appears under its name only when finalised, which ``close`` always does: an
     interrupted run leaves a playable video of every frame written so far, and a run that
@@ -148,12 +149,13 @@ class VideoSink:
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int],
                  audio_from: str | Path | None = None, fmt: VideoFormat | None = None,
-                 quality: int = 23, whole_only: bool = False) -> None:
+                 quality: int = 23, whole_only: bool = False, start: float = 0.0) -> None:
         import av
 
         self.path = check_output(path, (audio_from,) if audio_from else ())
         self.size, self.fps, self.frames = tuple(size), fps, 0
         self._audio_from, self._fmt = audio_from, fmt or VideoFormat()
+        self._start = start  # the input's time of the video's 0 (a part of it: --start)
         self._pad = (size[1] % 2, size[0] % 2)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._part = part_path(self.path)
@@ -199,7 +201,7 @@ class VideoSink:
             image = cv2.copyMakeBorder(image, 0, self._pad[0], 0, self._pad[1],
                                        cv2.BORDER_REPLICATE)
         step = 1 / (self.fps * _TIME_BASE)
-        pts = round(time_s / _TIME_BASE) if time_s is not None else None
+        pts = None if time_s is None else round(max(0.0, time_s - self._start) / _TIME_BASE)
         if self._last_pts is not None and (pts is None or pts <= self._last_pts):
             pts = self._last_pts + max(1, round(step)) if pts is None else self._last_pts + 1
         pts = 0 if pts is None else pts
@@ -287,6 +289,7 @@ class VideoSink:
         tmp = self.path.with_name(f".{self.path.stem}.mux{self.path.suffix}")
         audio = "libopus" if self.path.suffix.lower() == ".webm" else "aac"
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(self._part),
+               *(["-ss", f"{self._start:.6f}"] if self._start else []),
                "-i", str(self._audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
                "-c:a", audio, "-b:a", "160k", "-t", f"{seconds:.3f}", str(tmp)]
         # its own session: a Ctrl-C at the terminal reaches us, not this last step

@@ -10,6 +10,13 @@ for up to ``reconnect`` seconds (each drop and reconnect logged in one line; fra
 go on and ``time_s`` shows the gap), and then it ends with one :class:`SourceError`.
 A link to a recorded file (``http(s)://`` with a duration) is read as a file.
 
+A time range (``start``, ``end``: seconds of the input's time, the ``time_s`` of its frames)
+reads part of a file: it seeks to a second before ``start`` and passes over the frames before
+it, so the first frame is the first at or after ``start`` even where the container's seek
+lands late (read again from the beginning then), and frames keep the numbers and timestamps
+they have in the whole file. A live source takes ``end`` alone: it stops ``end`` seconds
+after its first frame.
+
 Example:
     >>> from streamfer.sources import open_source
     >>> with open_source("clip.mp4") as source:                # doctest: +SKIP
@@ -20,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 import re
@@ -43,6 +51,7 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 _MAX_BAD_READS = 8  # consecutive undecodable frames skipped before a stream counts as ended
 RECONNECT_S = 30.0  # how long a live source that dropped is tried again, by default
 _BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between reconnect attempts (then the last, again)
+_SAME_TIME_S = 1e-4  # timestamps closer than this are one frame's (OpenCV's vs PyAV's)
 _NETWORK_TIMEOUT_MS = 5000  # a stream's open and each read give up after this
 # OpenCV's own lines when a camera index does not open ("[ERROR:0@0.1] global
 # obsensor_uvc_stream_channel.cpp:163 getStreamChannelGroup Camera index out of range"):
@@ -94,12 +103,14 @@ def list_media(folder: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
 class Source:
     """Frames of one input. ``frame_count`` is None where the input does not say (cameras)."""
 
-    def __init__(self, spec: str, reconnect: float = RECONNECT_S) -> None:
+    def __init__(self, spec: str, reconnect: float = RECONNECT_S, start: float = 0.0,
+                 end: float | None = None) -> None:
         self.spec = spec
         self.name = spec
         self.url = is_url(spec)
         self.live = is_webcam(spec) or self.url and not _recorded(spec)
         self.reconnect = reconnect
+        self.start, self.end = start, end
         self.origin: float | None = None  # live: time.monotonic() at the first frame
         self._image: np.ndarray | None = None
         self.photo = False  # an image file: one frame
@@ -144,6 +155,24 @@ class Source:
             raise SourceError(f"cannot decode video: {spec}")
         if not self.live:
             self.format, self.duration, self._indexed = _probe(spec)
+        if self.start and self.live:
+            cap.release()
+            raise SourceError(f"{self.name}: a live source starts now; --start is for files "
+                              "(--end stops a live source that long after its first frame)")
+        if self.start and self.duration and self.start >= self.duration:
+            cap.release()
+            raise SourceError(f"{self.name}: --start {self.start:g} s is not before its end "
+                              f"({self.duration:.2f} s)")
+
+    @property
+    def frames_to_read(self) -> int | None:
+        """The frames of the time range (an estimate where it is part of a file), or None
+        where the source does not say."""
+        if self.frame_count is None or self.photo or not (self.start or self.end):
+            return self.frame_count
+        whole = self.duration or self.frame_count / self.fps
+        end = whole if self.end is None else min(self.end, whole)
+        return max(0, min(self.frame_count, round((end - self.start) * self.fps)))
 
     def _capture(self) -> cv2.VideoCapture:
         if is_webcam(self.spec):
@@ -193,7 +222,8 @@ class Source:
         if self._image is not None:
             yield Frame(self.name, 0, 0.0, self._image)
             return
-        index, bad, last = 0, 0, None
+        index, bad, last, ended = 0, 0, None, False
+        landing = self._seek() if self.start and not self.live else False
         while True:
             with self._lock:
                 if self._cap is None:
@@ -223,13 +253,26 @@ class Source:
                     break
                 continue
             time_s = self._timestamp(index)
+            if landing:  # the first frame after the seek: its number, or read from the start
+                landing = False
+                index = self._index_at(time_s)
+                if index is None:  # landed past --start (or cannot tell): frames before it
+                    self._rewind()
+                    index = 0
+                    continue
+            if self.end is not None and time_s >= self.end:
+                ended = True
+                break
+            if time_s < self.start:  # the lead-in of the seek, passed over
+                index += 1
+                continue
             if bad and last is not None and time_s - last > 1.5 / self.fps:
                 log.warning("%s: undecodable frames between %.3f s and %.3f s skipped",
                             self.name, last, time_s)
             bad, last = 0, time_s
             yield Frame(self.name, index, time_s, _as_bgr(image))
             index += 1
-        if self._closing:
+        if self._closing or ended:
             return
         end = (last or 0.0) + 1 / self.fps
         if self._indexed and index < self._indexed:
@@ -238,6 +281,40 @@ class Source:
         elif self.duration and end < self.duration - 1.5 / self.fps:
             log.warning("%s: the stream ends at %.2f s of %.2f s (truncated or corrupt); "
                         "%d frames decoded", self.name, end, self.duration, index)
+
+    def _seek(self) -> bool:
+        """Move the capture to a second before ``start``; True where it moved."""
+        if self.start <= 1.0:
+            return False
+        return bool(self._cap.set(cv2.CAP_PROP_POS_MSEC, (self.start - 1.0) * 1000))
+
+    def _index_at(self, time_s: float) -> int | None:
+        """The number of the frame at ``time_s`` in the whole file (the frames before it, by
+        the container's timestamps, read with PyAV without decoding), or None where a frame
+        at or after ``start`` lies before it or the file does not say."""
+        import av
+
+        msec = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+        if msec <= 0:
+            return None
+        try:
+            with av.open(self.spec) as container:
+                stream = container.streams.video[0]
+                first, base = stream.start_time or 0, stream.time_base
+                times = sorted(float((p.pts - first) * base) for p in container.demux(stream)
+                               if p.pts is not None and p.size)
+        except (OSError, IndexError, av.FFmpegError, ValueError):
+            return None
+        index = bisect.bisect_left(times, time_s - _SAME_TIME_S)
+        skipped = bisect.bisect_left(times, self.start - _SAME_TIME_S) < index
+        return None if skipped else index
+
+    def _rewind(self) -> None:
+        """Read the file again from its first frame."""
+        with self._lock:
+            self._release()
+            self._cap = cv2.VideoCapture(self.spec)
+            self._cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
 
     def _timestamp(self, index: int) -> float:
         if self.live:  # the clock at capture, from the first frame
@@ -300,7 +377,9 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def open_source(spec: str | int | Path, reconnect: float = RECONNECT_S) -> Source:
+def open_source(spec: str | int | Path, reconnect: float = RECONNECT_S, start: float = 0.0,
+                end: float | None = None) -> Source:
     """Open a webcam index ("0"), a stream URL, or a video/image file; ``reconnect``: how
-    long a live source that dropped is tried again (0: never)."""
-    return Source(str(spec), reconnect)
+    long a live source that dropped is tried again (0: never); ``start``, ``end``: the part
+    of a file to read, in seconds of its time (a live source: ``end`` alone)."""
+    return Source(str(spec), reconnect, start, end)

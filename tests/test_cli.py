@@ -149,6 +149,12 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
     (["--source", "{clip}", "--csv", "x.csv", "--tiles", "0"], "--tiles"),
     (["--source", "{clip}", "--csv", "x.csv", "--model", str(ROOT / "README.md")],
      "not a streamfer model file"),
+    (["--source", "{clip}", "--csv", "x.csv", "--start", "5"], "--start 5 s is not before its "
+     "end (0.80 s)"),
+    (["--source", "{clip}", "--csv", "x.csv", "--start", "0.5", "--end", "0.2"],
+     "--end (0.2 s) must come after --start (0.5 s)"),
+    (["--source", "{clip}", "--csv", "x.csv", "--start", "1:75"], "[H:]M:S"),
+    (["--source", "0", "--csv", "x.csv", "--start", "2"], "a webcam starts now"),
 ])
 def test_usage_errors_are_one_line(tmp_path, face_clip, args, expected):
     args = [a.format(clip=face_clip) for a in args]

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, has_audio
+from conftest import ROOT, frame_count, has_audio
 
 pytestmark = pytest.mark.usefixtures("detector_ready")
 
@@ -98,6 +98,25 @@ def test_a_stream_that_drops_is_reconnected_and_a_lost_one_ends_with_an_error(
     lag = [seen - t for seen, t in zip(rows.seen, times)]
     assert max(lag) - min(lag) < 1.0, (min(lag), max(lag))
     assert min(rows.seen) < outage < max(rows.seen)
+
+
+def test_end_stops_a_stream_that_long_after_its_first_frame_with_its_outputs_whole(
+        tmp_path, stream_server):
+    """--end on a live source: the run ends by itself, exit 0, its video named and
+    playable and its CSV's times below --end (before, a stream ran until it dropped)."""
+    stream_server.start()
+    out, table = tmp_path / "live.mp4", tmp_path / "live.csv"
+    proc = cli("-s", stream_server.url, "--end", "3", "-o", out, "--csv", table, "-q")
+    try:
+        stderr = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    with open(table, newline="") as f:
+        times = [float(r["time_s"]) for r in csv.DictReader(f)]
+    assert len(times) >= 10 and max(times) < 3.0, times
+    assert frame_count(out)[0] >= len(times)
 
 
 SLOW_MODEL_PROBE = """

@@ -1,5 +1,6 @@
 """Real footage and photos from ../shared/media (skipped with a reason when absent)."""
 
+import av
 import numpy as np
 import pytest
 from conftest import frame_count
@@ -20,6 +21,45 @@ def test_one_face_clip_end_to_end(tmp_path, media):
     assert len(rows) >= 68
     ids = [r["face_id"] for r in rows]
     assert max(ids.count(i) for i in set(ids)) >= 68  # one stable id
+
+
+def test_a_part_of_a_video_keeps_its_frame_numbers_and_times_and_gets_its_audio(tmp_path,
+                                                                              media):
+    """--start/--end: the CSV holds exactly the frames of the range, with the numbers and
+    times they have in the whole file (here every frame has a face); the output video is
+    the range alone, from 0, with the audio of the range. Before, there was no way to run a
+    part of a file."""
+    clip = media / "pyfeat_WolfgangLanger_Pexels_sad_to_happy.mp4"
+    with open_source(clip) as source:
+        whole = [(f.index, round(f.time_s, 4)) for f in source]
+    out, table = tmp_path / "part.mp4", tmp_path / "part.csv"
+    done = run_cli("-s", clip, "--start", "5", "--end", "0:10", "-o", out, "--csv", table,
+                   "-q")
+    assert done.returncode == 0, done.stderr
+    part = [(i, t) for i, t in whole if 5 <= t < 10]
+    assert [(int(r["frame"]), float(r["time_s"])) for r in read_csv(table)] == part
+    assert frame_count(out)[0] == len(part)
+    with av.open(str(out)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert float(video.start_time * video.time_base) < 0.05  # from 0, not from 5 s
+        seconds = [float(s.duration * s.time_base) for s in (video, audio)]
+    assert seconds == pytest.approx([5.0, 5.0], abs=0.05)
+
+
+def test_a_part_of_a_variable_frame_rate_video_starts_at_its_first_frame(tmp_path, media):
+    """The HEVC clip's frames are not evenly spaced: OpenCV's seek to 5.03 s lands past
+    the frames at 5.07 s, so the source reads again from the start; the first row is the
+    whole file's frame 137 at 5.0687 s and no frame of the range is missing."""
+    clip = media / "pyfeat_face_noface_hevc.mov"
+    with open_source(clip) as source:
+        whole = [(f.index, round(f.time_s, 4)) for f in source]
+    table = tmp_path / "part.csv"
+    done = run_cli("-s", clip, "--start", "5.03", "--end", "6", "--csv", table,
+                   "--csv-empty-frames", "-q")
+    assert done.returncode == 0, done.stderr
+    rows = [(int(r["frame"]), float(r["time_s"])) for r in read_csv(table)]
+    assert rows == [(i, t) for i, t in whole if 5.03 <= t < 6]
+    assert rows[0] == (137, 5.0687)
 
 
 def test_hevc_mov_decodes_with_container_timestamps(media):

@@ -45,6 +45,24 @@ def parse_tiles(text: str, webcam: bool = False) -> int | None:
                              param_hint="--tiles")
 
 
+class TimeParam(click.ParamType):
+    """A time of a video: seconds (``90``, ``90.5``) or ``[H:]M:S`` (``1:30``, ``1:02:03.5``)."""
+
+    name = "TIME"
+
+    def convert(self, value, param, ctx) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            parts = [float(part) for part in str(value).strip().split(":")]
+            if not 1 <= len(parts) <= 3 or any(p < 0 or p != p for p in parts) or \
+                    any(p >= 60 for p in parts[1:]):
+                raise ValueError
+        except ValueError:
+            self.fail(f"{value!r}: use seconds (90.5) or [H:]M:S (1:30, 1:02:03.5)", param, ctx)
+        return sum(part * 60 ** i for i, part in enumerate(reversed(parts)))
+
+
 FLIP_AVERAGE_OPTION = click.option(
     "--flip-average/--no-flip-average", default=None,
     help="Score each face as the mean of it and its mirror image (steadier; twice the "

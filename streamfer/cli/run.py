@@ -13,6 +13,7 @@ import click
 from streamfer.cli.common import (
     CONTEXT,
     FLIP_AVERAGE_OPTION,
+    TimeParam,
     UserError,
     interruptible,
     parse_threshold,
@@ -41,6 +42,13 @@ from streamfer.cli.common import (
               help="Analyse every Nth frame; the others carry the last overlay.")
 @click.option("--max-fps", type=click.FloatRange(min=0, min_open=True),
               help="Analyse at most this many frames per second of input.")
+@click.option("--start", default=0.0, type=TimeParam(),
+              help="Read a video from this time on (seconds, or [H:]M:S); its output video "
+                   "starts there, with its audio; the CSV keeps the input's frame numbers and "
+                   "times. A folder: every video (photos whole).")
+@click.option("--end", type=TimeParam(),
+              help="Stop a video at this time (as --start); a webcam or stream: this long "
+                   "after its first frame.")
 @click.option("--threshold", "threshold_text", metavar="T|LABEL=T,...",
               help="Label threshold(s); default: the model's calibrated per-label thresholds.")
 @click.option("--smooth", "smooth_text", default="0.4", show_default=True,
@@ -112,7 +120,8 @@ from streamfer.cli.common import (
                    "(needs --csv; a folder run: --csv-dir, and this is a folder of pages).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @interruptible
-def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, threshold_text,
+def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, start, end,
+        threshold_text,
         smooth_text, min_face, min_score, detector, tiles_text, detector_model, model_path,
         batch_size, backend, device, mirror, flip_average, face_cadence, csv_empty_frames,
         reconnect, force, ray_address, workers, report_path, quiet) -> None:
@@ -150,6 +159,11 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
     if report_path and not (csv_path or csv_dir):
         raise UserError("--report is made from the run's CSV: give --csv (--csv-dir for a "
                         "folder)")
+    if end is not None and end <= start:
+        raise UserError(f"--end ({end:g} s) must come after --start ({start:g} s)")
+    if start and is_webcam(source):
+        raise UserError("a webcam starts now: --start is for files (--end stops a webcam "
+                        "that long after its first frame)")
     if not (output or csv_path or show or output_dir or csv_dir):
         raise UserError("nothing to do: give --show, --output or --csv "
                         "(--output-dir/--csv-dir for a folder)")
@@ -161,7 +175,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
     tiles = parse_tiles(tiles_text, webcam=is_webcam(source))
     settings = Settings(detector=detector, detector_path=detector_model, model_path=model_path,
                         min_face=min_face, min_score=min_score, tiles=tiles, every=every,
-                        max_fps=max_fps,
+                        max_fps=max_fps, start=start, end=end,
                         thresholds=parse_threshold(threshold_text), smoothing=smoothing,
                         batch_size=batch_size, backend=backend, device=device,
                         flip_average=False if mirror == "off" else flip_average,
@@ -178,9 +192,12 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
             else:
                 photo = False
                 if not (is_webcam(source) or is_url(source)):
-                    opened = open_source(source)
+                    opened = open_source(source, start=start, end=end)
                     photo = opened.photo
                     opened.close()
+                    if photo and (start or end is not None):
+                        raise UserError(f"{source} is a photo: --start/--end are times in a "
+                                        "video")
                 for path in (output, csv_path):
                     if path:
                         check_output(path, (source,), video=path == output, photo=photo)
@@ -211,7 +228,9 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, thr
                     "backend": pipeline.classifier.why,
                     "thresholds": ", ".join(f"{label} {t:.2f}" for label, t in zip(
                         pipeline.classifier.labels, pipeline.thresholds)),
-                    "smoothing": smooth_text, "every": every, "detector": detector})
+                    "smoothing": smooth_text, "every": every, "detector": detector,
+                    **({"part": f"from {start:g} s" + (f" to {end:g} s" if end else "")}
+                       if start or end is not None else {})})
     except user_errors() as exc:
         raise UserError(str(exc)) from None
 
