@@ -290,19 +290,25 @@ class Source:
 
     def _index_at(self, time_s: float) -> int | None:
         """The number of the frame at ``time_s`` in the whole file (the frames before it, by
-        the container's timestamps, read with PyAV without decoding), or None where a frame
-        at or after ``start`` lies before it or the file does not say."""
+        the container's timestamps, read with PyAV up to it without decoding), or None where
+        a frame at or after ``start`` lies before it or the file does not say."""
         import av
 
         msec = self._cap.get(cv2.CAP_PROP_POS_MSEC)
         if msec <= 0:
             return None
         try:
-            with av.open(self.spec) as container:
+            with av.open(self.spec, timeout=_NETWORK_TIMEOUT_MS / 1000) as container:
                 stream = container.streams.video[0]
                 first, base = stream.start_time or 0, stream.time_base
-                times = sorted(float((p.pts - first) * base) for p in container.demux(stream)
-                               if p.pts is not None and p.size)
+                times = []
+                for packet in container.demux(stream):  # in decoding order: up to a little
+                    if packet.pts is not None and packet.size:  # past the frame
+                        times.append(float((packet.pts - first) * base))
+                        if packet.dts is not None and \
+                                float((packet.dts - first) * base) > time_s + 2.0:
+                            break
+                times.sort()
         except (OSError, IndexError, av.FFmpegError, ValueError):
             return None
         index = bisect.bisect_left(times, time_s - _SAME_TIME_S)
