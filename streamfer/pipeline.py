@@ -414,7 +414,8 @@ def _background(iterable, stop: threading.Event, threads: list, size: int = 4,
             if item is _END:
                 finished = True
                 return
-            if isinstance(item, _Failure):
+            if isinstance(item, _Failure):  # the producer has ended: the stages after
+                finished = True  # this one must not be stopped, or its failure is lost
                 raise item.exc
             yield item
     finally:

@@ -272,7 +272,12 @@ class Source:
             bad, last = 0, time_s
             yield Frame(self.name, index, time_s, _as_bgr(image))
             index += 1
-        if self._closing or ended:
+        if self._closing:
+            return
+        if last is None and (self.start or ended):
+            to = "its end" if self.end is None else f"--end {self.end:g} s"
+            raise SourceError(f"{self.name}: no frame from --start {self.start:g} s to {to}")
+        if ended:
             return
         end = (last or 0.0) + 1 / self.fps
         if self._indexed and index < self._indexed:

@@ -155,6 +155,9 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
      "--end (0.2 s) must come after --start (0.5 s)"),
     (["--source", "{clip}", "--csv", "x.csv", "--start", "1:75"], "[H:]M:S"),
     (["--source", "0", "--csv", "x.csv", "--start", "2"], "a webcam starts now"),
+    # found while reading the file: raised from the decoding thread (it was lost: exit 0)
+    (["--source", "{clip}", "--csv", "x.csv", "--start", "0.501", "--end", "0.502"],
+     "no frame from --start 0.501 s to --end 0.502 s"),
 ])
 def test_usage_errors_are_one_line(tmp_path, face_clip, args, expected):
     args = [a.format(clip=face_clip) for a in args]
