@@ -38,7 +38,7 @@ from streamfer.interrupts import deferred_interrupt
 from streamfer.render import Renderer
 from streamfer.sinks import PHOTOS, CSVSink, PhotoSink, SinkError, VideoSink, Window
 from streamfer.smooth import Smoother
-from streamfer.sources import RECONNECT_S, SourceError, open_source
+from streamfer.sources import RECONNECT_S, OutOfRange, SourceError, open_source
 from streamfer.track import Tracker
 
 log = logging.getLogger(__name__)
@@ -313,7 +313,7 @@ class Pipeline:
                 break
             except Exception as exc:  # a file's own failure, whatever raised it: the batch goes on
                 log.warning("%s: %s", job.key, failure(exc))
-                results.append(RunStats(job.key, status=f"failed: {failure(exc)}"))
+                results.append(RunStats(job.key, status=outcome(exc)))
                 continue
             results.append(stats)
             done[job.key] = job.entry(made)
@@ -331,6 +331,13 @@ class _Failure:
 
 
 _END = object()
+
+
+def outcome(exc: Exception) -> str:
+    """A folder input's status when its run raised ``exc``: out of range (a file shorter
+    than ``--start``: nothing to do, not a failure) or failed, with the cause."""
+    return f"out of range: {failure(exc)}" if isinstance(exc, OutOfRange) \
+        else f"failed: {failure(exc)}"
 
 
 def failure(exc: Exception) -> str:

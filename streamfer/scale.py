@@ -24,7 +24,7 @@ from pathlib import Path
 
 from streamfer.batch import DONE_FILE, Job, made_with, plan_folder, read_done
 from streamfer.files import write_atomically
-from streamfer.pipeline import Pipeline, RunStats, Settings, failure
+from streamfer.pipeline import Pipeline, RunStats, Settings, outcome
 from streamfer.sources import SourceError, open_source
 
 CPUS_PER_WORKER = 2
@@ -44,7 +44,7 @@ class Worker:
             return self.pipeline.run(str(job.path), job.output, job.table, name=job.key,
                                      whole_only=True)
         except Exception as exc:  # the file's own cause, not "worker lost"
-            return RunStats(job.key, status=f"failed: {failure(exc)}")
+            return RunStats(job.key, status=outcome(exc))
 
 
 def default_workers(address: str = "local") -> int:

@@ -66,6 +66,10 @@ class SourceError(RuntimeError):
     """A source cannot be opened or read."""
 
 
+class OutOfRange(SourceError):
+    """A file holds no frame in the time range asked for (``--start``/``--end``)."""
+
+
 def is_webcam(spec: str) -> bool:
     return spec.isdigit()
 
@@ -161,7 +165,7 @@ class Source:
                               "(--end stops a live source that long after its first frame)")
         if self.start and self.duration and self.start >= self.duration:
             cap.release()
-            raise SourceError(f"{self.name}: --start {self.start:g} s is not before its end "
+            raise OutOfRange(f"{self.name}: --start {self.start:g} s is not before its end "
                               f"({self.duration:.2f} s)")
 
     @property
@@ -276,7 +280,7 @@ class Source:
             return
         if last is None and (self.start or ended):
             to = "its end" if self.end is None else f"--end {self.end:g} s"
-            raise SourceError(f"{self.name}: no frame from --start {self.start:g} s to {to}")
+            raise OutOfRange(f"{self.name}: no frame from --start {self.start:g} s to {to}")
         if ended:
             return
         end = (last or 0.0) + 1 / self.fps

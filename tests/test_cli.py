@@ -573,3 +573,23 @@ def test_a_photo_gets_an_annotated_photo_and_a_video_is_told_to_name_a_video(tmp
     done = run_cli("-s", face_clip, "-o", tmp_path / "frame.png", "--csv", tmp_path / "x.csv")
     assert_one_line_error(done)
     assert "for a photo source" in done.stderr and not (tmp_path / "x.csv").exists()
+
+
+def test_a_folder_run_from_start_passes_over_videos_shorter_than_it(tmp_path, face_clip,
+                                                                     face_bgr):
+    """--start over a folder: a video that ends before it is 'out of range' (nothing to do,
+    not a failure: exit 0), the others are read from --start on (it was 'failed', exit 1)."""
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    shutil.copy(face_clip, footage / "short.mp4")  # 0.8 s
+    write_video(footage / "long.mp4", [compose(face_bgr, (320, 240), 5 + i, 5, scale=0.75)
+                                       for i in range(60)], fps=30)  # 2 s
+    out = tmp_path / "out"
+    done = run_cli("--source", footage, "--start", "1", "--csv-dir", out, "--csv",
+                   tmp_path / "all.csv", "-q")
+    assert done.returncode == 0, done.stderr
+    assert "out of range" in done.stderr and "failed" not in done.stderr
+    rows = read_csv(tmp_path / "all.csv")
+    assert {r["source"] for r in rows} == {"long.mp4"}
+    assert len(rows) >= 25 and min(float(r["time_s"]) for r in rows) >= 1.0
+    assert not (out / "short.mp4.csv").exists()
