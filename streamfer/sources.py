@@ -309,15 +309,14 @@ class Source:
         try:
             with av.open(self.spec, timeout=_NETWORK_TIMEOUT_MS / 1000) as container:
                 stream = container.streams.video[0]
-                first, base = stream.start_time or 0, stream.time_base
-                times = []
+                first, base = stream.start_time or 0, float(stream.time_base)
+                past, pts = first + (time_s + 2.0) / base, []
                 for packet in container.demux(stream):  # in decoding order: up to a little
                     if packet.pts is not None and packet.size:  # past the frame
-                        times.append(float((packet.pts - first) * base))
-                        if packet.dts is not None and \
-                                float((packet.dts - first) * base) > time_s + 2.0:
+                        pts.append(packet.pts)
+                        if packet.dts is not None and packet.dts > past:
                             break
-                times.sort()
+                times = sorted((p - first) * base for p in pts)
         except (OSError, IndexError, av.FFmpegError, ValueError):
             return None
         index = bisect.bisect_left(times, time_s - _SAME_TIME_S)
