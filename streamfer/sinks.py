@@ -52,13 +52,15 @@ class CSVSink:
     with empty face fields for a frame without faces (so every analysed frame has a row);
     with ``part``, written as its part file (:func:`streamfer.files.part_path`) and renamed
     into place on close, but only once :meth:`finish` said it is whole (a folder run's input
-    that ran to its end); otherwise the part file stays, and nothing unfinished looks done."""
+    that ran to its end); otherwise the part file stays, and nothing unfinished looks done.
+    Without ``part``, a run stopped (an error, a Ctrl-C) before its first row leaves no file:
+    a header alone is what a whole run without faces writes."""
 
     def __init__(self, path: str | Path, empty_frames: bool = False, part: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._part = part_path(self.path) if part else None
-        self.whole = not part
+        self.whole, self._finished = not part, False
         self._file = open(self._part or self.path, "w", newline="")
         self._writer = csv.writer(self._file)
         self._writer.writerow(CSV_COLUMNS)
@@ -81,13 +83,15 @@ class CSVSink:
 
     def finish(self) -> None:
         """Everything is written: :meth:`close` puts the file under its name."""
-        self.whole = True
+        self.whole = self._finished = True
 
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
             if self._part and self.whole:
                 os.replace(self._part, self.path)
+            elif not self._part and not self._finished and not self.rows:
+                self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> CSVSink:
         return self

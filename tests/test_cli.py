@@ -168,6 +168,8 @@ def test_usage_errors_are_one_line(tmp_path, face_clip, args, expected):
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert expected in done.stderr
+    assert not (tmp_path / "x.csv").exists()  # nothing written (a run stopped before its
+    # first row left a CSV of its header alone, as a whole run without faces writes it)
 
 
 def test_folder_batch_skips_broken_files_and_resumes(tmp_path, face_clip, face_bgr):
