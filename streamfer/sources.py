@@ -327,7 +327,7 @@ class Source:
         """Read the file again from its first frame."""
         with self._lock:
             self._release()
-            self._cap = cv2.VideoCapture(self.spec)
+            self._cap = self._capture()  # a link to a recorded file: with its timeouts
             self._cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
 
     def _timestamp(self, index: int) -> float:
