@@ -13,8 +13,8 @@ A link to a recorded file (``http(s)://`` with a duration) is read as a file.
 A time range (``start``, ``end``: seconds of the input's time, the ``time_s`` of its frames)
 reads part of a file: it seeks to a second before ``start`` and passes over the frames before
 it, so the first frame is the first at or after ``start`` even where the container's seek
-lands late (read again from the beginning then), and frames keep the numbers and timestamps
-they have in the whole file. A live source takes ``end`` alone: it stops ``end`` seconds
+lands late or fails (read again from the beginning then), and frames keep the numbers and
+timestamps they have in the whole file. A live source takes ``end`` alone: it stops ``end`` seconds
 after its first frame.
 
 Example:
@@ -251,6 +251,10 @@ class Source:
                         f"come back within {self.reconnect:g} s (--reconnect)" if self.reconnect
                         > 0 else f"{self.name}: the stream dropped at {dropped_at:.1f} s "
                         f"(--reconnect 0: not reopened)")
+                if landing:  # the seek left nothing to read (a server that cannot seek)
+                    landing = False
+                    self._rewind()
+                    continue
                 bad += 1
                 if self.frame_count is None or index + bad > self.frame_count \
                         or bad > _MAX_BAD_READS:

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, frame_count, has_audio
+from conftest import ROOT, compose, frame_count, has_audio, write_video
 
 pytestmark = pytest.mark.usefixtures("detector_ready")
 
@@ -203,3 +203,20 @@ def test_a_recorded_file_behind_an_http_link_is_read_as_a_file(tmp_path, http_se
     stderr = proc.communicate(timeout=300)[1]
     assert proc.returncode == 0, stderr
     assert has_audio(out)
+
+
+def test_a_part_of_a_recorded_file_behind_an_http_link_is_the_part_of_the_file(
+        http_server, face_bgr):
+    """--start over http (a server without range requests: the seek fails and the file is
+    read from its start): the frames and their numbers (counted from the container's
+    packets, read over the link up to the start) are those of the same file on disk."""
+    from streamfer.sources import open_source
+
+    root, base = http_server
+    clip = write_video(root / "long.mkv", [compose(face_bgr, (320, 240), 5 + i, 5, scale=0.7)
+                                           for i in range(90)], fps=30)  # 3 s
+    with open_source(f"{base}/long.mkv", start=2.0, end=2.5) as remote, \
+            open_source(clip, start=2.0, end=2.5) as local:
+        got = [(f.index, round(f.time_s, 4)) for f in remote]
+        assert got == [(f.index, round(f.time_s, 4)) for f in local]
+    assert got[0] == (60, 2.0) and len(got) == 15
