@@ -124,6 +124,9 @@ class Source:
         self._lock = threading.Lock()
         self._reading = self._closing = False
         self.fps, self.size, self.frame_count = 0.0, (0, 0), None
+        if start and self.live:  # refused before a connection is made
+            raise SourceError(f"{spec}: a live source starts now; --start is for files "
+                              "(--end stops a live source that long after its first frame)")
         self._open()
 
     def _open(self) -> None:
@@ -159,10 +162,6 @@ class Source:
             raise SourceError(f"cannot decode video: {spec}")
         if not self.live:
             self.format, self.duration, self._indexed = _probe(spec)
-        if self.start and self.live:
-            cap.release()
-            raise SourceError(f"{self.name}: a live source starts now; --start is for files "
-                              "(--end stops a live source that long after its first frame)")
         if self.start and self.duration and self.start >= self.duration:
             cap.release()
             raise OutOfRange(f"{self.name}: --start {self.start:g} s is not before its end "

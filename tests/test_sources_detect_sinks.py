@@ -399,3 +399,12 @@ def test_files_written_whole_get_the_permissions_any_new_file_gets(tmp_path):
     assert out.stat().st_mode & 0o777 == (tmp_path / "plain.html").stat().st_mode & 0o777
     assert out.stat().st_mode & 0o777 == 0o666 & ~mask
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.html", "report.html"]
+
+
+def test_a_live_stream_with_start_is_refused_before_it_is_opened():
+    """A live source starts now: --start is refused in one line, without a connection (the
+    port is closed; before, the error was 'cannot open stream', after trying it)."""
+    from streamfer.sources import SourceError, open_source
+
+    with pytest.raises(SourceError, match="a live source starts now"):
+        open_source("rtsp://127.0.0.1:9/live", start=3.0)
