@@ -66,7 +66,8 @@ class Run:
     sources: list[str]
     labels: list[str]
     frames: int
-    duration: float
+    start: float  # the first analysed frame's time, s
+    end: float  # the last one's, plus one interval: the rows cover [start, end)
     interval: float  # median step between analysed frames' times (0: a single frame)
     faces: dict[int, FaceRows]
 
@@ -119,15 +120,19 @@ def read_csv(path: str | Path) -> Run:
     steps = np.diff(ordered)
     steps = steps[steps > 1e-6]
     labels = [c[len("smooth_"):].capitalize() for c in smooth]
-    return Run(path, list(sources), labels, len(frames), float(ordered[-1]),
-               float(np.median(steps)) if len(steps) else 0.0, faces)
+    interval = float(np.median(steps)) if len(steps) else 0.0
+    return Run(path, list(sources), labels, len(frames), float(ordered[0]),
+               float(ordered[-1]) + interval, interval, faces)
 
 
 def summarize(run: Run) -> dict:
     """The numbers of the report (the JSON for scripts): ``faces`` (those on screen for at
     least :data:`FOLD_SECONDS`, longest first) with ``id``, ``first_s``, ``last_s``,
     ``seconds``, ``rows``, ``dominant``, ``shares`` (label → share of the face's rows showing
-    it), ``mean`` and ``peak`` (smoothed scores); ``folded``: how many ids were left out."""
+    it), ``mean`` and ``peak`` (smoothed scores); ``folded``: how many ids were left out;
+    ``start_s``, ``end_s``, ``duration_s``: the time the rows cover (from the first analysed
+    frame to one interval past the last: a part of a video, ``--start``/``--end``, is its
+    own span, not the time since the file's beginning)."""
     faces, folded = [], 0
     for face_id, rows in run.faces.items():
         n = len(rows.times)
@@ -146,7 +151,8 @@ def summarize(run: Run) -> dict:
                       "mean": dict(zip(run.labels, smooth.mean(0).tolist())),
                       "peak": dict(zip(run.labels, smooth.max(0).tolist()))})
     faces.sort(key=lambda f: (-f["seconds"], f["id"]))
-    return {"sources": run.sources, "duration_s": run.duration, "frames": run.frames,
+    return {"sources": run.sources, "start_s": run.start, "end_s": run.end,
+            "duration_s": run.end - run.start, "frames": run.frames,
             "labels": run.labels, "faces": faces, "folded": folded}
 
 
@@ -247,7 +253,9 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
     # one analysed frame (a photo): each face's scores, without the time it was seen
     still = summary["frames"] == 1
     head = [("source", ", ".join(summary["sources"])), ("CSV", str(run.path)),
-            *([] if still else [("duration", _clock(summary["duration_s"]))]),
+            *([] if still else [("time", f"{_clock(summary['start_s'])} – "
+                                          f"{_clock(summary['end_s'])} "
+                                          f"({_clock(summary['duration_s'])})")]),
             ("analysed frames", str(summary["frames"])),
             ("faces", f"{len(summary['faces'])} listed, {summary['folded']} folded")]
     head += [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in (meta or {}).items()]

@@ -6,6 +6,7 @@ import pytest
 from conftest import frame_count
 from test_cli import read_csv, run_cli
 
+from streamfer import report
 from streamfer.detect import FaceDetector
 from streamfer.sources import open_source
 
@@ -27,14 +28,15 @@ def test_a_part_of_a_video_keeps_its_frame_numbers_and_times_and_gets_its_audio(
                                                                               media):
     """--start/--end: the CSV holds exactly the frames of the range, with the numbers and
     times they have in the whole file (here every frame has a face); the output video is
-    the range alone, from 0, with the audio of the range. Before, there was no way to run a
-    part of a file."""
+    the range alone, from 0, with the audio of the range; its report covers the part's five
+    seconds (it said "duration 0:10.0", the last time in the CSV). Before, there was no way
+    to run a part of a file."""
     clip = media / "pyfeat_WolfgangLanger_Pexels_sad_to_happy.mp4"
     with open_source(clip) as source:
         whole = [(f.index, round(f.time_s, 4)) for f in source]
-    out, table = tmp_path / "part.mp4", tmp_path / "part.csv"
+    out, table, page = tmp_path / "part.mp4", tmp_path / "part.csv", tmp_path / "part.html"
     done = run_cli("-s", clip, "--start", "5", "--end", "0:10", "-o", out, "--csv", table,
-                   "-q")
+                   "--report", page, "-q")
     assert done.returncode == 0, done.stderr
     part = [(i, t) for i, t in whole if 5 <= t < 10]
     assert [(int(r["frame"]), float(r["time_s"])) for r in read_csv(table)] == part
@@ -44,6 +46,10 @@ def test_a_part_of_a_video_keeps_its_frame_numbers_and_times_and_gets_its_audio(
         assert float(video.start_time * video.time_base) < 0.05  # from 0, not from 5 s
         seconds = [float(s.duration * s.time_base) for s in (video, audio)]
     assert seconds == pytest.approx([5.0, 5.0], abs=0.05)
+    summary = report.summarize(report.read_csv(table))
+    assert [summary[k] for k in ("start_s", "end_s", "duration_s")] == pytest.approx(
+        [5.0, 10.0, 5.0], abs=0.05)
+    assert "0:05.0 – 0:10.0 (0:05.0)" in page.read_text()
 
 
 def test_a_part_of_a_variable_frame_rate_video_starts_at_its_first_frame(tmp_path, media):
