@@ -119,8 +119,7 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
         for out in (job.output, job.table):
             if out is None:
                 continue
-            if job.output == out:
-                check_output(out, inputs, photo=photo)
+            check_output(out, inputs, video=out == job.output, photo=photo)
             if out.resolve() in owners:
                 raise SinkError(f"{owners[out.resolve()]} and {job.key} would both write {out}")
             owners[out.resolve()] = job.key

@@ -32,6 +32,20 @@ def part_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.part{path.suffix}")
 
 
+def unwritable(path: Path) -> str | None:
+    """Why ``path`` could not be written, or None; checked before a run, creating nothing:
+    its nearest existing folder must be a folder this process may write in (the folders
+    between are made when it is written)."""
+    folder = Path(path).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"permission denied in {folder}"
+    return None
+
+
 def is_part(path: Path) -> bool:
     """A part file of ours, or any hidden file: never an input, never a finished output."""
     return Path(path).name.startswith(".")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamfer.files import part_path, write_atomically
+from streamfer.files import part_path, unwritable, write_atomically
 from streamfer.frame import Frame, VideoFormat
 from streamfer.labels import EMOTIONS
 
@@ -112,9 +112,10 @@ PHOTOS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def check_output(path: str | Path, inputs=(), video: bool = True, photo: bool = False) -> Path:
-    """``path`` as an output we can write, checked before any frame is read: not one of
-    ``inputs`` (the same file under any name) and, for a ``video``, a known container — or,
-    where the source is a ``photo``, a photo format too (its annotated copy)."""
+    """``path`` as an output we can write, checked before any frame is read: in a folder
+    we may write, not one of ``inputs`` (the same file under any name) and, for a ``video``,
+    a known container — or, where the source is a ``photo``, a photo format too (its
+    annotated copy)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if video and suffix in PHOTOS and not photo:
@@ -128,6 +129,9 @@ def check_output(path: str | Path, inputs=(), video: bool = True, photo: bool = 
         if Path(source).is_file() and path.exists() and path.samefile(source) \
                 or Path(source).resolve() == path.resolve():
             raise SinkError(f"the output {path} is the input; choose another name")
+    why = unwritable(path)
+    if why:
+        raise SinkError(f"cannot write {path}: {why}")
     return path
 
 
@@ -276,8 +280,10 @@ class VideoSink:
             except Exception as exc:
                 self._failed = self._failed or exc
         if self._failed is not None:
-            raise SinkError(f"cannot write {self.path}: {self._failed} (what was encoded is "
-                            f"left as {self._part.name})")
+            kept = self.frames and self._part.is_file() and self._part.stat().st_size
+            raise SinkError(f"cannot write {self.path}: {self._failed}"
+                            + (f" (what was encoded is left as {self._part.name})" if kept
+                               else ""))
         if not self.frames:
             self._part.unlink(missing_ok=True)
         elif self.whole:  # else it stays its part file (the caller says so)

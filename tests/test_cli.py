@@ -158,16 +158,29 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
     # found while reading the file: raised from the decoding thread (it was lost: exit 0)
     (["--source", "{clip}", "--csv", "x.csv", "--start", "0.501", "--end", "0.502"],
      "no frame from --start 0.501 s to --end 0.502 s"),
+    # an output that cannot be written fails before the model loads (it failed at the end of
+    # the run, or when its first row came, in the words of the OS)
+    (["--source", "{clip}", "--csv", "x.csv", "-o", "{clip}/x.mp4"],
+     "cannot write {clip}/x.mp4: {clip} is a file, not a folder"),
+    (["--source", "{clip}", "--csv", "{clip}/sub/x.csv"], "{clip} is a file, not a folder"),
+    (["--source", "{clip}", "--csv", "x.csv", "--report", "{clip}/r.html"],
+     "cannot write {clip}/r.html"),
+    (["--source", "{folder}", "--csv-dir", "{clip}/c"], "{clip} is a file, not a folder"),
+    # an output the OS refuses late (a folder root may not write in) does not claim to
+    # have left a part file that was never made
+    (["--source", "{clip}", "-o", "/proc/streamfer.mp4"],
+     "cannot write /proc/streamfer.mp4: "),
 ])
 def test_usage_errors_are_one_line(tmp_path, face_clip, args, expected):
-    args = [a.format(clip=face_clip) for a in args]
+    args = [a.format(clip=face_clip, folder=face_clip.parent) for a in args]
+    expected = expected.format(clip=face_clip)
     env = {"DISPLAY": "", "WAYLAND_DISPLAY": ""}
     done = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), *args], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, **env})
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
-    assert expected in done.stderr
+    assert expected in done.stderr and "left as" not in done.stderr
     assert not (tmp_path / "x.csv").exists()  # nothing written (a run stopped before its
     # first row left a CSV of its header alone, as a whole run without faces writes it)
 
@@ -595,3 +608,18 @@ def test_a_folder_run_from_start_passes_over_videos_shorter_than_it(tmp_path, fa
     assert {r["source"] for r in rows} == {"long.mp4"}
     assert len(rows) >= 25 and min(float(r["time_s"]) for r in rows) >= 1.0
     assert not (out / "short.mp4.csv").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root may write in a read-only folder")
+def test_an_output_in_a_read_only_folder_is_refused_before_the_run(tmp_path, face_clip):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        done = run_cli("-s", face_clip, "-o", locked / "x.mp4", "-q")
+    finally:
+        locked.chmod(0o755)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"cannot write {locked / 'x.mp4'}: permission denied in {locked}" in done.stderr
+    assert "left as" not in done.stderr and not list(locked.iterdir())

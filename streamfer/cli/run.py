@@ -187,8 +187,9 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
         with deferred_interrupt():  # these open the input (OpenCV, PyAV): a Ctrl-C waits
             if folder:
                 plan_folder(source, output_dir, csv_dir)
-                if csv_path:
-                    check_output(csv_path, (source,), video=False)
+                for path in (csv_path, report_path and Path(report_path) / "index.html"):
+                    if path:
+                        check_output(path, (source,), video=False)
             else:
                 photo = False
                 if not (is_webcam(source) or is_url(source)):
@@ -198,7 +199,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
                     if photo and (start or end is not None):
                         raise UserError(f"{source} is a photo: --start/--end are times in a "
                                         "video")
-                for path in (output, csv_path):
+                for path in (output, csv_path, report_path):
                     if path:
                         check_output(path, (source,), video=path == output, photo=photo)
         if ray_address:
