@@ -4,11 +4,14 @@ are scored one view a frame (as they are, then mirrored) where a photo's are ave
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
-from conftest import DEFAULT_MODEL
+from conftest import DEFAULT_MODEL, ROOT
 
 from streamfer.classify import Classifier
 from streamfer.runtimes import choose, runners
@@ -168,3 +171,22 @@ def test_the_bench_marks_the_defaults_rows_and_says_why(detector_ready):
     assert summary["int8_peak_gmac_per_s"] > 0
     assert all(0 < r["of_peak"] < 150 for r in rows if "of_peak" in r)
     assert {r["backend"] for r in rows} >= {"keras", "tflite", "onnx"}
+
+
+@pytest.mark.skipif(not runners.installed("openvino"), reason="OpenVINO is not installed")
+@pytest.mark.usefixtures("detector_ready")
+def test_a_run_on_openvino_leaves_no_telemetry_in_the_users_home(tmp_path, media):
+    """Importing OpenVINO set up its telemetry: a client id and a usage count under
+    ~/intel (and two warnings where the home could not be written)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    done = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), "-s",
+                           str(media / "pyfeat_single_face_smile.jpg"), "--backend", "openvino",
+                           "--csv", str(tmp_path / "faces.csv"), "-q"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**{k: v for k, v in os.environ.items() if k != "CI"},
+                               "HOME": str(home)})  # CI=true: the telemetry's own opt-out
+    assert done.returncode == 0, done.stderr
+    assert "(openvino)" in done.stderr  # it ran on OpenVINO ...
+    assert not (home / "intel").exists()  # ... and left no telemetry behind (other
+    # libraries keep their caches in ~/.cache, ~/.config, ~/.keras, as is their right)

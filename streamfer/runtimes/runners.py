@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -90,13 +91,32 @@ class ONNXRunner:
         return self._session.run(None, {self._input: x})[0]
 
 
+def import_openvino():
+    """``import openvino``, leaving nothing in the user's home. Importing it sets up
+    OpenVINO's usage telemetry (for its model converter, which streamfer never calls): a
+    client id and a usage count written under ``~/intel``, and two warnings where the home
+    cannot be written (a container, a service account, a Ray worker). The library's own
+    switch for automated runs (``CI=true``) declines it; it is set while the import runs,
+    and only then. Nothing is sent either way."""
+    if "openvino" not in sys.modules:
+        saved = os.environ.get("CI")
+        os.environ["CI"] = "true"
+        try:
+            import openvino  # noqa: F401
+        finally:
+            if saved is None:
+                os.environ.pop("CI", None)
+            else:
+                os.environ["CI"] = saved
+    return sys.modules["openvino"]
+
+
 class OpenVINORunner:
     """OpenVINO on the CPU, compiled for latency with ``threads`` (default: every core this
     process has); the compiled model is cached, so a later start takes ~0.1 s."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        import openvino as ov
-
+        ov = import_openvino()
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(cache_dir("openvino"))})
         self._compiled = core.compile_model(str(path), "CPU", {
