@@ -142,6 +142,11 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
     (["--source", "{clip}", "--show"], "no display"),
     (["--source", "{clip}"], "nothing to do"),
     (["--source", "{clip}", "--csv", "x.csv", "--threshold", "Joy=0.3"], "--threshold"),
+    # a threshold outside the scores' range labelled every face or none (it was taken)
+    (["--source", "{clip}", "--csv", "x.csv", "--threshold", "2"], "a score from 0 to 1"),
+    (["--source", "{clip}", "--csv", "x.csv", "--threshold", "Anger=-0.1"],
+     "a score from 0 to 1"),
+    (["--source", "{clip}", "--csv", "x.csv", "--threshold", "nan"], "a score from 0 to 1"),
     (["--source", "{clip}", "--csv", "x.csv", "--smooth", "fast"], "--smooth"),
     (["--source", "{clip}", "--csv", "x.csv", "--smooth", "window:0"], "--smooth"),
     (["--source", "{clip}", "--csv", "x.csv", "--smooth", "window:-2"], "--smooth"),

@@ -22,14 +22,20 @@ def parse_threshold(text: str | None):
         return None
     try:
         if "=" not in text:
-            return float(text)
-        pairs = dict(item.split("=", 1) for item in text.split(","))
-        names = {e.lower(): e for e in EMOTIONS}
-        return {names[k.strip().lower()]: float(v) for k, v in pairs.items()}
+            value = float(text)
+        else:
+            pairs = dict(item.split("=", 1) for item in text.split(","))
+            names = {e.lower(): e for e in EMOTIONS}
+            value = {names[k.strip().lower()]: float(v) for k, v in pairs.items()}
     except (KeyError, ValueError):
         raise click.BadParameter(f"{text!r}: use 0.5 or e.g. Happiness=0.4,Fear=0.3 "
                                  f"(labels: {', '.join(EMOTIONS)})",
                                  param_hint="--threshold") from None
+    values = value.values() if isinstance(value, dict) else (value,)
+    if not all(0.0 <= v <= 1.0 for v in values):  # also NaN
+        raise click.BadParameter(f"{text!r}: a threshold is a score from 0 to 1 (each "
+                                 "output is a probability)", param_hint="--threshold")
+    return value
 
 
 def parse_tiles(text: str, webcam: bool = False) -> int | None:
