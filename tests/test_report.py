@@ -128,6 +128,15 @@ def test_bad_input_is_one_line_and_a_missing_video_costs_only_the_thumbnails(sma
     assert result.output.count("no thumbnails") == 1
     html = (tmp_path / "y.html").read_text()
     assert 'class="thumb"' not in html and html.count('class="timeline"') == 1
+    for option in ("-o", "--json"):  # a page or JSON that cannot be written: said before the
+        # work, in words (it was "[Errno 17] File exists" after the thumbnails were read)
+        args = ["-o", str(tmp_path / "z.html")] if option == "--json" else []
+        result = CliRunner().invoke(main, ["report", str(table), *args, option,
+                                           str(clip / "r.out")])
+        assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+        assert f"cannot write {clip / 'r.out'}: {clip} is a file, not a folder" \
+            in result.output
+        assert not (tmp_path / "z.html").exists()
 
 
 def test_a_folder_runs_csv_folder_gets_a_page_each_and_an_index(small_run, tmp_path):

@@ -24,7 +24,13 @@ def report(csv_path: Path, out: Path, json_path: Path | None, video: Path | None
     """One self-contained HTML page per run: who was on screen and when, and how each
     face's emotions moved (thumbnail, time on screen, dominant emotions, label shares, mean
     and peak scores, a timeline chart); faces on screen under a second are folded."""
+    from streamfer.files import unwritable
     from streamfer.report import ReportError, counted, write_folder_report, write_report
+
+    for path in (out / "index.html" if csv_path.is_dir() else out, json_path):
+        why = path and unwritable(path)
+        if why:
+            raise UserError(f"cannot write {path}: {why}")
 
     def warn(note: str) -> None:
         click.echo(f"warning: {note}", err=True)
