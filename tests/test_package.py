@@ -4,6 +4,7 @@ that needs the ``train`` extra says so in one line where it is missing."""
 
 import doctest
 import importlib
+import importlib.metadata
 import importlib.util
 import os
 import subprocess
@@ -63,3 +64,12 @@ def test_a_command_that_needs_the_train_extra_names_it_in_one_line(args, monkeyp
     assert result.exit_code == 1, result.output
     assert result.output.count("\n") == 1 and "pip install 'streamfer[train]'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_both_entry_points_say_the_installed_version():
+    """``streamfer --version`` and ``python run_stream.py --version`` (there was none)."""
+    expected = f"streamfer {importlib.metadata.version('streamfer')}"
+    assert CliRunner().invoke(main, ["--version"]).output.strip() == expected
+    done = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), "--version"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == expected, done.stderr

@@ -23,6 +23,7 @@ from streamfer.cli.common import CONTEXT  # noqa: E402
 
 
 @click.group(context_settings=CONTEXT)
+@click.version_option(package_name="streamfer", message="%(package)s %(version)s")
 def main() -> None:
     """streamfer: facial emotions on video streams (capture → detect → classify → render)."""
 

@@ -119,6 +119,7 @@ from streamfer.cli.common import (
               help="At the end, the analyst's HTML report of the run, made from its CSV "
                    "(needs --csv; a folder run: --csv-dir, and this is a folder of pages).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.version_option(package_name="streamfer", message="%(package)s %(version)s")
 @interruptible
 def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, start, end,
         threshold_text,
