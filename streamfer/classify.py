@@ -31,7 +31,7 @@ import numpy as np
 
 from streamfer.assets import MODELS_DIR, AssetError
 from streamfer.frame import Face
-from streamfer.labels import EMOTIONS
+from streamfer.labels import EMOTIONS, check_threshold
 from streamfer.model import ModelConfig, load_model, read_config
 from streamfer.runtimes import build
 from streamfer.runtimes.runners import (
@@ -171,7 +171,10 @@ class Classifier:
         return out
 
     def thresholds_with(self, override: float | dict[str, float] | None) -> list[float]:
-        """The calibrated thresholds, with one value for all labels or some labels replaced."""
+        """The calibrated thresholds, with one value for all labels or some labels replaced
+        (each from 0 to 1, else :class:`ValueError`)."""
+        if override is not None:
+            check_threshold(override)
         values = [float(t) for t in self.thresholds]
         if isinstance(override, (int, float)):
             return [float(override)] * len(values)

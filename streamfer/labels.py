@@ -2,3 +2,14 @@
 
 EMOTIONS: tuple[str, ...] = ("Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger")
 N_LABELS = len(EMOTIONS)
+
+
+def check_threshold(value: float | dict[str, float]) -> float | dict[str, float]:
+    """``value`` (one threshold for all labels, or some labels' own), refused with
+    :class:`ValueError` unless each is a score from 0 to 1: a sigmoid output is a
+    probability, so a threshold outside that labels every face or none."""
+    values = value.values() if isinstance(value, dict) else (value,)
+    if not all(0.0 <= float(v) <= 1.0 for v in values):  # NaN fails too
+        raise ValueError(f"{value!r}: a threshold is a score from 0 to 1 (each output is a "
+                         "probability)")
+    return value

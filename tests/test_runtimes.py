@@ -14,6 +14,7 @@ import pytest
 from conftest import DEFAULT_MODEL, ROOT
 
 from streamfer.classify import Classifier
+from streamfer.labels import EMOTIONS
 from streamfer.runtimes import choose, runners
 from streamfer.runtimes.runners import EngineError
 
@@ -190,3 +191,12 @@ def test_a_run_on_openvino_leaves_no_telemetry_in_the_users_home(tmp_path, media
     assert "(openvino)" in done.stderr  # it ran on OpenVINO ...
     assert not (home / "intel").exists()  # ... and left no telemetry behind (other
     # libraries keep their caches in ~/.cache, ~/.config, ~/.keras, as is their right)
+
+
+def test_a_threshold_outside_the_scores_range_is_refused_from_python_too():
+    """Settings(thresholds=2) reached the classifier as it was: no face was ever labelled."""
+    classifier = Classifier(DEFAULT_MODEL, backend="onnx")
+    assert classifier.thresholds_with({"Anger": 0.3})[EMOTIONS.index("Anger")] == 0.3
+    for bad in (2, -0.1, float("nan"), {"Anger": 1.5}):
+        with pytest.raises(ValueError, match="a threshold is a score from 0 to 1"):
+            classifier.thresholds_with(bad)

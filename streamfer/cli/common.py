@@ -16,7 +16,7 @@ class UserError(click.ClickException):
 
 def parse_threshold(text: str | None):
     """``0.5`` for every label, or ``Happiness=0.4,Fear=0.3`` for some."""
-    from streamfer.labels import EMOTIONS
+    from streamfer.labels import EMOTIONS, check_threshold
 
     if text is None:
         return None
@@ -31,11 +31,11 @@ def parse_threshold(text: str | None):
         raise click.BadParameter(f"{text!r}: use 0.5 or e.g. Happiness=0.4,Fear=0.3 "
                                  f"(labels: {', '.join(EMOTIONS)})",
                                  param_hint="--threshold") from None
-    values = value.values() if isinstance(value, dict) else (value,)
-    if not all(0.0 <= v <= 1.0 for v in values):  # also NaN
+    try:
+        return check_threshold(value)
+    except ValueError:
         raise click.BadParameter(f"{text!r}: a threshold is a score from 0 to 1 (each "
-                                 "output is a probability)", param_hint="--threshold")
-    return value
+                                 "output is a probability)", param_hint="--threshold") from None
 
 
 def parse_tiles(text: str, webcam: bool = False) -> int | None:
