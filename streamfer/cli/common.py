@@ -33,9 +33,8 @@ def parse_threshold(text: str | None):
                                  param_hint="--threshold") from None
     try:
         return check_threshold(value)
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: a threshold is a score from 0 to 1 (each "
-                                 "output is a probability)", param_hint="--threshold") from None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--threshold") from None
 
 
 def parse_tiles(text: str, webcam: bool = False) -> int | None:
