@@ -24,18 +24,16 @@ def report(csv_path: Path, out: Path, json_path: Path | None, video: Path | None
     """One self-contained HTML page per run: who was on screen and when, and how each
     face's emotions moved (thumbnail, time on screen, dominant emotions, label shares, mean
     and peak scores, a timeline chart); faces on screen under a second are folded."""
-    from streamfer.files import unwritable
     from streamfer.report import ReportError, counted, write_folder_report, write_report
-
-    for path in (out / "index.html" if csv_path.is_dir() else out, json_path):
-        why = path and unwritable(path)
-        if why:
-            raise UserError(f"cannot write {path}: {why}")
+    from streamfer.sinks import SinkError, check_output
 
     def warn(note: str) -> None:
         click.echo(f"warning: {note}", err=True)
 
     try:
+        for path in (out / "index.html" if csv_path.is_dir() else out, json_path):
+            if path:  # before the work: the run's outputs are checked the same way
+                check_output(path, video=False)
         if csv_path.is_dir():
             if json_path:
                 raise UserError("--json is for a single CSV (a folder gets one page each)")
@@ -43,7 +41,7 @@ def report(csv_path: Path, out: Path, json_path: Path | None, video: Path | None
             click.echo(f"{len(pages)} pages and {out / 'index.html'} written", err=True)
             return
         summary = write_report(csv_path, out, json_path, video, warn=warn)
-    except (ReportError, OSError) as exc:
+    except (ReportError, SinkError, OSError) as exc:
         raise UserError(str(exc)) from None
     click.echo(f"{out}: {counted(len(summary['faces']), 'face')} ({summary['folded']} "
                f"folded)", err=True)
