@@ -78,12 +78,14 @@ def is_url(spec: str) -> bool:
     return "://" in spec
 
 
-def _recorded(url: str) -> bool:
-    """A link to a recorded file (a known duration, as FFmpeg reads it), not a live stream.
-    Only ``http(s)``/``ftp`` links can be either; rtsp, rtmp, srt, udp, tcp are live."""
+def _recorded(url: str) -> tuple[VideoFormat, float | None, int | None] | None:
+    """The probe (``_probe``) of a link to a recorded file (a known duration, as FFmpeg
+    reads it), or None for a live stream. Only ``http(s)``/``ftp`` links can be either;
+    rtsp, rtmp, srt, udp, tcp are live."""
     if url.split("://", 1)[0].lower() not in ("http", "https", "ftp"):
-        return False
-    return _probe(url)[1] is not None
+        return None
+    probed = _probe(url)
+    return probed if probed[1] is not None else None
 
 
 def list_media(folder: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
@@ -112,7 +114,8 @@ class Source:
         self.spec = spec
         self.name = spec
         self.url = is_url(spec)
-        self.live = is_webcam(spec) or self.url and not _recorded(spec)
+        self._probed = _recorded(spec) if self.url else None  # read once over the network
+        self.live = is_webcam(spec) or self.url and self._probed is None
         self.reconnect = reconnect
         self.start, self.end = start, end
         self.origin: float | None = None  # live: time.monotonic() at the first frame
@@ -161,7 +164,7 @@ class Source:
             cap.release()
             raise SourceError(f"cannot decode video: {spec}")
         if not self.live:
-            self.format, self.duration, self._indexed = _probe(spec)
+            self.format, self.duration, self._indexed = self._probed or _probe(spec)
         if self.start and self.duration and self.start >= self.duration:
             cap.release()
             raise OutOfRange(f"{self.name}: --start {self.start:g} s is not before its end "

@@ -220,3 +220,19 @@ def test_a_part_of_a_recorded_file_behind_an_http_link_is_the_part_of_the_file(
         got = [(f.index, round(f.time_s, 4)) for f in remote]
         assert got == [(f.index, round(f.time_s, 4)) for f in local]
     assert got[0] == (60, 2.0) and len(got) == 15
+
+
+def test_a_recorded_file_behind_an_http_link_is_probed_once(http_server, face_clip,
+                                                            monkeypatch):
+    """Telling a recorded file from a live stream reads the link's header; that reading is
+    the file's format too (it used to be read a second time over the network)."""
+    from streamfer import sources
+
+    root, base = http_server
+    shutil.copy(face_clip, root / "clip.mp4")
+    probed = []
+    real = sources._probe
+    monkeypatch.setattr(sources, "_probe", lambda path: probed.append(path) or real(path))
+    with sources.open_source(f"{base}/clip.mp4") as remote:
+        assert not remote.live and remote.frame_count == 24 and remote.duration
+    assert probed == [f"{base}/clip.mp4"]
