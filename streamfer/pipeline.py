@@ -36,7 +36,15 @@ from streamfer.files import write_atomically
 from streamfer.frame import Frame
 from streamfer.interrupts import deferred_interrupt
 from streamfer.render import Renderer
-from streamfer.sinks import PHOTOS, CSVSink, PhotoSink, SinkError, VideoSink, Window
+from streamfer.sinks import (
+    PHOTOS,
+    CSVSink,
+    PhotoSink,
+    SinkError,
+    VideoSink,
+    Window,
+    check_distinct,
+)
 from streamfer.smooth import Smoother
 from streamfer.sources import RECONNECT_S, OutOfRange, SourceError, open_source
 from streamfer.track import Tracker
@@ -132,6 +140,7 @@ class Pipeline:
         row is in the video too, both finalised, then :class:`KeyboardInterrupt` is raised.
         """
         s = self.settings
+        check_distinct({"output": output, "csv_path": csv_path})
         with ExitStack() as stack:
             stop, threads = threading.Event(), []
             # From here a first Ctrl-C only sets ``stop`` (opening the input and the outputs

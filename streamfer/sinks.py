@@ -135,6 +135,20 @@ def check_output(path: str | Path, inputs=(), video: bool = True, photo: bool = 
     return path
 
 
+def check_distinct(outputs: dict[str, str | Path | None]) -> None:
+    """The outputs of one run (``{what it is called: path}``, None where not asked for) are
+    files of their own: two named alike would leave only the one finalised last."""
+    seen: dict[Path, str] = {}
+    for name, path in outputs.items():
+        if not path:
+            continue
+        key = Path(path).resolve()
+        if key in seen:
+            raise SinkError(f"{seen[key]} and {name} name the same file ({path}); give each "
+                            "its own")
+        seen[key] = name
+
+
 class VideoSink:
     """The annotated video: each frame at its own timestamp (variable frame rate kept), the
     input's size (odd sizes padded by one pixel to the even size 4:2:0 needs), sample aspect

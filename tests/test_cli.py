@@ -175,6 +175,13 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
     # have left a part file that was never made
     (["--source", "{clip}", "-o", "/proc/streamfer.mp4"],
      "cannot write /proc/streamfer.mp4: "),
+    # two outputs named alike: the one finalised last replaced the other (exit 0)
+    (["--source", "{clip}", "--csv", "x.mp4", "-o", "x.mp4"],
+     "--output and --csv name the same file (x.mp4)"),
+    (["--source", "{clip}", "--csv", "x.csv", "--report", "./x.csv"],
+     "--csv and --report name the same file"),
+    (["--source", "{folder}", "--output-dir", "out", "--csv-dir", "c", "--csv", "out/face.mp4"],
+     "--csv and face.mp4's output name the same file"),
 ])
 def test_usage_errors_are_one_line(tmp_path, face_clip, args, expected):
     args = [a.format(clip=face_clip, folder=face_clip.parent) for a in args]
@@ -188,6 +195,7 @@ def test_usage_errors_are_one_line(tmp_path, face_clip, args, expected):
     assert expected in done.stderr and "left as" not in done.stderr
     assert not (tmp_path / "x.csv").exists()  # nothing written (a run stopped before its
     # first row left a CSV of its header alone, as a whole run without faces writes it)
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "out").exists()
 
 
 def test_folder_batch_skips_broken_files_and_resumes(tmp_path, face_clip, face_bgr):

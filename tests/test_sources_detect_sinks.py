@@ -229,6 +229,17 @@ def test_the_output_may_not_be_the_input(tmp_path, face_clip):
         VideoSink(face_clip, 25, (64, 48), audio_from=face_clip)
 
 
+def test_a_runs_video_and_csv_may_not_be_one_file(tmp_path, face_clip, detector_ready):
+    """From Python as from the command line: the one finalised last replaced the other."""
+    from streamfer import Pipeline, Settings
+
+    same = tmp_path / "x.mp4"
+    with Pipeline(Settings(backend="onnx", progress=False)) as pipeline, \
+            pytest.raises(SinkError, match="output and csv_path name the same file"):
+        pipeline.run(str(face_clip), output=same, csv_path=tmp_path / "." / "x.mp4")
+    assert not list(tmp_path.iterdir())
+
+
 def test_interrupted_video_keeps_the_frames_written(tmp_path):
     out = tmp_path / "out.mp4"
     with pytest.raises(KeyboardInterrupt), VideoSink(out, 25, (64, 48)) as video:

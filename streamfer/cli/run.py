@@ -139,7 +139,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
     with deferred_interrupt():  # a Ctrl-C while the libraries load is raised after, not lost
         from streamfer.batch import plan_folder
         from streamfer.pipeline import Pipeline, Settings
-        from streamfer.sinks import check_output
+        from streamfer.sinks import check_distinct, check_output
         from streamfer.smooth import parse_smoothing
         from streamfer.sources import is_url, is_webcam, open_source
 
@@ -187,10 +187,13 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
     try:  # everything a user can get wrong fails now, in seconds, before the model loads
         with deferred_interrupt():  # these open the input (OpenCV, PyAV): a Ctrl-C waits
             if folder:
-                plan_folder(source, output_dir, csv_dir)
-                for path in (csv_path, report_path and Path(report_path) / "index.html"):
+                jobs = plan_folder(source, output_dir, csv_dir)
+                index = report_path and Path(report_path) / "index.html"
+                for path in (csv_path, index):
                     if path:
                         check_output(path, (source,), video=False)
+                check_distinct({"--csv": csv_path, "--report's index": index}
+                               | {f"{job.key}'s output": job.output for job in jobs})
             else:
                 photo = False
                 if not (is_webcam(source) or is_url(source)):
@@ -203,6 +206,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
                 for path in (output, csv_path, report_path):
                     if path:
                         check_output(path, (source,), video=path == output, photo=photo)
+                check_distinct({"--output": output, "--csv": csv_path,
+                                "--report": report_path})
         if ray_address:
             results = _run_on_ray(settings, source, output_dir, csv_dir, force, ray_address,
                                   workers)
