@@ -137,7 +137,8 @@ class Source:
         if not self.live and not self.url:
             path = Path(spec)
             if not path.is_file():
-                raise SourceError(f"no such file: {spec}")
+                raise SourceError(f"not a file: {spec}" if path.exists()
+                                  else f"no such file: {spec}")
             if path.stat().st_size == 0:
                 raise SourceError(f"empty file: {spec}")
             self.name = path.name

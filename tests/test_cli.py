@@ -141,6 +141,9 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
 @pytest.mark.parametrize("args,expected", [
     (["--source", "{clip}", "--show"], "no display"),
     (["--source", "{clip}"], "nothing to do"),
+    # an empty --source (an unset shell variable) was the current folder, run whole
+    (["--source", "", "--csv-dir", "c", "--csv", "x.csv"], "--source is empty"),
+    (["--source", "/dev/null", "--csv", "x.csv"], "not a file: /dev/null"),
     (["--source", "{clip}", "--csv", "x.csv", "--threshold", "Joy=0.3"], "--threshold"),
     # a threshold outside the scores' range labelled every face or none (it was taken)
     (["--source", "{clip}", "--csv", "x.csv", "--threshold", "2"], "a score from 0 to 1"),

@@ -144,6 +144,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
         from streamfer.sources import is_url, is_webcam, open_source
 
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    if not source.strip():  # Path("") is the current folder: an unset variable ran it all
+        raise UserError("--source is empty: give a webcam index, a file, a folder or a URL")
     folder = Path(source).is_dir()
     if folder and (output or show):
         raise UserError("a folder source takes --output-dir/--csv-dir, not --output/--show")
