@@ -46,6 +46,10 @@ class ReportError(ValueError):
     """The input is not a streamfer frame CSV (empty, other columns, unreadable values)."""
 
 
+NO_ROWS = ("the CSV holds its header alone: a run writes one row per face it finds; "
+           "--csv-empty-frames also writes one per analysed frame without faces")
+
+
 @dataclass
 class FaceRows:
     """Every row of one face id, in the CSV's order."""
@@ -114,12 +118,12 @@ def read_csv(path: str | Path) -> Run:
                                       f"({exc})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ReportError(f"cannot read {path}: {exc}") from None
-    if not frames:
-        raise ReportError(f"{path} has no rows: nothing to report")
+    labels = [c[len("smooth_"):].capitalize() for c in smooth]
+    if not frames:  # a run that found no face: a page that says so
+        return Run(path, [], labels, 0, 0.0, 0.0, 0.0, {})
     ordered = np.sort(np.fromiter(times, float))
     steps = np.diff(ordered)
     steps = steps[steps > 1e-6]
-    labels = [c[len("smooth_"):].capitalize() for c in smooth]
     interval = float(np.median(steps)) if len(steps) else 0.0
     return Run(path, list(sources), labels, len(frames), float(ordered[0]),
                float(ordered[-1]) + interval, interval, faces)
@@ -252,21 +256,26 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
     labels = run.labels
     # one analysed frame (a photo): each face's scores, without the time it was seen
     still = summary["frames"] == 1
-    head = [("source", ", ".join(summary["sources"])), ("CSV", str(run.path)),
-            *([] if still else [("time", f"{_clock(summary['start_s'])} – "
-                                          f"{_clock(summary['end_s'])} "
-                                          f"({_clock(summary['duration_s'])})")]),
-            ("analysed frames", str(summary["frames"])),
+    rows = summary["frames"] > 0  # none: the run found no face and wrote no row
+    name = ", ".join(summary["sources"]) or run.path.name
+    head = [*([("source", name)] if summary["sources"] else []), ("CSV", str(run.path)),
+            *([] if still or not rows else [("time", f"{_clock(summary['start_s'])} – "
+                                                      f"{_clock(summary['end_s'])} "
+                                                      f"({_clock(summary['duration_s'])})")]),
+            *([("analysed frames", str(summary["frames"]))] if rows else []),
             ("faces", f"{len(summary['faces'])} listed, {summary['folded']} folded")]
     head += [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in (meta or {}).items()]
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>streamfer report: "
-             f"{e(', '.join(summary['sources']))}</title><style>{STYLE}</style></head><body>",
-             f"<h1>streamfer report: {e(', '.join(summary['sources']))}</h1>",
+             f"{e(name)}</title><style>{STYLE}</style></head><body>",
+             f"<h1>streamfer report: {e(name)}</h1>",
              "<table class='run'>" + "".join(f"<tr><td class='muted'>{e(k)}</td>"
                                              f"<td>{e(v)}</td></tr>" for k, v in head)
              + "</table>"]
     if note:
         parts.append(f"<p class='muted'>{e(note)}</p>")
+    if not summary["faces"] and not summary["folded"]:
+        parts.append("<p class='noface'>No face was found" + (
+            "." if rows else f" ({e(NO_ROWS)}).") + "</p>")
     rows_shown = [("score", "mean", 2)] if still else [
         ("share of rows shown", "shares", 2), ("mean smoothed", "mean", 2),
         ("peak smoothed", "peak", 2)]
@@ -336,29 +345,45 @@ def write_folder_report(csv_dir: str | Path, out_dir: str | Path,
                         videos: str | Path | None = None, warn=log.warning) -> list[Path]:
     """One page per CSV below ``csv_dir`` (as a folder run writes them: ``<input>.csv``) in
     ``out_dir`` under the same relative path, plus ``index.html`` linking them; thumbnails
-    from the inputs under ``videos``. Returns the pages written."""
+    from the inputs under ``videos``. Returns the pages written. A CSV that is not a frame
+    CSV gets no page and costs no other: the index says why, and so does the
+    :class:`ReportError` raised once every other page and the index are written."""
     from streamfer.files import write_atomically
 
     csv_dir, out_dir = Path(csv_dir), Path(out_dir)
     tables = sorted(p for p in csv_dir.rglob("*.csv") if not p.name.startswith("."))
     if not tables:
         raise ReportError(f"no CSV files under {csv_dir}")
-    pages, items = [], []
+    pages, items, failed = [], [], []
     for table in tables:
         rel = table.relative_to(csv_dir)
         page = out_dir / rel.with_name(rel.name[:-len(".csv")] + ".html")
         video = Path(videos) / rel.with_name(rel.name[:-len(".csv")]) if videos else None
-        summary = write_report(table, page, video=video if video and video.is_file() else None,
-                               warn=lambda note, rel=rel: warn(f"{rel}: {note}"))
+        try:
+            summary = write_report(table, page,
+                                   video=video if video and video.is_file() else None,
+                                   warn=lambda note, rel=rel: warn(f"{rel}: {note}"))
+        except ReportError as exc:
+            failed.append(str(exc))
+            items.append(f"<li>{html.escape(rel.as_posix())} — no page: "
+                         f"{html.escape(str(exc))}</li>")
+            continue
         pages.append(page)
         items.append(f"<li><a href='{html.escape(page.relative_to(out_dir).as_posix())}'>"
                      f"{html.escape(rel.as_posix())}</a> — "
-                     f"{counted(len(summary['faces']), 'face')}"
-                     + ("" if summary["frames"] == 1 else f", {_clock(summary['duration_s'])}")
+                     + ("no face found" if not summary["frames"] else
+                        counted(len(summary["faces"]), "face")
+                        + (f" ({summary['folded']} folded)" if summary["folded"] else "")
+                        + ("" if summary["frames"] == 1
+                           else f", {_clock(summary['duration_s'])}"))
                      + "</li>")
     write_atomically(out_dir / "index.html",
                      f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>streamfer "
                      f"reports</title><style>{STYLE}</style></head><body><h1>streamfer "
                      f"reports: {html.escape(str(csv_dir))}</h1><ul>{''.join(items)}</ul>"
                      f"</body></html>")
+    if failed:
+        raise ReportError(f"{counted(len(failed), 'CSV')} of {len(tables)} got no page "
+                          f"({'; '.join(failed)}); the other pages and "
+                          f"{out_dir / 'index.html'} are written")
     return pages

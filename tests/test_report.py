@@ -152,6 +152,34 @@ def test_a_folder_runs_csv_folder_gets_a_page_each_and_an_index(small_run, tmp_p
     assert (tmp_path / "pages" / "a" / "one.mp4.html").is_file()
 
 
+def test_a_folder_run_with_a_faceless_video_gets_its_report_and_a_stray_csv_costs_no_page(
+        tmp_path, small_run):
+    """A video without faces writes a CSV of its header alone: its page says no face was
+    found (the folder run's --report failed on it after the whole batch, exit 1, with no
+    page and no index for any input); a CSV that is not ours gets no page, said in the index
+    and in one Error line, and costs no other page."""
+    footage, out = tmp_path / "footage", tmp_path / "out"
+    footage.mkdir()
+    shutil.copy(small_run[0], footage / "face.mp4")
+    write_video(footage / "empty.mp4", [np.full((240, 320, 3), 90, np.uint8)] * 10)
+    result = CliRunner().invoke(main, ["run", "-s", str(footage), "--csv-dir", str(out),
+                                       "--report", str(tmp_path / "pages"), "-q"])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "pages" / "empty.mp4.html").read_text()
+    assert "No face was found" in page and "empty.mp4.csv" in page
+    index = (tmp_path / "pages" / "index.html").read_text()
+    assert "empty.mp4.csv</a> — no face found" in index and "face.mp4.csv</a> — 1 face" in index
+    (out / "notes.csv").write_text("a,b\n1,2\n")
+    result = CliRunner().invoke(main, ["report", str(out), "-o", str(tmp_path / "again"),
+                                       "--video", str(footage)])
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("Error: 1 CSV of 3 got no page")
+    assert "notes.csv" in result.output
+    index = (tmp_path / "again" / "index.html").read_text()
+    assert "notes.csv — no page: " in index and "face.mp4.csv</a> — 1 face" in index
+    assert (tmp_path / "again" / "face.mp4.html").is_file()
+
+
 def test_a_photos_page_shows_every_face_with_its_thumbnail_and_scores_without_time(
         tmp_path, media, detector_ready):
     """The five people's photo: five faces, each with its own thumbnail (all but the first
