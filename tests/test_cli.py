@@ -593,6 +593,7 @@ def test_a_photo_gets_an_annotated_photo_and_a_video_is_told_to_name_a_video(tmp
     out = tmp_path / "out" / "annotated.png"
     done = run_cli("-s", photo, "-o", out, "--csv", tmp_path / "face.csv", "-q")
     assert done.returncode == 0, done.stderr
+    assert "face.jpg: 1 frame, 1 face (" in done.stderr  # no "1 frames", no photo's "fps"
     source, image = cv2.imread(str(photo)), cv2.imread(str(out))
     assert image.shape == source.shape  # the photo's own size
     drawn = np.abs(image.astype(int) - source).max(axis=2) > 60

@@ -139,6 +139,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
     with deferred_interrupt():  # a Ctrl-C while the libraries load is raised after, not lost
         from streamfer.batch import plan_folder
         from streamfer.pipeline import Pipeline, Settings
+        from streamfer.report import counted
         from streamfer.sinks import check_distinct, check_output
         from streamfer.smooth import parse_smoothing
         from streamfer.sources import is_url, is_webcam, open_source
@@ -229,9 +230,10 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
                 stats = pipeline.run(source, output, csv_path, show=show)
                 dropped = f", {stats.dropped} stale frames passed over to keep up with the " \
                     "source" if stats.dropped else ""
-                click.echo(f"{stats.source}: {stats.frames} frames, {stats.faces} faces, "
-                           f"{stats.fps:.1f} fps ({pipeline.classifier.backend}){dropped}",
-                           err=True)
+                speed = f", {stats.fps:.1f} fps" if stats.frames > 1 else ""  # not a photo's
+                click.echo(f"{stats.source}: {counted(stats.frames, 'frame')}, "
+                           f"{counted(stats.faces, 'face')}{speed} "
+                           f"({pipeline.classifier.backend}){dropped}", err=True)
                 _report(report_path, csv_path, source, meta={
                     "model": model_path or "models/default.json",
                     "backend": pipeline.classifier.why,
