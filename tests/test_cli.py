@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -237,6 +238,7 @@ def test_a_folder_of_photos_and_videos_gets_annotated_copies_and_a_csv_each(tmp_
     cv2.imwrite(str(footage / "d.tif"), photo)
     done = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out, "-q")
     assert done.returncode == 0, done.stderr
+    assert re.search(r"stills/b\.jpg\s*│\s*1\s*│\s*1\s*│\s*—\s*│\s*ok", done.stderr)  # no fps
     assert frame_count(out / "a.mp4")[0] == 24
     for name, copy in (("stills/b.jpg", "stills/b.jpg"), ("stills/c.png", "stills/c.png"),
                        ("d.tif", "d.tif.png")):

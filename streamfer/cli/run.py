@@ -305,7 +305,8 @@ def _summary(results) -> None:
         table.add_column(column, justify="right" if numeric else "left")
     for r in results:
         ran = r.status == "ok"
-        table.add_row(r.source, *((str(r.frames), str(r.faces), f"{r.fps:.1f}") if ran
+        speed = f"{r.fps:.1f}" if r.frames > 1 else "—"  # a photo has no speed to say
+        table.add_row(r.source, *((str(r.frames), str(r.faces), speed) if ran
                                   else ("—", "—", "—")), r.status)
     Console(stderr=True).print(table)
     if any(r.status.startswith("interrupted") for r in results):
