@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -489,7 +490,8 @@ def _newest(iterable, stop: threading.Event, threads: list, stats: RunStats):
 
 
 def progress_bar(enabled: bool) -> Progress:
+    """On standard error, with the run's other messages: standard output is for data."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[fps]:.1f} fps"), TimeElapsedColumn(),
                     TextColumn("ETA"), TimeRemainingColumn(), disable=not enabled,
-                    transient=False)
+                    transient=False, console=Console(stderr=True))

@@ -20,6 +20,7 @@ import logging
 import os
 import queue
 import subprocess
+import sys
 import threading
 import time
 from fractions import Fraction
@@ -47,9 +48,13 @@ CSV_COLUMNS = (["source", "frame", "time_s", "face_id", "x", "y", "w", "h", "det
                + ["labels", "classified"])
 
 
+STDOUT = "-"  # a CSV path that means standard output (``--csv -``)
+
+
 class CSVSink:
     """One row per face per frame, flushed frame by frame; with ``empty_frames``, also one row
     with empty face fields for a frame without faces (so every analysed frame has a row);
+    to standard output where ``path`` is :data:`STDOUT` (``-``), as a filter writes;
     with ``part``, written as its part file (:func:`streamfer.files.part_path`) and renamed
     into place on close, but only once :meth:`finish` said it is whole (a folder run's input
     that ran to its end); otherwise the part file stays, and nothing unfinished looks done.
@@ -57,11 +62,14 @@ class CSVSink:
     a header alone is what a whole run without faces writes."""
 
     def __init__(self, path: str | Path, empty_frames: bool = False, part: bool = False) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._part = part_path(self.path) if part else None
-        self.whole, self._finished = not part, False
-        self._file = open(self._part or self.path, "w", newline="")
+        self.path, self.stdout = Path(path), str(path) == STDOUT
+        self._part = part_path(self.path) if part and not self.stdout else None
+        self.whole, self._finished, self._closed = not self._part, False, False
+        if self.stdout:
+            self._file = sys.stdout
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self._part or self.path, "w", newline="")
         self._writer = csv.writer(self._file)
         self._writer.writerow(CSV_COLUMNS)
         self.rows, self.empty_frames = 0, empty_frames
@@ -86,6 +94,15 @@ class CSVSink:
         self.whole = self._finished = True
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.stdout:  # ours to flush, not to close; a reader gone (``| head``) was said
+            try:        # by the write that found it gone
+                self._file.flush()
+            except BrokenPipeError:
+                pass
+            return
         if not self._file.closed:
             self._file.close()
             if self._part and self.whole:

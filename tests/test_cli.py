@@ -24,10 +24,11 @@ QUIETING = ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel", "OPENCV_LOG_LEVEL",
             "OPENCV_FFMPEG_LOGLEVEL")
 
 
-def run_cli(*args, env=None, timeout=300):
+def run_cli(*args, env=None, timeout=300, cwd=None):
     environment = {k: v for k, v in os.environ.items() if k not in QUIETING} | (env or {})
     return subprocess.run([sys.executable, str(ROOT / "run_stream.py"), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=environment)
+                          capture_output=True, text=True, timeout=timeout, env=environment,
+                          cwd=cwd)
 
 
 def read_csv(path):
@@ -65,6 +66,38 @@ def test_annotated_copy_and_csv_of_a_clip(tmp_path, face_clip):
     first = cv2.VideoCapture(str(out)).read()[1]
     original = cv2.VideoCapture(str(face_clip)).read()[1]
     assert cv2.absdiff(first, original).mean() > 0.5  # the overlay is drawn
+
+
+def test_csv_to_standard_output_is_the_csv_and_a_reader_that_stops_stops_the_run(
+        tmp_path, face_clip, face_bgr):
+    """--csv -: the rows on standard output, the progress bar and the run's lines on standard
+    error (the bar went to standard output and '-' was a file of that name); a reader that
+    stops (``| head``) ends the run in one line, its video kept, exit 141 as for SIGPIPE."""
+    table = tmp_path / "frames.csv"
+    assert run_cli("-s", face_clip, "--csv", table, "-q").returncode == 0
+    done = run_cli("-s", face_clip, "--csv", "-", cwd=tmp_path)  # with its progress bar
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == table.read_text()  # (each read with universal newlines)
+    assert "24/24" in done.stderr and not (tmp_path / "-").exists()
+    long = write_video(tmp_path / "long.mp4", [compose(face_bgr, (320, 240), 5 + i % 50, 5,
+                                                       scale=0.7) for i in range(600)])
+    environment = {k: v for k, v in os.environ.items() if k not in QUIETING}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), "-s", str(long),
+                             "--csv", "-", "-o", str(tmp_path / "part.mp4"), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=environment)
+    try:
+        header, first = proc.stdout.readline(), proc.stdout.readline()
+        proc.stdout.close()  # the reader goes
+        err = proc.stderr.read()
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    assert header.startswith("source,frame,time_s") and first.startswith("long.mp4,0,")
+    assert proc.returncode == 141, err
+    assert "stopped: standard output was closed" in err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    assert 0 < frame_count(tmp_path / "part.mp4")[0] < 600
 
 
 def test_every_nth_frame(tmp_path, face_clip):
@@ -179,6 +212,9 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
     # have left a part file that was never made
     (["--source", "{clip}", "-o", "/proc/streamfer.mp4"],
      "cannot write /proc/streamfer.mp4: "),
+    (["--source", "{clip}", "--csv", "-", "--report", "r.html"], "--csv - leaves none"),
+    (["--source", "{folder}", "--csv-dir", "c", "--csv", "-"],
+     "--csv - (standard output) is for one source's rows"),
     # two outputs named alike: the one finalised last replaced the other (exit 0)
     (["--source", "{clip}", "--csv", "x.mp4", "-o", "x.mp4"],
      "--output and --csv name the same file (x.mp4)"),

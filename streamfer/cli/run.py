@@ -4,6 +4,7 @@ pipeline, on this machine or a Ray cluster, and the folder run's summary table."
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -30,9 +31,10 @@ from streamfer.cli.common import (
               help="Annotated video: .mp4, .mov, .m4v, .mkv, .avi (H.264) or .webm (VP9); "
                    "each frame at its input timestamp, with the input's size and audio. "
                    "For a photo also .png, .jpg, .bmp or .webp: its annotated copy.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
-              help="Frame-level CSV: one row per face per analysed frame. For a folder "
-                   "source (with --csv-dir): every input's rows joined in one file.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Frame-level CSV: one row per face per analysed frame; - for standard "
+                   "output (one source). For a folder source (with --csv-dir): every "
+                   "input's rows joined in one file.")
 @click.option("--output-dir", type=click.Path(file_okay=False),
               help="Folder source: one annotated video (or photo) per input, same relative path.")
 @click.option("--csv-dir", type=click.Path(file_okay=False),
@@ -140,7 +142,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
         from streamfer.batch import plan_folder
         from streamfer.pipeline import Pipeline, Settings
         from streamfer.report import counted
-        from streamfer.sinks import check_distinct, check_output
+        from streamfer.sinks import STDOUT, check_distinct, check_output
         from streamfer.smooth import parse_smoothing
         from streamfer.sources import is_url, is_webcam, open_source
 
@@ -163,6 +165,11 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
     if report_path and not (csv_path or csv_dir):
         raise UserError("--report is made from the run's CSV: give --csv (--csv-dir for a "
                         "folder)")
+    piped = csv_path == STDOUT
+    if piped and (folder or report_path):
+        raise UserError("--csv - (standard output) is for one source's rows; a folder's "
+                        "joined CSV and --report need a file" if folder else
+                        "--report is made from the run's CSV file: --csv - leaves none")
     if end is not None and end <= start:
         raise UserError(f"--end ({end:g} s) must come after --start ({start:g} s)")
     if start and is_webcam(source):
@@ -206,7 +213,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
                     if photo and (start or end is not None):
                         raise UserError(f"{source} is a photo: --start/--end are times in a "
                                         "video")
-                for path in (output, csv_path, report_path):
+                for path in (output, None if piped else csv_path, report_path):
                     if path:
                         check_output(path, (source,), video=path == output, photo=photo)
                 check_distinct({"--output": output, "--csv": csv_path,
@@ -242,6 +249,11 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
                     "smoothing": smooth_text, "every": every, "detector": detector,
                     **({"part": f"from {start:g} s" + (f" to {end:g} s" if end else "")}
                        if start or end is not None else {})})
+    except BrokenPipeError:  # --csv -: the reader stopped (``| head``); Python's last
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # flush goes nowhere
+        click.echo("stopped: standard output was closed; every frame and CSV row written so "
+                   "far is saved", err=True)
+        sys.exit(141)  # as a filter killed by SIGPIPE
     except user_errors() as exc:
         raise UserError(str(exc)) from None
 
