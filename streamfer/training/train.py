@@ -581,6 +581,11 @@ def best_model(run_dir: str | Path, flip_average: bool = True):
     """(model, config) of a run's best weights as a model file holds them: at the 100-px
     input, each weight as its fp16 copy reads back (:func:`streamfer.model.compact`)."""
     run = Path(run_dir)
+    missing = [name for name in ("config.json", "best.weights.h5") if not (run / name).is_file()]
+    if missing:  # (the weights are written at the end of a run's first pass)
+        raise TrainingError(f"{run} is not a training run with weights to export (no "
+                            f"{' nor '.join(missing)}): give the --out of `streamfer train`, "
+                            f"after its first pass")
     config = ModelConfig.from_dict(json.loads((run / "config.json").read_text()))
     config.flip_average = flip_average
     trained = build_model(ModelConfig(**{**asdict(config), "input_size": config.work_size}))
