@@ -35,7 +35,9 @@ def part_path(path: Path) -> Path:
 def unwritable(path: Path) -> str | None:
     """Why ``path`` could not be written, or None; checked before a run, creating nothing:
     its nearest existing folder must be a folder this process may write in (the folders
-    between are made when it is written)."""
+    between are made when it is written), and ``path`` itself no folder."""
+    if Path(path).is_dir():
+        return "it is a folder, not a file"
     folder = Path(path).absolute().parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

@@ -208,6 +208,9 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
     (["--source", "{clip}", "--csv", "x.csv", "--report", "{clip}/r.html"],
      "cannot write {clip}/r.html"),
     (["--source", "{folder}", "--csv-dir", "{clip}/c"], "{clip} is a file, not a folder"),
+    # a page over a folder failed after the run ("[Errno 21] Is a directory")
+    (["--source", "{clip}", "--csv", "x.csv", "--report", "{folder}"],
+     "it is a folder, not a file"),
     # an output the OS refuses late (a folder root may not write in) does not claim to
     # have left a part file that was never made
     (["--source", "{clip}", "-o", "/proc/streamfer.mp4"],
