@@ -98,6 +98,11 @@ class RunStats:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
 
+    @property
+    def speed(self) -> str | None:
+        """Frames per second as said to the user; None for one frame (a photo's says nothing)."""
+        return f"{self.fps:.1f}" if self.frames > 1 else None
+
 
 class Pipeline:
     """Holds the detector and the model, loaded once, for any number of sources."""

@@ -237,7 +237,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
                 stats = pipeline.run(source, output, csv_path, show=show)
                 dropped = f", {stats.dropped} stale frames passed over to keep up with the " \
                     "source" if stats.dropped else ""
-                speed = f", {stats.fps:.1f} fps" if stats.frames > 1 else ""  # not a photo's
+                speed = f", {stats.speed} fps" if stats.speed else ""
                 click.echo(f"{stats.source}: {counted(stats.frames, 'frame')}, "
                            f"{counted(stats.faces, 'face')}{speed} "
                            f"({pipeline.classifier.backend}){dropped}", err=True)
@@ -317,8 +317,7 @@ def _summary(results) -> None:
         table.add_column(column, justify="right" if numeric else "left")
     for r in results:
         ran = r.status == "ok"
-        speed = f"{r.fps:.1f}" if r.frames > 1 else "—"  # a photo has no speed to say
-        table.add_row(r.source, *((str(r.frames), str(r.faces), speed) if ran
+        table.add_row(r.source, *((str(r.frames), str(r.faces), r.speed or "—") if ran
                                   else ("—", "—", "—")), r.status)
     Console(stderr=True).print(table)
     if any(r.status.startswith("interrupted") for r in results):
