@@ -65,8 +65,8 @@ class CSVSink:
         self.path, self.stdout = Path(path), str(path) == STDOUT
         self._part = part_path(self.path) if part and not self.stdout else None
         self.whole, self._finished, self._closed = not self._part, False, False
-        if self.stdout:
-            self._file = sys.stdout
+        if self.stdout:  # taken now, before a progress bar's display (rich) may put a proxy
+            self._file = sys.stdout  # of its own in sys.stdout while it runs
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self._part or self.path, "w", newline="")
