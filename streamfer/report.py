@@ -256,13 +256,13 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
     labels = run.labels
     # one analysed frame (a photo): each face's scores, without the time it was seen
     still = summary["frames"] == 1
-    rows = summary["frames"] > 0  # none: the run found no face and wrote no row
+    has_rows = summary["frames"] > 0  # none: the run found no face and wrote no row
     name = ", ".join(summary["sources"]) or run.path.name
     head = [*([("source", name)] if summary["sources"] else []), ("CSV", str(run.path)),
-            *([] if still or not rows else [("time", f"{_clock(summary['start_s'])} – "
+            *([] if still or not has_rows else [("time", f"{_clock(summary['start_s'])} – "
                                                       f"{_clock(summary['end_s'])} "
                                                       f"({_clock(summary['duration_s'])})")]),
-            *([("analysed frames", str(summary["frames"]))] if rows else []),
+            *([("analysed frames", str(summary["frames"]))] if has_rows else []),
             ("faces", f"{len(summary['faces'])} listed, {summary['folded']} folded")]
     head += [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in (meta or {}).items()]
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>streamfer report: "
@@ -275,7 +275,7 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
         parts.append(f"<p class='muted'>{e(note)}</p>")
     if not summary["faces"] and not summary["folded"]:
         parts.append("<p class='noface'>No face was found" + (
-            "." if rows else f" ({e(NO_ROWS)}).") + "</p>")
+            "." if has_rows else f" ({e(NO_ROWS)}).") + "</p>")
     rows_shown = [("score", "mean", 2)] if still else [
         ("share of rows shown", "shares", 2), ("mean smoothed", "mean", 2),
         ("peak smoothed", "peak", 2)]

@@ -103,12 +103,11 @@ class CSVSink:
             except BrokenPipeError:
                 pass
             return
-        if not self._file.closed:
-            self._file.close()
-            if self._part and self.whole:
-                os.replace(self._part, self.path)
-            elif not self._part and not self._finished and not self.rows:
-                self.path.unlink(missing_ok=True)
+        self._file.close()
+        if self._part and self.whole:
+            os.replace(self._part, self.path)
+        elif not self._part and not self._finished and not self.rows:
+            self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> CSVSink:
         return self

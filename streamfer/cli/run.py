@@ -166,10 +166,11 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
         raise UserError("--report is made from the run's CSV: give --csv (--csv-dir for a "
                         "folder)")
     piped = csv_path == STDOUT
-    if piped and (folder or report_path):
+    if piped and folder:
         raise UserError("--csv - (standard output) is for one source's rows; a folder's "
-                        "joined CSV and --report need a file" if folder else
-                        "--report is made from the run's CSV file: --csv - leaves none")
+                        "joined CSV and --report need a file")
+    if piped and report_path:
+        raise UserError("--report is made from the run's CSV file: --csv - leaves none")
     if end is not None and end <= start:
         raise UserError(f"--end ({end:g} s) must come after --start ({start:g} s)")
     if start and is_webcam(source):
