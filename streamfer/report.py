@@ -320,6 +320,8 @@ def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | 
     if len(run.sources) > 1:  # face ids are per input: the same id is another face in each
         raise ReportError(f"{csv_path} holds the rows of {len(run.sources)} inputs (a folder "
                           f"run's joined CSV): report its --csv-dir, a page per input")
+    if not run.sources and video is not None:  # no rows to name it: the input given does
+        run.sources = [Path(video).name]
     summary = summarize(run)
     note = None
     if video is None and len(run.sources) == 1:

@@ -167,6 +167,7 @@ def test_a_folder_run_with_a_faceless_video_gets_its_report_and_a_stray_csv_cost
     assert result.exit_code == 0, result.output
     page = (tmp_path / "pages" / "empty.mp4.html").read_text()
     assert "No face was found" in page and "empty.mp4.csv" in page
+    assert "<h1>streamfer report: empty.mp4</h1>" in page  # named by its input, not its CSV
     index = (tmp_path / "pages" / "index.html").read_text()
     assert "empty.mp4.csv</a> — no face found" in index and "face.mp4.csv</a> — 1 face" in index
     (out / "notes.csv").write_text("a,b\n1,2\n")
