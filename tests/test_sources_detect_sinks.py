@@ -35,12 +35,32 @@ def test_image_file_is_a_one_frame_source(tmp_path, face_bgr):
 @pytest.mark.parametrize("make,message", [
     (lambda p: p, "no such file"),
     (lambda p: (p.write_bytes(b""), p)[1], "empty file"),
-    (lambda p: (p.write_text("this is not a video\n" * 50), p)[1], "cannot open video"),
+    (lambda p: (p.write_text("this is not a video\n" * 50), p)[1],
+     "cannot open video: .*clip.mp4 \\(not a video or photo format FFmpeg reads\\)"),
 ])
 def test_bad_files_raise_a_clear_source_error(tmp_path, make, message):
     path = make(tmp_path / "clip.mp4")
     with pytest.raises(SourceError, match=message):
         open_source(path)
+
+
+def _audio_only(path):
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000, layout="mono")
+        samples = np.zeros((1, 16000), np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
+def test_an_audio_file_is_said_to_hold_no_video(tmp_path):
+    for name in ("tone.m4a", "tone.mp4"):  # an audio track in a video's container too
+        with pytest.raises(SourceError, match=f"no video in .*{name}: it holds audio only"):
+            open_source(_audio_only(tmp_path / name))
 
 
 def test_truncated_video_yields_the_decodable_frames(tmp_path, face_clip):
