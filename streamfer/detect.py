@@ -318,15 +318,34 @@ def _region(box, iw: int, ih: int) -> tuple[int, int, int]:
     return x0, y0, side
 
 
+def _mediapipe():
+    """``mediapipe``, imported without TensorFlow: MediaPipe Tasks imports all of TensorFlow,
+    where it is installed (it is, for training), for a decorator of its API docs alone
+    (``optional_dependencies.doc_controls``), which costs every run seconds and hundreds of
+    MB. The module is given here as MediaPipe defines it where TensorFlow is absent."""
+    import sys
+    import types
+
+    name = "mediapipe.tasks.python.core.optional_dependencies"
+    if name not in sys.modules:
+        stub = types.ModuleType(name, "MediaPipe Tasks' optional dependencies, without "
+                                "TensorFlow (streamfer.detect)")
+        stub.doc_controls = types.SimpleNamespace(do_not_generate_docs=lambda x: x)
+        sys.modules[name] = stub
+    import mediapipe
+
+    return mediapipe
+
+
 def _mp_image(bgr: np.ndarray):
-    import mediapipe as mp
+    mp = _mediapipe()
 
     rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
 
 
 def _open(path: Path, min_score: float):
-    import mediapipe as mp
+    mp = _mediapipe()
     from mediapipe.tasks.python import BaseOptions
     from mediapipe.tasks.python.vision import FaceDetector as MPFaceDetector
     from mediapipe.tasks.python.vision import FaceDetectorOptions

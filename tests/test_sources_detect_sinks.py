@@ -93,6 +93,22 @@ def test_real_face_is_found_in_a_real_photo(detector_ready, face_bgr):
     assert frame.faces[0].crop.shape == (100, 100, 3)
 
 
+def test_the_detector_does_not_import_tensorflow(detector_ready, face_bgr, tmp_path):
+    """MediaPipe imports all of TensorFlow where it is installed, for a docs decorator: a
+    run with a fast engine would pay its seconds of start-up and its memory for nothing."""
+    import sys
+
+    cv2.imwrite(str(tmp_path / "face.png"), face_bgr)
+    code = ("import sys, cv2; from streamfer.detect import FaceDetector; "
+            "from streamfer.frame import Frame; d = FaceDetector(); "
+            "f = d.detect(Frame('f', 0, 0.0, cv2.imread(sys.argv[1]))); d.close(); "
+            "print(len(f.faces), 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "face.png")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "False"]
+
+
 @pytest.mark.parametrize("turn", [-25, 25])
 def test_a_tilted_head_is_cropped_upright(detector_ready, face_bgr, turn):
     def likeness(a, b):
