@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import cv2
@@ -152,6 +153,9 @@ class FaceDetector:
             raise ValueError("a detector file path names one model: use short or full")
         names = ("short", "full") if model == "both" else (model,)
         self._detectors, self._models = [], {}
+        # closed at exit too if never closed: MediaPipe's own finaliser, left to the
+        # interpreter's teardown, fails with a traceback on finding its C library gone
+        self._closer = weakref.finalize(self, _close_all, self._models)
         try:
             for name in names:
                 self._models[name] = _open(resolve(MODELS[name], model_path), min_score)
@@ -297,10 +301,8 @@ class FaceDetector:
         return found
 
     def close(self) -> None:
-        with native_stderr_silenced():
-            for detector in self._models.values():
-                detector.close()
-        self._detectors, self._models = [], {}
+        self._closer()
+        self._detectors = []
 
     def __enter__(self) -> FaceDetector:
         return self
@@ -316,6 +318,13 @@ def _region(box, iw: int, ih: int) -> tuple[int, int, int]:
     x0 = int(np.clip(round(x + w / 2 - side / 2), 0, iw - side))
     y0 = int(np.clip(round(y + h / 2 - side / 2), 0, ih - side))
     return x0, y0, side
+
+
+def _close_all(models: dict) -> None:
+    with native_stderr_silenced():
+        for detector in models.values():
+            detector.close()
+    models.clear()
 
 
 def _mediapipe():

@@ -109,6 +109,18 @@ def test_the_detector_does_not_import_tensorflow(detector_ready, face_bgr, tmp_p
     assert done.stdout.split() == ["1", "False"]
 
 
+def test_a_detector_left_open_closes_quietly_at_exit(detector_ready):
+    """A Python user who never closes a detector (or a Pipeline) sees no traceback at exit
+    (MediaPipe's own finaliser, run in the interpreter's teardown, printed two)."""
+    import sys
+
+    code = "from streamfer.detect import FaceDetector; d = FaceDetector(); print('open')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout == "open\n"
+    assert "Traceback" not in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("turn", [-25, 25])
 def test_a_tilted_head_is_cropped_upright(detector_ready, face_bgr, turn):
     def likeness(a, b):
