@@ -45,9 +45,12 @@ def analyze(source: str | int | Path, **settings) -> Iterator[Frame]:
         23
     """
     from streamfer.pipeline import Pipeline, Settings
+    from streamfer.sources import open_source
 
-    with Pipeline(Settings(**settings)) as pipeline:
-        yield from pipeline.analyze(source)
+    s = Settings(**settings)
+    # the source first: a wrong path is said at once, before the models spend their load
+    with open_source(source, s.reconnect, s.start, s.end) as opened, Pipeline(s) as pipeline:
+        yield from pipeline.analyze(opened)
 
 
 def __getattr__(name: str):

@@ -47,7 +47,7 @@ from streamfer.sinks import (
     check_distinct,
 )
 from streamfer.smooth import Smoother
-from streamfer.sources import RECONNECT_S, OutOfRange, SourceError, open_source
+from streamfer.sources import RECONNECT_S, OutOfRange, Source, SourceError, open_source
 from streamfer.track import Tracker
 
 log = logging.getLogger(__name__)
@@ -194,10 +194,11 @@ class Pipeline:
                     window.hold(stop)
         return stats
 
-    def analyze(self, spec: str | int | Path) -> Iterator[Frame]:
-        """Every frame of ``spec`` (as :func:`streamfer.sources.open_source` takes it) with its
-        faces: box, id, raw and smoothed scores, labels; nothing is written. Stopping the
-        iteration early stops the stage threads and closes the source.
+    def analyze(self, spec: str | int | Path | Source) -> Iterator[Frame]:
+        """Every frame of ``spec`` (as :func:`streamfer.sources.open_source` takes it, or a
+        source it opened: the caller closes that one) with its faces: box, id, raw and
+        smoothed scores, labels; nothing is written. Stopping the iteration early stops the
+        stage threads and closes the source it opened.
 
         Example:
             >>> with Pipeline(Settings(progress=False)) as pipeline:
@@ -208,7 +209,8 @@ class Pipeline:
         with ExitStack() as stack:
             stop, threads = threading.Event(), []
             s = self.settings
-            source = stack.enter_context(open_source(spec, s.reconnect, s.start, s.end))
+            source = spec if isinstance(spec, Source) else stack.enter_context(
+                open_source(spec, s.reconnect, s.start, s.end))
             stack.callback(_stop_threads, stop, threads)
             yield from self._results(source, stop, threads, RunStats(source.name))
 

@@ -47,6 +47,17 @@ def test_the_documented_python_examples_run(where, monkeypatch):
     assert result.attempted > 0 and result.failed == 0, result
 
 
+def test_analyze_says_a_wrong_path_before_the_models_load(monkeypatch):
+    import streamfer
+    import streamfer.pipeline
+    from streamfer.sources import SourceError
+
+    monkeypatch.setattr(streamfer.pipeline.Pipeline, "__init__",
+                        lambda self, settings: pytest.fail("the models loaded first"))
+    with pytest.raises(SourceError, match="no such file: no/such/clip.mp4"):
+        next(streamfer.analyze("no/such/clip.mp4"))
+
+
 @pytest.mark.parametrize("args", [["train", "--data", ".", "--out", "x"],
                                   ["evaluate", "--data", "."],
                                   ["run", "-s", "samples/astronaut.mp4", "--csv", "x.csv",
