@@ -8,6 +8,9 @@ def check_threshold(value: float | dict[str, float]) -> float | dict[str, float]
     """``value`` (one threshold for all labels, or some labels' own), refused with
     :class:`ValueError` unless each is a score from 0 to 1: a sigmoid output is a
     probability, so a threshold outside that labels every face or none."""
+    unknown = [k for k in value if k not in EMOTIONS] if isinstance(value, dict) else []
+    if unknown:
+        raise ValueError(f"{unknown[0]!r}: not a label (the labels: {', '.join(EMOTIONS)})")
     values = value.values() if isinstance(value, dict) else (value,)
     if not all(0.0 <= float(v) <= 1.0 for v in values):  # NaN fails too
         raise ValueError(f"{value!r}: a threshold is a score from 0 to 1 (each output is a "

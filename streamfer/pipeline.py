@@ -36,6 +36,7 @@ from streamfer.detect import FaceDetector
 from streamfer.files import write_atomically
 from streamfer.frame import Frame
 from streamfer.interrupts import deferred_interrupt
+from streamfer.labels import check_threshold
 from streamfer.render import Renderer
 from streamfer.sinks import (
     PHOTOS,
@@ -82,6 +83,47 @@ class Settings:
     csv_empty_frames: bool = False  # a row (empty face fields) for analysed faceless frames
     reconnect: float = RECONNECT_S  # live sources: how long a drop is tried again (0: never)
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse a setting that would run wrong, not fail (the command line checks its
+        options itself, with their names): one :class:`ValueError` naming the field."""
+        def whole(least):
+            return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+        def optional(check):
+            return lambda v: v is None or check(v)
+
+        rules = {  # field: (the check its value passes, what it must be)
+            "detector": (lambda v: v in ("both", "short", "full"), "both, short or full"),
+            "min_face": (whole(0), "a whole number of pixels ≥ 0"),
+            "min_score": (lambda v: 0 <= v <= 1, "a confidence from 0 to 1"),
+            "tiles": (optional(whole(0)),
+                      "None (the default sweep), 0 (off) or a whole number of frames ≥ 1"),
+            "every": (whole(1), "a whole number of frames ≥ 1"),
+            "max_fps": (optional(lambda v: v > 0), "None or a rate > 0"),
+            "start": (lambda v: v >= 0, "seconds ≥ 0"),
+            "end": (optional(lambda v: v > self.start), "None or seconds after start"),
+            "smoothing": (lambda v: isinstance(v, dict) and len(v) == 1 and (
+                "ema" in v and 0 < v["ema"] <= 1 or whole(1)(v.get("window"))),
+                "{'ema': alpha} with alpha in (0, 1], or {'window': N} with N ≥ 1 frames"),
+            "batch_size": (whole(1), "a whole number ≥ 1"),
+            "threads": (optional(whole(1)), "None (every core) or a whole number ≥ 1"),
+            "mirror": (lambda v: v in ("auto", "alternate", "average"),
+                       "auto, alternate or average"),
+            "face_cadence": (whole(1), "a whole number ≥ 1"),
+            "lookahead": (whole(1), "a whole number of frames ≥ 1"),
+            "reconnect": (lambda v: v >= 0, "seconds ≥ 0"),
+        }
+        for name, (check, wanted) in rules.items():
+            value = getattr(self, name)
+            try:
+                ok = check(value)
+            except TypeError:  # a text where a number goes
+                ok = False
+            if not ok:
+                raise ValueError(f"Settings.{name} must be {wanted}, not {value!r}")
+        if self.thresholds is not None:
+            check_threshold(self.thresholds)
 
 
 @dataclass

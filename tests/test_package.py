@@ -58,6 +58,28 @@ def test_analyze_says_a_wrong_path_before_the_models_load(monkeypatch):
         next(streamfer.analyze("no/such/clip.mp4"))
 
 
+@pytest.mark.parametrize("field,value,said", [
+    ("smoothing", {"ema": 3}, "Settings.smoothing must be {'ema': alpha} with alpha in (0, 1]"),
+    ("every", 0, "Settings.every must be a whole number of frames ≥ 1, not 0"),
+    ("mirror", "both", "Settings.mirror must be auto, alternate or average, not 'both'"),
+    ("max_fps", -1, "Settings.max_fps must be None or a rate > 0, not -1"),
+    ("batch_size", 0, "Settings.batch_size must be a whole number ≥ 1, not 0"),
+    ("min_score", "0.5", "Settings.min_score must be a confidence from 0 to 1, not '0.5'"),
+    ("thresholds", {"Joy": 0.5}, "'Joy': not a label (the labels: Surprise, Fear, "),
+])
+def test_a_setting_that_would_run_wrong_is_refused_by_name(field, value, said):
+    """From Python, a smoothing alpha of 3 made the scores diverge, every=0, a mirror mode
+    of no meaning and a negative max_fps ran as if unset, batch_size 0 failed in range()
+    and an unknown label in tuple.index()."""
+    from streamfer.pipeline import Settings
+
+    with pytest.raises(ValueError) as refused:
+        Settings(**{field: value})
+    assert str(refused.value).startswith(said)
+    Settings(smoothing={"window": 5}, every=2, mirror="average", max_fps=5.0, tiles=0,
+             thresholds={"Anger": 0.3}, start=1.0, end=2.5)  # as the documented fields take
+
+
 @pytest.mark.parametrize("args", [["train", "--data", ".", "--out", "x"],
                                   ["evaluate", "--data", "."],
                                   ["run", "-s", "samples/astronaut.mp4", "--csv", "x.csv",
