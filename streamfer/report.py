@@ -301,8 +301,10 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
             f"({counted(face['rows'], 'row')}), seen {_clock(face['first_s'])} – "
             f"{_clock(face['last_s'])}{table}{chart}</div></div>")
     if summary["folded"]:
-        parts.append(f"<p class='muted folded'>{summary['folded']} more face ids, each on "
-                     f"screen for less than {FOLD_SECONDS:g} s, folded.</p>")
+        n = summary["folded"]
+        parts.append(f"<p class='muted folded'>{counted(n, 'more face id')}, "
+                     f"{'each ' if n > 1 else ''}on screen for less than {FOLD_SECONDS:g} s, "
+                     "folded.</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

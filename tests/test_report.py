@@ -234,3 +234,17 @@ def test_a_real_browser_shows_the_page_with_one_chart_per_face(runs, tmp_path):
                          text=True, timeout=120, check=False).stdout
     assert dom.count('class="timeline"') == len(summary["faces"]) > 0
     assert all(f'id="face-{f["id"]}"' in dom for f in summary["faces"])
+
+
+def test_the_folded_line_counts_in_words(media, detector_ready, tmp_path):
+    """The clip whose face leaves folds one short-lived id: '1 more face id, on screen for
+    less than 1 s, folded.' (it said '1 more face ids, each on screen …')."""
+    table, page = tmp_path / "f.csv", tmp_path / "f.html"
+    result = CliRunner().invoke(main, ["run", "-s", str(media / "pyfeat_face_noface_hevc.mov"),
+                                       "--csv", str(table), "-q", "--report", str(page)])
+    assert result.exit_code == 0, result.output
+    folded = summarize(read_csv(table))["folded"]
+    assert folded >= 1  # a short-lived id as the face leaves (one, measured on the Xeon)
+    said = ("1 more face id, on screen" if folded == 1
+            else f"{folded} more face ids, each on screen")
+    assert f"{said} for less than 1 s, folded." in page.read_text()
