@@ -341,8 +341,12 @@ def _mediapipe():
                                 "TensorFlow (streamfer.detect)")
         stub.doc_controls = types.SimpleNamespace(do_not_generate_docs=lambda x: x)
         sys.modules[name] = stub
-    import mediapipe
-
+    try:
+        import mediapipe
+    except ImportError:  # a MediaPipe that wants more of that module: its own, TensorFlow too
+        for module in [m for m in sys.modules if m.split(".")[0] == "mediapipe"]:
+            del sys.modules[module]
+        import mediapipe
     return mediapipe
 
 

@@ -109,6 +109,20 @@ def test_the_detector_does_not_import_tensorflow(detector_ready, face_bgr, tmp_p
     assert done.stdout.split() == ["1", "False"]
 
 
+def test_a_mediapipe_that_wants_more_of_its_optional_module_still_loads(detector_ready):
+    """Were a MediaPipe to import more than the docs decorator from the module the detector
+    stands in for, MediaPipe is imported as it is (TensorFlow with it), not broken."""
+    import sys
+
+    code = ("import sys, types; n = 'mediapipe.tasks.python.core.optional_dependencies'; "
+            "sys.modules[n] = types.ModuleType(n); "  # holds nothing MediaPipe imports
+            "from streamfer.detect import FaceDetector; d = FaceDetector(); d.close(); "
+            "print('loaded')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout == "loaded\n", done.stderr
+
+
 def test_a_detector_left_open_closes_quietly_at_exit(detector_ready):
     """A Python user who never closes a detector (or a Pipeline) sees no traceback at exit
     (MediaPipe's own finaliser, run in the interpreter's teardown, printed two)."""
