@@ -152,8 +152,8 @@ class Source:
         cap = self._capture()
         if not cap.isOpened():
             what = "camera" if is_webcam(spec) else "stream" if self.live else "video"
-            raise SourceError(f"cannot open {what}: {spec}" if is_webcam(spec) or self.url
-                              else _unreadable(spec))
+            said = f"cannot open {what}: {spec}"
+            raise SourceError(said if is_webcam(spec) or self.url else _unreadable(spec, said))
         self._cap = cap
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else 30.0
@@ -164,7 +164,8 @@ class Source:
         self.frame_count = count if count > 0 and not self.live else None
         if not self.live and self.size[0] * self.size[1] == 0:
             cap.release()
-            raise SourceError(f"cannot decode video: {spec}" if self.url else _unreadable(spec))
+            said = f"cannot decode video: {spec}"
+            raise SourceError(said if self.url else _unreadable(spec, said))
         if not self.live:
             self.format, self.duration, self._indexed = self._probed or _probe(spec)
         if self.start and self.duration and self.start >= self.duration:
@@ -391,9 +392,10 @@ def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
         return VideoFormat(), None, None
 
 
-def _unreadable(path: str) -> str:
-    """Why a file OpenCV cannot open as a video is none, in a line: it holds no video (an
-    audio file, a subtitle track), or it is not a format FFmpeg reads (PyAV says which)."""
+def _unreadable(path: str, said: str) -> str:
+    """Why a file OpenCV cannot read as a video is none, in a line, where PyAV tells: it holds
+    no video (an audio file, a subtitle track), or it is no format FFmpeg reads; else
+    ``said``, OpenCV's failure as it was."""
     import av
 
     try:
@@ -404,7 +406,7 @@ def _unreadable(path: str) -> str:
                         else f"no video in {path}: it holds no stream")
     except (OSError, av.FFmpegError, ValueError):
         return f"cannot open video: {path} (not a video or photo format FFmpeg reads)"
-    return f"cannot open video: {path}"
+    return said
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
