@@ -375,11 +375,10 @@ def write_folder_report(csv_dir: str | Path, out_dir: str | Path,
         pages.append(page)
         items.append(f"<li><a href='{html.escape(page.relative_to(out_dir).as_posix())}'>"
                      f"{html.escape(rel.as_posix())}</a> — "
-                     + ("no face found" if not summary["frames"] else
-                        counted(len(summary["faces"]), "face")
-                        + (f" ({summary['folded']} folded)" if summary["folded"] else "")
-                        + ("" if summary["frames"] == 1
-                           else f", {_clock(summary['duration_s'])}"))
+                     + ("no face found" if not summary["faces"] and not summary["folded"]
+                        else counted(len(summary["faces"]), "face")
+                        + (f" ({summary['folded']} folded)" if summary["folded"] else ""))
+                     + ("" if summary["frames"] <= 1 else f", {_clock(summary['duration_s'])}")
                      + "</li>")
     write_atomically(out_dir / "index.html",
                      f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>streamfer "

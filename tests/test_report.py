@@ -169,7 +169,16 @@ def test_a_folder_run_with_a_faceless_video_gets_its_report_and_a_stray_csv_cost
     assert "No face was found" in page and "empty.mp4.csv" in page
     assert "<h1>streamfer report: empty.mp4</h1>" in page  # named by its input, not its CSV
     index = (tmp_path / "pages" / "index.html").read_text()
-    assert "empty.mp4.csv</a> — no face found" in index and "face.mp4.csv</a> — 1 face" in index
+    assert "empty.mp4.csv</a> — no face found<" in index and "face.mp4.csv</a> — 1 face" in index
+    # with a row for each faceless frame, the index says what the page says (it said
+    # "0 faces, 0:00.3" beside a page saying "No face was found")
+    result = CliRunner().invoke(main, ["run", "-s", str(footage), "--csv-empty-frames", "-q",
+                                       "--csv-dir", str(tmp_path / "csv-e"),
+                                       "--report", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    assert "No face was found" in (tmp_path / "e" / "empty.mp4.html").read_text()
+    assert re.search(r"empty.mp4.csv</a> — no face found, 0:00\.\d<",
+                     (tmp_path / "e" / "index.html").read_text())
     (out / "notes.csv").write_text("a,b\n1,2\n")
     result = CliRunner().invoke(main, ["report", str(out), "-o", str(tmp_path / "again"),
                                        "--video", str(footage)])
