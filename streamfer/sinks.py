@@ -31,6 +31,7 @@ import numpy as np
 from streamfer.files import part_path, unwritable, write_atomically
 from streamfer.frame import Frame, VideoFormat
 from streamfer.labels import EMOTIONS
+from streamfer.sources import IMAGE_EXTS, VIDEO_EXTS
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class CSVSink:
         if self.stdout:  # taken now, before a progress bar's display (rich) may put a proxy
             self._file = sys.stdout  # of its own in sys.stdout while it runs
         else:
+            check_name(self.path, "csv")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self._part or self.path, "w", newline="")
         self._writer = csv.writer(self._file)
@@ -125,6 +127,36 @@ _MATRIX = {1: "ITU709", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020"
 
 # A photo's annotated copy: these formats (OpenCV writes them).
 PHOTOS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+# What a file's name says it holds, for the outputs that are not videos (a CSV, the report's
+# page, its JSON): a name another format's programs would open is refused, not written.
+_HELD_AS = ({suffix: "a video" for suffix in (*CONTAINERS, *VIDEO_EXTS)}
+            | {suffix: "a photo" for suffix in (*PHOTOS, *IMAGE_EXTS)}
+            | {".html": "an HTML page", ".htm": "an HTML page", ".csv": "a CSV",
+               ".json": "JSON"})
+_NAMED = {"csv": (".csv", "a CSV"), "json": (".json", "JSON"), "page": (".html", "an HTML page")}
+
+
+def check_name(path: str | Path, holds: str) -> None:
+    """``path``'s name says what it will hold: ``holds`` is ``"csv"``, ``"json"``, ``"page"``
+    (the report's HTML page: .html or .htm) or ``"pages"`` (a folder of them, index.html
+    in it). A CSV named ``frames.mp4``, a report named ``report.pdf`` or a folder of pages
+    named ``pages.html`` is a mistake a file manager would repeat: refused before any work."""
+    path = Path(path)
+    if holds == "pages":
+        if path.suffix.lower() in _HELD_AS or path.is_file():
+            raise SinkError(f"the report of a folder is a folder of pages (index.html in it): "
+                            f"name a folder, not {path.name!r}")
+        return
+    suffix, what = _NAMED[holds]
+    held_as = _HELD_AS.get(path.suffix.lower())
+    if holds == "page" and path.suffix.lower() not in (".html", ".htm"):
+        raise SinkError(f"cannot write the report as {path.name!r}: it is an HTML page; "
+                        f"name it {path.stem or path.name}.html")
+    if held_as and held_as != what:
+        raise SinkError(f"cannot write {what} as {path.name!r}: it would be taken for "
+                        f"{held_as}; name it {path.stem}{suffix}")
 
 
 def check_output(path: str | Path, inputs=(), video: bool = True, photo: bool = False) -> Path:

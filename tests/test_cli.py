@@ -225,6 +225,13 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
      "--csv and --report name the same file"),
     (["--source", "{folder}", "--output-dir", "out", "--csv-dir", "c", "--csv", "out/face.mp4"],
      "--csv and face.mp4's output name the same file"),
+    # an output named as another format: a CSV in x.mp4, the page in r.pdf, a folder of
+    # pages in p.html/ were written so (exit 0)
+    (["--source", "{clip}", "--csv", "x.mp4"],
+     "cannot write a CSV as 'x.mp4': it would be taken for a video; name it x.csv"),
+    (["--source", "{clip}", "--csv", "x.csv", "--report", "r.pdf"], "name it r.html"),
+    (["--source", "{folder}", "--csv-dir", "out", "--report", "p.html"],
+     "name a folder, not 'p.html'"),
 ])
 def test_usage_errors_are_one_line(tmp_path, face_clip, args, expected):
     args = [a.format(clip=face_clip, folder=face_clip.parent) for a in args]

@@ -257,3 +257,25 @@ def test_the_folded_line_counts_in_words(media, detector_ready, tmp_path):
     said = ("1 more face id, on screen" if folded == 1
             else f"{folded} more face ids, each on screen")
     assert f"{said} for less than 1 s, folded." in page.read_text()
+
+
+def test_a_page_json_or_folder_of_pages_named_as_another_format_is_refused(small_run, tmp_path):
+    """A page named ``report.pdf`` was written as HTML under that name, JSON as ``s.html``,
+    a folder of pages as ``pages.html/`` (exit 0 each); now one line naming the fix."""
+    _, table = small_run
+    folder = table.parent
+    for args, said in (
+            ([str(table), "-o", str(tmp_path / "r.pdf")], "name it r.html"),
+            ([str(table), "-o", str(tmp_path / "r")], "name it r.html"),
+            ([str(table), "-o", str(tmp_path / "r.html"), "--json", str(tmp_path / "s.html")],
+             "cannot write JSON as 's.html': it would be taken for an HTML page; name it s.json"),
+            ([str(folder), "-o", str(tmp_path / "pages.html")],
+             "name a folder, not 'pages.html'")):
+        result = CliRunner().invoke(main, ["report", *args])
+        assert result.exit_code == 1 and result.output.startswith("Error:"), result.output
+        assert result.output.count("\n") == 1 and said in result.output, result.output
+    assert not list(tmp_path.iterdir())
+    result = CliRunner().invoke(main, ["report", str(table), "-o", str(tmp_path / "r.htm"),
+                                       "--json", str(tmp_path / "s.json")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.htm").read_text().startswith("<!DOCTYPE html>")

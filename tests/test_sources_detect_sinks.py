@@ -265,6 +265,18 @@ def test_video_sink_refuses_unknown_containers_before_writing(tmp_path, name):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("name, held_as", [("rows.mp4", "a video"), ("rows.png", "a photo"),
+                                           ("rows.html", "an HTML page")])
+def test_csv_sink_refuses_a_name_another_format_holds(tmp_path, name, held_as):
+    """From Python too (``Pipeline.run(csv_path="rows.mp4")`` wrote CSV text there)."""
+    with pytest.raises(SinkError, match=f"it would be taken for {held_as}; name it rows.csv"):
+        CSVSink(tmp_path / name)
+    assert not list(tmp_path.iterdir())
+    with CSVSink(tmp_path / "rows.tsv") as table:  # a name no other format claims: the user's
+        table.finish()
+    assert (tmp_path / "rows.tsv").read_text().startswith("source,frame,")
+
+
 def test_webm_is_written_with_vp9(tmp_path):
     out = tmp_path / "clip.webm"
     with VideoSink(out, 25, (64, 48)) as video:

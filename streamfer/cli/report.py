@@ -25,7 +25,7 @@ def report(csv_path: Path, out: Path, json_path: Path | None, video: Path | None
     face's emotions moved (thumbnail, time on screen, dominant emotions, label shares, mean
     and peak scores, a timeline chart); faces on screen under a second are folded."""
     from streamfer.report import ReportError, counted, write_folder_report, write_report
-    from streamfer.sinks import SinkError, check_output
+    from streamfer.sinks import SinkError, check_name, check_output
 
     def warn(note: str) -> None:
         click.echo(f"warning: {note}", err=True)
@@ -34,6 +34,9 @@ def report(csv_path: Path, out: Path, json_path: Path | None, video: Path | None
         for path in (out / "index.html" if csv_path.is_dir() else out, json_path):
             if path:  # before the work: the run's outputs are checked the same way
                 check_output(path, video=False)
+        check_name(out, "pages" if csv_path.is_dir() else "page")
+        if json_path:
+            check_name(json_path, "json")
         if csv_path.is_dir():
             if json_path:
                 raise UserError("--json is for a single CSV (a folder gets one page each)")

@@ -142,7 +142,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
         from streamfer.batch import plan_folder
         from streamfer.pipeline import Pipeline, Settings
         from streamfer.report import counted
-        from streamfer.sinks import STDOUT, check_distinct, check_output
+        from streamfer.sinks import STDOUT, check_distinct, check_name, check_output
         from streamfer.smooth import parse_smoothing
         from streamfer.sources import is_url, is_webcam, open_source
 
@@ -205,6 +205,9 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
                         check_output(path, (source,), video=False)
                 check_distinct({"--csv": csv_path, "--report's index": index}
                                | {f"{job.key}'s output": job.output for job in jobs})
+                for path, holds in ((csv_path, "csv"), (report_path, "pages")):
+                    if path:
+                        check_name(path, holds)
             else:
                 photo = False
                 if not (is_webcam(source) or is_url(source)):
@@ -219,6 +222,10 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
                         check_output(path, (source,), video=path == output, photo=photo)
                 check_distinct({"--output": output, "--csv": csv_path,
                                 "--report": report_path})
+                for path, holds in ((None if piped else csv_path, "csv"),
+                                    (report_path, "page")):
+                    if path:
+                        check_name(path, holds)
         if ray_address:
             results = _run_on_ray(settings, source, output_dir, csv_dir, force, ray_address,
                                   workers)
