@@ -53,6 +53,14 @@ def is_part(path: Path) -> bool:
     return Path(path).name.startswith(".")
 
 
+class WriteError(OSError):
+    """An output the system would not take (a full disk, a quota): its path and the
+    system's reason, in words (``cannot write out/r.html: No space left on device``)."""
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
     """A file object whose contents appear at ``path`` only if the block ends without an
@@ -67,6 +75,10 @@ def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
             yield f
         os.chmod(tmp, 0o666 & ~_UMASK)  # as open() would make it: mkstemp's is owner-only
         os.replace(tmp, path)
+    except OSError as exc:  # a write or flush says no path ("[Errno 28] No space left ...")
+        if exc.filename is None and exc.strerror:
+            raise WriteError(exc.errno, exc.strerror, str(path)) from None
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
 

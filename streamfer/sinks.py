@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 import queue
@@ -68,13 +69,16 @@ class CSVSink:
         self.whole, self._finished, self._closed = not self._part, False, False
         if self.stdout:  # taken now, before a progress bar's display (rich) may put a proxy
             self._file = sys.stdout  # of its own in sys.stdout while it runs
-        else:
-            check_name(self.path, "csv")
+        else:  # a frame's rows are formatted, then written unbuffered: a write that fails (a
+            check_name(self.path, "csv")  # full disk) is cut back to the last whole row
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self._part or self.path, "w", newline="")
-        self._writer = csv.writer(self._file)
+            self._file = open(self._part or self.path, "wb", buffering=0)
+            self._pending = io.StringIO(newline="")
+        self._writer = csv.writer(self._file if self.stdout else self._pending)
         self._writer.writerow(CSV_COLUMNS)
         self.rows, self.empty_frames = 0, empty_frames
+        self._kept = self._kept_rows = 0  # bytes and rows on disk, whole
+        self._last_frame: int | None = None
 
     def write(self, frame: Frame) -> None:
         if not frame.faces and self.empty_frames:
@@ -89,7 +93,29 @@ class CSVSink:
                  f"{face.det_score:.3f}", *(f"{s:.4f}" for s in raw),
                  *(f"{s:.4f}" for s in smooth), ";".join(face.labels), int(face.classified)])
             self.rows += 1
-        self._file.flush()
+        if self.stdout:
+            self._file.flush()
+        else:
+            self._write_pending(frame.index)
+
+    def _write_pending(self, frame_index: int | None) -> None:
+        """The rows formatted since the last call, onto the disk whole, or none of them."""
+        data = self._pending.getvalue().encode("utf-8")
+        self._pending.seek(0)
+        self._pending.truncate()
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self._file.write(view):]
+        except OSError as exc:  # what reached the disk of this frame goes: whole rows only
+            os.ftruncate(self._file.fileno(), self._kept)
+            self.rows = self._kept_rows
+            kept = (f"; it keeps its {self.rows} row{'s' * (self.rows != 1)}, up to frame "
+                    f"{self._last_frame}" if self.rows else "")
+            raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}{kept}") from None
+        if self.rows > self._kept_rows:
+            self._last_frame = frame_index
+        self._kept, self._kept_rows = self._kept + len(data), self.rows
 
     def finish(self) -> None:
         """Everything is written: :meth:`close` puts the file under its name."""
@@ -105,7 +131,11 @@ class CSVSink:
             except BrokenPipeError:
                 pass
             return
-        self._file.close()
+        try:
+            if self._finished:  # a run without rows: its header
+                self._write_pending(None)
+        finally:
+            self._file.close()
         if self._part and self.whole:
             os.replace(self._part, self.path)
         elif not self._part and not self._finished and not self.rows:

@@ -1,6 +1,7 @@
 import csv
 import os
 import subprocess
+import sys
 import threading
 from types import SimpleNamespace
 
@@ -275,6 +276,63 @@ def test_csv_sink_refuses_a_name_another_format_holds(tmp_path, name, held_as):
     with CSVSink(tmp_path / "rows.tsv") as table:  # a name no other format claims: the user's
         table.finish()
     assert (tmp_path / "rows.tsv").read_text().startswith("source,frame,")
+
+
+def test_a_csv_the_disk_refuses_keeps_whole_rows_and_says_how_many(tmp_path):
+    """A full disk mid-run left a torn last row under the CSV's name and said only "[Errno 28]
+    No space left on device"; now the file is cut back to its last whole row and the error
+    names the file and what it keeps. The limit is the OS's own (RLIMIT_FSIZE: "File too
+    large"), in a child process."""
+    script = """
+import resource, signal, sys
+import numpy as np
+from streamfer.frame import Face, Frame
+from streamfer.sinks import CSVSink, SinkError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
+scores = np.full(6, 0.25)
+table = CSVSink(sys.argv[1])
+try:
+    for i in range(100):
+        table.write(Frame("clip.mp4", i, i / 25, None, [
+            Face((10, 20, 30, 30), 0.9, face_id=1, scores=scores, smoothed=scores,
+                 labels=("Sadness",), classified=True)], analysed=True))
+except SinkError as exc:
+    print(exc)
+table.close()
+"""
+    table = tmp_path / "rows.csv"
+    done = subprocess.run([sys.executable, "-c", script, str(table)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    said = done.stdout.strip()
+    rows = list(csv.DictReader(table.open(newline="")))
+    assert said == (f"cannot write {table}: File too large; it keeps its {len(rows)} rows, "
+                    f"up to frame {len(rows) - 1}"), said
+    assert 10 < len(rows) and table.stat().st_size <= 3000
+    assert all(len(r) == len(CSV_COLUMNS) and r["classified"] == "1" for r in rows)
+
+
+def test_a_file_written_whole_or_not_at_all_names_itself_when_the_disk_refuses(tmp_path):
+    from streamfer.files import write_atomically
+
+    script = """
+import resource, signal, sys
+from streamfer.files import write_atomically
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
+try:
+    write_atomically(sys.argv[1], "x" * 100_000)
+except OSError as exc:
+    print(exc)
+"""
+    page = tmp_path / "r.html"
+    done = subprocess.run([sys.executable, "-c", script, str(page)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.strip() == f"cannot write {page}: File too large", done.stdout
+    assert not list(tmp_path.iterdir())  # no part file left, nothing under its name
+    write_atomically(page, "whole")
+    assert page.read_text() == "whole"
 
 
 def test_webm_is_written_with_vp9(tmp_path):
