@@ -189,51 +189,57 @@ class Pipeline:
         """
         s = self.settings
         check_distinct({"output": output, "csv_path": csv_path})
-        with ExitStack() as stack:
-            stop, threads = threading.Event(), []
-            # From here a first Ctrl-C only sets ``stop`` (opening the input and the outputs
-            # included: a KeyboardInterrupt raised inside a library can be swallowed there),
-            # and it is raised once every sink below is finalised.
-            stack.enter_context(deferred_interrupt(stop))
-            source = stack.enter_context(open_source(spec, s.reconnect, s.start, s.end))
-            stats = RunStats(name or source.name)
-            if output and source.photo and Path(output).suffix.lower() in PHOTOS:
-                video = stack.enter_context(PhotoSink(output, (spec,)))  # its annotated copy
-            else:
-                video = stack.enter_context(VideoSink(
-                    output, source.fps, source.size, fmt=source.format,
-                    audio_from=None if source.live else spec, whole_only=whole_only,
-                    start=0.0 if source.live else s.start)) \
-                    if output else None
-            table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames, whole_only)) \
-                if csv_path else None
-            window = stack.enter_context(Window(source.size, paced=not source.live)) \
-                if show else None
-            progress = stack.enter_context(progress_bar(s.progress and not show))
-            task = progress.add_task(stats.source, total=source.frames_to_read, fps=0.0)
-            stack.callback(_stop_threads, stop, threads)  # first on exit, before the source
-            start = time.perf_counter()
-            for frame in self._results(source, stop, threads, stats):
-                image = self.renderer.annotate(frame) if (video or window) else None
-                if video:
-                    video.write(image, frame.time_s)
-                if table and frame.analysed:
-                    table.write(frame)
-                stats.frames += 1
-                stats.seconds = time.perf_counter() - start
-                progress.update(task, advance=1, fps=stats.fps)
-                if window and not window.show(image, frame.time_s):
-                    stats.status = "stopped"
-                    return stats
-            if not stop.is_set():  # the input ran to its end: the outputs are whole
-                for sink in (video, table):
-                    if sink:
-                        sink.finish()
-                if window and source.photo:  # on screen until q, Esc or closed, written
+        table = None
+        try:
+            with ExitStack() as stack:
+                stop, threads = threading.Event(), []
+                # From here a first Ctrl-C only sets ``stop`` (opening the input and the outputs
+                # included: a KeyboardInterrupt raised inside a library can be swallowed there),
+                # and it is raised once every sink below is finalised.
+                stack.enter_context(deferred_interrupt(stop))
+                source = stack.enter_context(open_source(spec, s.reconnect, s.start, s.end))
+                stats = RunStats(name or source.name)
+                if output and source.photo and Path(output).suffix.lower() in PHOTOS:
+                    video = stack.enter_context(PhotoSink(output, (spec,)))  # its annotated copy
+                else:
+                    video = stack.enter_context(VideoSink(
+                        output, source.fps, source.size, fmt=source.format,
+                        audio_from=None if source.live else spec, whole_only=whole_only,
+                        start=0.0 if source.live else s.start)) \
+                        if output else None
+                table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames, whole_only)) \
+                    if csv_path else None
+                window = stack.enter_context(Window(source.size, paced=not source.live)) \
+                    if show else None
+                progress = stack.enter_context(progress_bar(s.progress and not show))
+                task = progress.add_task(stats.source, total=source.frames_to_read, fps=0.0)
+                stack.callback(_stop_threads, stop, threads)  # first on exit, before the source
+                start = time.perf_counter()
+                for frame in self._results(source, stop, threads, stats):
+                    image = self.renderer.annotate(frame) if (video or window) else None
+                    if video:
+                        video.write(image, frame.time_s)
+                    if table and frame.analysed:
+                        table.write(frame)
+                    stats.frames += 1
+                    stats.seconds = time.perf_counter() - start
+                    progress.update(task, advance=1, fps=stats.fps)
+                    if window and not window.show(image, frame.time_s):
+                        stats.status = "stopped"
+                        return stats
+                if not stop.is_set():  # the input ran to its end: the outputs are whole
                     for sink in (video, table):
                         if sink:
-                            sink.close()
-                    window.hold(stop)
+                            sink.finish()
+                    if window and source.photo:  # on screen until q, Esc or closed, written
+                        for sink in (video, table):
+                            if sink:
+                                sink.close()
+                        window.hold(stop)
+        except (SinkError, SourceError) as exc:  # a failure mid-run: a CSV left under its
+            if table is not None and table.cut_short and str(table.path) not in str(exc):
+                raise type(exc)(f"{exc}; {table.kept()}") from None  # name says so
+            raise
         return stats
 
     def analyze(self, spec: str | int | Path | Source) -> Iterator[Frame]:

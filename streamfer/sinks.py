@@ -110,12 +110,23 @@ class CSVSink:
         except OSError as exc:  # what reached the disk of this frame goes: whole rows only
             os.ftruncate(self._file.fileno(), self._kept)
             self.rows = self._kept_rows
-            kept = (f"; it keeps its {self.rows} row{'s' * (self.rows != 1)}, up to frame "
-                    f"{self._last_frame}" if self.rows else "")
-            raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}{kept}") from None
+            kept = f"; {self.kept('it')}" if self.rows else ""
+            raise SinkError(f"cannot write {self.path}: {_reason(exc)}{kept}") from None
         if self.rows > self._kept_rows:
             self._last_frame = frame_index
         self._kept, self._kept_rows = self._kept + len(data), self.rows
+
+    @property
+    def cut_short(self) -> bool:
+        """Rows under the file's own name from a run that did not end (a failure, a
+        Ctrl-C): whoever reads it should be told (a folder run's part file says so itself)."""
+        return not self.stdout and not self._part and not self._finished and self.rows > 0
+
+    def kept(self, name: str | None = None) -> str:
+        """What a run that stopped short left in the file, in words (``frames.csv keeps
+        its 69 rows, up to frame 68``); ``name``: how to call the file."""
+        return (f"{name or self.path.name} keeps its {self.rows} row{'s' * (self.rows != 1)}"
+                f", up to frame {self._last_frame}")
 
     def finish(self) -> None:
         """Everything is written: :meth:`close` puts the file under its name."""
@@ -213,6 +224,14 @@ def check_output(path: str | Path, inputs=(), video: bool = True, photo: bool = 
     return path
 
 
+def _reason(exc: BaseException | None) -> str:
+    """Why a write failed, in words: the system's reason alone for an OS error (the output's
+    name is said beside it, not its part file's), else the error as it says."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return "" if exc is None else str(exc)
+
+
 def check_distinct(outputs: dict[str, str | Path | None]) -> None:
     """The outputs of one run (``{what it is called: path}``, None where not asked for) are
     files of their own: two named alike would leave only the one finalised last."""
@@ -294,7 +313,7 @@ class VideoSink:
         import cv2
 
         if self._failed is not None:
-            raise SinkError(f"cannot write {self.path}: {self._failed}")
+            raise SinkError(f"cannot write {self.path}: {_reason(self._failed)}")
         if image.shape[1::-1] != self.size:
             raise SinkError(f"frame size {image.shape[1::-1]} differs from the video's {self.size}")
         if any(self._pad):
@@ -309,7 +328,7 @@ class VideoSink:
         while True:  # never wait on an encoder that has stopped
             if self._failed is not None or not self._thread.is_alive():
                 raise SinkError(f"cannot write {self.path}: "
-                                f"{self._failed or 'the encoder stopped'}")
+                                f"{_reason(self._failed) or 'the encoder stopped'}")
             try:
                 self._queue.put(item, timeout=0.1)
                 break
@@ -373,7 +392,7 @@ class VideoSink:
                 self._failed = self._failed or exc
         if self._failed is not None:
             kept = self.frames and self._part.is_file() and self._part.stat().st_size
-            raise SinkError(f"cannot write {self.path}: {self._failed}"
+            raise SinkError(f"cannot write {self.path}: {_reason(self._failed)}"
                             + (f" (what was encoded is left as {self._part.name})" if kept
                                else ""))
         if not self.frames:

@@ -531,6 +531,64 @@ def test_any_encoder_failure_ends_the_run_and_leaves_the_part_file(tmp_path, mon
     assert not out.exists() and part_path(out).exists()
 
 
+def test_a_run_whose_video_fails_says_what_its_csv_keeps(tmp_path, monkeypatch, face_clip,
+                                                          detector_ready):
+    """The video failing mid-run left the CSV under its own name, looking whole, with
+    nothing said of it; now the error says how many rows it keeps and up to which frame."""
+    import av
+
+    from streamfer import Pipeline, Settings
+
+    calls = []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 10:
+            raise RuntimeError("the converter broke")
+        return real(self, *args, **kwargs)
+
+    real = av.VideoFrame.reformat
+    monkeypatch.setattr(av.VideoFrame, "reformat", failing)
+    table = tmp_path / "t.csv"
+    with Pipeline(Settings(backend="onnx", progress=False)) as pipeline, \
+            pytest.raises(SinkError) as raised:
+        pipeline.run(str(face_clip), output=tmp_path / "v.mp4", csv_path=table)
+    rows = list(csv.DictReader(table.open(newline="")))
+    assert 0 < len(rows) < 24
+    assert str(raised.value).endswith(
+        f"; t.csv keeps its {len(rows)} rows, up to frame {rows[-1]['frame']}"), raised.value
+    assert "the converter broke" in str(raised.value)
+
+
+def test_a_video_the_disk_refuses_says_why_in_words(tmp_path):
+    """A full disk (here the OS's file-size limit) said '[Errno 28] No space left on device:
+    '/x/.v.part.mp4''; now the reason alone, beside the output's name."""
+    script = """
+import resource, signal, sys
+import numpy as np
+from streamfer.sinks import SinkError, VideoSink
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+sink = VideoSink(sys.argv[1], 25, (320, 240))
+noise = np.random.default_rng(0)
+try:
+    for i in range(100):
+        sink.write(noise.integers(0, 255, (240, 320, 3), dtype=np.uint8), i / 25)
+    sink.finish()
+except SinkError:
+    pass
+try:
+    sink.close()
+except SinkError as exc:
+    print(exc)
+"""
+    out = tmp_path / "v.mp4"
+    done = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.strip() == (f"cannot write {out}: File too large (what was encoded "
+                                   "is left as .v.part.mp4)"), done.stdout + done.stderr
+
+
 def test_files_written_whole_get_the_permissions_any_new_file_gets(tmp_path):
     from streamfer.files import write_atomically
 
