@@ -1,4 +1,5 @@
-"""The command line's quiet start: the native libraries' start-up logs silenced.
+"""The command line's logs: the native libraries' start-up lines silenced, our own warnings
+each on a line of its own (:func:`log_warnings`, above a progress bar on screen).
 
 :func:`quiet_native_logs` (called by the command line before any library loads; a program
 using the package decides for itself) quiets MediaPipe/glog INFO lines, OpenCV's and FFmpeg's
@@ -11,6 +12,7 @@ and everything else written back. ``STREAMFER_NATIVE_LOGS=1`` keeps every line.
 
 import importlib.abc
 import importlib.machinery
+import logging
 import os
 import re
 import sys
@@ -57,3 +59,24 @@ def quiet_native_logs() -> None:
             isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path):
         return
     sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+class _StderrNow(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record comes, not as it was when the handler
+    was made: while a progress bar is on screen that is rich's proxy, which prints the line
+    above the bar (a handler holding the terminal itself glued the line to the bar's)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _) -> None:
+        pass
+
+
+def log_warnings() -> None:
+    """The command line's ``warning: …`` lines (every logger's warnings and worse), on
+    standard error, above a progress bar that is on screen."""
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s",
+                        handlers=[_StderrNow()])

@@ -88,6 +88,55 @@ def test_truncated_faceless_clip_is_processed_without_error(tmp_path, media):
     assert "95 of the 98 frames its index lists" in done.stderr  # ... and a warning about it
 
 
+def test_a_warning_mid_run_gets_its_own_line_above_the_progress_bar(tmp_path, media):
+    """On a terminal, the truncated clip's warning (said while its bar is on screen) was glued
+    to the end of the bar's line ("... ETA 0:00:01warning: ..."): the log handler wrote to
+    the terminal behind rich's back. Run on a pseudo-terminal, as a user sees it."""
+    import os
+    import pty
+    import re
+    import select
+    import subprocess
+    import sys
+    import time
+
+    from test_cli import QUIETING, ROOT
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_stream.py"), "-s",
+         str(media / "pyfeat_no_face_cartoon.mp4"), "--csv", str(tmp_path / "c.csv")],
+        stdin=follower, stdout=follower, stderr=follower,
+        env={**{k: v for k, v in os.environ.items() if k not in QUIETING},
+             "COLUMNS": "250", "LINES": "40", "TERM": "xterm"})
+    os.close(follower)
+    seen, deadline = b"", time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            if select.select([leader], [], [], 1.0)[0]:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif proc.poll() is not None:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        os.close(leader)
+    assert proc.returncode == 0, seen.decode(errors="replace")[-2000:]
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
+    lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
+    said = "warning: pyfeat_no_face_cartoon.mp4: 95 of the 98 frames its index lists"
+    assert any(line.startswith(said) for line in lines), lines[-10:]
+    assert any(" 95/98 " in line for line in lines)  # the bar was on screen
+    assert not [line for line in lines if "warning:" in line and "ETA" in line]
+
+
 def test_several_faces_in_a_photo(media):
     with open_source(media / "pyfeat_multi_face_5people.jpg") as source, \
             FaceDetector("full") as detector:

@@ -3,7 +3,6 @@ pipeline, on this machine or a Ray cluster, and the folder run's summary table."
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from contextlib import ExitStack
@@ -137,6 +136,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
       python run_stream.py --source footage/ --output-dir out/ --csv-dir out/
     """
     from streamfer.interrupts import deferred_interrupt
+    from streamfer.logs import log_warnings
 
     with deferred_interrupt():  # a Ctrl-C while the libraries load is raised after, not lost
         from streamfer.batch import plan_folder
@@ -146,7 +146,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
         from streamfer.smooth import parse_smoothing
         from streamfer.sources import is_url, is_webcam, open_source
 
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    log_warnings()
     if not source.strip():  # Path("") is the current folder: an unset variable ran it all
         raise UserError("--source is empty: give a webcam index, a file, a folder or a URL")
     folder = Path(source).is_dir()
