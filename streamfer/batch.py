@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from streamfer.sinks import CONTAINERS, PHOTOS, SinkError, check_output
-from streamfer.sources import IMAGE_EXTS, SourceError, list_media
+from streamfer.sources import IMAGE_EXTS, SourceError, list_media, open_source
 
 DONE_FILE = ".streamfer-done.json"
 
@@ -125,6 +125,16 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
             owners[out.resolve()] = job.key
         jobs.append(job)
     return jobs
+
+
+def frames_to_read(job: Job, settings) -> int:
+    """The frames a run of ``job`` will read (of ``settings``' time range; a photo's 1), as its
+    container says; 0 where it cannot be opened or does not say: a folder's progress bar."""
+    try:
+        with open_source(str(job.path), start=settings.start, end=settings.end) as source:
+            return source.frames_to_read or 0
+    except SourceError:
+        return 0
 
 
 def join_tables(jobs: list[Job], keys: set[str], path: str | Path) -> int:

@@ -30,7 +30,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from streamfer.batch import DONE_FILE, made_with, plan_folder, read_done
+from streamfer.batch import DONE_FILE, frames_to_read, made_with, plan_folder, read_done
 from streamfer.classify import Classifier, default_backend
 from streamfer.detect import FaceDetector
 from streamfer.files import write_atomically
@@ -151,6 +151,7 @@ class Pipeline:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._batch = None  # (progress, its task) of the folder run under way: one bar for all
         with ExitStack() as stack:  # closed here if anything below fails
             # the detector first: a missing detector file fails in a second, before a
             # first use of the model's fast backend spends its one-time conversion
@@ -211,8 +212,15 @@ class Pipeline:
                     if csv_path else None
                 window = stack.enter_context(Window(source.size, paced=not source.live)) \
                     if show else None
-                progress = stack.enter_context(progress_bar(s.progress and not show))
-                task = progress.add_task(stats.source, total=source.frames_to_read, fps=0.0)
+                if self._batch:  # a folder run's input: its bar under the folder's, then gone
+                    progress = self._batch[0]
+                    task = progress.add_task(stats.source, total=source.frames_to_read,
+                                             fps=0.0)
+                    stack.callback(progress.remove_task, task)
+                else:
+                    progress = stack.enter_context(progress_bar(s.progress and not show))
+                    task = progress.add_task(stats.source, total=source.frames_to_read,
+                                             fps=0.0)
                 stack.callback(_stop_threads, stop, threads)  # first on exit, before the source
                 start = time.perf_counter()
                 for frame in self._results(source, stop, threads, stats):
@@ -224,6 +232,8 @@ class Pipeline:
                     stats.frames += 1
                     stats.seconds = time.perf_counter() - start
                     progress.update(task, advance=1, fps=stats.fps)
+                    if self._batch:
+                        progress.update(self._batch[1], advance=1, fps=stats.fps)
                     if window and not window.show(image, frame.time_s):
                         stats.status = "stopped"
                         return stats
@@ -361,30 +371,60 @@ class Pipeline:
         jobs = plan_folder(folder, output_dir, csv_dir)
         done_file = Path(output_dir or csv_dir) / DONE_FILE
         done, made = read_done(done_file), made_with(self.settings)
-        results = []
-        for n, job in enumerate(jobs):
-            if not force and job.done(done, made):
-                results.append(RunStats(job.key, status="skipped (done)"))
-                continue
-            if not force and (changed := job.changed(done, made)):
-                log.warning("%s: made before with other settings (%s): done again", job.key,
-                            ", ".join(changed))
+        todo = [job for job in jobs if force or not job.done(done, made)]
+        results, stop = [], threading.Event()
+        # One bar for the folder (the frames of the inputs to do, counted from their
+        # containers in the background while the first runs) and, beneath it, one for the
+        # input under way (see :meth:`run`), gone when it ends: two lines for any batch.
+        with progress_bar(self.settings.progress) as progress:
+            name = f"{Path(folder).name or folder}/"
+            overall = progress.add_task(name, total=None, fps=0.0)
+            self._batch = (progress, overall)
+            if self.settings.progress and todo:
+                threading.Thread(target=self._count_frames, args=(todo, overall, stop),
+                                 daemon=True).start()
             try:
-                stats = self.run(str(job.path), job.output, job.table, name=job.key,
-                                 whole_only=True)
-            except KeyboardInterrupt:  # this file's outputs stay part files; the rest wait
-                results.append(RunStats(job.key, status=INTERRUPTED))
-                results += [RunStats(j.key, status="not started") for j in jobs[n + 1:]]
-                break
-            except Exception as exc:  # a file's own failure, whatever raised it: the batch goes on
-                log.warning("%s: %s", job.key, failure(exc))
-                results.append(RunStats(job.key, status=outcome(exc)))
-                continue
-            results.append(stats)
-            done[job.key] = job.entry(made)
-            done_file.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(done_file, json.dumps(done, indent=1))
+                for n, job in enumerate(jobs):
+                    if not force and job.done(done, made):
+                        results.append(RunStats(job.key, status="skipped (done)"))
+                        continue
+                    if not force and (changed := job.changed(done, made)):
+                        log.warning("%s: made before with other settings (%s): done again",
+                                    job.key, ", ".join(changed))
+                    progress.update(overall, description=f"{name} input "
+                                    f"{todo.index(job) + 1} of {len(todo)}")
+                    try:
+                        stats = self.run(str(job.path), job.output, job.table, name=job.key,
+                                         whole_only=True)
+                    except KeyboardInterrupt:  # its outputs stay part files; the rest wait
+                        results.append(RunStats(job.key, status=INTERRUPTED))
+                        results += [RunStats(j.key, status="not started") for j in jobs[n + 1:]]
+                        break
+                    except Exception as exc:  # its own failure, whatever raised it: go on
+                        log.warning("%s: %s", job.key, failure(exc))
+                        results.append(RunStats(job.key, status=outcome(exc)))
+                        continue
+                    results.append(stats)
+                    done[job.key] = job.entry(made)
+                    done_file.parent.mkdir(parents=True, exist_ok=True)
+                    write_atomically(done_file, json.dumps(done, indent=1))
+                else:  # every input done: the bar ends full (the containers' counts estimate)
+                    read = next(t.completed for t in progress.tasks if t.id == overall)
+                    progress.update(overall, total=read)
+            finally:
+                stop.set()
+                self._batch = None
         return results
+
+    def _count_frames(self, jobs: list, task, stop: threading.Event) -> None:
+        """The folder's bar gets its total: the frames of ``jobs``, as their containers say."""
+        total = 0
+        for job in jobs:
+            if stop.is_set():
+                return
+            total += frames_to_read(job, self.settings)
+        if not stop.is_set() and self._batch:
+            self._batch[0].update(task, total=total)
 
 
 INTERRUPTED = "interrupted: outputs left as .part files"

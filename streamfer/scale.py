@@ -22,10 +22,9 @@ import json
 import os
 from pathlib import Path
 
-from streamfer.batch import DONE_FILE, Job, made_with, plan_folder, read_done
+from streamfer.batch import DONE_FILE, Job, frames_to_read, made_with, plan_folder, read_done
 from streamfer.files import write_atomically
 from streamfer.pipeline import Pipeline, RunStats, Settings, outcome
-from streamfer.sources import SourceError, open_source
 
 CPUS_PER_WORKER = 2
 
@@ -85,7 +84,7 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
     todo = [job for job in jobs if force or not job.done(done, made)]
     results = {job.key: RunStats(job.key, status="skipped (done)")
                for job in jobs if job not in todo}
-    frames = {job.key: _frame_count(job.path, settings) for job in todo}
+    frames = {job.key: frames_to_read(job, settings) for job in todo}
     connect(address, workers or default_workers("local"))
     workers = workers or default_workers(address)
     remote = ray.remote(num_cpus=CPUS_PER_WORKER, max_restarts=3, max_task_retries=3)(Worker)
@@ -120,10 +119,3 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
             ray.shutdown()
     return [results[job.key] for job in jobs]
 
-
-def _frame_count(path: Path, settings) -> int:
-    try:
-        with open_source(str(path), start=settings.start, end=settings.end) as source:
-            return source.frames_to_read or 0
-    except SourceError:
-        return 0

@@ -122,6 +122,52 @@ def face_clip(tmp_path_factory, face_bgr) -> Path:
     return write_video(tmp_path_factory.mktemp("clips") / "face.mp4", frames, audio=True)
 
 
+# Set by this conftest (and by ``import streamfer``) for the test process itself; a user's
+# shell has none of them, so the command line runs without them and stays quiet on its own.
+QUIETING = ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel", "OPENCV_LOG_LEVEL",
+            "OPENCV_FFMPEG_LOGLEVEL")
+
+
+def run_on_terminal(*args, env: dict | None = None, timeout: float = 300) -> tuple[int, list]:
+    """``run_stream.py args`` on a pseudo-terminal (250 columns), as a user at a terminal sees
+    it: its exit status and what it showed, line by line, colours and cursor moves taken out
+    (a progress bar redrawn is one line per drawing)."""
+    import pty
+    import re
+    import select
+    import sys
+    import time
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), *map(str, args)],
+                            stdin=follower, stdout=follower, stderr=follower,
+                            env={**{k: v for k, v in os.environ.items() if k not in QUIETING},
+                                 **(env or {}), "COLUMNS": "250", "LINES": "40",
+                                 "TERM": "xterm"})
+    os.close(follower)
+    seen, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([leader], [], [], 1.0)[0]:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif proc.poll() is not None:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        os.close(leader)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
+    return proc.returncode, [line.strip() for line in re.split(r"[\r\n]+", text)
+                             if line.strip()]
+
+
 class StreamServer:
     """FFmpeg serving a clip in a loop, in real time, as MPEG-TS over TCP on the loopback
     (``tcp://127.0.0.1:PORT``): what a camera or encoder on the network looks like to us.

@@ -13,15 +13,17 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT, compose, frame_count, has_audio, write_video
+from conftest import (
+    QUIETING,
+    ROOT,
+    compose,
+    frame_count,
+    has_audio,
+    run_on_terminal,
+    write_video,
+)
 
 pytestmark = pytest.mark.usefixtures("detector_ready")
-
-
-# Set by conftest (and by ``import streamfer``) for the test process itself; a user's shell
-# has none of them, so the CLI runs without them and must stay quiet on its own.
-QUIETING = ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel", "OPENCV_LOG_LEVEL",
-            "OPENCV_FFMPEG_LOGLEVEL")
 
 
 def run_cli(*args, env=None, timeout=300, cwd=None):
@@ -299,6 +301,25 @@ def test_a_folder_of_photos_and_videos_gets_annotated_copies_and_a_csv_each(tmp_
          "stills/c.png", "stills/c.png.csv"])
     again = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out, "-q")
     assert again.returncode == 0 and again.stderr.count("skipped") == 4, again.stderr
+
+
+def test_a_folder_run_shows_one_bar_for_the_folder_above_the_inputs_own(tmp_path, face_clip):
+    """On a terminal a folder run drew one bar per input, left on screen (a thousand lines for
+    a thousand files), none for the batch: no place in it, no ETA for the whole. Now the
+    folder's bar counts the frames of every input to do, with the input under way beneath it,
+    and the failed input counts none."""
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copy(face_clip, footage / name)
+    (footage / "c.mp4").write_text("not a video")
+    code, lines = run_on_terminal("-s", footage, "--csv-dir", tmp_path / "out")
+    assert code == 1, lines[-10:]  # c.mp4 failed
+    bars = [line for line in lines if line.startswith("footage/ input ")]
+    assert bars and bars[-1].startswith("footage/ input 3 of 3"), lines[-10:]
+    assert " 48/48 " in bars[-1] and "ETA" in bars[-1]
+    assert any(line.startswith("footage/ input 2 of 3") and "/48 " in line for line in bars)
+    assert any(line.startswith("b.mp4 ") and "/24 " in line for line in lines)
 
 
 def test_a_folder_runs_csv_joins_every_inputs_rows_in_one_file(tmp_path, face_clip,

@@ -14,12 +14,9 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, compose, frame_count, has_audio, write_video
+from conftest import QUIETING, ROOT, compose, frame_count, has_audio, write_video
 
 pytestmark = pytest.mark.usefixtures("detector_ready")
-
-QUIETING = ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel", "OPENCV_LOG_LEVEL",
-            "OPENCV_FFMPEG_LOGLEVEL")
 
 
 def cli(*args):

@@ -3,7 +3,7 @@
 import av
 import numpy as np
 import pytest
-from conftest import frame_count
+from conftest import frame_count, run_on_terminal
 from test_cli import read_csv, run_cli
 
 from streamfer import report
@@ -92,45 +92,9 @@ def test_a_warning_mid_run_gets_its_own_line_above_the_progress_bar(tmp_path, me
     """On a terminal, the truncated clip's warning (said while its bar is on screen) was glued
     to the end of the bar's line ("... ETA 0:00:01warning: ..."): the log handler wrote to
     the terminal behind rich's back. Run on a pseudo-terminal, as a user sees it."""
-    import os
-    import pty
-    import re
-    import select
-    import subprocess
-    import sys
-    import time
-
-    from test_cli import QUIETING, ROOT
-
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_stream.py"), "-s",
-         str(media / "pyfeat_no_face_cartoon.mp4"), "--csv", str(tmp_path / "c.csv")],
-        stdin=follower, stdout=follower, stderr=follower,
-        env={**{k: v for k, v in os.environ.items() if k not in QUIETING},
-             "COLUMNS": "250", "LINES": "40", "TERM": "xterm"})
-    os.close(follower)
-    seen, deadline = b"", time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline:
-            if select.select([leader], [], [], 1.0)[0]:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:  # the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            elif proc.poll() is not None:
-                break
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-        os.close(leader)
-    assert proc.returncode == 0, seen.decode(errors="replace")[-2000:]
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
-    lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
+    code, lines = run_on_terminal("-s", media / "pyfeat_no_face_cartoon.mp4", "--csv",
+                                  tmp_path / "c.csv")
+    assert code == 0, lines[-10:]
     said = "warning: pyfeat_no_face_cartoon.mp4: 95 of the 98 frames its index lists"
     assert any(line.startswith(said) for line in lines), lines[-10:]
     assert any(" 95/98 " in line for line in lines)  # the bar was on screen

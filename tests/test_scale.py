@@ -10,8 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, compose, frame_count, write_video
-from test_cli import QUIETING
+from conftest import QUIETING, ROOT, compose, frame_count, write_video
 
 pytestmark = [pytest.mark.usefixtures("detector_ready"), pytest.mark.ray]
 ray = pytest.importorskip("ray", reason="Ray is an extra: pip install -e '.[ray]'")
