@@ -99,10 +99,16 @@ def test_a_command_that_needs_the_train_extra_names_it_in_one_line(args, monkeyp
     assert "Traceback" not in result.output
 
 
-def test_both_entry_points_say_the_installed_version():
-    """``streamfer --version`` and ``python run_stream.py --version`` (there was none)."""
+def test_every_entry_point_says_the_installed_version():
+    """``streamfer --version``, ``python run_stream.py --version`` (there was none) and
+    ``python -m streamfer`` (it said "'streamfer' is a package and cannot be directly
+    executed")."""
     expected = f"streamfer {importlib.metadata.version('streamfer')}"
     assert CliRunner().invoke(main, ["--version"]).output.strip() == expected
-    done = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), "--version"],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout.strip() == expected, done.stderr
+    for command in ([str(ROOT / "run_stream.py")], ["-m", "streamfer"]):
+        done = subprocess.run([sys.executable, *command, "--version"], capture_output=True,
+                              text=True, timeout=120, cwd=ROOT.parent)
+        assert done.returncode == 0 and done.stdout.strip() == expected, done.stderr
+    done = subprocess.run([sys.executable, "-m", "streamfer", "run", "--help"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT.parent)
+    assert done.stdout.startswith("Usage: streamfer run [OPTIONS]"), done.stdout[:200]

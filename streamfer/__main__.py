@@ -1,0 +1,6 @@
+"""``python -m streamfer``: the ``streamfer`` command (as ``streamfer.cli``), for a venv whose
+scripts are not on the PATH."""
+
+from streamfer.cli import main
+
+main(prog_name="streamfer")
