@@ -372,7 +372,7 @@ class Pipeline:
         done_file = Path(output_dir or csv_dir) / DONE_FILE
         done, made = read_done(done_file), made_with(self.settings)
         todo = [job for job in jobs if force or not job.done(done, made)]
-        results, stop = [], threading.Event()
+        results, stop, started = [], threading.Event(), 0
         # One bar for the folder (the frames of the inputs to do, counted from their
         # containers in the background while the first runs) and, beneath it, one for the
         # input under way (see :meth:`run`), gone when it ends: two lines for any batch.
@@ -380,9 +380,10 @@ class Pipeline:
             name = f"{Path(folder).name or folder}/"
             overall = progress.add_task(name, total=None, fps=0.0)
             self._batch = (progress, overall)
+            counter = threading.Thread(target=self._count_frames, args=(todo, overall, stop),
+                                       daemon=True)
             if self.settings.progress and todo:
-                threading.Thread(target=self._count_frames, args=(todo, overall, stop),
-                                 daemon=True).start()
+                counter.start()
             try:
                 for n, job in enumerate(jobs):
                     if not force and job.done(done, made):
@@ -391,8 +392,9 @@ class Pipeline:
                     if not force and (changed := job.changed(done, made)):
                         log.warning("%s: made before with other settings (%s): done again",
                                     job.key, ", ".join(changed))
-                    progress.update(overall, description=f"{name} input "
-                                    f"{todo.index(job) + 1} of {len(todo)}")
+                    started += 1
+                    progress.update(overall, description=f"{name} input {started} of "
+                                                         f"{len(todo)}")
                     try:
                         stats = self.run(str(job.path), job.output, job.table, name=job.key,
                                          whole_only=True)
@@ -409,6 +411,9 @@ class Pipeline:
                     done_file.parent.mkdir(parents=True, exist_ok=True)
                     write_atomically(done_file, json.dumps(done, indent=1))
                 else:  # every input done: the bar ends full (the containers' counts estimate)
+                    stop.set()
+                    if counter.is_alive():
+                        counter.join()
                     read = next(t.completed for t in progress.tasks if t.id == overall)
                     progress.update(overall, total=read)
             finally:
