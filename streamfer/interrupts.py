@@ -1,6 +1,6 @@
 """Ctrl-C held to a safe point: the one place that decides when an interrupt lands.
 
-A first Ctrl-C inside :func:`deferred_interrupt` only sets a flag (and a stop event the
+A first Ctrl-C (or SIGTERM) inside :func:`deferred_interrupt` only sets a flag (and a stop event the
 stages watch); the block ends as it would, then :class:`KeyboardInterrupt` is raised. This
 keeps outputs whole, and it keeps the interrupt itself: a Ctrl-C that lands while a library
 imports can otherwise be swallowed by a bare ``except:`` (OpenCV's loader has one).
@@ -47,12 +47,19 @@ def stop_requested(also: threading.Event | None = None,
             signal.signal(number, before)
 
 
+# What stops a run as a Ctrl-C does: SIGTERM too, what ``kill``, ``timeout``, a batch
+# scheduler or ``docker stop`` send (it killed the run outright, its video an unplayable part
+# file of a few bytes).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextmanager
 def deferred_interrupt(stop: threading.Event | None = None):
-    """Hold a first Ctrl-C until the block ends, then raise :class:`KeyboardInterrupt`; it
-    also sets ``stop``, so that a run's stages end between frames and every sink is
-    finalised whole. A second Ctrl-C raises at once. Outside the main thread: no effect."""
-    with stop_requested(stop) as interrupted:
+    """Hold a first Ctrl-C (or SIGTERM) until the block ends, then raise
+    :class:`KeyboardInterrupt`; it also sets ``stop``, so that a run's stages end between
+    frames and every sink is finalised whole. A second raises at once. Outside the main
+    thread: no effect."""
+    with stop_requested(stop, STOP_SIGNALS) as interrupted:
         yield interrupted
     if interrupted.is_set():
         raise KeyboardInterrupt

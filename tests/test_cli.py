@@ -411,11 +411,15 @@ def test_csv_can_mark_analysed_frames_without_faces(tmp_path, face_bgr):
     assert [r["face_id"] == "" for r in rows] == [False, False, True, True]
 
 
-@pytest.mark.parametrize("moment", [1.0, 6.0, "10 rows", "120 rows"])
+@pytest.mark.parametrize("moment, stop", [(1.0, "SIGINT"), (6.0, "SIGINT"), ("10 rows", "SIGINT"),
+                                          ("120 rows", "SIGINT"), (1.0, "SIGTERM"),
+                                          ("10 rows", "SIGTERM")])
 def test_ctrl_c_at_any_moment_keeps_a_playable_video_of_the_csv_frames(tmp_path, face_bgr,
-                                                                       moment):
+                                                                       moment, stop):
     """From start-up (imports, model loading) to mid-run: exit 130, one line, and the video
-    (if any frame was written) plays and holds every frame that has a CSV row."""
+    (if any frame was written) plays and holds every frame that has a CSV row. SIGTERM
+    (``kill``, ``timeout``, a scheduler) the same: it killed the run outright, the video left
+    an unplayable part file of 48 bytes."""
     frames = [compose(face_bgr, (640, 480), 40 + (i % 60) * 4, 60, scale=1.0) for i in range(600)]
     clip = write_video(tmp_path / "long.mp4", frames)
     out, table = tmp_path / "o.mp4", tmp_path / "o.csv"
@@ -427,7 +431,7 @@ def test_ctrl_c_at_any_moment_keeps_a_playable_video_of_the_csv_frames(tmp_path,
         deadline, wanted = time.time() + 240, int(moment.split()[0])
         while time.time() < deadline and (not table.exists() or len(read_csv(table)) < wanted):
             time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, stop))
     stderr = proc.communicate(timeout=120)[1]
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr
