@@ -24,7 +24,8 @@ from pathlib import Path
 
 from streamfer.batch import DONE_FILE, Job, frames_to_read, made_with, plan_folder, read_done
 from streamfer.files import write_atomically
-from streamfer.pipeline import Pipeline, RunStats, Settings, outcome
+from streamfer.interrupts import STOP_SIGNALS, stop_requested
+from streamfer.pipeline import INTERRUPTED, Pipeline, RunStats, Settings, outcome
 
 CPUS_PER_WORKER = 2
 
@@ -89,16 +90,21 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
     workers = workers or default_workers(address)
     remote = ray.remote(num_cpus=CPUS_PER_WORKER, max_restarts=3, max_task_retries=3)(Worker)
     actors = [remote.remote(settings) for _ in range(min(workers, max(1, len(todo))))]
-    try:
-        with progress_bar(settings.progress) as progress:
+    try:  # a first Ctrl-C or SIGTERM (over the handler Ray's driver installs) stops handing
+        # out files: those under way are stopped, their outputs left as part files, and the
+        # summary says so; a second stops at once
+        with progress_bar(settings.progress) as progress, \
+                stop_requested(signals=STOP_SIGNALS) as stopping:
             bar = progress.add_task(f"{len(todo)} files on {len(actors)} workers",
                                     total=sum(frames.values()) or None, fps=0.0)
             queue, idle, pending = list(todo), list(actors), {}
-            while queue or pending:
+            while (queue or pending) and not stopping.is_set():
                 while idle and queue:
                     actor, job = idle.pop(), queue.pop(0)
                     pending[actor.run.remote(job)] = (job, actor)
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+                if not ready:
+                    continue
                 job, actor = pending.pop(ready[0])
                 idle.append(actor)
                 try:
@@ -112,10 +118,15 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
                     done_file.parent.mkdir(parents=True, exist_ok=True)
                     write_atomically(done_file, json.dumps(done, indent=1))
                 progress.update(bar, advance=frames[job.key], fps=stats.fps)
+            if stopping.is_set():
+                results |= {job.key: RunStats(job.key, status=INTERRUPTED)
+                            for job, _ in pending.values()}
+                results |= {job.key: RunStats(job.key, status="not started") for job in queue}
     finally:
-        for actor in actors:
-            ray.kill(actor)
-        if address == "local":
+        if address == "local":  # the Ray started here goes, its workers with it
             ray.shutdown()
+        else:  # a cluster's stays: our workers on it are stopped
+            for actor in actors:
+                ray.kill(actor)
     return [results[job.key] for job in jobs]
 

@@ -95,6 +95,33 @@ def test_a_worker_killed_mid_file_loses_nothing(tmp_path, footage, serial):
     assert sorted(json.loads((out / ".streamfer-done.json").read_text())) == sorted(NAMES)
 
 
+def test_sigterm_stops_a_ray_run_with_its_summary_and_leaves_no_ray_behind(tmp_path, footage):
+    """SIGTERM (a scheduler, ``timeout``) hit Ray's own handler in the driver: a native stack
+    printed, no summary, the outputs under way not said. Now it stops as a Ctrl-C does: the
+    files under way interrupted (part files), the rest not started, exit 130, and the Ray it
+    started gone."""
+    import psutil
+
+    out = tmp_path / "out"
+    proc = streamfer("-s", footage, "--output-dir", out, "--csv-dir", out, "-q", "--ray",
+                     "local", "--workers", "1")
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not list(out.rglob(".*.part*")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    code, stderr = finish(proc, timeout=120)
+    assert code == 130, stderr
+    assert "SIGTERM received" not in stderr and "Traceback" not in stderr, stderr
+    assert "interrupted: outputs left" in stderr and "not started" in stderr, stderr
+    done = out / ".streamfer-done.json"
+    assert not done.exists() or len(json.loads(done.read_text())) < len(NAMES)
+    time.sleep(2)
+    left = [p.info["name"] for p in psutil.process_iter(["name", "cmdline"])
+            if p.info["name"] in ("raylet", "gcs_server")
+            or any("ray::Worker" in part for part in p.info["cmdline"] or [])]
+    assert not left, left
+
+
 def test_without_ray_nothing_imports_it(tmp_path, footage):
     code = ("import sys; from streamfer.batch import plan_folder; "
             "from streamfer.pipeline import Pipeline; "
