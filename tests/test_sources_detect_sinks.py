@@ -491,25 +491,31 @@ def test_a_4k_frame_is_detected_shrunk_and_boxed_in_its_own_pixels(face_bgr):
     assert np.abs(six[0].crop.astype(int) - one[0].crop).mean() < 12
 
 
+def _break_the_converter(monkeypatch, after: int) -> None:
+    """The encoder's colour conversion raises an error it does not expect after ``after``
+    frames (a RuntimeError, as a library's own bug would)."""
+    import av
+
+    calls, real = [], av.VideoFrame.reformat
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > after:
+            raise RuntimeError("the converter broke")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(av.VideoFrame, "reformat", failing)
+
+
 def test_any_encoder_failure_ends_the_run_and_leaves_the_part_file(tmp_path, monkeypatch):
     """An error the encoder thread did not expect (here a RuntimeError from the colour
     conversion) used to kill that thread silently, and the next writes blocked forever on
     its full queue; now the next write raises one SinkError, close says it again, and what
     was encoded stays the hidden part file."""
-    import av
 
     from streamfer.files import part_path
 
-    calls = []
-
-    def failing(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) > 50:
-            raise RuntimeError("the converter broke")
-        return real(self, *args, **kwargs)
-
-    real = av.VideoFrame.reformat
-    monkeypatch.setattr(av.VideoFrame, "reformat", failing)
+    _break_the_converter(monkeypatch, after=50)
     out = tmp_path / "v.mp4"
     sink = VideoSink(out, 25, (64, 48))
     raised = []
@@ -535,20 +541,10 @@ def test_a_run_whose_video_fails_says_what_its_csv_keeps(tmp_path, monkeypatch, 
                                                           detector_ready):
     """The video failing mid-run left the CSV under its own name, looking whole, with
     nothing said of it; now the error says how many rows it keeps and up to which frame."""
-    import av
 
     from streamfer import Pipeline, Settings
 
-    calls = []
-
-    def failing(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) > 10:
-            raise RuntimeError("the converter broke")
-        return real(self, *args, **kwargs)
-
-    real = av.VideoFrame.reformat
-    monkeypatch.setattr(av.VideoFrame, "reformat", failing)
+    _break_the_converter(monkeypatch, after=10)
     table = tmp_path / "t.csv"
     with Pipeline(Settings(backend="onnx", progress=False)) as pipeline, \
             pytest.raises(SinkError) as raised:
