@@ -195,9 +195,11 @@ def timeline_png(rows: FaceRows, labels: list[str]) -> bytes:
     return out.getvalue()
 
 
-def thumbnails(video: Path, faces: dict[int, FaceRows], size: int = 96) -> dict[int, bytes]:
-    """PNG thumbnails of each face at its best-scored detection, read from ``video`` (in time
-    order, each by a seek); empty where the video cannot be read."""
+def thumbnails(video: str | Path, faces: dict[int, FaceRows],
+               size: int = 96) -> dict[int, bytes]:
+    """PNG thumbnails of each face at its best-scored detection, read from ``video`` (a file,
+    or a link to a recorded one; in time order, each by a seek); empty where the video
+    cannot be read."""
     import cv2
 
     capture = cv2.VideoCapture(str(video))
@@ -309,6 +311,18 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
     return "\n".join(parts)
 
 
+def _live(source: str) -> str | None:
+    """What a CSV's ``source`` is where it names a live input (a webcam, a stream), whose
+    frames are gone once shown; None for a file or a link to a recorded file."""
+    from streamfer.sources import is_url, is_webcam, recorded
+
+    if is_webcam(source):
+        return f"webcam {source}"
+    if is_url(source) and recorded(source) is None:  # the link's header, read once
+        return f"{source} is a live stream (or out of reach)"
+    return None
+
+
 def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | None = None,
                  video: str | Path | None = None, meta: dict | None = None,
                  warn=log.warning) -> dict:
@@ -326,15 +340,21 @@ def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | 
         run.sources = [Path(video).name]
     summary = summarize(run)
     note = None
-    if video is None and len(run.sources) == 1:
-        video = next((p for p in (Path(csv_path).parent / run.sources[0],
-                                  Path(run.sources[0])) if p.is_file()), None)
+    source = run.sources[0] if video is None and len(run.sources) == 1 else None
+    live = source and _live(source)
+    if live:
+        note = f"no thumbnails: {live}: its frames cannot be read again"
+    elif source and "://" in source:
+        video = source  # a link to a recorded file: read again, as a file is
+    elif source:
+        video = next((p for p in (Path(csv_path).parent / source, Path(source))
+                      if p.is_file()), None)
         if video is None:
-            note = f"no thumbnails: the input {run.sources[0]} was not found"
+            note = f"no thumbnails: the input {source} was not found"
     elif video is not None and not Path(video).is_file():
         note, video = f"no thumbnails: the input {video} was not found", None
     listed = {f["id"]: run.faces[f["id"]] for f in summary["faces"]}
-    thumbs = thumbnails(Path(video), listed) if video else {}
+    thumbs = thumbnails(video, listed) if video else {}
     if video and not thumbs and listed:
         note = f"no thumbnails: {video} could not be read"
     if note:

@@ -78,7 +78,7 @@ def is_url(spec: str) -> bool:
     return "://" in spec
 
 
-def _recorded(url: str) -> tuple[VideoFormat, float | None, int | None] | None:
+def recorded(url: str) -> tuple[VideoFormat, float | None, int | None] | None:
     """The probe (``_probe``) of a link to a recorded file (a known duration, as FFmpeg
     reads it), or None for a live stream. Only ``http(s)``/``ftp`` links can be either;
     rtsp, rtmp, srt, udp, tcp are live."""
@@ -114,7 +114,7 @@ class Source:
         self.spec = spec
         self.name = spec
         self.url = is_url(spec)
-        self._probed = _recorded(spec) if self.url else None  # read once over the network
+        self._probed = recorded(spec) if self.url else None  # read once over the network
         self.live = is_webcam(spec) or self.url and self._probed is None
         self.reconnect = reconnect
         self.start, self.end = start, end

@@ -202,6 +202,29 @@ def test_a_recorded_file_behind_an_http_link_is_read_as_a_file(tmp_path, http_se
     assert has_audio(out)
 
 
+def test_the_report_of_a_recorded_file_behind_an_http_link_has_its_thumbnails(tmp_path,
+                                                                              http_server,
+                                                                              face_bgr):
+    """--report on a link to a recorded file: the faces' thumbnails are read from the link, as
+    from a file (it warned "no thumbnails: the input http://… was not found"); once the
+    server is gone, the page is still made and the warning says why there are none."""
+    root, base = http_server  # two seconds: a face on screen under one is folded, no thumbnail
+    write_video(root / "clip.mp4", [compose(face_bgr, (480, 360), 40 + 4 * i, 40, scale=0.8)
+                                    for i in range(60)])
+    table, page = tmp_path / "t.csv", tmp_path / "r.html"
+    proc = cli("-s", f"{base}/clip.mp4", "--csv", table, "--report", page, "-q")
+    stderr = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 0, stderr
+    assert "no thumbnails" not in stderr, stderr
+    assert page.read_text().count('class="thumb"') == 1
+    (root / "clip.mp4").unlink()
+    from streamfer.report import write_report
+
+    said = []
+    write_report(table, tmp_path / "again.html", warn=said.append)
+    assert said and "cannot be read again" in said[0], said
+
+
 def test_a_part_of_a_recorded_file_behind_an_http_link_is_the_part_of_the_file(
         http_server, face_bgr):
     """--start over http (a server without range requests: the seek fails and the file is

@@ -139,6 +139,22 @@ def test_bad_input_is_one_line_and_a_missing_video_costs_only_the_thumbnails(sma
         assert not (tmp_path / "z.html").exists()
 
 
+@pytest.mark.parametrize("source, said", [
+    ("0", "webcam 0: its frames cannot be read again"),
+    ("rtsp://127.0.0.1:9/cam", "rtsp://127.0.0.1:9/cam is a live stream (or out of reach)")])
+def test_a_live_sources_page_says_why_it_has_no_thumbnails(small_run, tmp_path, source, said):
+    """A webcam's or a stream's rows: "the input 0 was not found" said that a file was
+    missing; their frames are gone once shown."""
+    _, table = small_run
+    rows = table.read_text().splitlines()
+    live = tmp_path / "live.csv"
+    live.write_text("\n".join([rows[0]] + [source + "," + r.split(",", 1)[1]
+                                            for r in rows[1:]]) + "\n")
+    result = CliRunner().invoke(main, ["report", str(live), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert f"warning: no thumbnails: {said}" in result.output, result.output
+
+
 def test_a_folder_runs_csv_folder_gets_a_page_each_and_an_index(small_run, tmp_path):
     _, table = small_run
     for name in ("a/one.mp4.csv", "two.mp4.csv"):
