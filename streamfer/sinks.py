@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -108,7 +109,8 @@ class CSVSink:
             while view:
                 view = view[self._file.write(view):]
         except OSError as exc:  # what reached the disk of this frame goes: whole rows only
-            os.ftruncate(self._file.fileno(), self._kept)
+            with contextlib.suppress(OSError):  # (a pipe cannot be cut back)
+                os.ftruncate(self._file.fileno(), self._kept)
             self.rows = self._kept_rows
             kept = f"; {self.kept('it')}" if self.rows else ""
             raise SinkError(f"cannot write {self.path}: {_reason(exc)}{kept}") from None
@@ -149,8 +151,8 @@ class CSVSink:
             self._file.close()
         if self._part and self.whole:
             os.replace(self._part, self.path)
-        elif not self._part and not self._finished and not self.rows:
-            self.path.unlink(missing_ok=True)
+        elif not self._part and not self._finished and not self.rows and self.path.is_file():
+            self.path.unlink()  # a file of ours, never a device or pipe (/dev/null, a FIFO)
 
     def __enter__(self) -> CSVSink:
         return self

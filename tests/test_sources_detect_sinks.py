@@ -278,6 +278,23 @@ def test_csv_sink_refuses_a_name_another_format_holds(tmp_path, name, held_as):
     assert (tmp_path / "rows.tsv").read_text().startswith("source,frame,")
 
 
+def test_a_csv_to_a_device_or_pipe_is_never_removed(tmp_path):
+    """A run stopped before its first row removes its CSV (a header alone is what a whole
+    faceless run writes): it removed whatever the name was, ``--csv /dev/null`` included
+    (as root, the device itself). Here a FIFO stands in for the device."""
+    fifo = tmp_path / "rows.csv"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    CSVSink(fifo).close()  # stopped before any row
+    reader.join(timeout=10)
+    assert fifo.exists() and received == [b""]
+    plain = tmp_path / "plain.csv"
+    CSVSink(plain).close()
+    assert not plain.exists()  # a file of its own still goes
+
+
 def test_a_csv_the_disk_refuses_keeps_whole_rows_and_says_how_many(tmp_path):
     """A full disk mid-run left a torn last row under the CSV's name and said only "[Errno 28]
     No space left on device"; now the file is cut back to its last whole row and the error
