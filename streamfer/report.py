@@ -351,7 +351,7 @@ def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | 
                       if p.is_file()), None)
         if video is None:
             note = f"no thumbnails: the input {source} was not found"
-    elif video is not None and not Path(video).is_file():
+    elif video is not None and "://" not in str(video) and not Path(video).is_file():
         note, video = f"no thumbnails: the input {video} was not found", None
     listed = {f["id"]: run.faces[f["id"]] for f in summary["faces"]}
     thumbs = thumbnails(video, listed) if video else {}

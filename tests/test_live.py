@@ -217,6 +217,12 @@ def test_the_report_of_a_recorded_file_behind_an_http_link_has_its_thumbnails(tm
     assert proc.returncode == 0, stderr
     assert "no thumbnails" not in stderr, stderr
     assert page.read_text().count('class="thumb"') == 1
+    shutil.copy(root / "clip.mp4", root / "same.mp4")  # --video a link (it took it for a path)
+    proc = subprocess.run([sys.executable, "-m", "streamfer", "report", str(table), "-o",
+                           str(tmp_path / "v.html"), "--video", f"{base}/same.mp4"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "no thumbnails" not in proc.stderr, proc.stderr
+    assert (tmp_path / "v.html").read_text().count('class="thumb"') == 1
     (root / "clip.mp4").unlink()
     from streamfer.report import write_report
 

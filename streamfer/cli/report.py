@@ -17,10 +17,11 @@ from streamfer.cli.common import UserError
               help="The page (.html); for a CSV folder, the folder of pages (index.html).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="The same numbers as JSON, for scripts (a single CSV).")
-@click.option("--video", type=click.Path(path_type=Path),
-              help="The input video, for thumbnails (default: the CSV's source, looked for "
-                   "beside the CSV and here); for a CSV folder, the folder of inputs.")
-def report(csv_path: Path, out: Path, json_path: Path | None, video: Path | None) -> None:
+@click.option("--video", metavar="PATH|URL",
+              help="The input video (a file, or a link to a recorded one), for thumbnails "
+                   "(default: the CSV's source, looked for beside the CSV and here); for a "
+                   "CSV folder, the folder of inputs.")
+def report(csv_path: Path, out: Path, json_path: Path | None, video: str | None) -> None:
     """One self-contained HTML page per run: who was on screen and when, and how each
     face's emotions moved (thumbnail, time on screen, dominant emotions, label shares, mean
     and peak scores, a timeline chart); faces on screen under a second are folded."""
