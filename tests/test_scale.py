@@ -115,10 +115,12 @@ def test_sigterm_stops_a_ray_run_with_its_summary_and_leaves_no_ray_behind(tmp_p
     assert "interrupted: outputs left" in stderr and "not started" in stderr, stderr
     done = out / ".streamfer-done.json"
     assert not done.exists() or len(json.loads(done.read_text())) < len(NAMES)
-    time.sleep(2)
-    left = [p.info["name"] for p in psutil.process_iter(["name", "cmdline"])
-            if p.info["name"] in ("raylet", "gcs_server")
-            or any("ray::Worker" in part for part in p.info["cmdline"] or [])]
+    deadline, left = time.time() + 30, ["?"]
+    while left and time.time() < deadline:  # the processes Ray started end as it shuts down
+        left = [p.info["name"] for p in psutil.process_iter(["name", "cmdline"])
+                if p.info["name"] in ("raylet", "gcs_server")
+                or any("ray::Worker" in part for part in p.info["cmdline"] or [])]
+        time.sleep(0.5)
     assert not left, left
 
 
