@@ -139,6 +139,8 @@ class Source:
             if not path.is_file():
                 raise SourceError(f"not a file: {spec}" if path.exists()
                                   else f"no such file: {spec}")
+            if spec.endswith("/"):  # Path drops the slash; FFmpeg would not find a folder
+                raise SourceError(f"{spec} names a folder, but {path} is a file: drop the /")
             if path.stat().st_size == 0:
                 raise SourceError(f"empty file: {spec}")
             self.name = path.name

@@ -234,6 +234,8 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
     (["--source", "{clip}", "--csv", "x.csv", "--report", "r.pdf"], "name it r.html"),
     (["--source", "{folder}", "--csv-dir", "out", "--report", "p.html"],
      "name a folder, not 'p.html'"),
+    # a file named as a folder: "not a video or photo format FFmpeg reads" of a good file
+    (["--source", "{clip}/", "--csv", "x.csv"], "face.mp4 is a file: drop the /"),
 ])
 def test_usage_errors_are_one_line(tmp_path, face_clip, args, expected):
     args = [a.format(clip=face_clip, folder=face_clip.parent) for a in args]
