@@ -12,14 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from streamfer.files import atomic_file, write_atomically
 from streamfer.sinks import CONTAINERS, PHOTOS, SinkError, check_output
 from streamfer.sources import IMAGE_EXTS, SourceError, list_media, open_source
 
 DONE_FILE = ".streamfer-done.json"
+SKIPPED = "skipped (done)"
+NOT_STARTED = "not started"
+INTERRUPTED = "interrupted: outputs left as .part files"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -127,6 +134,47 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
     return jobs
 
 
+@dataclass
+class FolderRun:
+    """One folder run, serial or on Ray: its inputs, those it does (the others finished by
+    an earlier run with the same settings), and the record of those finished, written as
+    each one ends (see :meth:`finished`)."""
+
+    jobs: list[Job]
+    todo: list[Job]
+    made: dict
+    record: dict
+    record_path: Path
+
+    @classmethod
+    def plan(cls, folder: str | Path, output_dir: str | Path | None,
+             csv_dir: str | Path | None, settings, force: bool = False) -> FolderRun:
+        """The run of ``folder`` (see :func:`plan_folder`): every input where ``force``,
+        else those not done (see :meth:`Job.done`); each input made before with other
+        settings is said (a warning) as it is planned again."""
+        jobs = plan_folder(folder, output_dir, csv_dir)
+        record_path = Path(output_dir or csv_dir) / DONE_FILE
+        record, made = read_done(record_path), made_with(settings)
+        todo = [job for job in jobs if force or not job.done(record, made)]
+        for job in todo:
+            if not force and (changed := job.changed(record, made)):
+                log.warning("%s: made before with other settings (%s): done again",
+                            job.key, ", ".join(changed))
+        return cls(jobs, todo, made, record, record_path)
+
+    @property
+    def skipped(self) -> list[Job]:
+        """The inputs finished by an earlier run, in the plan's order."""
+        todo = {job.key for job in self.todo}
+        return [job for job in self.jobs if job.key not in todo]
+
+    def finished(self, job: Job) -> None:
+        """``job`` ended well: the record says so at once (a rerun skips it)."""
+        self.record[job.key] = job.entry(self.made)
+        self.record_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.record_path, json.dumps(self.record, indent=1))
+
+
 def frames_to_read(job: Job, settings) -> int:
     """The frames a run of ``job`` will read (of ``settings``' time range; a photo's 1), as its
     container says; 0 where it cannot be opened or does not say: a folder's progress bar."""
@@ -144,8 +192,6 @@ def join_tables(jobs: list[Job], keys: set[str], path: str | Path) -> int:
     is none). Returns the inputs joined. :class:`SinkError` if two CSVs have different
     columns."""
     import shutil
-
-    from streamfer.files import atomic_file
 
     chosen = [job for job in jobs
               if job.key in keys and job.table is not None and job.table.is_file()]

@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -30,10 +29,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from streamfer.batch import DONE_FILE, frames_to_read, made_with, plan_folder, read_done
+from streamfer.batch import INTERRUPTED, NOT_STARTED, SKIPPED, FolderRun, frames_to_read
 from streamfer.classify import Classifier, default_backend
 from streamfer.detect import FaceDetector
-from streamfer.files import write_atomically
 from streamfer.frame import Frame
 from streamfer.interrupts import deferred_interrupt
 from streamfer.labels import check_threshold
@@ -368,11 +366,9 @@ class Pipeline:
         """Every video and photo below ``folder`` (see :func:`plan_folder`); inputs finished by an
         earlier run with the same settings are skipped (see :func:`made_with`); a file that
         fails is reported and the batch goes on."""
-        jobs = plan_folder(folder, output_dir, csv_dir)
-        done_file = Path(output_dir or csv_dir) / DONE_FILE
-        done, made = read_done(done_file), made_with(self.settings)
-        todo = [job for job in jobs if force or not job.done(done, made)]
-        results, stop, started = [], threading.Event(), 0
+        batch = FolderRun.plan(folder, output_dir, csv_dir, self.settings, force)
+        results = {job.key: RunStats(job.key, status=SKIPPED) for job in batch.skipped}
+        stop = threading.Event()
         # One bar for the folder (the frames of the inputs to do, counted from their
         # containers in the background while the first runs) and, beneath it, one for the
         # input under way (see :meth:`run`), gone when it ends: two lines for any batch.
@@ -380,36 +376,28 @@ class Pipeline:
             name = f"{Path(folder).name or folder}/"
             overall = progress.add_task(name, total=None, fps=0.0)
             self._batch = (progress, overall)
-            counter = threading.Thread(target=self._count_frames, args=(todo, overall, stop),
-                                       daemon=True)
-            if self.settings.progress and todo:
+            counter = threading.Thread(target=self._count_frames,
+                                       args=(batch.todo, overall, stop), daemon=True)
+            if self.settings.progress and batch.todo:
                 counter.start()
             try:
-                for n, job in enumerate(jobs):
-                    if not force and job.done(done, made):
-                        results.append(RunStats(job.key, status="skipped (done)"))
-                        continue
-                    if not force and (changed := job.changed(done, made)):
-                        log.warning("%s: made before with other settings (%s): done again",
-                                    job.key, ", ".join(changed))
-                    started += 1
-                    progress.update(overall, description=f"{name} input {started} of "
-                                                         f"{len(todo)}")
+                for n, job in enumerate(batch.todo):
+                    progress.update(overall, description=f"{name} input {n + 1} of "
+                                                         f"{len(batch.todo)}")
                     try:
                         stats = self.run(str(job.path), job.output, job.table, name=job.key,
                                          whole_only=True)
                     except KeyboardInterrupt:  # its outputs stay part files; the rest wait
-                        results.append(RunStats(job.key, status=INTERRUPTED))
-                        results += [RunStats(j.key, status="not started") for j in jobs[n + 1:]]
+                        results[job.key] = RunStats(job.key, status=INTERRUPTED)
+                        results |= {j.key: RunStats(j.key, status=NOT_STARTED)
+                                    for j in batch.todo[n + 1:]}
                         break
                     except Exception as exc:  # its own failure, whatever raised it: go on
                         log.warning("%s: %s", job.key, failure(exc))
-                        results.append(RunStats(job.key, status=outcome(exc)))
+                        results[job.key] = RunStats(job.key, status=outcome(exc))
                         continue
-                    results.append(stats)
-                    done[job.key] = job.entry(made)
-                    done_file.parent.mkdir(parents=True, exist_ok=True)
-                    write_atomically(done_file, json.dumps(done, indent=1))
+                    results[job.key] = stats
+                    batch.finished(job)
                 else:  # every input done: the bar ends full (the containers' counts estimate)
                     stop.set()
                     if counter.is_alive():
@@ -419,7 +407,7 @@ class Pipeline:
             finally:
                 stop.set()
                 self._batch = None
-        return results
+        return [results[job.key] for job in batch.jobs]
 
     def _count_frames(self, jobs: list, task, stop: threading.Event) -> None:
         """The folder's bar gets its total: the frames of ``jobs``, as their containers say."""
@@ -430,9 +418,6 @@ class Pipeline:
             total += frames_to_read(job, self.settings)
         if not stop.is_set() and self._batch:
             self._batch[0].update(task, total=total)
-
-
-INTERRUPTED = "interrupted: outputs left as .part files"
 
 
 class _Failure:

@@ -18,14 +18,12 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from streamfer.batch import DONE_FILE, Job, frames_to_read, made_with, plan_folder, read_done
-from streamfer.files import write_atomically
+from streamfer.batch import INTERRUPTED, NOT_STARTED, SKIPPED, FolderRun, Job, frames_to_read
 from streamfer.interrupts import STOP_SIGNALS, stop_requested
-from streamfer.pipeline import INTERRUPTED, Pipeline, RunStats, Settings, outcome
+from streamfer.pipeline import Pipeline, RunStats, Settings, outcome
 
 CPUS_PER_WORKER = 2
 
@@ -79,12 +77,9 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
 
     from streamfer.pipeline import progress_bar
 
-    jobs = plan_folder(folder, output_dir, csv_dir)
-    done_file = Path(output_dir or csv_dir) / DONE_FILE
-    done, made = read_done(done_file), made_with(settings)
-    todo = [job for job in jobs if force or not job.done(done, made)]
-    results = {job.key: RunStats(job.key, status="skipped (done)")
-               for job in jobs if job not in todo}
+    batch = FolderRun.plan(folder, output_dir, csv_dir, settings, force)
+    todo = batch.todo
+    results = {job.key: RunStats(job.key, status=SKIPPED) for job in batch.skipped}
     frames = {job.key: frames_to_read(job, settings) for job in todo}
     connect(address, workers or default_workers("local"))
     workers = workers or default_workers(address)
@@ -114,19 +109,17 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
                                                      f"({type(exc).__name__})")
                 results[job.key] = stats
                 if stats.status == "ok":
-                    done[job.key] = job.entry(made)
-                    done_file.parent.mkdir(parents=True, exist_ok=True)
-                    write_atomically(done_file, json.dumps(done, indent=1))
+                    batch.finished(job)
                 progress.update(bar, advance=frames[job.key], fps=stats.fps)
             if stopping.is_set():
                 results |= {job.key: RunStats(job.key, status=INTERRUPTED)
                             for job, _ in pending.values()}
-                results |= {job.key: RunStats(job.key, status="not started") for job in queue}
+                results |= {job.key: RunStats(job.key, status=NOT_STARTED) for job in queue}
     finally:
         if address == "local":  # the Ray started here goes, its workers with it
             ray.shutdown()
         else:  # a cluster's stays: our workers on it are stopped
             for actor in actors:
                 ray.kill(actor)
-    return [results[job.key] for job in jobs]
+    return [results[job.key] for job in batch.jobs]
 

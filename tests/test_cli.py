@@ -611,12 +611,17 @@ run()
 def test_a_folder_run_interrupted_mid_file_leaves_that_file_as_part_files(tmp_path, face_bgr):
     """Ctrl-C mid-file in a folder run: exit 130, the summary says so, and that input's
     video and CSV stay hidden part files (they used to be renamed to their final names,
-    truncated files that looked finished); a rerun does it again, whole."""
+    truncated files that looked finished); a rerun does it again, whole. An input finished
+    by an earlier run stays 'skipped (done)' in the summary (it said 'not started')."""
     footage = tmp_path / "footage"
     footage.mkdir()
+    cv2.imwrite(str(footage / "z.jpg"), face_bgr)  # done first: after long.mp4 in the plan
+    out = tmp_path / "out"
+    first = run_cli("-s", footage, "--output-dir", out, "--csv-dir", out, "-q")
+    assert first.returncode == 0, first.stderr
+    assert "z.jpg" in json.loads((out / ".streamfer-done.json").read_text())
     write_video(footage / "long.mp4", [compose(face_bgr, (320, 240), 10 + i % 60, 10, scale=0.6)
                                        for i in range(400)])
-    out = tmp_path / "out"
     args = [sys.executable, str(ROOT / "run_stream.py"), "-s", footage, "--output-dir", out,
             "--csv-dir", out, "-q"]
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
@@ -630,9 +635,13 @@ def test_a_folder_run_interrupted_mid_file_leaves_that_file_as_part_files(tmp_pa
     assert "Traceback" not in stderr and "interrupted: outputs left as .part" in stderr
     assert not (out / "long.mp4").exists() and not (out / "long.mp4.csv").exists()
     assert part.exists() and (out / ".long.part.mp4").exists()
+    row = next(line for line in stderr.splitlines() if "z.jpg" in line)
+    assert "skipped (done)" in row and "not started" not in stderr, stderr
     again = run_cli("-s", footage, "--output-dir", out, "--csv-dir", out, "-q")
     assert again.returncode == 0, again.stderr
-    assert "skipped" not in again.stderr
+    rows = {name: next(line for line in again.stderr.splitlines() if name in line)
+            for name in ("long.mp4", "z.jpg")}
+    assert "│ ok" in rows["long.mp4"] and "skipped (done)" in rows["z.jpg"], again.stderr
     assert frame_count(out / "long.mp4")[0] == 400
     assert max(int(r["frame"]) for r in read_csv(out / "long.mp4.csv")) >= 395
 

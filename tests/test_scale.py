@@ -4,6 +4,7 @@ killed mid-file does not lose the batch."""
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,6 +94,25 @@ def test_a_worker_killed_mid_file_loses_nothing(tmp_path, footage, serial):
         assert frame_count(out / name)[0] == 60
     assert not list(out.rglob(".*.part*"))
     assert sorted(json.loads((out / ".streamfer-done.json").read_text())) == sorted(NAMES)
+
+
+def test_a_ray_rerun_with_changed_settings_says_so_as_the_serial_run_does(tmp_path, footage):
+    """A Ray run redoing an input made before with other settings said nothing (the serial
+    run warns): both now plan the run the same way (:class:`streamfer.batch.FolderRun`)."""
+    folder = tmp_path / "one"
+    folder.mkdir()
+    shutil.copy(footage / "a.mp4", folder / "a.mp4")
+    out = tmp_path / "out"
+    code, stderr = finish(streamfer("-s", folder, "--csv-dir", out, "-q"))
+    assert code == 0, stderr
+    code, stderr = finish(streamfer("-s", folder, "--csv-dir", out, "-q", "--threshold",
+                                    "0.99999", "--ray", "local", "--workers", "1"))
+    assert code == 0, stderr
+    assert "a.mp4: made before with other settings (thresholds): done again" in stderr, stderr
+    header, *rows = read(out / "a.mp4.csv")
+    assert rows and all(row[header.index("labels")] == "" for row in rows)  # redone
+    record = json.loads((out / ".streamfer-done.json").read_text())
+    assert record["a.mp4"]["settings"]["thresholds"] == 0.99999
 
 
 def test_sigterm_stops_a_ray_run_with_its_summary_and_leaves_no_ray_behind(tmp_path, footage):
