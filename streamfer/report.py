@@ -323,15 +323,30 @@ def _live(source: str) -> str | None:
     return None
 
 
+def _check_names(*named) -> None:
+    """Each ``(path, holds)`` named as what it holds (see :func:`streamfer.sinks.check_name`),
+    else :class:`ReportError`; a path of ``None`` is not written."""
+    from streamfer.sinks import SinkError, check_name
+
+    try:
+        for path, holds in named:
+            if path is not None:
+                check_name(path, holds)
+    except SinkError as exc:
+        raise ReportError(str(exc)) from None
+
+
 def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | None = None,
                  video: str | Path | None = None, meta: dict | None = None,
                  warn=log.warning) -> dict:
     """Read ``csv_path``, write the page to ``out`` (and the numbers to ``json_path``);
     thumbnails from ``video`` (default: the CSV's source, looked for beside the CSV and in
     the working folder; where there is none, ``warn`` says so in one line). Returns the
-    summary."""
+    summary. :class:`ReportError` before any work where ``out`` is not named as an HTML
+    page (or ``json_path`` is named as another format)."""
     from streamfer.files import write_atomically
 
+    _check_names((out, "page"), (json_path, "json"))
     run = read_csv(csv_path)
     if len(run.sources) > 1:  # face ids are per input: the same id is another face in each
         raise ReportError(f"{csv_path} holds the rows of {len(run.sources)} inputs (a folder "
@@ -371,9 +386,11 @@ def write_folder_report(csv_dir: str | Path, out_dir: str | Path,
     ``out_dir`` under the same relative path, plus ``index.html`` linking them; thumbnails
     from the inputs under ``videos``. Returns the pages written. A CSV that is not a frame
     CSV gets no page and costs no other: the index says why, and so does the
-    :class:`ReportError` raised once every other page and the index are written."""
+    :class:`ReportError` raised once every other page and the index are written (and
+    before any work where ``out_dir`` is named as a file, ``pages.html``)."""
     from streamfer.files import write_atomically
 
+    _check_names((out_dir, "pages"))
     csv_dir, out_dir = Path(csv_dir), Path(out_dir)
     tables = sorted(p for p in csv_dir.rglob("*.csv") if not p.name.startswith("."))
     if not tables:

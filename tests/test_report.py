@@ -295,3 +295,21 @@ def test_a_page_json_or_folder_of_pages_named_as_another_format_is_refused(small
                                        "--json", str(tmp_path / "s.json")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r.htm").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_write_report_refuses_a_page_json_or_folder_named_as_another_format(small_run, tmp_path):
+    """The command line refused ``-o report.pdf``; a Python caller of
+    :func:`~streamfer.report.write_report` (or of the folder's) still got HTML in a ``.pdf``,
+    JSON in ``.html`` or a folder named ``pages.html``: the check is the writer's now."""
+    from streamfer.report import ReportError, write_folder_report
+
+    _, table = small_run
+    for call, said in (
+            (lambda: write_report(table, tmp_path / "r.pdf"), "name it r.html"),
+            (lambda: write_report(table, tmp_path / "r.html", tmp_path / "s.html"),
+             "name it s.json"),
+            (lambda: write_folder_report(table.parent, tmp_path / "pages.html"),
+             "name a folder, not 'pages.html'")):
+        with pytest.raises(ReportError, match=said):
+            call()
+    assert not list(tmp_path.iterdir())
