@@ -53,12 +53,23 @@ def is_part(path: Path) -> bool:
     return Path(path).name.startswith(".")
 
 
+def cannot_write(path, why: BaseException | str | None) -> str:
+    """The one way we say an output failed: its name (never its part file's) and why, in
+    words: the system's reason alone for an OS error, else the error as it says
+    (``cannot write out/r.html: No space left on device``)."""
+    if isinstance(why, OSError) and why.strerror:
+        why = why.strerror
+    elif isinstance(why, BaseException):
+        why = str(why).strip() or type(why).__name__
+    return f"cannot write {path}: {'' if why is None else why}"
+
+
 class WriteError(OSError):
     """An output the system would not take (a full disk, a quota): its path and the
-    system's reason, in words (``cannot write out/r.html: No space left on device``)."""
+    system's reason, in words (see :func:`cannot_write`)."""
 
     def __str__(self) -> str:
-        return f"cannot write {self.filename}: {self.strerror}"
+        return cannot_write(self.filename, self.strerror)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamfer.files import part_path, unwritable, write_atomically
+from streamfer.files import cannot_write, part_path, unwritable, write_atomically
 from streamfer.frame import Frame, VideoFormat
 from streamfer.labels import EMOTIONS
 from streamfer.sources import IMAGE_EXTS, VIDEO_EXTS
@@ -113,7 +113,7 @@ class CSVSink:
                 os.ftruncate(self._file.fileno(), self._kept)
             self.rows = self._kept_rows
             kept = f"; {self.kept('it')}" if self.rows else ""
-            raise SinkError(f"cannot write {self.path}: {_reason(exc)}{kept}") from None
+            raise SinkError(cannot_write(self.path, exc) + kept) from None
         if self.rows > self._kept_rows:
             self._last_frame = frame_index
         self._kept, self._kept_rows = self._kept + len(data), self.rows
@@ -222,16 +222,8 @@ def check_output(path: str | Path, inputs=(), video: bool = True, photo: bool = 
             raise SinkError(f"the output {path} is the input; choose another name")
     why = unwritable(path)
     if why:
-        raise SinkError(f"cannot write {path}: {why}")
+        raise SinkError(cannot_write(path, why))
     return path
-
-
-def _reason(exc: BaseException | None) -> str:
-    """Why a write failed, in words: the system's reason alone for an OS error (the output's
-    name is said beside it, not its part file's), else the error as it says."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return "" if exc is None else str(exc)
 
 
 def check_distinct(outputs: dict[str, str | Path | None]) -> None:
@@ -284,7 +276,7 @@ class VideoSink:
         try:
             self._container = av.open(str(self._part), "w")
         except (OSError, av.FFmpegError) as exc:
-            raise SinkError(f"cannot write {self.path}: {exc}") from None
+            raise SinkError(cannot_write(self.path, exc)) from None
         stream = self._container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001000))
         stream.width, stream.height = size[0] + self._pad[1], size[1] + self._pad[0]
         stream.pix_fmt = "yuv420p"
@@ -315,7 +307,7 @@ class VideoSink:
         import cv2
 
         if self._failed is not None:
-            raise SinkError(f"cannot write {self.path}: {_reason(self._failed)}")
+            raise SinkError(cannot_write(self.path, self._failed))
         if image.shape[1::-1] != self.size:
             raise SinkError(f"frame size {image.shape[1::-1]} differs from the video's {self.size}")
         if any(self._pad):
@@ -329,8 +321,7 @@ class VideoSink:
         item = (np.ascontiguousarray(image), pts)
         while True:  # never wait on an encoder that has stopped
             if self._failed is not None or not self._thread.is_alive():
-                raise SinkError(f"cannot write {self.path}: "
-                                f"{_reason(self._failed) or 'the encoder stopped'}")
+                raise SinkError(cannot_write(self.path, self._failed or "the encoder stopped"))
             try:
                 self._queue.put(item, timeout=0.1)
                 break
@@ -394,7 +385,7 @@ class VideoSink:
                 self._failed = self._failed or exc
         if self._failed is not None:
             kept = self.frames and self._part.is_file() and self._part.stat().st_size
-            raise SinkError(f"cannot write {self.path}: {_reason(self._failed)}"
+            raise SinkError(cannot_write(self.path, self._failed)
                             + (f" (what was encoded is left as {self._part.name})" if kept
                                else ""))
         if not self.frames:
@@ -457,11 +448,11 @@ class PhotoSink:
             return
         ok, data = cv2.imencode(self.path.suffix.lower(), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
         if not ok:
-            raise SinkError(f"cannot write {self.path}: OpenCV could not encode it")
+            raise SinkError(cannot_write(self.path, "OpenCV could not encode it"))
         try:
             write_atomically(self.path, data.tobytes())
         except OSError as exc:
-            raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+            raise SinkError(cannot_write(self.path, exc)) from None
 
     def __enter__(self) -> PhotoSink:
         return self

@@ -622,3 +622,21 @@ def test_a_live_stream_with_start_is_refused_before_it_is_opened():
 
     with pytest.raises(SourceError, match="a live source starts now"):
         open_source("rtsp://127.0.0.1:9/live", start=3.0)
+
+
+def test_a_video_the_system_will_not_open_is_said_by_its_name_not_its_part_files(tmp_path,
+                                                                              monkeypatch):
+    """Opening the output failing past the checks (too many open files, a folder gone) said
+    ``cannot write x.mp4: [Errno 24] Too many open files: '…/.x.part.mp4'``: the hidden part
+    file's name and the errno; the other write failures say the reason alone."""
+    import av
+
+    from streamfer.sinks import SinkError, VideoSink
+
+    def refuse(path, *args, **kwargs):
+        raise OSError(24, "Too many open files", path)
+
+    monkeypatch.setattr(av, "open", refuse)
+    with pytest.raises(SinkError) as caught:
+        VideoSink(tmp_path / "x.mp4", fps=25, size=(64, 48))
+    assert str(caught.value) == f"cannot write {tmp_path / 'x.mp4'}: Too many open files"
