@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from streamfer.files import atomic_file, write_atomically
-from streamfer.sinks import CONTAINERS, PHOTOS, SinkError, check_output
+from streamfer.sinks import CONTAINERS, PHOTOS, Inputs, SinkError, check_output
 from streamfer.sources import IMAGE_EXTS, SourceError, list_media, open_source
 
 DONE_FILE = ".streamfer-done.json"
@@ -114,7 +114,7 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
                                            if d and Path(d).resolve() != folder.resolve()))
     if not inputs:
         raise SourceError(f"no video or photo files under {folder}")
-    jobs, owners = [], {}
+    jobs, owners, known = [], {}, Inputs(inputs)
     for path in inputs:
         rel = path.relative_to(folder)
         photo = rel.suffix.lower() in IMAGE_EXTS
@@ -126,7 +126,7 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
         for out in (job.output, job.table):
             if out is None:
                 continue
-            check_output(out, inputs, video=out == job.output, photo=photo)
+            check_output(out, known, video=out == job.output, photo=photo)
             if out.resolve() in owners:
                 raise SinkError(f"{owners[out.resolve()]} and {job.key} would both write {out}")
             owners[out.resolve()] = job.key

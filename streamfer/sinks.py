@@ -202,9 +202,37 @@ def check_name(path: str | Path, holds: str) -> None:
                         f"{held_as}; name it {path.stem}{suffix}")
 
 
+class Inputs:
+    """The inputs of a run, to tell at once whether an output is one of them: the same path,
+    or the same file under another name (a link). Made once for a folder's thousands of
+    outputs (each compared with every input took minutes for 2,000 files)."""
+
+    def __init__(self, paths=()) -> None:
+        self._paths, self._files = set(), set()
+        for source in paths:
+            source = Path(source)
+            self._paths.add(source.resolve())
+            try:
+                st = source.stat()
+            except OSError:  # a URL, a webcam's index, a file not there
+                continue
+            self._files.add((st.st_dev, st.st_ino))
+
+    def __contains__(self, path) -> bool:
+        path = Path(path)
+        if path.resolve() in self._paths:
+            return True
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) in self._files
+
+
 def check_output(path: str | Path, inputs=(), video: bool = True, photo: bool = False) -> Path:
     """``path`` as an output we can write, checked before any frame is read: in a folder
-    we may write, not one of ``inputs`` (the same file under any name) and, for a ``video``,
+    we may write, not one of ``inputs`` (the same file under any name; an :class:`Inputs`
+    where many outputs are checked) and, for a ``video``,
     a known container — or, where the source is a ``photo``, a photo format too (its
     annotated copy)."""
     path = Path(path)
@@ -216,10 +244,8 @@ def check_output(path: str | Path, inputs=(), video: bool = True, photo: bool = 
         raise SinkError(f"cannot write video {path.name!r}: name it .mp4 (H.264), .mkv, .mov, "
                         f".m4v, .avi (H.264) or .webm (VP9)"
                         + (f"; a photo {', '.join(PHOTOS)}" if photo else ""))
-    for source in inputs:
-        if Path(source).is_file() and path.exists() and path.samefile(source) \
-                or Path(source).resolve() == path.resolve():
-            raise SinkError(f"the output {path} is the input; choose another name")
+    if path in (inputs if isinstance(inputs, Inputs) else Inputs(inputs)):
+        raise SinkError(f"the output {path} is the input; choose another name")
     why = unwritable(path)
     if why:
         raise SinkError(cannot_write(path, why))

@@ -640,3 +640,53 @@ def test_a_video_the_system_will_not_open_is_said_by_its_name_not_its_part_files
     with pytest.raises(SinkError) as caught:
         VideoSink(tmp_path / "x.mp4", fps=25, size=(64, 48))
     assert str(caught.value) == f"cannot write {tmp_path / 'x.mp4'}: Too many open files"
+
+
+def test_planning_a_folder_asks_the_file_system_a_bounded_number_of_times_per_input(
+        tmp_path, monkeypatch):
+    """Each output was checked against every input (is it one of them, under any name?):
+    a folder of 2,000 videos took 401 s to plan before its first frame (on a 2-core EPYC),
+    ten times more for 20,000. The inputs are now looked up, not compared one by one: twice
+    the inputs, about twice the file-system calls (it was four times)."""
+    import os
+
+    from streamfer.batch import plan_folder
+
+    def calls(n: int) -> int:
+        folder = tmp_path / f"src{n}"
+        folder.mkdir()
+        for i in range(n):
+            (folder / f"v{i}.mp4").write_bytes(b"\0")
+        count = [0]
+        real_stat, real_lstat = os.stat, os.lstat
+
+        def stat(*args, **kwargs):
+            count[0] += 1
+            return real_stat(*args, **kwargs)
+
+        def lstat(*args, **kwargs):
+            count[0] += 1
+            return real_lstat(*args, **kwargs)
+
+        with monkeypatch.context() as m:
+            m.setattr(os, "stat", stat)
+            m.setattr(os, "lstat", lstat)
+            jobs = plan_folder(folder, tmp_path / f"out{n}", tmp_path / f"out{n}")
+        assert len(jobs) == n
+        return count[0]
+
+    small, large = calls(60), calls(120)
+    assert large < 2.5 * small, (small, large)
+
+
+def test_an_output_that_is_an_input_under_another_name_is_still_refused(tmp_path):
+    """The lookup keeps what the comparison caught: the same file through a link."""
+    from streamfer.batch import plan_folder
+    from streamfer.sinks import SinkError
+
+    folder = tmp_path / "src"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "x.mp4").write_bytes(b"\0")
+    (tmp_path / "out").symlink_to(folder / "a")  # out/x.mp4 is src/a/x.mp4
+    with pytest.raises(SinkError, match="is the input"):
+        plan_folder(folder / "a", tmp_path / "out", None)
