@@ -407,6 +407,7 @@ class Pipeline:
             finally:
                 stop.set()
                 self._batch = None
+                batch.close()
         return [results[job.key] for job in batch.jobs]
 
     def _count_frames(self, jobs: list, task, stop: threading.Event) -> None:

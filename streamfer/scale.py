@@ -116,6 +116,7 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
                             for job, _ in pending.values()}
                 results |= {job.key: RunStats(job.key, status=NOT_STARTED) for job in queue}
     finally:
+        batch.close()
         if address == "local":  # the Ray started here goes, its workers with it
             ray.shutdown()
         else:  # a cluster's stays: our workers on it are stopped

@@ -1,8 +1,10 @@
 import csv
+import json
 import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
@@ -690,3 +692,43 @@ def test_an_output_that_is_an_input_under_another_name_is_still_refused(tmp_path
     (tmp_path / "out").symlink_to(folder / "a")  # out/x.mp4 is src/a/x.mp4
     with pytest.raises(SinkError, match="is the input"):
         plan_folder(folder / "a", tmp_path / "out", None)
+
+
+def _written() -> int:
+    """Bytes this process has handed to write() so far (Linux)."""
+    with open("/proc/self/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("wchar:"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts writes with Linux's "
+                    "/proc/self/io")
+def test_recording_an_input_done_costs_the_same_for_the_last_as_for_the_first(tmp_path):
+    """Each input that ended well rewrote the whole done-record: 25 ms and 430 kB for the
+    2,000th input of a folder (quadratic in the inputs). Now one line of a journal each,
+    folded into the record when the run ends; a journal left by a process killed outright
+    (its last line torn) is read by the next run."""
+    from streamfer.batch import DONE_FILE, FolderRun, read_done
+    from streamfer.pipeline import Settings
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for i in range(300):
+        (folder / f"v{i:03}.mp4").write_bytes(b"\0")
+    batch = FolderRun.plan(folder, None, tmp_path / "out", Settings())
+    costs = []
+    for job in batch.todo:
+        job.table.parent.mkdir(exist_ok=True)
+        job.table.write_text("frame\n")  # its output, as a run leaves it
+        before = _written()
+        batch.finished(job)
+        costs.append(_written() - before)
+    assert costs[-1] < 2 * costs[0], (costs[0], costs[-1])
+    record = tmp_path / "out" / DONE_FILE
+    assert set(read_done(record)) == {job.key for job in batch.jobs}  # from the journal
+    with open(record.with_name(DONE_FILE + ".log"), "a") as f:
+        f.write('{"v999.mp4": {"inp')  # killed mid-line
+    again = FolderRun.plan(folder, None, tmp_path / "out", Settings())
+    assert again.todo == []  # every input done, the torn line left out
+    again.close()
+    assert not record.with_name(DONE_FILE + ".log").exists()
+    assert set(json.loads(record.read_text())) == {job.key for job in batch.jobs}
