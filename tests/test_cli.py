@@ -269,7 +269,7 @@ def test_folder_batch_skips_broken_files_and_resumes(tmp_path, face_clip, face_b
     rows = read_csv(out / "day2" / "b.mov.csv")
     assert len(rows) == 6 and {r["source"] for r in rows} == {"day2/b.mov"}
     again = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out, "-q")
-    assert again.stderr.count("skipped") == 2
+    assert again.stderr.count("│ skipped") == 2
     assert "day2/b.mov" in again.stderr  # the summary names inputs by relative path
 
 
@@ -302,7 +302,7 @@ def test_a_folder_of_photos_and_videos_gets_annotated_copies_and_a_csv_each(tmp_
         ["a.mp4", "a.mp4.csv", "d.tif.png", "d.tif.csv", "stills/b.jpg", "stills/b.jpg.csv",
          "stills/c.png", "stills/c.png.csv"])
     again = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out, "-q")
-    assert again.returncode == 0 and again.stderr.count("skipped") == 4, again.stderr
+    assert again.returncode == 0 and again.stderr.count("│ skipped") == 4, again.stderr
 
 
 def test_a_folder_run_shows_one_bar_for_the_folder_above_the_inputs_own(tmp_path, face_clip):
@@ -348,7 +348,7 @@ def test_a_folder_runs_csv_joins_every_inputs_rows_in_one_file(tmp_path, face_cl
     before = joined.read_text()
     joined.unlink()
     again = run_cli("--source", footage, "--csv-dir", out, "--csv", joined, "-q")
-    assert again.returncode == 0 and again.stderr.count("skipped") == 2, again.stderr
+    assert again.returncode == 0 and again.stderr.count("│ skipped") == 2, again.stderr
     assert joined.read_text() == before
     for args, said in ((["--csv", joined], "give --csv-dir too"),
                        (["--csv-dir", out, "--csv", out / "all.csv"], "outside --csv-dir")):
@@ -637,6 +637,7 @@ def test_a_folder_run_interrupted_mid_file_leaves_that_file_as_part_files(tmp_pa
     assert part.exists() and (out / ".long.part.mp4").exists()
     row = next(line for line in stderr.splitlines() if "z.jpg" in line)
     assert "skipped (done)" in row and "not started" not in stderr, stderr
+    assert "2 inputs: 1 skipped (done), 1 interrupted" in stderr, stderr  # under the table
     again = run_cli("-s", footage, "--output-dir", out, "--csv-dir", out, "-q")
     assert again.returncode == 0, again.stderr
     rows = {name: next(line for line in again.stderr.splitlines() if name in line)
@@ -667,7 +668,7 @@ def test_a_folder_rerun_with_changed_settings_redoes_its_files(tmp_path, face_cl
     record = json.loads((out / ".streamfer-done.json").read_text())
     assert record["a.mp4"]["settings"]["thresholds"] == 0.99999
     same = run_cli("-s", footage, "--csv-dir", out, "-q", "--threshold", "0.99999")
-    assert same.stderr.count("skipped") == 1
+    assert same.stderr.count("│ skipped") == 1
 
 
 def test_a_photo_gets_an_annotated_photo_and_a_video_is_told_to_name_a_video(tmp_path, face_bgr,

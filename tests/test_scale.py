@@ -68,7 +68,7 @@ def test_ray_local_writes_what_the_serial_run_writes(tmp_path, footage, serial):
     again = streamfer("-s", footage, "--output-dir", out, "--csv-dir", out, "-q", "--ray",
                       "local", "--workers", "1")
     code, stderr = finish(again)
-    assert code == 0 and stderr.count("skipped") == 4, stderr
+    assert code == 0 and stderr.count("│ skipped") == 4, stderr
 
 
 def test_a_worker_killed_mid_file_loses_nothing(tmp_path, footage, serial):
