@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -203,6 +204,26 @@ def fold_journal(record_path: Path, record: dict) -> None:
     if journal(record_path).exists():
         write_atomically(record_path, json.dumps(record, indent=1))
         journal(record_path).unlink()
+
+
+def count_frames(jobs: list[Job], settings, on_total, stop) -> threading.Thread:
+    """A folder's progress bar gets its total without holding up the run: a thread (started
+    here, a daemon) sums the frames of ``jobs`` (see :func:`frames_to_read`: each input
+    opened once more, 4 ms a clip here, more on a network share) and hands the sum to
+    ``on_total``, unless the ``stop`` event is set first."""
+
+    def count() -> None:
+        total = 0
+        for job in jobs:
+            if stop.is_set():
+                return
+            total += frames_to_read(job, settings)
+        if not stop.is_set():
+            on_total(total)
+
+    thread = threading.Thread(target=count, daemon=True)
+    thread.start()
+    return thread
 
 
 def frames_to_read(job: Job, settings) -> int:

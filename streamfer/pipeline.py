@@ -29,7 +29,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from streamfer.batch import INTERRUPTED, NOT_STARTED, SKIPPED, FolderRun, frames_to_read
+from streamfer.batch import INTERRUPTED, NOT_STARTED, SKIPPED, FolderRun, count_frames
 from streamfer.classify import Classifier, default_backend
 from streamfer.detect import FaceDetector
 from streamfer.frame import Frame
@@ -376,10 +376,9 @@ class Pipeline:
             name = f"{Path(folder).name or folder}/"
             overall = progress.add_task(name, total=None, fps=0.0)
             self._batch = (progress, overall)
-            counter = threading.Thread(target=self._count_frames,
-                                       args=(batch.todo, overall, stop), daemon=True)
-            if self.settings.progress and batch.todo:
-                counter.start()
+            counter = count_frames(batch.todo, self.settings, stop=stop, on_total=lambda n:
+                                   progress.update(overall, total=n)) \
+                if self.settings.progress and batch.todo else None
             try:
                 for n, job in enumerate(batch.todo):
                     progress.update(overall, description=f"{name} input {n + 1} of "
@@ -400,7 +399,7 @@ class Pipeline:
                     batch.finished(job)
                 else:  # every input done: the bar ends full (the containers' counts estimate)
                     stop.set()
-                    if counter.is_alive():
+                    if counter:
                         counter.join()
                     read = next(t.completed for t in progress.tasks if t.id == overall)
                     progress.update(overall, total=read)
@@ -409,16 +408,6 @@ class Pipeline:
                 self._batch = None
                 batch.close()
         return [results[job.key] for job in batch.jobs]
-
-    def _count_frames(self, jobs: list, task, stop: threading.Event) -> None:
-        """The folder's bar gets its total: the frames of ``jobs``, as their containers say."""
-        total = 0
-        for job in jobs:
-            if stop.is_set():
-                return
-            total += frames_to_read(job, self.settings)
-        if not stop.is_set() and self._batch:
-            self._batch[0].update(task, total=total)
 
 
 class _Failure:

@@ -19,9 +19,10 @@ Example:
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
-from streamfer.batch import INTERRUPTED, NOT_STARTED, SKIPPED, FolderRun, Job, frames_to_read
+from streamfer.batch import INTERRUPTED, NOT_STARTED, SKIPPED, FolderRun, Job, count_frames
 from streamfer.interrupts import STOP_SIGNALS, stop_requested
 from streamfer.pipeline import Pipeline, RunStats, Settings, outcome
 
@@ -80,7 +81,6 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
     batch = FolderRun.plan(folder, output_dir, csv_dir, settings, force)
     todo = batch.todo
     results = {job.key: RunStats(job.key, status=SKIPPED) for job in batch.skipped}
-    frames = {job.key: frames_to_read(job, settings) for job in todo}
     connect(address, workers or default_workers("local"))
     workers = workers or default_workers(address)
     remote = ray.remote(num_cpus=CPUS_PER_WORKER, max_restarts=3, max_task_retries=3)(Worker)
@@ -88,10 +88,16 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
     try:  # a first Ctrl-C or SIGTERM (over the handler Ray's driver installs) stops handing
         # out files: those under way are stopped, their outputs left as part files, and the
         # summary says so; a second stops at once
+        ended = threading.Event()  # the loop's end, or a stop: the frame count stops too
         with progress_bar(settings.progress) as progress, \
-                stop_requested(signals=STOP_SIGNALS) as stopping:
+                stop_requested(also=ended, signals=STOP_SIGNALS) as stopping:
             bar = progress.add_task(f"{len(todo)} files on {len(actors)} workers",
-                                    total=sum(frames.values()) or None, fps=0.0)
+                                    total=None, fps=0.0)
+            # the bar's total, counted while the work starts (not before: 20,000 inputs
+            # took 80 s to open here, more on a network share)
+            counter = count_frames(todo, settings, stop=ended, on_total=lambda n:
+                                   progress.update(bar, total=n)) \
+                if settings.progress and todo else None
             queue, idle, pending = list(todo), list(actors), {}
             while (queue or pending) and not stopping.is_set():
                 while idle and queue:
@@ -110,8 +116,14 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
                 results[job.key] = stats
                 if stats.status == "ok":
                     batch.finished(job)
-                progress.update(bar, advance=frames[job.key], fps=stats.fps)
-            if stopping.is_set():
+                progress.update(bar, advance=stats.frames, fps=stats.fps)
+            ended.set()
+            if counter:
+                counter.join()
+            if not stopping.is_set():  # the bar ends full (the containers' counts estimate)
+                progress.update(bar, total=next(t.completed for t in progress.tasks
+                                                 if t.id == bar))
+            else:
                 results |= {job.key: RunStats(job.key, status=INTERRUPTED)
                             for job, _ in pending.values()}
                 results |= {job.key: RunStats(job.key, status=NOT_STARTED) for job in queue}
