@@ -118,8 +118,8 @@ def test_a_ray_rerun_with_changed_settings_says_so_as_the_serial_run_does(tmp_pa
 def test_a_ray_run_does_not_open_every_input_before_handing_out_the_first(tmp_path, footage,
                                                                          monkeypatch):
     """The Ray driver opened every input to count its frames (the bar's total) before the
-    first file went out, even with no bar (``-q``): 80 s for 20,000 clips here, more on a
-    network share. Now counted only for a bar, and while the work starts."""
+    first file went out, even with no bar (``-q``): 4 ms a clip here (80 s for 20,000),
+    more on a network share. Now counted only for a bar, and while the work starts."""
     from streamfer import batch, scale
     from streamfer.pipeline import Settings
 
