@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from natsort import natsorted, ns
 
 log = logging.getLogger(__name__)
 FOLD_SECONDS = 1.0  # faces on screen for less are folded into one counted line
@@ -392,7 +393,8 @@ def write_folder_report(csv_dir: str | Path, out_dir: str | Path,
 
     _check_names((out_dir, "pages"))
     csv_dir, out_dir = Path(csv_dir), Path(out_dir)
-    tables = sorted(p for p in csv_dir.rglob("*.csv") if not p.name.startswith("."))
+    tables = natsorted((p for p in csv_dir.rglob("*.csv") if not p.name.startswith(".")),
+                       alg=ns.PATH)  # as the run took them: clip2 before clip10
     if not tables:
         raise ReportError(f"no CSV files under {csv_dir}")
     pages, items, failed = [], [], []

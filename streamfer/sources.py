@@ -39,6 +39,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from natsort import natsorted, ns
 
 from streamfer.assets import native_stderr_silenced
 from streamfer.frame import Frame, VideoFormat
@@ -89,7 +90,8 @@ def recorded(url: str) -> tuple[VideoFormat, float | None, int | None] | None:
 
 
 def list_media(folder: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
-    """Video and photo files below ``folder`` (recursively), in a stable order; never a
+    """Video and photo files below ``folder`` (recursively), in the order a file manager
+    shows them (``clip2`` before ``clip10``, a folder's files together); never a
     hidden file or one in a hidden folder (our part files are hidden) nor anything below a
     folder of ``skip`` (a run's own output folders, when they lie inside ``folder``)."""
     folder = Path(folder)
@@ -103,7 +105,7 @@ def list_media(folder: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
         if any(p.resolve().is_relative_to(s) for s in skip) or not p.is_file():
             continue
         found.append(p)
-    return sorted(found)
+    return natsorted(found, alg=ns.PATH)
 
 
 class Source:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import compose, write_video
 
 from streamfer.cli import main
-from streamfer.report import read_csv, summarize, write_report
+from streamfer.report import read_csv, summarize, write_folder_report, write_report
 
 
 def _rows(path):
@@ -301,7 +301,7 @@ def test_write_report_refuses_a_page_json_or_folder_named_as_another_format(smal
     """The command line refused ``-o report.pdf``; a Python caller of
     :func:`~streamfer.report.write_report` (or of the folder's) still got HTML in a ``.pdf``,
     JSON in ``.html`` or a folder named ``pages.html``: the check is the writer's now."""
-    from streamfer.report import ReportError, write_folder_report
+    from streamfer.report import ReportError
 
     _, table = small_run
     for call, said in (
@@ -313,3 +313,15 @@ def test_write_report_refuses_a_page_json_or_folder_named_as_another_format(smal
         with pytest.raises(ReportError, match=said):
             call()
     assert not list(tmp_path.iterdir())
+
+
+def test_a_folders_pages_are_listed_as_a_file_manager_lists_the_files(small_run, tmp_path):
+    """The index listed clip1, clip10, clip100, clip11, … (the order of characters); now
+    clip1, clip2, …, clip10, as the run took the files and a file manager shows them."""
+    _, table = small_run
+    for n in (1, 2, 10, 11):
+        shutil.copy(table, tmp_path / f"clip{n}.mp4.csv")
+    write_folder_report(tmp_path, tmp_path / "pages")
+    index = (tmp_path / "pages" / "index.html").read_text()
+    listed = re.findall(r"clip(\d+)\.mp4\.html", index)
+    assert listed == ["1", "2", "10", "11"], listed
