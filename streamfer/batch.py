@@ -185,10 +185,10 @@ class FolderRun:
             os.fsync(f.fileno())
 
     def close(self) -> None:
-        """The journal folded into the record (written whole), then removed; where that
-        fails (a full disk), the journal stays and the next run reads it."""
+        """The journal folded into the record (see :func:`fold_journal`); where that fails
+        (a full disk), the journal stays and the next run reads it."""
         try:
-            fold_journal(self.record_path, self.record)
+            fold_journal(self.record_path)
         except OSError as exc:
             log.debug("the record stays in its journal: %s", exc)
 
@@ -198,11 +198,12 @@ def journal(record_path: Path) -> Path:
     return record_path.with_name(record_path.name + ".log")
 
 
-def fold_journal(record_path: Path, record: dict) -> None:
-    """``record`` (the record and its journal, as :func:`read_done` reads them) written whole,
-    then the journal removed; nothing to do where there is no journal."""
+def fold_journal(record_path: Path) -> None:
+    """The record and its journal as they are now (another run's lines into the same
+    folder included: see :func:`read_done`) written whole as the record, then the journal
+    removed; nothing to do where there is no journal."""
     if journal(record_path).exists():
-        write_atomically(record_path, json.dumps(record, indent=1))
+        write_atomically(record_path, json.dumps(read_done(record_path), indent=1))
         journal(record_path).unlink()
 
 

@@ -744,3 +744,26 @@ def test_a_folders_files_are_taken_as_a_file_manager_shows_them(tmp_path):
         (tmp_path / name).write_bytes(b"\0")
     found = [p.relative_to(tmp_path).as_posix() for p in list_media(tmp_path)]
     assert found == ["cam2/a.mp4", "cam10/a.mp4", "clip1.jpg", "clip2.mp4", "clip10.mp4"], found
+
+
+def test_two_runs_into_one_output_folder_keep_each_others_inputs_done(tmp_path):
+    """Two runs of parts of one folder into the same output folder at once (two terminals,
+    two machines on a share): each rewrote the record from what it knew, the last to write
+    losing the other's inputs (done again by the next run). Now both are kept."""
+    from streamfer.batch import DONE_FILE, FolderRun
+    from streamfer.pipeline import Settings
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (folder / name).write_bytes(b"\0")
+    first, second = (FolderRun.plan(folder, None, tmp_path / "out", Settings())
+                     for _ in range(2))
+    for run, job in ((first, first.todo[0]), (second, second.todo[1])):
+        job.table.parent.mkdir(exist_ok=True)
+        job.table.write_text("frame\n")
+        run.finished(job)
+    first.close()
+    second.close()
+    assert set(json.loads((tmp_path / "out" / DONE_FILE).read_text())) == {"a.mp4", "b.mp4"}
+    assert FolderRun.plan(folder, None, tmp_path / "out", Settings()).todo == []
