@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -158,13 +159,16 @@ class FolderRun:
         settings is said (a warning) as it is planned again."""
         jobs = plan_folder(folder, output_dir, csv_dir)
         record_path = Path(output_dir or csv_dir) / DONE_FILE
-        record, made = read_done(record_path), made_with(settings)
+        run = cls(jobs, [], made_with(settings), {}, record_path)
+        run.close()  # a journal left by a run killed outright: folded, its torn line dropped
+        record, made = read_done(record_path), run.made
         todo = [job for job in jobs if force or not job.done(record, made)]
         for job in todo:
             if not force and (changed := job.changed(record, made)):
                 log.warning("%s: made before with other settings (%s): done again",
                             job.key, ", ".join(changed))
-        return cls(jobs, todo, made, record, record_path)
+        run.todo, run.record = todo, record
+        return run
 
     @property
     def skipped(self) -> list[Job]:
@@ -174,8 +178,6 @@ class FolderRun:
 
     def finished(self, job: Job) -> None:
         """``job`` ended well: the journal says so at once (a rerun skips it)."""
-        import os
-
         entry = job.entry(self.made)
         self.record[job.key] = entry
         self.record_path.parent.mkdir(parents=True, exist_ok=True)

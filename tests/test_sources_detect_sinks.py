@@ -727,11 +727,14 @@ def test_recording_an_input_done_costs_the_same_for_the_last_as_for_the_first(tm
     assert set(read_done(record)) == {job.key for job in batch.jobs}  # from the journal
     with open(record.with_name(DONE_FILE + ".log"), "a") as f:
         f.write('{"v999.mp4": {"inp')  # killed mid-line
+    (folder / "v300.mp4").write_bytes(b"\0")  # one more input
     again = FolderRun.plan(folder, None, tmp_path / "out", Settings())
-    assert again.todo == []  # every input done, the torn line left out
+    assert [job.key for job in again.todo] == ["v300.mp4"]  # the torn line left out
+    again.todo[0].table.write_text("frame\n")
+    again.finished(again.todo[0])  # its line not glued to the torn one
     again.close()
     assert not record.with_name(DONE_FILE + ".log").exists()
-    assert set(json.loads(record.read_text())) == {job.key for job in batch.jobs}
+    assert set(json.loads(record.read_text())) == {job.key for job in again.jobs}
 
 
 def test_a_folders_files_are_taken_as_a_file_manager_shows_them(tmp_path):
