@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from streamfer.files import atomic_file, write_atomically
+from streamfer.files import WriteError, atomic_file, write_atomically
 from streamfer.sinks import CONTAINERS, PHOTOS, Inputs, SinkError, check_output
 from streamfer.sources import IMAGE_EXTS, SourceError, list_media, open_source
 
@@ -181,10 +181,13 @@ class FolderRun:
         entry = job.entry(self.made)
         self.record[job.key] = entry
         self.record_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(journal(self.record_path), "a", encoding="utf-8") as f:
-            f.write(json.dumps({job.key: entry}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(journal(self.record_path), "a", encoding="utf-8") as f:
+                f.write(json.dumps({job.key: entry}) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:  # a full disk: said by its name (the next run drops a torn line)
+            raise WriteError(exc.errno, exc.strerror, str(journal(self.record_path))) from None
 
     def close(self) -> None:
         """The journal folded into the record (see :func:`fold_journal`); where that fails

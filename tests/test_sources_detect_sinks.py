@@ -770,3 +770,29 @@ def test_two_runs_into_one_output_folder_keep_each_others_inputs_done(tmp_path):
     second.close()
     assert set(json.loads((tmp_path / "out" / DONE_FILE).read_text())) == {"a.mp4", "b.mp4"}
     assert FolderRun.plan(folder, None, tmp_path / "out", Settings()).todo == []
+
+
+def test_a_done_record_the_disk_refuses_is_said_by_its_name(tmp_path):
+    """A full disk as an input is recorded done said '[Errno 27] File too large' (or 28, no
+    space) and nothing of which file; now the record's journal is named, in words."""
+    script = """
+import resource, signal, sys
+from pathlib import Path
+from streamfer.batch import FolderRun
+from streamfer.pipeline import Settings
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+run = FolderRun.plan(sys.argv[1], None, sys.argv[2], Settings())
+Path(sys.argv[2]).mkdir()
+resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+try:
+    run.finished(run.todo[0])
+except OSError as exc:
+    print(exc)
+"""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.mp4").write_bytes(b"\0")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "src"),
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    journal = tmp_path / "out" / ".streamfer-done.json.log"
+    assert done.stdout.strip() == f"cannot write {journal}: File too large", done.stdout
