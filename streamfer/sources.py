@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import bisect
+import errno
 import itertools
 import logging
 import re
@@ -157,7 +158,9 @@ class Source:
         if not cap.isOpened():
             what = "camera" if is_webcam(spec) else "stream" if self.live else "video"
             said = f"cannot open {what}: {spec}"
-            raise SourceError(said if is_webcam(spec) or self.url else _unreadable(spec, said))
+            if self.url:
+                raise SourceError(said + (f" ({why})" if (why := _unreachable(spec)) else ""))
+            raise SourceError(said if is_webcam(spec) else _unreadable(spec, said))
         self._cap = cap
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else 30.0
@@ -394,6 +397,30 @@ def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
             return fmt, duration, stream.frames or None
     except (OSError, IndexError, av.FFmpegError, ValueError):
         return VideoFormat(), None, None
+
+
+def _unreachable(url: str) -> str | None:
+    """Why a link OpenCV could not open is out of reach, in FFmpeg's words where it says
+    (``Connection refused``, ``Server returned 404 Not Found``, ``Failed to resolve hostname
+    cam.local: Name or service not known``); None where FFmpeg opens it after all."""
+    import av
+    import av.logging
+
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=False) as said:
+            with av.open(url, timeout=_NETWORK_TIMEOUT_MS / 1000):
+                return None
+    except av.ExitError:  # FFmpeg's wait ran out: a server that says nothing (UDP: no packet)
+        return f"nothing came in {_NETWORK_TIMEOUT_MS / 1000:g} s"
+    except (OSError, av.FFmpegError, ValueError) as exc:
+        if getattr(exc, "errno", None) not in (None, errno.EIO) and exc.strerror:
+            return exc.strerror  # its own words: Connection refused, 404 Not Found
+        lines = [line.strip() for _, _, line in said if line.strip()]
+        return lines[-1] if lines else getattr(exc, "strerror", None) or str(exc)
+    finally:
+        av.logging.set_level(level)
 
 
 def _unreadable(path: str, said: str) -> str:

@@ -796,3 +796,32 @@ except OSError as exc:
     assert done.returncode == 0, done.stderr
     journal = tmp_path / "out" / ".streamfer-done.json.log"
     assert done.stdout.strip() == f"cannot write {journal}: File too large", done.stdout
+
+
+def test_a_link_that_cannot_be_opened_says_why(tmp_path):
+    """'cannot open stream: rtsp://…' alone, whether the camera refused, the file was not on
+    the server or the name is wrong; now FFmpeg's reason follows (a server of our own on the
+    loopback, stopped after)."""
+    import functools
+    import http.server
+    import socket
+
+    from streamfer.sources import SourceError, open_source
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        closed = free.getsockname()[1]  # nothing listens once it is closed
+    try:
+        for url, why in ((f"rtsp://127.0.0.1:{closed}/cam", "(Connection refused)"),
+                         (f"http://127.0.0.1:{server.server_port}/x.mp4", "404 Not Found")):
+            with pytest.raises(SourceError) as caught:
+                open_source(url)
+            assert str(caught.value).startswith(f"cannot open stream: {url} (")
+            assert why in str(caught.value), str(caught.value)
+    finally:
+        server.shutdown()
+        server.server_close()
