@@ -31,7 +31,9 @@ import bisect
 import errno
 import itertools
 import logging
+import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -160,7 +162,9 @@ class Source:
             said = f"cannot open {what}: {spec}"
             if self.url:
                 raise SourceError(said + (f" ({why})" if (why := _unreachable(spec)) else ""))
-            raise SourceError(said if is_webcam(spec) else _unreadable(spec, said))
+            if is_webcam(spec):
+                raise SourceError(said + (f" ({why})" if (why := _no_camera(int(spec))) else ""))
+            raise SourceError(_unreadable(spec, said))
         self._cap = cap
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else 30.0
@@ -397,6 +401,23 @@ def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
             return fmt, duration, stream.frames or None
     except (OSError, IndexError, av.FFmpegError, ValueError):
         return VideoFormat(), None, None
+
+
+def _no_camera(index: int, devices: Path = Path("/dev")) -> str | None:
+    """Why camera ``index`` would not open, where Linux tells (its ``/dev/video*`` nodes):
+    none here, which there are, or no permission on it; None elsewhere or where it is there
+    and ours to open (busy in another program, or not a camera)."""
+    if not sys.platform.startswith("linux") or not devices.is_dir():
+        return None
+    found = sorted(int(p.name[5:]) for p in devices.glob("video*") if p.name[5:].isdigit())
+    if not found:
+        return "this machine shows no camera: no /dev/video*"
+    if index not in found:
+        return f"no /dev/video{index}; the cameras here: {', '.join(map(str, found))}"
+    node = devices / f"video{index}"
+    if not os.access(node, os.R_OK | os.W_OK):
+        return f"no permission on {node}: join its group (ls -l {node}), then log in again"
+    return None
 
 
 def _unreachable(url: str) -> str | None:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -127,6 +128,18 @@ def test_missing_camera_is_one_line(tmp_path):
     done = run_cli("--source", "9", "--csv", tmp_path / "x.csv")
     assert_one_line_error(done)
     assert "cannot open camera: 9" in done.stderr
+    if sys.platform.startswith("linux") and not list(Path("/dev").glob("video*")):
+        assert "(this machine shows no camera: no /dev/video*)" in done.stderr  # it said none
+
+
+def test_a_camera_index_not_there_names_the_ones_that_are(tmp_path):
+    """Linux lists its cameras as /dev/video*: a wrong index is told which there are."""
+    from streamfer.sources import _no_camera
+
+    for name in ("video0", "video2", "vhci"):
+        (tmp_path / name).touch()
+    assert _no_camera(5, tmp_path) == "no /dev/video5; the cameras here: 0, 2"
+    assert _no_camera(2, tmp_path) is None  # there and ours: busy, or not a camera
 
 
 @pytest.fixture
