@@ -413,7 +413,7 @@ def _no_camera(index: int, devices: Path = Path("/dev")) -> str | None:
     if not found:
         return "this machine shows no camera: no /dev/video*"
     if index not in found:
-        return f"no /dev/video{index}; the cameras here: {', '.join(map(str, found))}"
+        return f"no /dev/video{index}; the video devices here: {', '.join(map(str, found))}"
     node = devices / f"video{index}"
     if not os.access(node, os.R_OK | os.W_OK):
         return f"no permission on {node}: join its group (ls -l {node}), then log in again"

@@ -138,7 +138,7 @@ def test_a_camera_index_not_there_names_the_ones_that_are(tmp_path):
 
     for name in ("video0", "video2", "vhci"):
         (tmp_path / name).touch()
-    assert _no_camera(5, tmp_path) == "no /dev/video5; the cameras here: 0, 2"
+    assert _no_camera(5, tmp_path) == "no /dev/video5; the video devices here: 0, 2"
     assert _no_camera(2, tmp_path) is None  # there and ours: busy, or not a camera
 
 
