@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from pathlib import Path
 
 from streamfer.batch import INTERRUPTED, NOT_STARTED, SKIPPED, FolderRun, Job, count_frames
@@ -66,7 +67,9 @@ def connect(address: str, workers: int):
     quiet = {"log_to_driver": False, "configure_logging": True, "logging_level": "error"}
     if address == "local":
         return ray.init(num_cpus=workers * CPUS_PER_WORKER, include_dashboard=False, **quiet)
-    return ray.init(address=address, **quiet)
+    with warnings.catch_warnings():  # a cluster out of reach: our one line says so (the
+        warnings.simplefilter("ignore")  # caller), not Ray Client's warning with a link
+        return ray.init(address=address, **quiet)
 
 
 def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_dir,

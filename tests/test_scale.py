@@ -180,6 +180,18 @@ def test_ray_needs_a_folder_source(tmp_path, footage):
     assert code != 0 and "folder sources" in stderr and "Traceback" not in stderr
 
 
+def test_a_ray_address_of_no_known_form_is_one_line(tmp_path, footage):
+    """``--ray bogus`` (or ``head:6379x``) was Ray's ValueError with its traceback, after
+    the plan and Ray's import; now refused with the forms it takes."""
+    for address in ("bogus", "10.0.0.5:6379x"):
+        code, stderr = finish(streamfer("-s", footage, "--csv-dir", tmp_path / "out", "-q",
+                                        "--ray", address))
+        assert code == 2 and "Traceback" not in stderr, stderr
+        assert stderr.strip().splitlines()[-1] == (
+            f"Error: Invalid value for '--ray': '{address}': use local, auto, ray://host:port "
+            f"or host:port"), stderr
+
+
 def test_workers_default_to_the_clusters_cores_not_the_drivers(tmp_path):
     """Against a cluster (a Ray head started here on the loopback with 6 CPUs, as another
     machine would offer them), --workers defaults to one per two of the cluster's CPUs;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import sys
 
 import click
@@ -66,6 +67,19 @@ class TimeParam(click.ParamType):
         except ValueError:
             self.fail(f"{value!r}: use seconds (90.5) or [H:]M:S (1:30, 1:02:03.5)", param, ctx)
         return sum(part * 60 ** i for i, part in enumerate(reversed(parts)))
+
+
+class RayAddress(click.ParamType):
+    """Where a folder run's Ray is: ``local``, ``auto``, ``ray://host:port`` (Ray Client) or
+    ``host:port`` (the head's address, from a node of the cluster)."""
+
+    name = "local|auto|ray://HOST:PORT"
+
+    def convert(self, value, param, ctx) -> str:
+        text = str(value).strip()
+        if text in ("local", "auto") or re.fullmatch(r"(ray://)?[\w.\-\[\]:]+:\d{1,5}", text):
+            return text
+        self.fail(f"{value!r}: use local, auto, ray://host:port or host:port", param, ctx)
 
 
 FLIP_AVERAGE_OPTION = click.option(

@@ -13,6 +13,7 @@ import click
 from streamfer.cli.common import (
     CONTEXT,
     FLIP_AVERAGE_OPTION,
+    RayAddress,
     TimeParam,
     UserError,
     interruptible,
@@ -108,9 +109,10 @@ from streamfer.cli.common import (
                    "long before the run ends with an error; 0: never.")
 @click.option("--force", is_flag=True, help="Folder source: redo inputs already done (a "
                                             "changed setting redoes an input by itself).")
-@click.option("--ray", "ray_address", metavar="local|auto|ray://HOST:PORT",
+@click.option("--ray", "ray_address", type=RayAddress(),
               help="Folder source: spread the files over a Ray cluster: local (start Ray "
-                   "here), auto (the cluster `ray start --head` made) or ray://host:port. "
+                   "here), auto (the cluster `ray start --head` made), ray://host:port (Ray "
+                   "Client) or host:port (the head's address, on a node of the cluster). "
                    "Needs pip install -e '.[ray]' and the folders at the same path on every "
                    "node.")
 @click.option("--workers", type=click.IntRange(min=1),
