@@ -232,9 +232,8 @@ class Inputs:
 def check_output(path: str | Path, inputs=(), video: bool = True, photo: bool = False) -> Path:
     """``path`` as an output we can write, checked before any frame is read: in a folder
     we may write, not one of ``inputs`` (the same file under any name; an :class:`Inputs`
-    where many outputs are checked) and, for a ``video``,
-    a known container — or, where the source is a ``photo``, a photo format too (its
-    annotated copy)."""
+    where many outputs are checked) and, for a ``video``, a known container — or, where the
+    source is a ``photo``, a photo format too (its annotated copy)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if video and suffix in PHOTOS and not photo:
