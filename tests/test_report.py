@@ -13,7 +13,13 @@ from click.testing import CliRunner
 from conftest import compose, write_video
 
 from streamfer.cli import main
-from streamfer.report import read_csv, summarize, write_folder_report, write_report
+from streamfer.report import (
+    DOMINANT_MIN_SHARE,
+    read_csv,
+    summarize,
+    write_folder_report,
+    write_report,
+)
 
 
 def _rows(path):
@@ -229,7 +235,8 @@ def test_a_photos_page_shows_every_face_with_its_thumbnail_and_scores_without_ti
                                        str(tmp_path / "pages")])
     assert result.exit_code == 0, result.output
     index = (tmp_path / "pages" / "index.html").read_text()
-    assert f"{photo.name}.html'>{photo.name}.csv</a> — 5 faces</li>" in index
+    # a photo: no time
+    assert f"{photo.name}.html'>{photo.name}.csv</a> — 5 faces, most shown: " in index
 
 
 def _chromium():
@@ -325,3 +332,23 @@ def test_a_folders_pages_are_listed_as_a_file_manager_lists_the_files(small_run,
     index = (tmp_path / "pages" / "index.html").read_text()
     listed = re.findall(r"clip(\d+)\.mp4\.html", index)
     assert listed == ["1", "2", "10", "11"], listed
+
+
+def test_a_folders_index_says_what_each_inputs_faces_show_most(small_run, tmp_path):
+    """The index said '1 face, 0:02.0' of each input: to find the sad clips of a hundred,
+    every page had to be opened. Each line now names the label on most face rows, as
+    counted here from the CSV itself."""
+    _, table = small_run
+    shutil.copy(table, tmp_path / "clip.mp4.csv")
+    write_folder_report(tmp_path, tmp_path / "pages")
+    rows = _rows(table)
+    counts = {label: sum(label in r["labels"].split(";") for r in rows)
+              for label in ("Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger")}
+    top = [label for label in sorted(counts, key=counts.get, reverse=True)[:2]
+           if counts[label] >= DOMINANT_MIN_SHARE * len(rows)]
+    index = (tmp_path / "pages" / "index.html").read_text()
+    if top:
+        said = ", ".join(f"{label} {counts[label] / len(rows):.0%}" for label in top)
+        assert f", most shown: {said} of face rows" in index, index
+    else:
+        assert ", no emotion shown" in index, index
