@@ -159,16 +159,14 @@ class FolderRun:
         settings is said (a warning) as it is planned again."""
         jobs = plan_folder(folder, output_dir, csv_dir)
         record_path = Path(output_dir or csv_dir) / DONE_FILE
-        run = cls(jobs, [], made_with(settings), {}, record_path)
-        run.close()  # a journal left by a run killed outright: folded, its torn line dropped
-        record, made = read_done(record_path), run.made
+        _fold_quietly(record_path)  # a journal left by a run killed outright: its torn line
+        record, made = read_done(record_path), made_with(settings)  # dropped
         todo = [job for job in jobs if force or not job.done(record, made)]
         for job in todo:
             if not force and (changed := job.changed(record, made)):
                 log.warning("%s: made before with other settings (%s): done again",
                             job.key, ", ".join(changed))
-        run.todo, run.record = todo, record
-        return run
+        return cls(jobs, todo, made, record, record_path)
 
     @property
     def skipped(self) -> list[Job]:
@@ -192,10 +190,7 @@ class FolderRun:
     def close(self) -> None:
         """The journal folded into the record (see :func:`fold_journal`); where that fails
         (a full disk), the journal stays and the next run reads it."""
-        try:
-            fold_journal(self.record_path)
-        except OSError as exc:
-            log.debug("the record stays in its journal: %s", exc)
+        _fold_quietly(self.record_path)
 
 
 def journal(record_path: Path) -> Path:
@@ -210,6 +205,14 @@ def fold_journal(record_path: Path) -> None:
     if journal(record_path).exists():
         write_atomically(record_path, json.dumps(read_done(record_path), indent=1))
         journal(record_path).unlink()
+
+
+def _fold_quietly(record_path: Path) -> None:
+    """:func:`fold_journal`, where a failure (a full disk) leaves the journal for the next run."""
+    try:
+        fold_journal(record_path)
+    except OSError as exc:
+        log.debug("the record stays in its journal: %s", exc)
 
 
 def count_frames(jobs: list[Job], settings, on_total, stop) -> threading.Thread:
