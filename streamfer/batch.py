@@ -102,20 +102,25 @@ def made_with(settings) -> dict:
 
 
 def plan_folder(folder: str | Path, output_dir: str | Path | None,
-                csv_dir: str | Path | None) -> list[Job]:
+                csv_dir: str | Path | None, left_out: list[Path] | None = None) -> list[Job]:
     """The videos and photos below ``folder`` and their outputs, under the same relative
     paths: an annotated video keeps its name where we can write its container (``a/x.mov``
     → ``a/x.mov``), else gains ``.mp4`` (``x.ts`` → ``x.ts.mp4``); a photo's annotated copy
     keeps its name where we write its format (``a/y.jpg`` → ``a/y.jpg``), else gains
     ``.png`` (``y.tif`` → ``y.tif.png``); the CSV is the name plus ``.csv``
     (``a/x.mov.csv``). Refused before any work: two inputs sharing an output, or an output
-    that is an input."""
+    that is an input. ``left_out``, if given, gets the photos and videos of kinds not read
+    (see :func:`~streamfer.sources.list_media`)."""
     folder = Path(folder)
+    left_out = [] if left_out is None else left_out
     # our own outputs are never inputs, even where the output folders lie inside the source
     inputs = list_media(folder, skip=tuple(Path(d) for d in (output_dir, csv_dir)
-                                           if d and Path(d).resolve() != folder.resolve()))
+                                           if d and Path(d).resolve() != folder.resolve()),
+                        left_out=left_out)
     if not inputs:
-        raise SourceError(f"no video or photo files under {folder}")
+        raise SourceError(f"no video or photo files under {folder}" + (
+            f" that streamfer reads (left out: {left_out_text(folder, left_out)})"
+            if left_out else ""))
     jobs, owners, known = [], {}, Inputs(inputs)
     for path in inputs:
         rel = path.relative_to(folder)
@@ -134,6 +139,12 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
             owners[out.resolve()] = job.key
         jobs.append(job)
     return jobs
+
+
+def left_out_text(folder: str | Path, left_out: list[Path]) -> str:
+    """``IMG_1.HEIC, IMG_2.HEIC, IMG_3.HEIC and 9 more``: the first three, from ``folder``."""
+    named = ", ".join(p.relative_to(folder).as_posix() for p in left_out[:3])
+    return named + (f" and {len(left_out) - 3} more" if len(left_out) > 3 else "")
 
 
 @dataclass
@@ -156,8 +167,13 @@ class FolderRun:
              csv_dir: str | Path | None, settings, force: bool = False) -> FolderRun:
         """The run of ``folder`` (see :func:`plan_folder`): every input where ``force``,
         else those not done (see :meth:`Job.done`); each input made before with other
-        settings is said (a warning) as it is planned again."""
-        jobs = plan_folder(folder, output_dir, csv_dir)
+        settings is said (a warning) as it is planned again, and so are the photos and
+        videos of kinds not read (``IMG_0001.HEIC``), which the run leaves out."""
+        left_out: list[Path] = []
+        jobs = plan_folder(folder, output_dir, csv_dir, left_out)
+        if left_out:
+            log.warning("left out under %s: %s (kinds of photo or video streamfer does not "
+                        "read)", folder, left_out_text(folder, left_out))
         record_path = Path(output_dir or csv_dir) / DONE_FILE
         _fold_quietly(record_path)  # a journal left by a run killed outright: its torn line
         record, made = read_done(record_path), made_with(settings)  # dropped

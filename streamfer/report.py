@@ -411,7 +411,7 @@ def write_folder_report(csv_dir: str | Path, out_dir: str | Path,
     _check_names((out_dir, "pages"))
     csv_dir, out_dir = Path(csv_dir), Path(out_dir)
     tables = natsorted((p for p in csv_dir.rglob("*.csv") if not p.name.startswith(".")),
-                       alg=ns.PATH)  # as the run took them: clip2 before clip10
+                       alg=ns.PATH | ns.IGNORECASE)  # as the run took them
     if not tables:
         raise ReportError(f"no CSV files under {csv_dir}")
     pages, items, failed = [], [], []

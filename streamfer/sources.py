@@ -49,9 +49,18 @@ from streamfer.frame import Frame, VideoFormat
 
 log = logging.getLogger(__name__)
 
+# The files a folder run takes: every kind a run of one file reads (FFmpeg, OpenCV), each
+# checked by a run of its own (camcorders' .mts/.m2ts, broadcast .mxf, DVD .vob, DV, animated
+# GIFs; AVIF, JPEG 2000, Netpbm, Targa photos)
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
-              ".ts", ".3gp"}
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+              ".ts", ".3gp", ".3g2", ".mts", ".m2ts", ".mxf", ".ogv", ".vob", ".dv", ".asf",
+              ".f4v", ".m2v", ".m1v", ".qt", ".gif", ".apng"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".tif", ".tiff",
+              ".avif", ".jp2", ".tga", ".pbm", ".pgm", ".ppm", ".pnm"}
+# Photo and video kinds a folder run cannot read here, said (not passed over in silence):
+# mimetypes' image/ and video/ names, and these it may not know
+_OTHER_MEDIA = {".heic", ".heif", ".jxl", ".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf",
+                ".orf", ".rw2", ".psd", ".braw", ".r3d"}
 _MAX_BAD_READS = 8  # consecutive undecodable frames skipped before a stream counts as ended
 RECONNECT_S = 30.0  # how long a live source that dropped is tried again, by default
 _BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between reconnect attempts (then the last, again)
@@ -92,23 +101,39 @@ def recorded(url: str) -> tuple[VideoFormat, float | None, int | None] | None:
     return probed if probed[1] is not None else None
 
 
-def list_media(folder: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
+def list_media(folder: Path, skip: tuple[Path, ...] = (),
+               left_out: list[Path] | None = None) -> list[Path]:
     """Video and photo files below ``folder`` (recursively), in the order a file manager
-    shows them (``clip2`` before ``clip10``, a folder's files together); never a
-    hidden file or one in a hidden folder (our part files are hidden) nor anything below a
-    folder of ``skip`` (a run's own output folders, when they lie inside ``folder``)."""
+    shows them (``clip2`` before ``clip10``, ``a`` before ``B``, a folder's files together);
+    never a hidden file or one in a hidden folder (our part files are hidden) nor anything
+    below a folder of ``skip`` (a run's own output folders, when they lie inside ``folder``).
+    ``left_out``, if given, gets the photos and videos of kinds not read (``.heic``, camera
+    raw files), in the same order."""
     folder = Path(folder)
     skip = tuple(Path(s).resolve() for s in skip)
-    found = []
+    found, other = [], []
     for p in folder.rglob("*"):
         rel = p.relative_to(folder)
-        if p.suffix.lower() not in VIDEO_EXTS | IMAGE_EXTS \
-                or any(part.startswith(".") for part in rel.parts):
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        ours = p.suffix.lower() in VIDEO_EXTS | IMAGE_EXTS
+        if not ours and (left_out is None or not _other_media(p)):
             continue
         if any(p.resolve().is_relative_to(s) for s in skip) or not p.is_file():
             continue
-        found.append(p)
-    return natsorted(found, alg=ns.PATH)
+        (found if ours else other).append(p)
+    if left_out is not None:
+        left_out.extend(natsorted(other, alg=ns.PATH | ns.IGNORECASE))
+    return natsorted(found, alg=ns.PATH | ns.IGNORECASE)
+
+
+def _other_media(path: Path) -> bool:
+    """A photo or video by its name, of a kind a folder run does not read."""
+    import mimetypes
+
+    suffix, kind = path.suffix.lower(), mimetypes.guess_type(path.name)[0] or ""
+    return suffix not in VIDEO_EXTS | IMAGE_EXTS \
+        and (suffix in _OTHER_MEDIA or kind.startswith(("image/", "video/")))
 
 
 class Source:
@@ -148,9 +173,12 @@ class Source:
                 raise SourceError(f"{spec} names a folder, but {path} is a file: drop the /")
             if path.stat().st_size == 0:
                 raise SourceError(f"empty file: {spec}")
+            if _other_media(path):  # as a folder run leaves it out (FFmpeg's noise unsaid)
+                raise SourceError(f"cannot read {spec}: a kind of photo or video streamfer "
+                                  "does not read (convert it: JPEG, PNG or MP4)")
             self.name = path.name
             if path.suffix.lower() in IMAGE_EXTS:
-                self._image = cv2.imread(spec, cv2.IMREAD_COLOR)
+                self._image = _read_photo(spec)
                 if self._image is None:
                     raise SourceError(f"cannot decode image: {spec}")
                 h, w = self._image.shape[:2]
@@ -459,6 +487,29 @@ def _unreadable(path: str, said: str) -> str:
     except (OSError, av.FFmpegError, ValueError):
         return f"cannot open video: {path} (not a video or photo format FFmpeg reads)"
     return said
+
+
+def _read_photo(path: str) -> np.ndarray | None:
+    """A photo, BGR, upright (its EXIF orientation applied): by OpenCV, else by FFmpeg
+    (Targa, and JPEG 2000 with subsampled colour, which OpenCV's reader refuses); None where
+    neither decodes it (OpenCV's complaint unsaid: FFmpeg may read it, else our line says)."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if image is not None:
+        return image
+    import av
+
+    try:
+        with av.open(path) as container:
+            for picture in container.decode(video=0):
+                return picture.to_ndarray(format="bgr24")
+    except (OSError, av.FFmpegError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:

@@ -318,6 +318,45 @@ def test_a_folder_of_photos_and_videos_gets_annotated_copies_and_a_csv_each(tmp_
     assert again.returncode == 0 and again.stderr.count("│ skipped") == 4, again.stderr
 
 
+def test_a_folder_run_takes_every_kind_of_file_a_run_of_one_reads(tmp_path, face_clip,
+                                                                   face_bgr):
+    """A camcorder's .mts, an animated GIF, an AVIF and a Targa photo: each read by a run of
+    the file alone, each passed over in silence by a folder run (only .mp4 … .3gp, .jpg …
+    .tif were listed). Now they are its inputs, and a kind it cannot read (an iPhone's
+    HEIC) is said, not passed over; a text file beside them is no photo and is not said."""
+    import imageio_ffmpeg
+
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i"]
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    photo = footage / "still.png"
+    cv2.imwrite(str(photo), compose(face_bgr, (400, 300), 50, 0, scale=0.9))
+    subprocess.run([*ffmpeg, face_clip, "-c:v", "libx264", "-c:a", "aac", "-f", "mpegts",
+                    footage / "00001.MTS"], check=True)
+    subprocess.run([*ffmpeg, face_clip, "-frames:v", "10", footage / "wave.gif"], check=True)
+    subprocess.run([*ffmpeg, photo, footage / "still.tga"], check=True)
+    subprocess.run([*ffmpeg, photo, footage / "still.avif"], check=True)
+    photo.unlink()
+    (footage / "IMG_0001.HEIC").write_bytes(b"\0" * 64)
+    (footage / "notes.txt").write_text("shot on the 3rd")
+    out = tmp_path / "out"
+    done = run_cli("--source", footage, "--csv-dir", out, "-q")
+    assert done.returncode == 0, done.stderr
+    assert "4 inputs: 4 ok" in done.stderr, done.stderr
+    for name, frames in (("00001.MTS", 24), ("wave.gif", 10), ("still.tga", 1),
+                         ("still.avif", 1)):
+        rows = read_csv(out / f"{name}.csv")
+        assert len(rows) == frames and all(row["face_id"] for row in rows), name
+    said = [line for line in done.stderr.splitlines() if "left out" in line]
+    assert len(said) == 1 and "IMG_0001.HEIC" in said[0] and "notes" not in said[0], said
+    heic = run_cli("--source", footage / "IMG_0001.HEIC", "--csv", tmp_path / "h.csv")
+    assert heic.returncode == 1 and heic.stderr.count("\n") == 1, heic.stderr
+    assert "IMG_0001.HEIC: a kind of photo or video streamfer does not read" in heic.stderr
+    one = run_cli("--source", footage / "still.tga", "--output", tmp_path / "still.png", "-q")
+    assert one.returncode == 0, one.stderr  # a photo: its annotated copy (was: "a video")
+    assert cv2.imread(str(tmp_path / "still.png")).shape == (300, 400, 3)
+
+
 def test_a_folder_run_shows_one_bar_for_the_folder_above_the_inputs_own(tmp_path, face_clip):
     """On a terminal a folder run drew one bar per input, left on screen (a thousand lines for
     a thousand files), none for the batch: no place in it, no ETA for the whole. Now the

@@ -738,15 +738,18 @@ def test_recording_an_input_done_costs_the_same_for_the_last_as_for_the_first(tm
 
 
 def test_a_folders_files_are_taken_as_a_file_manager_shows_them(tmp_path):
-    """clip2 before clip10 (the order of characters put clip10 first), a folder's files
-    together: the order of the run, its summary and its joined CSV."""
+    """clip2 before clip10 (the order of characters put clip10 first), a before B (the
+    order of characters put every capital first), a folder's files together: the order of
+    the run, its summary and its joined CSV."""
     from streamfer.sources import list_media
 
-    for name in ("clip10.mp4", "clip2.mp4", "clip1.jpg", "cam2/a.mp4", "cam10/a.mp4"):
+    for name in ("clip10.mp4", "clip2.mp4", "clip1.jpg", "cam2/a.mp4", "cam10/a.mp4",
+                 "Zoe.mp4", "anna.mp4"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"\0")
     found = [p.relative_to(tmp_path).as_posix() for p in list_media(tmp_path)]
-    assert found == ["cam2/a.mp4", "cam10/a.mp4", "clip1.jpg", "clip2.mp4", "clip10.mp4"], found
+    assert found == ["anna.mp4", "cam2/a.mp4", "cam10/a.mp4", "clip1.jpg", "clip2.mp4",
+                     "clip10.mp4", "Zoe.mp4"], found
 
 
 def test_two_runs_into_one_output_folder_keep_each_others_inputs_done(tmp_path):
