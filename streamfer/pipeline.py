@@ -208,6 +208,8 @@ class Pipeline:
                         if output else None
                 table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames, whole_only)) \
                     if csv_path else None
+                if whole_only and video and table:  # the video finalised first: where that
+                    stack.callback(_video_first, video, table)  # fails, the CSV stays a part
                 window = stack.enter_context(Window(source.size, paced=not source.live)) \
                     if show else None
                 if self._batch:  # a folder run's input: its bar under the folder's, then gone
@@ -408,6 +410,17 @@ class Pipeline:
                 self._batch = None
                 batch.close()
         return [results[job.key] for job in batch.jobs]
+
+
+def _video_first(video, table) -> None:
+    """A folder run's input: its video closed (finalised) before its CSV, and the CSV left
+    its part file where the video fails (a full disk while the audio is muxed in), so an
+    input's outputs appear together or not at all."""
+    try:
+        video.close()
+    except BaseException:
+        table.whole = False
+        raise
 
 
 class _Failure:

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import logging
 import os
 import queue
+import re
+import signal
 import subprocess
 import sys
 import threading
@@ -151,6 +154,8 @@ class CSVSink:
             self._file.close()
         if self._part and self.whole:
             os.replace(self._part, self.path)
+        elif self._part and self._part.is_file() and not self._part.stat().st_size:
+            self._part.unlink()  # not even its header was written (a full disk)
         elif not self._part and not self._finished and not self.rows and self.path.is_file():
             self.path.unlink()  # a file of ours, never a device or pipe (/dev/null, a FIFO)
 
@@ -170,6 +175,9 @@ _MATRIX = {1: "ITU709", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020"
 
 # A photo's annotated copy: these formats (OpenCV writes them).
 PHOTOS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+# FFmpeg's last line naming one of these (a full disk while the audio is muxed in) is a
+# write that failed, not audio that cannot be carried over
+_DISK_REFUSALS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
 
 
 # What a file's name says it holds, for the outputs that are not videos (a CSV, the report's
@@ -410,6 +418,8 @@ class VideoSink:
                 self._failed = self._failed or exc
         if self._failed is not None:
             kept = self.frames and self._part.is_file() and self._part.stat().st_size
+            if not kept:  # nothing of it on the disk (refused at its first write)
+                self._part.unlink(missing_ok=True)
             raise SinkError(cannot_write(self.path, self._failed)
                             + (f" (what was encoded is left as {self._part.name})" if kept
                                else ""))
@@ -436,11 +446,18 @@ class VideoSink:
         if done.returncode == 0:
             os.replace(tmp, self.path)
             self._part.unlink(missing_ok=True)
-        else:  # keep the video even if the audio cannot be carried over
-            log.warning("%s: audio not carried over: %s", self.path.name,
-                        done.stderr.strip().splitlines()[-1:] or "ffmpeg failed")
-            tmp.unlink(missing_ok=True)
-            os.replace(self._part, self.path)
+            return
+        tmp.unlink(missing_ok=True)
+        said = (done.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
+        said = re.sub(r"^\[[^\]]*\] ", "", said)  # "[out#0/mp4 @ 0x55…] "
+        refused = errno.EFBIG if done.returncode == -signal.SIGXFSZ else next(  # ulimit -f
+            (code for code in _DISK_REFUSALS if os.strerror(code) in said), None)
+        if refused is not None:  # the disk, not the audio: the video is not whole either
+            raise SinkError(cannot_write(self.path, OSError(refused, os.strerror(refused)))
+                            + f" (what was encoded is left as {self._part.name})")
+        # keep the video even if the audio cannot be carried over
+        log.warning("%s: audio not carried over: %s", self.path.name, said)
+        os.replace(self._part, self.path)
 
     def __enter__(self) -> VideoSink:
         return self

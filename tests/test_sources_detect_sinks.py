@@ -604,6 +604,85 @@ except SinkError as exc:
                                    "is left as .v.part.mp4)"), done.stdout + done.stderr
 
 
+def test_a_disk_that_fills_while_the_audio_is_muxed_in_leaves_the_video_unfinished(
+        tmp_path, face_clip):
+    """The disk filled while FFmpeg muxed the input's audio in: the video was put under its
+    name without its audio, 'audio not carried over: ['[out#0/mp4 @ 0x55…] Error closing
+    file: No space left on device']' said, and a folder run recorded the input done (a rerun
+    skipped it). Now the video stays its part file and the write's failure is raised. The
+    disk is the OS's file-size limit, set once the video is encoded (the muxed copy, with
+    its audio, is larger), in a child process."""
+    script = """
+import os, resource, signal, sys
+import numpy as np
+from streamfer import sinks
+from streamfer.sinks import SinkError, VideoSink
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+mux = VideoSink._mux_audio
+def full_disk(self, seconds):
+    size = self._part.stat().st_size
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 2000, size + 2000))
+    mux(self, seconds)
+VideoSink._mux_audio = full_disk
+sink = VideoSink(sys.argv[1], 30, (320, 240), audio_from=sys.argv[2])
+noise = np.random.default_rng(0)
+for i in range(24):
+    sink.write(noise.integers(0, 255, (240, 320, 3), dtype=np.uint8), i / 30)
+sink.finish()
+try:
+    sink.close()
+except SinkError as exc:
+    print(exc)
+"""
+    out = tmp_path / "v.mp4"
+    done = subprocess.run([sys.executable, "-c", script, str(out), str(face_clip)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == (f"cannot write {out}: File too large (what was encoded "
+                                   "is left as .v.part.mp4)"), done.stdout + done.stderr
+    assert "audio not carried over" not in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".v.part.mp4"]
+
+
+def test_a_folder_inputs_outputs_appear_together_or_not_at_all(tmp_path, face_clip,
+                                                               detector_ready):
+    """A folder run's input whose video failed as it was finalised (the disk full while
+    the audio was muxed in) had its CSV under its name already (closed first), beside no
+    video; an input refused at its first write left empty part files. Now the CSV stays
+    its part file when the video fails, and a part file with nothing in it goes."""
+    script = """
+import resource, signal, sys
+from streamfer.pipeline import Pipeline, Settings
+from streamfer.sinks import SinkError, VideoSink
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+mux = VideoSink._mux_audio
+def full_disk(self, seconds):
+    size = self._part.stat().st_size
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 2000, size + 2000))
+    mux(self, seconds)
+VideoSink._mux_audio = full_disk
+out = sys.argv[2]
+with Pipeline(Settings(progress=False)) as pipeline:
+    try:
+        pipeline.run(sys.argv[1], f"{out}/v.mp4", f"{out}/v.mp4.csv", whole_only=True)
+    except SinkError as exc:
+        print(exc)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the disk full from the start
+    try:
+        pipeline.run(sys.argv[1], f"{out}/w.mp4", f"{out}/w.mp4.csv", whole_only=True)
+    except SinkError as exc:
+        print(exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script, str(face_clip), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    said = done.stdout.splitlines()
+    assert said[0] == (f"cannot write {tmp_path}/v.mp4: File too large (what was encoded is "
+                       "left as .v.part.mp4)"), done.stdout + done.stderr
+    assert said[1].startswith(f"cannot write {tmp_path}/w.mp4: File too large"), said
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".v.mp4.part.csv", ".v.part.mp4"]
+    rows = list(csv.DictReader((tmp_path / ".v.mp4.part.csv").open(newline="")))
+    assert len(rows) == 24  # whole, as the next run will make it again
+
+
 def test_files_written_whole_get_the_permissions_any_new_file_gets(tmp_path):
     from streamfer.files import write_atomically
 
