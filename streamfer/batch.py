@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from streamfer.files import WriteError, atomic_file, write_atomically
+from streamfer.files import atomic_file, cannot_write, write_atomically
 from streamfer.sinks import CONTAINERS, PHOTOS, Inputs, SinkError, check_output
 from streamfer.sources import IMAGE_EXTS, SourceError, list_media, open_source
 
@@ -190,18 +190,24 @@ class FolderRun:
         todo = {job.key for job in self.todo}
         return [job for job in self.jobs if job.key not in todo]
 
-    def finished(self, job: Job) -> None:
-        """``job`` ended well: the journal says so at once (a rerun skips it)."""
+    def finished(self, job: Job) -> bool:
+        """``job`` ended well: the journal says so at once (a rerun skips it). Where the
+        disk refuses the line (full), a warning says so by the journal's name and the run
+        goes on (the input's outputs are whole; a rerun does it again, a torn line
+        dropped): False."""
         entry = job.entry(self.made)
         self.record[job.key] = entry
-        self.record_path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.record_path.parent.mkdir(parents=True, exist_ok=True)
             with open(journal(self.record_path), "a", encoding="utf-8") as f:
                 f.write(json.dumps({job.key: entry}) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
-        except OSError as exc:  # a full disk: said by its name (the next run drops a torn line)
-            raise WriteError(exc.errno, exc.strerror, str(journal(self.record_path))) from None
+        except OSError as exc:
+            said = cannot_write(journal(self.record_path), exc)
+            log.warning("%s: done, but not recorded (%s): a rerun does it again", job.key, said)
+            return False
+        return True
 
     def close(self) -> None:
         """The journal folded into the record (see :func:`fold_journal`); where that fails

@@ -318,6 +318,25 @@ def test_a_folder_of_photos_and_videos_gets_annotated_copies_and_a_csv_each(tmp_
     assert again.returncode == 0 and again.stderr.count("│ skipped") == 4, again.stderr
 
 
+def test_a_folder_run_goes_on_where_its_record_cannot_be_written(tmp_path, face_bgr):
+    """The disk refusing the done-record's journal (here: a folder where the journal goes)
+    ended the run at the first input done, with one Error line and no summary: the other
+    inputs were not done, and those done were not said. Now each input so done is said in
+    a warning (a rerun does it again) and the run goes on to its summary."""
+    footage, out = tmp_path / "footage", tmp_path / "out"
+    footage.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        cv2.imwrite(str(footage / name), compose(face_bgr, (400, 300), 50, 0, scale=0.9))
+    (out / ".streamfer-done.json.log").mkdir(parents=True)
+    done = run_cli("--source", footage, "--csv-dir", out, "-q")
+    assert done.returncode == 0, done.stderr
+    assert "2 inputs: 2 ok" in done.stderr, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "not recorded" in line]
+    assert len(warned) == 2 and warned[0].startswith("warning: a.jpg: done, but not recorded "
+                                                     "(cannot write "), warned
+    assert len(read_csv(out / "b.jpg.csv")) == 1
+
+
 def test_a_folder_run_takes_every_kind_of_file_a_run_of_one_reads(tmp_path, face_clip,
                                                                    face_bgr):
     """A camcorder's .mts, an animated GIF, an AVIF and a Targa photo: each read by a run of
