@@ -10,12 +10,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from streamfer.sources import IMAGE_EXTS, SourceError, list_media, open_source
 
 DONE_FILE = ".streamfer-done.json"
 SKIPPED = "skipped (done)"
+ELSEWHERE = "skipped (another run is doing it)"
+CLAIMS = ".streamfer-claims"  # beside the record: a lock file per input under way
 NOT_STARTED = "not started"
 INTERRUPTED = "interrupted: outputs left as .part files"
 
@@ -60,6 +63,16 @@ class Job:
             return []
         before = entry.get("settings") or {}
         return sorted(k for k in set(before) | set(made) if before.get(k) != made.get(k))
+
+    def made_at(self) -> tuple[int | None, ...]:
+        """When each of its outputs was last written (ns), None for one not there."""
+        def when(path: Path) -> int | None:
+            try:
+                return path.stat().st_mtime_ns
+            except OSError:
+                return None
+
+        return tuple(when(p) for p in (self.output, self.table) if p)
 
     def entry(self, made: dict) -> dict:
         """This input's line in the record: its size and time, and what made its outputs."""
@@ -161,6 +174,8 @@ class FolderRun:
     made: dict
     record: dict
     record_path: Path
+    _claims: dict = field(default_factory=dict)  # key: the open file holding its lock
+    _planned: dict = field(default_factory=dict)  # key: its outputs' times at the plan
 
     @classmethod
     def plan(cls, folder: str | Path, output_dir: str | Path | None,
@@ -182,13 +197,54 @@ class FolderRun:
             if not force and (changed := job.changed(record, made)):
                 log.warning("%s: made before with other settings (%s): done again",
                             job.key, ", ".join(changed))
-        return cls(jobs, todo, made, record, record_path)
+        return cls(jobs, todo, made, record, record_path,
+                   _planned={job.key: job.made_at() for job in todo})
 
     @property
     def skipped(self) -> list[Job]:
         """The inputs finished by an earlier run, in the plan's order."""
         todo = {job.key for job in self.todo}
         return [job for job in self.jobs if job.key not in todo]
+
+    def claim(self, job: Job) -> bool:
+        """Take ``job`` for this run before doing it; False where another run (a second
+        terminal, a nightly job started while last night's still runs) has it under way,
+        or finished it since this run's plan. The claim is a lock the system holds for
+        this process (``flock``), so a run killed outright holds none; :meth:`release` when
+        the job ends."""
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no claims
+            return True
+        path = self.record_path.parent / CLAIMS / hashlib.sha256(job.key.encode()).hexdigest()
+        while True:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                held = open(path, "a")  # noqa: SIM115 (held until released)
+            except OSError as exc:  # the disk's refusal is said when the outputs are written
+                log.debug("no claim for %s: %s", job.key, exc)
+                return True
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                held.close()
+                return False
+            if os.fstat(held.fileno()).st_nlink:  # not a file its holder removed meanwhile
+                break
+            held.close()
+        self._claims[job.key] = held
+        now = job.made_at()
+        if now != self._planned.get(job.key) and all(now):
+            self.release(job)  # another run made its outputs since the plan (it held the
+            return False  # claim, and let it go before this run came to the input)
+        return True
+
+    def release(self, job: Job) -> None:
+        """``job`` is no longer under way here (finished, failed or stopped)."""
+        held = self._claims.pop(job.key, None)
+        if held is not None:
+            Path(held.name).unlink(missing_ok=True)  # before the lock goes: a run that
+            held.close()  # opens it after takes a new file, and finds the input done
 
     def finished(self, job: Job) -> bool:
         """``job`` ended well: the journal says so at once (a rerun skips it). Where the
@@ -211,7 +267,11 @@ class FolderRun:
 
     def close(self) -> None:
         """The journal folded into the record (see :func:`fold_journal`); where that fails
-        (a full disk), the journal stays and the next run reads it."""
+        (a full disk), the journal stays and the next run reads it. Claims still held go."""
+        for key in list(self._claims):
+            self.release(next(job for job in self.jobs if job.key == key))
+        with contextlib.suppress(OSError):  # another run's claims in it: it stays
+            (self.record_path.parent / CLAIMS).rmdir()
         _fold_quietly(self.record_path)
 
 

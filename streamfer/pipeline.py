@@ -29,7 +29,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from streamfer.batch import INTERRUPTED, NOT_STARTED, SKIPPED, FolderRun, count_frames
+from streamfer.batch import (
+    ELSEWHERE,
+    INTERRUPTED,
+    NOT_STARTED,
+    SKIPPED,
+    FolderRun,
+    count_frames,
+)
 from streamfer.classify import Classifier, default_backend
 from streamfer.detect import FaceDetector
 from streamfer.frame import Frame
@@ -383,6 +390,9 @@ class Pipeline:
                 if self.settings.progress and batch.todo else None
             try:
                 for n, job in enumerate(batch.todo):
+                    if not batch.claim(job):  # another run into this folder has it
+                        results[job.key] = RunStats(job.key, status=ELSEWHERE)
+                        continue
                     progress.update(overall, description=f"{name} input {n + 1} of "
                                                          f"{len(batch.todo)}")
                     try:
@@ -397,8 +407,11 @@ class Pipeline:
                         log.warning("%s: %s", job.key, failure(exc))
                         results[job.key] = RunStats(job.key, status=outcome(exc))
                         continue
-                    results[job.key] = stats
-                    batch.finished(job)
+                    else:
+                        results[job.key] = stats
+                        batch.finished(job)  # recorded, then let go
+                    finally:
+                        batch.release(job)
                 else:  # every input done: the bar ends full (the containers' counts estimate)
                     stop.set()
                     if counter:

@@ -23,7 +23,15 @@ import threading
 import warnings
 from pathlib import Path
 
-from streamfer.batch import INTERRUPTED, NOT_STARTED, SKIPPED, FolderRun, Job, count_frames
+from streamfer.batch import (
+    ELSEWHERE,
+    INTERRUPTED,
+    NOT_STARTED,
+    SKIPPED,
+    FolderRun,
+    Job,
+    count_frames,
+)
 from streamfer.interrupts import STOP_SIGNALS, stop_requested
 from streamfer.pipeline import Pipeline, RunStats, Settings, outcome
 
@@ -104,7 +112,11 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
             queue, idle, pending = list(todo), list(actors), {}
             while (queue or pending) and not stopping.is_set():
                 while idle and queue:
-                    actor, job = idle.pop(), queue.pop(0)
+                    job = queue.pop(0)
+                    if not batch.claim(job):  # another run into this folder has it
+                        results[job.key] = RunStats(job.key, status=ELSEWHERE)
+                        continue
+                    actor = idle.pop()
                     pending[actor.run.remote(job)] = (job, actor)
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
                 if not ready:
@@ -119,6 +131,7 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
                 results[job.key] = stats
                 if stats.status == "ok":
                     batch.finished(job)
+                batch.release(job)
                 progress.update(bar, advance=stats.frames, fps=stats.fps)
             ended.set()
             if counter:

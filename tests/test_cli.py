@@ -318,6 +318,35 @@ def test_a_folder_of_photos_and_videos_gets_annotated_copies_and_a_csv_each(tmp_
     assert again.returncode == 0 and again.stderr.count("│ skipped") == 4, again.stderr
 
 
+def test_two_runs_into_one_output_folder_do_each_input_once(tmp_path, face_clip):
+    """Two runs of one folder into one output folder at once (a nightly job started while
+    last night's still runs, two terminals to use more cores): each did every input, both
+    writing the same part files. Now an input under way in one run is passed over by the
+    other ('skipped (another run is doing it)'), and each input is done once."""
+    footage, out = tmp_path / "footage", tmp_path / "out"
+    footage.mkdir()
+    for i in range(6):
+        shutil.copy(face_clip, footage / f"c{i}.mp4")
+    environment = {k: v for k, v in os.environ.items() if k not in QUIETING}
+    runs = [subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), "--source",
+                              str(footage), "--output-dir", str(out), "--csv-dir", str(out),
+                              "-q"], stderr=subprocess.PIPE, text=True, env=environment)
+            for _ in range(2)]
+    said = [run.communicate(timeout=300)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], said
+    done = [len(re.findall(r"│ ok\s*│", text)) for text in said]
+    assert sum(done) == 6, said  # each input once, by one run or the other
+    passed = sum(len(re.findall(r"│ skipped \((done|another run is doing it)\)", text))
+                 for text in said)
+    assert passed == 6, said  # and passed over by the other
+    for i in range(6):
+        assert frame_count(out / f"c{i}.mp4")[0] == 24
+        assert len(read_csv(out / f"c{i}.mp4.csv")) == 24
+    assert not (out / ".streamfer-claims").exists()
+    assert set(json.loads((out / ".streamfer-done.json").read_text())) == \
+        {f"c{i}.mp4" for i in range(6)}
+
+
 def test_a_folder_run_goes_on_where_its_record_cannot_be_written(tmp_path, face_bgr):
     """The disk refusing the done-record's journal (here: a folder where the journal goes)
     ended the run at the first input done, with one Error line and no summary: the other

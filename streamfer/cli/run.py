@@ -273,12 +273,12 @@ def _join(csv_path, source, output_dir, csv_dir, results) -> None:
     earlier one, joined; not written if the run was interrupted (it would look whole)."""
     if not csv_path:
         return
-    from streamfer.batch import join_tables, plan_folder
+    from streamfer.batch import SKIPPED, join_tables, plan_folder
 
     if any(r.status.startswith("interrupted") for r in results):
         click.echo(f"warning: {csv_path} not written: the run was interrupted", err=True)
         return
-    done = {r.source for r in results if r.status == "ok" or r.status.startswith("skipped")}
+    done = {r.source for r in results if r.status in ("ok", SKIPPED)}  # not another run's
     joined = join_tables(plan_folder(source, output_dir, csv_dir), done, csv_path)
     click.echo(f"{csv_path}: the CSVs of {joined} of {len(results)} inputs joined" if joined
                else f"warning: {csv_path} not written: no input was done", err=True)
@@ -325,7 +325,8 @@ def _totals(results) -> str:
     from streamfer.report import counted
 
     kinds = Counter(r.status.split(":")[0] for r in results)
-    order = ("ok", "skipped (done)", "out of range", "failed", "interrupted", "not started")
+    order = ("ok", "skipped (done)", "skipped (another run is doing it)", "out of range",
+             "failed", "interrupted", "not started")
     said = [f"{kinds.pop(kind)} {kind}" for kind in order if kind in kinds]
     said += [f"{n} {kind}" for kind, n in kinds.items()]
     return f"{counted(len(results), 'input')}: {', '.join(said)}"
