@@ -31,6 +31,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from natsort import natsorted, ns
@@ -429,7 +430,8 @@ def write_folder_report(csv_dir: str | Path, out_dir: str | Path,
                          f"{html.escape(str(exc))}</li>")
             continue
         pages.append(page)
-        items.append(f"<li><a href='{html.escape(page.relative_to(out_dir).as_posix())}'>"
+        link = quote(page.relative_to(out_dir).as_posix())  # "it's #1?.mp4.html": a link
+        items.append(f"<li><a href='{html.escape(link)}'>"
                      f"{html.escape(rel.as_posix())}</a> — "
                      + ("no face found" if not summary["faces"] and not summary["folded"]
                         else counted(len(summary["faces"]), "face")

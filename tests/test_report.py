@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -332,6 +333,34 @@ def test_a_folders_pages_are_listed_as_a_file_manager_lists_the_files(small_run,
     index = (tmp_path / "pages" / "index.html").read_text()
     listed = re.findall(r"clip(\d+)\.mp4\.html", index)
     assert listed == ["1", "2", "10", "11"], listed
+
+
+def test_a_folders_index_links_reach_pages_whatever_the_files_are_named(small_run, tmp_path):
+    """A link of the index was the page's name as it is: "it's #1?.mp4" led to "it's "
+    (a '#' starts a fragment), a newline in a name was dropped by the browser. Each link,
+    resolved as a browser resolves it from the index, now reaches its page."""
+    from html.parser import HTMLParser
+    from urllib.parse import unquote, urljoin, urlsplit
+
+    _, table = small_run
+    names = ("it's #1?.mp4", "50% off.mp4", "new\nline.mp4", "<b>x</b>.mp4", "café.mp4")
+    for name in names:
+        shutil.copy(table, tmp_path / f"{name.replace('/', '_')}.csv")
+    write_folder_report(tmp_path, tmp_path / "pages")
+    index = tmp_path / "pages" / "index.html"
+
+    class Links(HTMLParser):
+        found: list = []
+
+        def handle_starttag(self, tag, attrs):
+            self.found += [value for key, value in attrs if tag == "a" and key == "href"]
+
+    links = Links()
+    links.feed(index.read_text())
+    assert len(links.found) == len(names), links.found
+    for href in links.found:
+        reached = Path(unquote(urlsplit(urljoin(index.as_uri(), href)).path))
+        assert reached.is_file() and reached.parent == index.parent, href
 
 
 def test_a_folders_index_says_what_each_inputs_faces_show_most(small_run, tmp_path):
