@@ -103,25 +103,50 @@ def recorded(url: str) -> tuple[VideoFormat, float | None, int | None] | None:
 
 def list_media(folder: Path, skip: tuple[Path, ...] = (),
                left_out: list[Path] | None = None) -> list[Path]:
-    """Video and photo files below ``folder`` (recursively), in the order a file manager
-    shows them (``clip2`` before ``clip10``, ``a`` before ``B``, a folder's files together);
-    never a hidden file or one in a hidden folder (our part files are hidden) nor anything
-    below a folder of ``skip`` (a run's own output folders, when they lie inside ``folder``).
-    ``left_out``, if given, gets the photos and videos of kinds not read (``.heic``, camera
-    raw files), in the same order."""
+    """Video and photo files below ``folder`` (recursively, through linked folders too, each
+    folder once), in the order a file manager shows them (``clip2`` before ``clip10``, ``a``
+    before ``B``, a folder's files together); never a hidden file or one in a hidden folder
+    (our part files are hidden) nor anything below a folder of ``skip`` (a run's own output
+    folders, when they lie inside ``folder``). A folder that cannot be listed is said (a
+    warning). ``left_out``, if given, gets the photos and videos of kinds not read
+    (``.heic``, camera raw files), in the same order."""
     folder = Path(folder)
     skip = tuple(Path(s).resolve() for s in skip)
-    found, other = [], []
-    for p in folder.rglob("*"):
-        rel = p.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        ours = p.suffix.lower() in VIDEO_EXTS | IMAGE_EXTS
-        if not ours and (left_out is None or not _other_media(p)):
-            continue
-        if any(p.resolve().is_relative_to(s) for s in skip) or not p.is_file():
-            continue
-        (found if ours else other).append(p)
+    found, other, seen = [], [], set()
+
+    def unlisted(exc: OSError) -> None:
+        log.warning("cannot list %s: %s", exc.filename, exc.strerror or exc)
+
+    links: list[Path] = []  # folders linked to: listed after every folder itself, so a
+    # folder also linked to is listed under its own path, whatever order the disk gives
+
+    def walk(top: Path, follow: bool) -> None:
+        for root, dirs, files in os.walk(top, onerror=unlisted, followlinks=follow):
+            here = Path(root)
+            try:
+                st = here.stat()
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:  # listed already (or a loop)
+                dirs[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            if not follow:
+                links.extend(here / d for d in dirs if (here / d).is_symlink())
+            for name in files:
+                p = here / name
+                ours = p.suffix.lower() in VIDEO_EXTS | IMAGE_EXTS
+                if name.startswith(".") \
+                        or not ours and (left_out is None or not _other_media(p)):
+                    continue
+                if any(p.resolve().is_relative_to(s) for s in skip) or not p.is_file():
+                    continue
+                (found if ours else other).append(p)
+
+    walk(folder, follow=False)
+    for link in sorted(links):
+        walk(link, follow=True)
     if left_out is not None:
         left_out.extend(natsorted(other, alg=ns.PATH | ns.IGNORECASE))
     return natsorted(found, alg=ns.PATH | ns.IGNORECASE)

@@ -831,6 +831,26 @@ def test_a_folders_files_are_taken_as_a_file_manager_shows_them(tmp_path):
                      "clip10.mp4", "Zoe.mp4"], found
 
 
+def test_a_folders_linked_folders_are_listed_once_each(tmp_path):
+    """Footage kept elsewhere and linked into the folder (``footage/cam1 -> /mnt/disk2/cam1``)
+    was passed over in silence (Python's rglob does not follow a linked folder). Now it is
+    listed; a folder linked to from inside is listed once, under its own path, and a link
+    back up (a loop) ends."""
+    from streamfer.sources import list_media
+
+    folder, elsewhere = tmp_path / "footage", tmp_path / "disk2" / "cam1"
+    for name in ("b/x.mp4", "c/y.mp4"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"\0")
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "z.mp4").write_bytes(b"\0")
+    (folder / "cam1").symlink_to(elsewhere)
+    (folder / "b" / "to_c").symlink_to(folder / "c")  # met before c itself
+    (folder / "c" / "loop").symlink_to(folder)
+    found = [p.relative_to(folder).as_posix() for p in list_media(folder)]
+    assert found == ["b/x.mp4", "c/y.mp4", "cam1/z.mp4"], found
+
+
 def test_two_runs_into_one_output_folder_keep_each_others_inputs_done(tmp_path):
     """Two runs of parts of one folder into the same output folder at once (two terminals,
     two machines on a share): each rewrote the record from what it knew, the last to write
