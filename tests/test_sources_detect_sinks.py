@@ -604,6 +604,21 @@ except SinkError as exc:
                                    "is left as .v.part.mp4)"), done.stdout + done.stderr
 
 
+# A child process's disk, full once a video is encoded and its audio is being muxed in:
+# the OS's file-size limit set then (the muxed copy, with its audio, is larger)
+FULL_WHILE_MUXING = """
+import resource, signal, sys
+from streamfer.sinks import VideoSink
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+mux = VideoSink._mux_audio
+def full_disk(self, seconds):
+    size = self._part.stat().st_size
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 2000, size + 2000))
+    mux(self, seconds)
+VideoSink._mux_audio = full_disk
+"""
+
+
 def test_a_disk_that_fills_while_the_audio_is_muxed_in_leaves_the_video_unfinished(
         tmp_path, face_clip):
     """The disk filled while FFmpeg muxed the input's audio in: the video was put under its
@@ -612,18 +627,9 @@ def test_a_disk_that_fills_while_the_audio_is_muxed_in_leaves_the_video_unfinish
     skipped it). Now the video stays its part file and the write's failure is raised. The
     disk is the OS's file-size limit, set once the video is encoded (the muxed copy, with
     its audio, is larger), in a child process."""
-    script = """
-import os, resource, signal, sys
+    script = FULL_WHILE_MUXING + """
 import numpy as np
-from streamfer import sinks
-from streamfer.sinks import SinkError, VideoSink
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-mux = VideoSink._mux_audio
-def full_disk(self, seconds):
-    size = self._part.stat().st_size
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 2000, size + 2000))
-    mux(self, seconds)
-VideoSink._mux_audio = full_disk
+from streamfer.sinks import SinkError
 sink = VideoSink(sys.argv[1], 30, (320, 240), audio_from=sys.argv[2])
 noise = np.random.default_rng(0)
 for i in range(24):
@@ -649,17 +655,9 @@ def test_a_folder_inputs_outputs_appear_together_or_not_at_all(tmp_path, face_cl
     the audio was muxed in) had its CSV under its name already (closed first), beside no
     video; an input refused at its first write left empty part files. Now the CSV stays
     its part file when the video fails, and a part file with nothing in it goes."""
-    script = """
-import resource, signal, sys
+    script = FULL_WHILE_MUXING + """
 from streamfer.pipeline import Pipeline, Settings
-from streamfer.sinks import SinkError, VideoSink
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-mux = VideoSink._mux_audio
-def full_disk(self, seconds):
-    size = self._part.stat().st_size
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 2000, size + 2000))
-    mux(self, seconds)
-VideoSink._mux_audio = full_disk
+from streamfer.sinks import SinkError
 out = sys.argv[2]
 with Pipeline(Settings(progress=False)) as pipeline:
     try:
