@@ -226,9 +226,13 @@ class FolderRun:
                 return True
             try:
                 fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except BlockingIOError:  # held by another run
                 held.close()
                 return False
+            except OSError as exc:  # a share without locks (NFS without lockd: ENOLCK)
+                held.close()
+                log.debug("no claim for %s: %s", job.key, exc)
+                return True
             if os.fstat(held.fileno()).st_nlink:  # not a file its holder removed meanwhile
                 break
             held.close()

@@ -829,6 +829,34 @@ def test_a_folders_files_are_taken_as_a_file_manager_shows_them(tmp_path):
                      "clip10.mp4", "Zoe.mp4"], found
 
 
+def test_an_input_claimed_by_another_run_is_passed_over_and_a_share_without_locks_is_not(
+        tmp_path, monkeypatch):
+    """A claim refused because the file system keeps no locks (NFS without its lock daemon:
+    ENOLCK) was read as "another run has it", and every input was passed over. Now only a
+    lock held elsewhere passes an input over; without locks the run does its inputs."""
+    import errno
+    import fcntl
+
+    from streamfer.batch import FolderRun
+    from streamfer.pipeline import Settings
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.mp4").write_bytes(b"\0")
+    first, second = (FolderRun.plan(tmp_path / "src", None, tmp_path / "out", Settings())
+                     for _ in range(2))
+    job = first.todo[0]
+    assert first.claim(job) and not second.claim(job)  # held by the first
+    first.release(job)
+    assert second.claim(job)
+    second.close()
+
+    def no_locks(*_):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert first.claim(job)
+
+
 def test_a_folders_linked_folders_are_listed_once_each(tmp_path):
     """Footage kept elsewhere and linked into the folder (``footage/cam1 -> /mnt/disk2/cam1``)
     was passed over in silence (Python's rglob does not follow a linked folder). Now it is
