@@ -74,9 +74,10 @@ class Job:
 
         return tuple(when(p) for p in (self.output, self.table) if p)
 
-    def entry(self, made: dict) -> dict:
-        """This input's line in the record: its size and time, and what made its outputs."""
-        return {"input": self.stamp, "settings": made}
+    def entry(self, made: dict, stamp: str | None = None) -> dict:
+        """This input's line in the record: its size and time (``stamp``: as they were when
+        it was taken up), and what made its outputs."""
+        return {"input": stamp or self.stamp, "settings": made}
 
 
 def made_with(settings) -> dict:
@@ -176,6 +177,7 @@ class FolderRun:
     record_path: Path
     _claims: dict = field(default_factory=dict)  # key: the open file holding its lock
     _planned: dict = field(default_factory=dict)  # key: its outputs' times at the plan
+    _started: dict = field(default_factory=dict)  # key: its size and time when taken up
 
     @classmethod
     def plan(cls, folder: str | Path, output_dir: str | Path | None,
@@ -211,7 +213,17 @@ class FolderRun:
         terminal, a nightly job started while last night's still runs) has it under way,
         or finished it since this run's plan. The claim is a lock the system holds for
         this process (``flock``), so a run killed outright holds none; :meth:`release` when
-        the job ends."""
+        the job ends. The input's size and time are noted as it is taken up (see
+        :meth:`finished`)."""
+        if not self._lock(job):
+            return False
+        try:
+            self._started[job.key] = job.stamp
+        except OSError:  # gone since the plan: its run says so
+            pass
+        return True
+
+    def _lock(self, job: Job) -> bool:
         try:
             import fcntl
         except ImportError:  # not a POSIX system: no claims
@@ -255,8 +267,15 @@ class FolderRun:
         disk refuses the line (full), a warning says so by the journal's name and the run
         goes on (the input's outputs are whole; a rerun does it again, a torn line
         dropped): False."""
-        entry = job.entry(self.made)
+        started = self._started.pop(job.key, None)
+        entry = job.entry(self.made, started)
         self.record[job.key] = entry
+        try:
+            if started and job.stamp != started:  # recorded as it was read: done again
+                log.warning("%s: changed while it was read (still being written?): the next "
+                            "run does it again", job.key)
+        except OSError:
+            pass
         try:
             self.record_path.parent.mkdir(parents=True, exist_ok=True)
             with open(journal(self.record_path), "a", encoding="utf-8") as f:

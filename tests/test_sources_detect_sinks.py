@@ -857,6 +857,40 @@ def test_an_input_claimed_by_another_run_is_passed_over_and_a_share_without_lock
     assert first.claim(job)
 
 
+def test_an_input_still_being_written_is_done_again_by_the_next_run(tmp_path, face_bgr,
+                                                                    detector_ready, caplog):
+    """A file still being written (a recorder, a copy into the folder) as a folder run read
+    it was recorded with its size and time when the run ended: the next run skipped it,
+    its outputs holding only what was there when it was read. Now the input is recorded as
+    it was when taken up, a warning says it changed, and the next run does it again."""
+    import time
+
+    from streamfer.batch import FolderRun
+    from streamfer.pipeline import Pipeline, Settings
+
+    folder, out = tmp_path / "src", tmp_path / "out"
+    folder.mkdir()
+    clip = write_video(folder / "a.mp4", [compose(face_bgr, (320, 240), 10 + i, 10, scale=0.6)
+                                           for i in range(90)])
+
+    def recorder_goes_on() -> None:  # once the run has taken the file up
+        deadline = time.monotonic() + 120
+        while not (out / ".a.mp4.part.csv").exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        with open(clip, "ab") as f:
+            f.write(b"\0" * 4096)
+
+    writer = threading.Thread(target=recorder_goes_on)
+    writer.start()
+    with Pipeline(Settings(progress=False)) as pipeline:
+        results = pipeline.run_folder(folder, None, out)
+    writer.join()
+    assert [r.status for r in results] == ["ok"]
+    assert "a.mp4: changed while it was read" in caplog.text
+    again = FolderRun.plan(folder, None, out, Settings())
+    assert [job.key for job in again.todo] == ["a.mp4"]
+
+
 def test_a_folders_linked_folders_are_listed_once_each(tmp_path):
     """Footage kept elsewhere and linked into the folder (``footage/cam1 -> /mnt/disk2/cam1``)
     was passed over in silence (Python's rglob does not follow a linked folder). Now it is
