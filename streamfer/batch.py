@@ -1,6 +1,7 @@
-"""Folder runs: which inputs a folder holds, where each one's outputs go, and the record of
+"""Folder runs: which inputs a folder holds, where each one's outputs go, the record of
 the inputs finished and what made their outputs (so that a rerun skips them, and redoes
-them when a setting that shapes the outputs changed).
+them when a setting that shapes the outputs changed), and the claim a run takes on an
+input before doing it (so that two runs into one output folder do each input once).
 
 Example:
     >>> jobs = plan_folder("footage/", "out/", "out/")                   # doctest: +SKIP

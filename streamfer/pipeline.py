@@ -373,8 +373,9 @@ class Pipeline:
     def run_folder(self, folder: str | Path, output_dir: str | Path | None,
                    csv_dir: str | Path | None, force: bool = False) -> list[RunStats]:
         """Every video and photo below ``folder`` (see :func:`plan_folder`); inputs finished by an
-        earlier run with the same settings are skipped (see :func:`made_with`); a file that
-        fails is reported and the batch goes on."""
+        earlier run with the same settings are skipped (see :func:`made_with`), and so are
+        those another run into the same folder has under way (see :meth:`FolderRun.claim`);
+        a file that fails is reported and the batch goes on."""
         batch = FolderRun.plan(folder, output_dir, csv_dir, self.settings, force)
         results = {job.key: RunStats(job.key, status=SKIPPED) for job in batch.skipped}
         stop = threading.Event()
