@@ -66,6 +66,7 @@ RECONNECT_S = 30.0  # how long a live source that dropped is tried again, by def
 _BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between reconnect attempts (then the last, again)
 _SAME_TIME_S = 1e-4  # timestamps closer than this are one frame's (OpenCV's vs PyAV's)
 _NETWORK_TIMEOUT_MS = 5000  # a stream's open and each read give up after this
+_NOTHING_CAME = f"nothing came in {_NETWORK_TIMEOUT_MS / 1000:g} s"
 # OpenCV's own lines when a camera index does not open ("[ERROR:0@0.1] global
 # obsensor_uvc_stream_channel.cpp:163 getStreamChannelGroup Camera index out of range"):
 # the caller says it in one line of its own
@@ -209,12 +210,15 @@ class Source:
                 h, w = self._image.shape[:2]
                 self.fps, self.size, self.frame_count, self.photo = 1.0, (w, h), 1, True
                 return
+        began = time.monotonic()
         cap = self._capture()
         if not cap.isOpened():
             what = "camera" if is_webcam(spec) else "stream" if self.live else "video"
             said = f"cannot open {what}: {spec}"
-            if self.url:
-                raise SourceError(said + (f" ({why})" if (why := _unreachable(spec)) else ""))
+            if self.url:  # OpenCV's wait ran out (UDP: no packet): not waited out again
+                waited = time.monotonic() - began >= _NETWORK_TIMEOUT_MS / 1000
+                why = _NOTHING_CAME if waited else _unreachable(spec)
+                raise SourceError(said + (f" ({why})" if why else ""))
             if is_webcam(spec):
                 raise SourceError(said + (f" ({why})" if (why := _no_camera(int(spec))) else ""))
             raise SourceError(_unreadable(spec, said))
@@ -487,7 +491,7 @@ def _unreachable(url: str) -> str | None:
             with av.open(url, timeout=_NETWORK_TIMEOUT_MS / 1000):
                 return None
     except av.ExitError:  # FFmpeg's wait ran out: a server that says nothing (UDP: no packet)
-        return f"nothing came in {_NETWORK_TIMEOUT_MS / 1000:g} s"
+        return _NOTHING_CAME
     except (OSError, av.FFmpegError, ValueError) as exc:
         if getattr(exc, "errno", None) not in (None, errno.EIO) and exc.strerror:
             return exc.strerror  # its own words: Connection refused, 404 Not Found

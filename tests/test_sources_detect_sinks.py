@@ -959,14 +959,16 @@ print(run.finished(run.todo[0]))
                                    "File too large): a rerun does it again"), done.stderr
 
 
-def test_a_link_that_cannot_be_opened_says_why(tmp_path):
+def test_a_link_that_cannot_be_opened_says_why(tmp_path, monkeypatch):
     """'cannot open stream: rtsp://…' alone, whether the camera refused, the file was not on
     the server or the name is wrong; now FFmpeg's reason follows (a server of our own on the
-    loopback, stopped after)."""
+    loopback, stopped after). A link where nothing comes (UDP) is said without being waited
+    out a second time (FFmpeg asked again for its reason: 5 s more)."""
     import functools
     import http.server
     import socket
 
+    from streamfer import sources
     from streamfer.sources import SourceError, open_source
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
@@ -983,6 +985,11 @@ def test_a_link_that_cannot_be_opened_says_why(tmp_path):
                 open_source(url)
             assert str(caught.value).startswith(f"cannot open stream: {url} (")
             assert why in str(caught.value), str(caught.value)
+        asked = []
+        monkeypatch.setattr(sources, "_unreachable", lambda url: asked.append(url))
+        with pytest.raises(SourceError) as caught:
+            open_source(f"udp://127.0.0.1:{closed}")
+        assert str(caught.value).endswith("(nothing came in 5 s)") and not asked, asked
     finally:
         server.shutdown()
         server.server_close()
