@@ -117,7 +117,8 @@ def made_with(settings) -> dict:
 
 
 def plan_folder(folder: str | Path, output_dir: str | Path | None,
-                csv_dir: str | Path | None, left_out: list[Path] | None = None) -> list[Job]:
+                csv_dir: str | Path | None, left_out: list[Path] | None = None,
+                earlier: list[Path] | None = None) -> list[Job]:
     """The videos and photos below ``folder`` and their outputs, under the same relative
     paths: an annotated video keeps its name where we can write its container (``a/x.mov``
     → ``a/x.mov``), else gains ``.mp4`` (``x.ts`` → ``x.ts.mp4``); a photo's annotated copy
@@ -125,13 +126,16 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
     ``.png`` (``y.tif`` → ``y.tif.png``); the CSV is the name plus ``.csv``
     (``a/x.mov.csv``). Refused before any work: two inputs sharing an output, or an output
     that is an input. ``left_out``, if given, gets the photos and videos of kinds not read
-    (see :func:`~streamfer.sources.list_media`)."""
+    (see :func:`~streamfer.sources.list_media`), ``earlier`` the output folders of earlier
+    runs found inside ``folder`` (passed over)."""
     folder = Path(folder)
     left_out = [] if left_out is None else left_out
-    # our own outputs are never inputs, even where the output folders lie inside the source
+    # our own outputs are never inputs, even where the output folders lie inside the source,
+    # nor are an earlier run's (a folder holding its done-record), whatever it was named
     inputs = list_media(folder, skip=tuple(Path(d) for d in (output_dir, csv_dir)
                                            if d and Path(d).resolve() != folder.resolve()),
-                        left_out=left_out)
+                        left_out=left_out, marked=(DONE_FILE, DONE_FILE + ".log"),
+                        outputs=earlier)
     if not inputs:
         raise SourceError(f"no video or photo files under {folder}" + (
             f" that streamfer reads (left out: {left_out_text(folder, left_out)})"
@@ -188,7 +192,11 @@ class FolderRun:
         settings is said (a warning) as it is planned again, and so are the photos and
         videos of kinds not read (``IMG_0001.HEIC``), which the run leaves out."""
         left_out: list[Path] = []
-        jobs = plan_folder(folder, output_dir, csv_dir, left_out)
+        earlier: list[Path] = []
+        jobs = plan_folder(folder, output_dir, csv_dir, left_out, earlier)
+        if earlier:
+            log.warning("passed over under %s: %s (the output of an earlier run, by its "
+                        ".streamfer-done.json)", folder, left_out_text(folder, earlier))
         if left_out:
             log.warning("left out under %s: %s (kinds of photo or video streamfer does not "
                         "read)", folder, left_out_text(folder, left_out))

@@ -103,14 +103,17 @@ def recorded(url: str) -> tuple[VideoFormat, float | None, int | None] | None:
 
 
 def list_media(folder: Path, skip: tuple[Path, ...] = (),
-               left_out: list[Path] | None = None) -> list[Path]:
+               left_out: list[Path] | None = None, marked: tuple[str, ...] = (),
+               outputs: list[Path] | None = None) -> list[Path]:
     """Video and photo files below ``folder`` (recursively, through linked folders too, each
     folder once), in the order a file manager shows them (``clip2`` before ``clip10``, ``a``
     before ``B``, a folder's files together); never a hidden file or one in a hidden folder
     (our part files are hidden) nor anything below a folder of ``skip`` (a run's own output
     folders, when they lie inside ``folder``). A folder that cannot be listed is said (a
     warning). ``left_out``, if given, gets the photos and videos of kinds not read
-    (``.heic``, camera raw files), in the same order."""
+    (``.heic``, camera raw files), in the same order. A folder below ``folder`` holding a
+    file named in ``marked`` (an earlier run's output folder, by its done-record) is not
+    listed either, and is added to ``outputs`` if given."""
     folder = Path(folder)
     skip = tuple(Path(s).resolve() for s in skip)
     found, other, seen = [], [], set()
@@ -132,6 +135,13 @@ def list_media(folder: Path, skip: tuple[Path, ...] = (),
                 dirs[:] = []
                 continue
             seen.add((st.st_dev, st.st_ino))
+            if here != folder:  # a run's output folder: this run's, or an earlier one's
+                ours = any(here.resolve().is_relative_to(s) for s in skip)
+                if ours or any(name in files for name in marked):
+                    if outputs is not None and not ours:
+                        outputs.append(here)
+                    dirs[:] = []
+                    continue
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             if not follow:
                 links.extend(here / d for d in dirs if (here / d).is_symlink())

@@ -670,6 +670,26 @@ def test_outputs_and_hidden_files_under_the_source_folder_are_never_inputs(tmp_p
         ["a.mp4", "a.mp4.csv"]
 
 
+def test_an_earlier_runs_output_folder_under_the_source_folder_is_not_an_input(tmp_path,
+                                                                               face_clip):
+    """footage/annotated/, the output of yesterday's run with --output-dir
+    footage/annotated, and today's run into another folder: its annotated videos were
+    taken as footage (annotated twice, and their CSVs beside the real ones'). Now a folder
+    holding a done-record is passed over, and said."""
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    shutil.copy(face_clip, footage / "a.mp4")
+    first = run_cli("--source", footage, "--output-dir", footage / "annotated", "-q")
+    assert first.returncode == 0, first.stderr
+    out = tmp_path / "csv"
+    done = run_cli("--source", footage, "--csv-dir", out, "-q")
+    assert done.returncode == 0, done.stderr
+    assert "1 input: 1 ok" in done.stderr, done.stderr
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv")) == ["a.mp4.csv"]
+    said = [line for line in done.stderr.splitlines() if "earlier run" in line]
+    assert len(said) == 1 and "annotated" in said[0], done.stderr
+
+
 def test_a_file_failing_inside_a_library_is_reported_with_its_cause_and_the_batch_goes_on(
         tmp_path, face_clip, face_bgr):
     """Any error a file raises (here a ValueError from inside the detector, as OpenCV or
