@@ -203,7 +203,12 @@ class Source:
         if not self.live and not self.url:
             path = Path(spec)
             if not path.is_file():
+                import glob
+
+                many = not path.exists() and glob.has_magic(spec) and len(glob.glob(spec))
                 raise SourceError(f"not a file: {spec}" if path.exists()
+                                  else f"no such file: {spec} (a pattern matching {many} files: "
+                                       "give one file, or their folder)" if many
                                   else f"no such file: {spec}")
             if spec.endswith("/"):  # Path drops the slash; FFmpeg would not find a folder
                 raise SourceError(f"{spec} names a folder, but {path} is a file: drop the /")

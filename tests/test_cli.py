@@ -670,6 +670,25 @@ def test_outputs_and_hidden_files_under_the_source_folder_are_never_inputs(tmp_p
         ["a.mp4", "a.mp4.csv"]
 
 
+def test_several_files_given_as_the_source_are_one_line_that_says_how(tmp_path, face_clip):
+    """``--source footage/*.mp4``: the shell's list ended in click's 'Got unexpected extra
+    arguments (b.mp4 c.mp4 …)' with every name, and a quoted pattern in 'no such file'. Both
+    now say that a run takes one input, or the folder."""
+    for name in ("a.mp4", "b.mp4", "c.mp4", "d.mp4", "e.mp4"):
+        shutil.copy(face_clip, tmp_path / name)
+    files = sorted(str(p) for p in tmp_path.glob("*.mp4"))
+    listed = run_cli("--source", *files, "--csv", tmp_path / "x.csv")
+    assert listed.returncode == 2, listed.stderr
+    assert listed.stderr.splitlines()[-1] == (
+        f"Error: --source takes one input; these came after it: {files[1]}, {files[2]}, "
+        f"{files[3]} and 1 more (a shell pattern? give the folder of the files: --source "
+        "footage/)"), listed.stderr
+    quoted = run_cli("--source", tmp_path / "*.mp4", "--csv", tmp_path / "x.csv")
+    assert quoted.returncode == 1 and quoted.stderr == (
+        f"Error: no such file: {tmp_path}/*.mp4 (a pattern matching 5 files: give one file, "
+        "or their folder)\n"), quoted.stderr
+
+
 def test_an_earlier_runs_output_folder_under_the_source_folder_is_not_an_input(tmp_path,
                                                                                face_clip):
     """footage/annotated/, the output of yesterday's run with --output-dir

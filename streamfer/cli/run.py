@@ -23,7 +23,7 @@ from streamfer.cli.common import (
 )
 
 
-@click.command(context_settings=CONTEXT,
+@click.command(context_settings={**CONTEXT, "allow_extra_args": True},
                short_help="Emotions in a webcam, video, folder or stream.")
 @click.option("--source", "-s", required=True,
               help="Webcam index (0), video or image file, folder of them, or stream URL.")
@@ -149,6 +149,10 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
         from streamfer.sources import is_url, is_webcam, open_source
 
     log_warnings()
+    if extra := click.get_current_context().args:  # ``-s footage/*.mp4``: the shell's list
+        named = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+        raise click.UsageError(f"--source takes one input; these came after it: {named} (a "
+                               "shell pattern? give the folder of the files: --source footage/)")
     if not source.strip():  # Path("") is the current folder: an unset variable ran it all
         raise UserError("--source is empty: give a webcam index, a file, a folder or a URL")
     folder = Path(source).is_dir()
