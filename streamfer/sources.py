@@ -206,9 +206,11 @@ class Source:
                 import glob
 
                 many = not path.exists() and glob.has_magic(spec) and len(glob.glob(spec))
+                if many:  # a pattern the shell did not expand (quoted)
+                    raise SourceError(f"no such file: {spec} (a pattern matching {many} "
+                                      f"file{'s' * (many != 1)}: give one file, or their "
+                                      "folder)")
                 raise SourceError(f"not a file: {spec}" if path.exists()
-                                  else f"no such file: {spec} (a pattern matching {many} files: "
-                                       "give one file, or their folder)" if many
                                   else f"no such file: {spec}")
             if spec.endswith("/"):  # Path drops the slash; FFmpeg would not find a folder
                 raise SourceError(f"{spec} names a folder, but {path} is a file: drop the /")
