@@ -450,7 +450,8 @@ class VideoSink:
         tmp.unlink(missing_ok=True)
         said = (done.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
         said = re.sub(r"^\[[^\]]*\] ", "", said)  # "[out#0/mp4 @ 0x55…] "
-        refused = errno.EFBIG if done.returncode == -signal.SIGXFSZ else next(  # ulimit -f
+        over_limit = done.returncode == -getattr(signal, "SIGXFSZ", 0)  # ulimit -f (POSIX)
+        refused = errno.EFBIG if over_limit else next(
             (code for code in _DISK_REFUSALS if os.strerror(code) in said), None)
         if refused is not None:  # the disk, not the audio: the video is not whole either
             raise SinkError(cannot_write(self.path, OSError(refused, os.strerror(refused)))
