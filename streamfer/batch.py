@@ -186,11 +186,14 @@ class FolderRun:
 
     @classmethod
     def plan(cls, folder: str | Path, output_dir: str | Path | None,
-             csv_dir: str | Path | None, settings, force: bool = False) -> FolderRun:
+             csv_dir: str | Path | None, settings, force: bool = False,
+             fold: bool = True) -> FolderRun:
         """The run of ``folder`` (see :func:`plan_folder`): every input where ``force``,
         else those not done (see :meth:`Job.done`); each input made before with other
         settings is said (a warning) as it is planned again, and so are the photos and
-        videos of kinds not read (``IMG_0001.HEIC``), which the run leaves out."""
+        videos of kinds not read (``IMG_0001.HEIC``), which the run leaves out. ``fold``:
+        a journal left by a run killed outright is folded into the record now (not in a
+        dry run, which writes nothing: the journal is read as it is)."""
         left_out: list[Path] = []
         earlier: list[Path] = []
         jobs = plan_folder(folder, output_dir, csv_dir, left_out, earlier)
@@ -201,8 +204,9 @@ class FolderRun:
             log.warning("left out under %s: %s (kinds of photo or video streamfer does not "
                         "read)", folder, left_out_text(folder, left_out))
         record_path = Path(output_dir or csv_dir) / DONE_FILE
-        _fold_quietly(record_path)  # a journal left by a run killed outright: its torn line
-        record, made = read_done(record_path), made_with(settings)  # dropped
+        if fold:  # a journal left by a run killed outright: its torn line dropped
+            _fold_quietly(record_path)
+        record, made = read_done(record_path), made_with(settings)
         todo = [job for job in jobs if force or not job.done(record, made)]
         for job in todo:
             if not force and (changed := job.changed(record, made)):

@@ -670,6 +670,30 @@ def test_outputs_and_hidden_files_under_the_source_folder_are_never_inputs(tmp_p
         ["a.mp4", "a.mp4.csv"]
 
 
+def test_a_dry_run_lists_what_a_folder_run_would_do_and_writes_nothing(tmp_path, face_clip):
+    """Before a run over lots of footage: which inputs it would do (a new file, one whose
+    settings changed) and which it would skip, with the frames to read, in a second and
+    with nothing loaded or written (there was no way but to start it)."""
+    footage, out = tmp_path / "footage", tmp_path / "out"
+    footage.mkdir()
+    shutil.copy(face_clip, footage / "a.mp4")
+    assert run_cli("--source", footage, "--csv-dir", out, "-q").returncode == 0
+    shutil.copy(face_clip, footage / "b.mp4")
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in out.iterdir())
+    dry = run_cli("--source", footage, "--csv-dir", out, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert re.search(r"a\.mp4\s*│\s*—\s*│ skipped \(done\)", dry.stderr), dry.stderr
+    assert re.search(r"b\.mp4\s*│\s*24\s*│ to do", dry.stderr), dry.stderr
+    assert "2 inputs: 1 to do, 1 skipped (done) (24 frames to read)" in dry.stderr
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in out.iterdir()) == before
+    changed = run_cli("--source", footage, "--csv-dir", tmp_path / "new", "--dry-run",
+                      "--every", "2")
+    assert "2 inputs: 2 to do (48 frames to read)" in changed.stderr, changed.stderr
+    assert not (tmp_path / "new").exists()
+    one = run_cli("--source", footage / "a.mp4", "--csv", tmp_path / "a.csv", "--dry-run")
+    assert one.returncode == 1 and "give a folder" in one.stderr, one.stderr
+
+
 def test_several_files_given_as_the_source_are_one_line_that_says_how(tmp_path, face_clip):
     """``--source footage/*.mp4``: the shell's list ended in click's 'Got unexpected extra
     arguments (b.mp4 c.mp4 …)' with every name, and a quoted pattern in 'no such file'. Both

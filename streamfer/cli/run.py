@@ -109,6 +109,10 @@ from streamfer.cli.common import (
                    "long before the run ends with an error; 0: never.")
 @click.option("--force", is_flag=True, help="Folder source: redo inputs already done (a "
                                             "changed setting redoes an input by itself).")
+@click.option("--dry-run", is_flag=True,
+              help="Folder source: list its inputs, which a run with these options would do "
+                   "(and their frames) and which it would skip, then stop; nothing is "
+                   "loaded or written.")
 @click.option("--ray", "ray_address", type=RayAddress(),
               help="Folder source: spread the files over a Ray cluster: local (start Ray "
                    "here), auto (the cluster `ray start --head` made), ray://host:port (Ray "
@@ -128,7 +132,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
         threshold_text,
         smooth_text, min_face, min_score, detector, tiles_text, detector_model, model_path,
         batch_size, backend, device, mirror, flip_average, face_cadence, csv_empty_frames,
-        reconnect, force, ray_address, workers, report_path, quiet) -> None:
+        reconnect, force, dry_run, ray_address, workers, report_path, quiet) -> None:
     """Recognise facial emotions in a webcam, video, photo, folder of them or stream.
 
     \b
@@ -168,6 +172,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
         raise UserError("--output-dir/--csv-dir are for folder sources; use --output/--csv")
     if (ray_address or workers) and not folder:
         raise UserError("--ray/--workers are for folder sources")
+    if dry_run and not folder:
+        raise UserError("--dry-run lists what a folder run would do: give a folder")
     if report_path and not (csv_path or csv_dir):
         raise UserError("--report is made from the run's CSV: give --csv (--csv-dir for a "
                         "folder)")
@@ -232,6 +238,9 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
                                     (report_path, "page")):
                     if path:
                         check_name(path, holds)
+        if dry_run:
+            _dry_run(settings, source, output_dir, csv_dir, force)
+            return
         if ray_address:
             results = _run_on_ray(settings, source, output_dir, csv_dir, force, ray_address,
                                   workers)
@@ -321,6 +330,34 @@ def _run_on_ray(settings, source, output_dir, csv_dir, force, address, workers):
         raise UserError(f"cannot reach the Ray cluster at {address}: {exc}") from None
 
 
+def _dry_run(settings, source, output_dir, csv_dir, force) -> None:
+    """What a folder run would do, in the summary's table (the frames each input to do
+    would read, from its container), and nothing else: no model, no output, no record."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from streamfer.batch import SKIPPED, FolderRun, frames_to_read
+    from streamfer.pipeline import RunStats
+
+    batch = FolderRun.plan(source, output_dir, csv_dir, settings, force, fold=False)
+    todo = {job.key for job in batch.todo}
+    table = Table(title="streamfer batch: dry run")
+    table.add_column("input")
+    table.add_column("frames", justify="right")
+    table.add_column("status")
+    total = 0
+    for job in batch.jobs:
+        frames = frames_to_read(job, settings) if job.key in todo else None
+        total += frames or 0
+        table.add_row(job.key, "—" if frames is None else str(frames),
+                      "to do" if job.key in todo else SKIPPED)
+    console = Console(stderr=True)
+    console.print(table)
+    console.print(_totals([RunStats(job.key, status="to do" if job.key in todo else SKIPPED)
+                           for job in batch.jobs]) + f" ({total:,} frames to read)",
+                  highlight=False, markup=False)
+
+
 def _totals(results) -> str:
     """The batch in one line under its table (a table of thousands of rows is not read):
     ``40 inputs: 36 ok, 2 skipped (done), 1 out of range, 1 failed``."""
@@ -329,8 +366,8 @@ def _totals(results) -> str:
     from streamfer.report import counted
 
     kinds = Counter(r.status.split(":")[0] for r in results)
-    order = ("ok", "skipped (done)", "skipped (another run is doing it)", "out of range",
-             "failed", "interrupted", "not started")
+    order = ("ok", "to do", "skipped (done)", "skipped (another run is doing it)",
+             "out of range", "failed", "interrupted", "not started")
     said = [f"{kinds.pop(kind)} {kind}" for kind in order if kind in kinds]
     said += [f"{n} {kind}" for kind, n in kinds.items()]
     return f"{counted(len(results), 'input')}: {', '.join(said)}"
