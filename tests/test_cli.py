@@ -318,6 +318,28 @@ def test_a_folder_of_photos_and_videos_gets_annotated_copies_and_a_csv_each(tmp_
     assert again.returncode == 0 and again.stderr.count("│ skipped") == 4, again.stderr
 
 
+def test_a_long_batchs_summary_lists_the_inputs_that_need_a_look(capsys):
+    """The summary of 20,000 inputs was 20,000 rows (6.5 s to draw), the one that failed
+    somewhere among them. Past 100 inputs the table lists those not ok or skipped (done)
+    alone, and says how many it leaves out; the totals line is as before, in thousands."""
+    from streamfer.cli.run import _summary
+    from streamfer.pipeline import RunStats
+
+    results = [RunStats(f"cam{i % 50}/clip{i}.mp4", frames=10, faces=10) for i in range(2500)]
+    results[7].status = "failed: cannot open video: cam7/clip7.mp4"
+    results[900].status = "skipped (done)"
+    with pytest.raises(SystemExit) as ended:
+        _summary(results)
+    assert ended.value.code == 1
+    shown = capsys.readouterr().err
+    assert len(re.findall(r"^│ cam", shown, re.M)) == 1 and "cam7/clip7.mp4" in shown, shown
+    assert "2,499 more inputs not listed: ok or skipped (done)" in shown
+    assert shown.rstrip().endswith("2,500 inputs: 2,498 ok, 1 skipped (done), 1 failed")
+    few = [RunStats(f"clip{i}.mp4", frames=10, faces=10) for i in range(100)]
+    _summary(few)
+    assert len(re.findall(r"^│ clip", capsys.readouterr().err, re.M)) == 100
+
+
 def test_two_runs_into_one_output_folder_do_each_input_once(tmp_path, face_clip):
     """Two runs of one folder into one output folder at once (a nightly job started while
     last night's still runs, two terminals to use more cores): each did every input, both

@@ -363,25 +363,38 @@ def _totals(results) -> str:
     ``40 inputs: 36 ok, 2 skipped (done), 1 out of range, 1 failed``."""
     from collections import Counter
 
-    from streamfer.report import counted
-
     kinds = Counter(r.status.split(":")[0] for r in results)
     order = ("ok", "to do", "skipped (done)", "skipped (another run is doing it)",
              "out of range", "failed", "interrupted", "not started")
-    said = [f"{kinds.pop(kind)} {kind}" for kind in order if kind in kinds]
-    said += [f"{n} {kind}" for kind, n in kinds.items()]
-    return f"{counted(len(results), 'input')}: {', '.join(said)}"
+    said = [f"{kinds.pop(kind):,} {kind}" for kind in order if kind in kinds]
+    said += [f"{n:,} {kind}" for kind, n in kinds.items()]
+    n = len(results)
+    return f"{n:,} input{'s' * (n != 1)}: {', '.join(said)}"
+
+
+SUMMARY_ROWS = 100  # a longer batch's table lists the inputs that need a look, not every one
 
 
 def _summary(results) -> None:
+    """The batch's table, its totals in a line under it, and the exit status. Up to
+    :data:`SUMMARY_ROWS` inputs, every one; more, those not ``ok`` or ``skipped (done)``
+    alone (the first :data:`SUMMARY_ROWS`), the table's caption saying how many it leaves
+    out: 20,000 rows took 6.5 s to draw and hid the three that failed."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="streamfer batch")
+    from streamfer.batch import SKIPPED
+
+    shown = results if len(results) <= SUMMARY_ROWS else \
+        [r for r in results if r.status not in ("ok", SKIPPED)][:SUMMARY_ROWS]
+    left = len(results) - len(shown)
+    table = Table(title="streamfer batch", caption=f"{left:,} more inputs not listed: ok or "
+                  f"skipped (done)" if left and len(shown) < SUMMARY_ROWS else
+                  f"{left:,} more inputs not listed" if left else None)
     for column in ("input", "frames", "faces", "fps", "status"):
         numeric = column in ("frames", "faces", "fps")
         table.add_column(column, justify="right" if numeric else "left")
-    for r in results:
+    for r in shown:
         ran = r.status == "ok"
         table.add_row(r.source, *((str(r.frames), str(r.faces), r.speed or "—") if ran
                                   else ("—", "—", "—")), r.status)
