@@ -162,8 +162,9 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
 
 def left_out_text(folder: str | Path, left_out: list[Path]) -> str:
     """``IMG_1.HEIC, IMG_2.HEIC, IMG_3.HEIC and 9 more``: the first three, from ``folder``."""
-    named = ", ".join(p.relative_to(folder).as_posix() for p in left_out[:3])
-    return named + (f" and {len(left_out) - 3} more" if len(left_out) > 3 else "")
+    from streamfer.report import first_few
+
+    return first_few([p.relative_to(folder).as_posix() for p in left_out])
 
 
 @dataclass

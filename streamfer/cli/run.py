@@ -147,15 +147,15 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
     with deferred_interrupt():  # a Ctrl-C while the libraries load is raised after, not lost
         from streamfer.batch import plan_folder
         from streamfer.pipeline import Pipeline, Settings
-        from streamfer.report import counted
+        from streamfer.report import counted, first_few
         from streamfer.sinks import STDOUT, check_distinct, check_name, check_output
         from streamfer.smooth import parse_smoothing
         from streamfer.sources import is_url, is_webcam, open_source
 
     log_warnings()
     if extra := click.get_current_context().args:  # ``-s footage/*.mp4``: the shell's list
-        named = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
-        raise click.UsageError(f"--source takes one input; these came after it: {named} (a "
+        raise click.UsageError(f"--source takes one input; these came after it: "
+                               f"{first_few(list(extra))} (a "
                                "shell pattern? give the folder of the files: --source footage/)")
     if not source.strip():  # Path("") is the current folder: an unset variable ran it all
         raise UserError("--source is empty: give a webcam index, a file, a folder or a URL")
