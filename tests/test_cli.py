@@ -716,6 +716,25 @@ def test_a_dry_run_lists_what_a_folder_run_would_do_and_writes_nothing(tmp_path,
     assert one.returncode == 1 and "give a folder" in one.stderr, one.stderr
 
 
+def test_a_long_dry_run_lists_the_inputs_to_do(tmp_path, face_bgr):
+    """A nightly folder of 120 done photos and two new ones: the dry run listed all 122 rows,
+    the two to do somewhere among them (and 20,000 rows took 6.5 s to draw). Past 100 inputs
+    it lists those to do, and says how many it leaves out."""
+    footage, out = tmp_path / "footage", tmp_path / "out"
+    footage.mkdir()
+    small = cv2.resize(face_bgr, (96, 96))
+    for i in range(120):
+        cv2.imwrite(str(footage / f"p{i:03d}.jpg"), small)
+    assert run_cli("--source", footage, "--csv-dir", out, "-q").returncode == 0
+    for name in ("new1.jpg", "new2.jpg"):
+        cv2.imwrite(str(footage / name), small)
+    dry = run_cli("--source", footage, "--csv-dir", out, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert re.findall(r"^│ (\S+)", dry.stderr, re.M) == ["new1.jpg", "new2.jpg"], dry.stderr
+    assert "120 more inputs not listed: skipped (done)" in " ".join(dry.stderr.split())
+    assert "122 inputs: 2 to do, 120 skipped (done) (2 frames to read)" in dry.stderr
+
+
 def test_several_files_given_as_the_source_are_one_line_that_says_how(tmp_path, face_clip):
     """``--source footage/*.mp4``: the shell's list ended in click's 'Got unexpected extra
     arguments (b.mp4 c.mp4 …)' with every name, and a quoted pattern in 'no such file'. Both

@@ -334,25 +334,21 @@ def _dry_run(settings, source, output_dir, csv_dir, force) -> None:
     """What a folder run would do, in the summary's table (the frames each input to do
     would read, from its container), and nothing else: no model, no output, no record."""
     from rich.console import Console
-    from rich.table import Table
 
     from streamfer.batch import SKIPPED, FolderRun, frames_to_read
     from streamfer.pipeline import RunStats
 
     batch = FolderRun.plan(source, output_dir, csv_dir, settings, force, fold=False)
     todo = {job.key for job in batch.todo}
-    table = Table(title="streamfer batch: dry run")
-    table.add_column("input")
-    table.add_column("frames", justify="right")
-    table.add_column("status")
-    total = 0
+    rows, total = [], 0
     for job in batch.jobs:
         frames = frames_to_read(job, settings) if job.key in todo else None
         total += frames or 0
-        table.add_row(job.key, "—" if frames is None else str(frames),
-                      "to do" if job.key in todo else SKIPPED)
+        rows.append((job.key, "—" if frames is None else str(frames),
+                     "to do" if job.key in todo else SKIPPED))
     console = Console(stderr=True)
-    console.print(table)
+    console.print(_batch_table("streamfer batch: dry run", ("input", "frames", "status"), rows,
+                               quiet=(SKIPPED,)))
     console.print(_totals([RunStats(job.key, status="to do" if job.key in todo else SKIPPED)
                            for job in batch.jobs]) + f" ({total:,} frames to read)",
                   highlight=False, markup=False)
@@ -375,29 +371,38 @@ def _totals(results) -> str:
 SUMMARY_ROWS = 100  # a longer batch's table lists the inputs that need a look, not every one
 
 
-def _summary(results) -> None:
-    """The batch's table, its totals in a line under it, and the exit status. Up to
-    :data:`SUMMARY_ROWS` inputs, every one; more, those not ``ok`` or ``skipped (done)``
-    alone (the first :data:`SUMMARY_ROWS`), the table's caption saying how many it leaves
-    out: 20,000 rows took 6.5 s to draw and hid the three that failed."""
-    from rich.console import Console
+def _batch_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
+                 quiet: tuple[str, ...]):
+    """A batch's table, a row an input, its status last. Up to :data:`SUMMARY_ROWS` rows,
+    every one; more, those whose status is not one of ``quiet`` alone (the first
+    :data:`SUMMARY_ROWS`), the caption saying how many it leaves out: 20,000 rows took 6.5 s
+    to draw and hid the three that failed."""
     from rich.table import Table
+
+    shown = rows if len(rows) <= SUMMARY_ROWS else \
+        [r for r in rows if r[-1] not in quiet][:SUMMARY_ROWS]
+    left = len(rows) - len(shown)
+    table = Table(title=title, caption=f"{left:,} more inputs not listed: {' or '.join(quiet)}"
+                  if left and len(shown) < SUMMARY_ROWS else
+                  f"{left:,} more inputs not listed" if left else None)
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("input", "status") else "right")
+    for row in shown:
+        table.add_row(*row)
+    return table
+
+
+def _summary(results) -> None:
+    """The batch's table (see :func:`_batch_table`: past :data:`SUMMARY_ROWS` inputs, those
+    not ``ok`` or ``skipped (done)``), its totals in a line under it, and the exit status."""
+    from rich.console import Console
 
     from streamfer.batch import SKIPPED
 
-    shown = results if len(results) <= SUMMARY_ROWS else \
-        [r for r in results if r.status not in ("ok", SKIPPED)][:SUMMARY_ROWS]
-    left = len(results) - len(shown)
-    table = Table(title="streamfer batch", caption=f"{left:,} more inputs not listed: ok or "
-                  f"skipped (done)" if left and len(shown) < SUMMARY_ROWS else
-                  f"{left:,} more inputs not listed" if left else None)
-    for column in ("input", "frames", "faces", "fps", "status"):
-        numeric = column in ("frames", "faces", "fps")
-        table.add_column(column, justify="right" if numeric else "left")
-    for r in shown:
-        ran = r.status == "ok"
-        table.add_row(r.source, *((str(r.frames), str(r.faces), r.speed or "—") if ran
-                                  else ("—", "—", "—")), r.status)
+    rows = [(r.source, *((str(r.frames), str(r.faces), r.speed or "—") if r.status == "ok"
+                         else ("—", "—", "—")), r.status) for r in results]
+    table = _batch_table("streamfer batch", ("input", "frames", "faces", "fps", "status"), rows,
+                         quiet=("ok", SKIPPED))
     console = Console(stderr=True)
     console.print(table)
     console.print(_totals(results), highlight=False, markup=False)
