@@ -160,10 +160,14 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
     return jobs
 
 
+def first_few(names: list[str], shown: int = 3) -> str:
+    """The first ``shown`` names and how many more: ``'a.jxl, b.cr2, c.heic and 9 more'``."""
+    left = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {left} more" if left > 0 else "")
+
+
 def left_out_text(folder: str | Path, left_out: list[Path]) -> str:
     """``IMG_1.HEIC, IMG_2.HEIC, IMG_3.HEIC and 9 more``: the first three, from ``folder``."""
-    from streamfer.report import first_few
-
     return first_few([p.relative_to(folder).as_posix() for p in left_out])
 
 

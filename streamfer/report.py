@@ -239,12 +239,6 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def first_few(names: list[str], shown: int = 3) -> str:
-    """The first ``shown`` names and how many more: ``'a.jxl, b.cr2, c.heic and 9 more'``."""
-    left = len(names) - shown
-    return ", ".join(names[:shown]) + (f" and {left} more" if left > 0 else "")
-
-
 def _clock(seconds: float) -> str:
     m, s = divmod(seconds, 60)
     return f"{int(m // 60)}:{int(m % 60):02d}:{s:04.1f}" if m >= 60 else f"{int(m)}:{s:04.1f}"

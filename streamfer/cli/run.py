@@ -145,9 +145,9 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
     from streamfer.logs import log_warnings
 
     with deferred_interrupt():  # a Ctrl-C while the libraries load is raised after, not lost
-        from streamfer.batch import plan_folder
+        from streamfer.batch import first_few, plan_folder
         from streamfer.pipeline import Pipeline, Settings
-        from streamfer.report import counted, first_few
+        from streamfer.report import counted
         from streamfer.sinks import STDOUT, check_distinct, check_name, check_output
         from streamfer.smooth import parse_smoothing
         from streamfer.sources import is_url, is_webcam, open_source
