@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from streamfer.files import atomic_file, cannot_write, write_atomically
+from streamfer.files import atomic_file, cannot_write, printable, write_atomically
 from streamfer.sinks import CONTAINERS, PHOTOS, Inputs, SinkError, check_output
 from streamfer.sources import IMAGE_EXTS, SourceError, list_media, open_source
 
@@ -147,7 +147,7 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
         keeps = PHOTOS if photo else CONTAINERS
         named = rel if rel.suffix.lower() in keeps \
             else rel.with_name(rel.name + (".png" if photo else ".mp4"))
-        job = Job(path, rel.as_posix(), Path(output_dir) / named if output_dir else None,
+        job = Job(path, printable(rel.as_posix()), Path(output_dir) / named if output_dir else None,
                   Path(csv_dir) / rel.with_name(rel.name + ".csv") if csv_dir else None)
         for out in (job.output, job.table):
             if out is None:

@@ -6,6 +6,10 @@ so a video's container is still known by its extension): an interrupted run leav
 file, never a truncated file under the final name; :func:`is_part` tells our part files (and
 any hidden file) from inputs.
 
+A file's name is text where the product writes it (a CSV's ``source``, the batch's record,
+a report) by :func:`printable`, whatever bytes the disk holds, and OpenCV, which crashes on a
+name that is not UTF-8, is given one it can take (:func:`opencv_name`).
+
 Example:
     >>> part_path(Path("out/cam2/x.mov"))
     PosixPath('out/cam2/.x.part.mov')
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +29,51 @@ from typing import IO
 
 _UMASK = os.umask(0o022)  # read once, at import (reading it means setting it)
 os.umask(_UMASK)
+
+
+def printable(name: str) -> str:
+    """A file's name as text: as it is, or, where its bytes are not UTF-8 (a name given on
+    another system, in Latin-1 or Shift-JIS: Python holds those bytes as surrogates, which
+    no CSV, record or page can hold), each such byte written as ``\\xe9``, as ``ls -b`` does.
+
+    Example:
+        >>> printable("caf\\udce9.mp4"), printable("café.mp4")
+        ('caf\\\\xe9.mp4', 'café.mp4')
+    """
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def unprintable(text: str) -> str:
+    """The name :func:`printable` made ``text`` from (a CSV's ``source``: the file it names).
+
+    Example:
+        >>> unprintable("caf\\\\xe9.mp4") == "caf\\udce9.mp4"
+        True
+    """
+    return os.fsdecode(re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]),
+                              text.encode("utf-8")))
+
+
+@contextlib.contextmanager
+def opencv_name(path: str) -> Iterator[str]:
+    """A name of ``path`` that OpenCV can take. A file named on another system (Latin-1 or
+    Shift-JIS bytes, not UTF-8; Python holds them as surrogates) crashed OpenCV's reader, the
+    whole run gone at once (a segmentation fault); such a file is named to OpenCV by a link
+    with a plain name, in a folder of its own, for as long as the ``with`` lasts."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        suffix = Path(path).suffix
+        with tempfile.TemporaryDirectory(prefix="streamfer-") as folder:
+            link = os.path.join(folder, "input" + (suffix if suffix.isascii() else ""))
+            os.symlink(os.path.abspath(path), link)
+            yield link
+        return
+    yield path
 
 
 def part_path(path: Path) -> Path:
@@ -61,7 +111,7 @@ def cannot_write(path, why: BaseException | str | None) -> str:
         why = why.strerror
     elif isinstance(why, BaseException):
         why = str(why).strip() or type(why).__name__
-    return f"cannot write {path}: {'' if why is None else why}"
+    return f"cannot write {printable(str(path))}: {'' if why is None else why}"
 
 
 class WriteError(OSError):

@@ -29,6 +29,7 @@ import html
 import io
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -204,7 +205,10 @@ def thumbnails(video: str | Path, faces: dict[int, FaceRows],
     cannot be read."""
     import cv2
 
-    capture = cv2.VideoCapture(str(video))
+    from streamfer.files import opencv_name
+
+    with opencv_name(str(video)) as name:
+        capture = cv2.VideoCapture(name)
     out, last = {}, (None, None)  # the frame read last: faces best seen on one frame share it
     try:
         if not capture.isOpened():
@@ -256,13 +260,16 @@ text-align:right}.face th:first-child,.face td:first-child{text-align:left}
 def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | None = None,
                 note: str | None = None) -> str:
     """The page (one self-contained HTML file) for ``summary``."""
+    from streamfer.files import printable
+
     e = html.escape
     labels = run.labels
     # one analysed frame (a photo): each face's scores, without the time it was seen
     still = summary["frames"] == 1
     has_rows = summary["frames"] > 0  # none: the run found no face and wrote no row
-    name = ", ".join(summary["sources"]) or run.path.name
-    head = [*([("source", name)] if summary["sources"] else []), ("CSV", str(run.path)),
+    name = ", ".join(summary["sources"]) or printable(run.path.name)
+    head = [*([("source", name)] if summary["sources"] else []),
+            ("CSV", printable(str(run.path))),
             *([] if still or not has_rows else [("time", f"{_clock(summary['start_s'])} – "
                                                       f"{_clock(summary['end_s'])} "
                                                       f"({_clock(summary['duration_s'])})")]),
@@ -346,7 +353,7 @@ def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | 
     the working folder; where there is none, ``warn`` says so in one line). Returns the
     summary. :class:`ReportError` before any work where ``out`` is not named as an HTML
     page (or ``json_path`` is named as another format)."""
-    from streamfer.files import write_atomically
+    from streamfer.files import unprintable, write_atomically
 
     _check_names((out, "page"), (json_path, "json"))
     run = read_csv(csv_path)
@@ -364,8 +371,8 @@ def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | 
     elif source and "://" in source:
         video = source  # a link to a recorded file: read again, as a file is
     elif source:
-        video = next((p for p in (Path(csv_path).parent / source, Path(source))
-                      if p.is_file()), None)
+        video = next((p for name in dict.fromkeys((source, unprintable(source)))
+                      for p in (Path(csv_path).parent / name, Path(name)) if p.is_file()), None)
         if video is None:
             note = f"no thumbnails: the input {source} was not found"
     elif video is not None and "://" not in str(video) and not Path(video).is_file():
@@ -407,7 +414,7 @@ def write_folder_report(csv_dir: str | Path, out_dir: str | Path,
     CSV gets no page and costs no other: the index says why, and so does the
     :class:`ReportError` raised once every other page and the index are written (and
     before any work where ``out_dir`` is named as a file, ``pages.html``)."""
-    from streamfer.files import write_atomically
+    from streamfer.files import printable, write_atomically
 
     _check_names((out_dir, "pages"))
     csv_dir, out_dir = Path(csv_dir), Path(out_dir)
@@ -426,13 +433,14 @@ def write_folder_report(csv_dir: str | Path, out_dir: str | Path,
                                    warn=lambda note, rel=rel: warn(f"{rel}: {note}"))
         except ReportError as exc:
             failed.append(str(exc))
-            items.append(f"<li>{html.escape(rel.as_posix())} — no page: "
-                         f"{html.escape(str(exc))}</li>")
+            items.append(f"<li>{html.escape(printable(rel.as_posix()))} — no page: "
+                         f"{html.escape(printable(str(exc)))}</li>")
             continue
         pages.append(page)
-        link = quote(page.relative_to(out_dir).as_posix())  # "it's #1?.mp4.html": a link
+        # "it's #1?.mp4.html", a name in Latin-1 bytes: a link (to those bytes)
+        link = quote(os.fsencode(page.relative_to(out_dir).as_posix()))
         items.append(f"<li><a href='{html.escape(link)}'>"
-                     f"{html.escape(rel.as_posix())}</a> — "
+                     f"{html.escape(printable(rel.as_posix()))}</a> — "
                      + ("no face found" if not summary["faces"] and not summary["folded"]
                         else counted(len(summary["faces"]), "face")
                         + (f" ({summary['folded']} folded)" if summary["folded"] else ""))
@@ -441,8 +449,8 @@ def write_folder_report(csv_dir: str | Path, out_dir: str | Path,
     write_atomically(out_dir / "index.html",
                      f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>streamfer "
                      f"reports</title><style>{STYLE}</style></head><body><h1>streamfer "
-                     f"reports: {html.escape(str(csv_dir))}</h1><ul>{''.join(items)}</ul>"
-                     f"</body></html>")
+                     f"reports: {html.escape(printable(str(csv_dir)))}</h1>"
+                     f"<ul>{''.join(items)}</ul></body></html>")
     if failed:
         raise ReportError(f"{counted(len(failed), 'CSV')} of {len(tables)} got no page "
                           f"({'; '.join(failed)}); the other pages and "

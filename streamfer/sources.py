@@ -45,6 +45,7 @@ import numpy as np
 from natsort import natsorted, ns
 
 from streamfer.assets import native_stderr_silenced
+from streamfer.files import opencv_name, printable
 from streamfer.frame import Frame, VideoFormat
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,7 @@ class Source:
             if _other_media(path):  # as a folder run leaves it out (FFmpeg's noise unsaid)
                 raise SourceError(f"cannot read {spec}: a kind of photo or video streamfer "
                                   "does not read (convert it: JPEG, PNG or MP4)")
-            self.name = path.name
+            self.name = printable(path.name)
             if path.suffix.lower() in IMAGE_EXTS:
                 self._image = _read_photo(spec)
                 if self._image is None:
@@ -277,7 +278,8 @@ class Source:
                 return cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, [
                     cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, _NETWORK_TIMEOUT_MS,
                     cv2.CAP_PROP_READ_TIMEOUT_MSEC, _NETWORK_TIMEOUT_MS])
-        return cv2.VideoCapture(self.spec)
+        with opencv_name(self.spec) as name:  # FFmpeg holds the file open: the link can go
+            return cv2.VideoCapture(name)
 
     def _reopen(self, dropped_at: float) -> bool:
         """A live source dropped: open it again, with backoff, for up to ``reconnect``
@@ -542,7 +544,8 @@ def _read_photo(path: str) -> np.ndarray | None:
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        with opencv_name(path) as name:
+            image = cv2.imread(name, cv2.IMREAD_COLOR)
     finally:
         cv2.utils.logging.setLogLevel(level)
     if image is not None:

@@ -735,6 +735,42 @@ def test_a_long_dry_run_lists_the_inputs_to_do(tmp_path, face_bgr):
     assert "122 inputs: 2 to do, 120 skipped (done) (2 frames to read)" in dry.stderr
 
 
+def test_a_file_named_in_latin_1_bytes_is_read_named_and_reported(tmp_path, face_clip,
+                                                                  face_bgr):
+    """A name that is not UTF-8 (copied from an old Windows disk or a zip: 'café' in Latin-1
+    bytes) crashed the run outright (OpenCV's reader: a segmentation fault, no line said, the
+    other inputs not done). Now it is read, its outputs keep its bytes, and where its name is
+    text (the CSV's source, the summary, the record, the report) it is written ``caf\\xe9``,
+    as ``ls -b`` does."""
+    footage, out = tmp_path / "footage", tmp_path / "out"
+    footage.mkdir()
+    latin = os.fsdecode(b"caf\xe9.mp4")
+    clip = write_video(tmp_path / "c.mp4", [compose(face_bgr, (320, 240), 10, 10, scale=0.6)]
+                       * 50, fps=25)  # 2 s: its face is on the report's page, not folded
+    os.rename(clip, footage / latin)
+    shutil.copy(face_clip, footage / "b.mp4")
+    done = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out,
+                   "--csv", tmp_path / "all.csv")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"caf\\xe9\.mp4 +│ +50 │.*│ ok", done.stderr), done.stderr
+    assert (out / latin).is_file() and (out / (latin + ".csv")).is_file()
+    assert {r["source"] for r in read_csv(tmp_path / "all.csv")} == {"caf\\xe9.mp4", "b.mp4"}
+    again = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out)
+    assert "2 inputs: 2 skipped (done)" in again.stderr, again.stderr
+    one = run_cli("--source", footage / latin, "--csv", tmp_path / "one.csv",
+                  "--report", tmp_path / "one.html", cwd=footage)
+    assert one.returncode == 0 and "no thumbnails" not in one.stderr, one.stderr
+    page = (tmp_path / "one.html").read_text(encoding="utf-8")
+    assert "streamfer report: caf\\xe9.mp4" in page and "data:image/png" in page
+    pages = subprocess.run([sys.executable, "-m", "streamfer", "report", str(out), "-o",
+                            str(tmp_path / "pages"), "--video", str(footage)],
+                           capture_output=True, text=True, timeout=300)
+    assert pages.returncode == 0, pages.stderr
+    index = (tmp_path / "pages" / "index.html").read_text(encoding="utf-8")
+    assert "href='caf%E9.mp4.html'>caf\\xe9.mp4.csv</a>" in index, index
+    assert "data:image/png" in (tmp_path / "pages" / (latin + ".html")).read_text()
+
+
 def test_several_files_given_as_the_source_are_one_line_that_says_how(tmp_path, face_clip):
     """``--source footage/*.mp4``: the shell's list ended in click's 'Got unexpected extra
     arguments (b.mp4 c.mp4 …)' with every name, and a quoted pattern in 'no such file'. Both

@@ -62,6 +62,26 @@ def test_folder_per_emotion_layout_with_its_own_splits(tmp_path):
         load_dataset(tmp_path, "test", crop="none")
 
 
+def test_a_face_named_in_latin_1_bytes_is_read(tmp_path):
+    """A folder-per-emotion tree copied from another system ('colère.png' in Latin-1 bytes):
+    OpenCV's reader crashed on the name (a segmentation fault: the training gone). In a
+    child process, so that a crash fails this test alone."""
+    import os
+    import subprocess
+    import sys
+
+    _folders(tmp_path / "train", (("happy", 2),))
+    _folders(tmp_path / "valid", (("happy", 1),))
+    (tmp_path / "train" / "angry").mkdir()
+    cv2.imwrite(str(tmp_path / "x.png"), np.full((60, 50, 3), 200, np.uint8))
+    os.rename(tmp_path / "x.png", tmp_path / "train" / "angry" / os.fsdecode(b"col\xe8re.png"))
+    done = subprocess.run([sys.executable, "-c", "import sys; from streamfer.training.data "
+                           "import load_dataset; d = load_dataset(sys.argv[1], 'train', "
+                           "crop='none'); print(len(d), d.targets.sum(0))", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "3 [0. 0. 0. 2. 0. 1.]", done
+
+
 def test_folder_without_valid_gets_a_disjoint_stratified_holdout(tmp_path):
     _folders(tmp_path, (("happy", 40), ("sad", 30), ("neutral", 30)))
     train, valid = (load_dataset(tmp_path, split, crop="none") for split in ("train", "valid"))

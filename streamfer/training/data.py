@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from streamfer.assets import cache_dir
-from streamfer.files import atomic_file
+from streamfer.files import atomic_file, opencv_name
 from streamfer.labels import EMOTIONS
 
 
@@ -164,7 +164,8 @@ def _cached(root: Path, split: str, loader, crop: str) -> Dataset:
 
 
 def _read_rgb(path: Path, size: int | None = None) -> np.ndarray | None:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    with opencv_name(str(path)) as name:
+        image = cv2.imread(name, cv2.IMREAD_COLOR)
     if image is None:
         return None
     if size is not None and image.shape[:2] != (size, size):
@@ -324,7 +325,8 @@ class _FaceCropper:
     def __call__(self, path: Path) -> np.ndarray | None:
         from streamfer.frame import Frame
 
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        with opencv_name(str(path)) as name:
+            image = cv2.imread(name, cv2.IMREAD_COLOR)
         if image is None:
             return None
         self.detector.reset()
