@@ -4,9 +4,9 @@ them when a setting that shapes the outputs changed), and the claim a run takes 
 input before doing it (so that two runs into one output folder do each input once).
 
 Example:
-    >>> jobs = plan_folder("footage/", "out/", "out/")                   # doctest: +SKIP
-    >>> jobs[0].key, jobs[0].output, jobs[0].table                        # doctest: +SKIP
-    ('cam2/x.mov', PosixPath('out/cam2/x.mov'), PosixPath('out/cam2/x.mov.csv'))
+    >>> jobs = plan_folder("samples/", "out/", "out/")  # nothing is written yet
+    >>> jobs[1].key, jobs[1].output, jobs[1].table
+    ('astronaut.mp4', PosixPath('out/astronaut.mp4'), PosixPath('out/astronaut.mp4.csv'))
 """
 
 from __future__ import annotations

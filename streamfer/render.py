@@ -3,9 +3,15 @@
 Line widths, text and bars scale with the frame, so the overlay reads the same at 320p and 4K;
 titles and panels never cover a face or each other (see :meth:`Renderer.layout`).
 
-Example:
+Example (a new BGR image; the frame's own is left as it was):
+    >>> import numpy as np
+    >>> from streamfer.frame import Face, Frame
     >>> from streamfer.render import Renderer
-    >>> image = Renderer().annotate(frame)          # doctest: +SKIP  (a new BGR image)
+    >>> frame = Frame("clip.mp4", 0, 0.0, np.zeros((240, 320, 3), np.uint8))
+    >>> frame.faces.append(Face(box=(100, 60, 80, 80), det_score=0.9, face_id=1))
+    >>> image = Renderer().annotate(frame)
+    >>> image.shape, image is frame.image, bool(frame.image.any())
+    ((240, 320, 3), False, False)
 """
 
 from __future__ import annotations

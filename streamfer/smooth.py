@@ -8,10 +8,16 @@ score reaches the threshold. With smoothing off (``window=1`` or ``ema=1``) ther
 a label shows iff its score ≥ its threshold, as the model card measures. State is dropped for
 ids not seen for ``forget_after`` frames.
 
-Example:
+Example (it sets each face's ``smoothed`` and ``labels``):
+    >>> import numpy as np
+    >>> from streamfer.frame import Face, Frame
     >>> from streamfer.smooth import Smoother
     >>> smoother = Smoother(thresholds=[0.5] * 6, ema=0.4)
-    >>> frame = smoother.update(frame)         # doctest: +SKIP  (sets smoothed and labels)
+    >>> frame = Frame("clip.mp4", 0, 0.0, np.zeros((240, 320, 3), np.uint8), analysed=True)
+    >>> frame.faces.append(Face(box=(100, 60, 80, 80), det_score=0.9, face_id=1,
+    ...                         scores=np.array([0.1, 0, 0, 0.9, 0, 0])))
+    >>> smoother.update(frame).faces[0].labels
+    ('Happiness',)
 """
 
 from __future__ import annotations

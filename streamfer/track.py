@@ -13,10 +13,15 @@ a detector's one-frame flicker gets no id, no CSV row and no overlay (faces in a
 first frame get theirs at once, so a photo has its faces). A track survives ``max_missed``
 frames without a detection, so a missed detection or two keeps the id.
 
-Example:
+Example (it sets each face's ``face_id``):
+    >>> import numpy as np
+    >>> from streamfer.frame import Face, Frame
     >>> from streamfer.track import Tracker
     >>> tracker = Tracker()
-    >>> frame = tracker.update(frame)        # doctest: +SKIP  (sets face.face_id)
+    >>> frame = Frame("clip.mp4", 0, 0.0, np.zeros((240, 320, 3), np.uint8), analysed=True)
+    >>> frame.faces.append(Face(box=(100, 60, 80, 80), det_score=0.9))
+    >>> tracker.update(frame).faces[0].face_id
+    1
 """
 
 from __future__ import annotations

@@ -2,10 +2,15 @@
 at chosen sizes, for measuring detection (recall per face size, false positives, ids) on
 wide, high-resolution shots that no sample clip covers.
 
-Example:
+Example (``truth``: one x, y, w, h a face):
+    >>> import numpy as np
     >>> from streamfer.tools.footage import Crowd, face_patch
-    >>> crowd = Crowd([face_patch(photo, box)], [background], (1920, 1080), sides=[32, 64])
-    >>> image, truth = crowd.frame(0)      # doctest: +SKIP  (truth: one x, y, w, h a face)
+    >>> photo, background = np.full((200, 200, 3), 128, np.uint8), np.zeros((1080, 1920, 3))
+    >>> crowd = Crowd([face_patch(photo, (50, 50, 100, 100))], [background], (1920, 1080),
+    ...               sides=[32, 64])
+    >>> image, truth = crowd.frame(0)
+    >>> image.shape, [round(w) for x, y, w, h in truth]
+    ((1080, 1920, 3), [32, 64])
 """
 
 from __future__ import annotations
