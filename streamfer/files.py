@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -76,16 +77,34 @@ def opencv_name(path: str) -> Iterator[str]:
     yield path
 
 
-def part_path(path: Path) -> Path:
-    """Where ``path`` is written until it is whole."""
+NAME_MAX = 255  # bytes in one name, on the file systems we write (ext4, XFS, Btrfs, APFS)
+
+
+def _stem_to_fit(path: Path, room: int) -> str:
+    """``path``'s stem, or, where ``room`` bytes more would not fit in a name with it, its
+    first bytes and a hash of the whole name (a legal output name's part file was refused as
+    too long: 'File name too long' after the work)."""
+    stem = os.fsencode(path.stem)
+    if len(stem) + room <= NAME_MAX:
+        return path.stem
+    digest = hashlib.sha256(os.fsencode(path.name)).hexdigest()[:8]
+    return f"{os.fsdecode(stem[:NAME_MAX - room - 9])}~{digest}"
+
+
+def part_path(path: Path, tag: str = "part") -> Path:
+    """Where ``path`` is written until it is whole (``tag``: another stage's file, hidden
+    alike: ``.x.mux.mp4``)."""
     path = Path(path)
-    return path.with_name(f".{path.stem}.part{path.suffix}")
+    room = len("..") + len(tag) + len(os.fsencode(path.suffix))
+    return path.with_name(f".{_stem_to_fit(path, room)}.{tag}{path.suffix}")
 
 
 def unwritable(path: Path) -> str | None:
     """Why ``path`` could not be written, or None; checked before a run, creating nothing:
     its nearest existing folder must be a folder this process may write in (the folders
     between are made when it is written), and ``path`` itself no folder."""
+    if (n := len(os.fsencode(Path(path).name))) > NAME_MAX:  # before the disk is asked
+        return f"its name is {n} bytes long, over the {NAME_MAX} a file system takes"
     if Path(path).is_dir():
         return "it is a folder, not a file"
     folder = Path(path).absolute().parent
@@ -129,7 +148,8 @@ def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
     of the same file never see each other's halves)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
+    room = len("..") + 8 + len(".part") + len(os.fsencode(path.suffix))  # 8: mkstemp's letters
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{_stem_to_fit(path, room)}.",
                                suffix=f".part{path.suffix}")
     try:
         with os.fdopen(fd, mode) as f:

@@ -435,7 +435,7 @@ class VideoSink:
     def _mux_audio(self, seconds: float) -> None:
         import imageio_ffmpeg
 
-        tmp = self.path.with_name(f".{self.path.stem}.mux{self.path.suffix}")
+        tmp = part_path(self.path, "mux")
         audio = "libopus" if self.path.suffix.lower() == ".webm" else "aac"
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(self._part),
                *(["-ss", f"{self._start:.6f}"] if self._start else []),

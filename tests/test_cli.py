@@ -771,6 +771,32 @@ def test_a_file_named_in_latin_1_bytes_is_read_named_and_reported(tmp_path, face
     assert "data:image/png" in (tmp_path / "pages" / (latin + ".html")).read_text()
 
 
+def test_long_names_are_written_where_the_file_system_takes_them(tmp_path, face_bgr):
+    """A legal output name of 255 bytes (85 CJK characters are as many) was refused after the
+    work, 'File name too long', by the hidden file it is written as first (six bytes more);
+    a name over the limit said so in the system's words ('[Errno 36] …') and, for a folder
+    run, only once that input's video was encoded. Now the first is written, with its audio,
+    and the second is one line before any work."""
+    clip = write_video(tmp_path / "c.mp4", [compose(face_bgr, (320, 240), 10, 10, scale=0.6)]
+                       * 12, audio=True)
+    longest = "a" * 251 + ".mp4"
+    done = run_cli("-s", clip, "-o", tmp_path / longest, "-q")
+    assert done.returncode == 0, done.stderr
+    assert has_audio(tmp_path / longest) and frame_count(tmp_path / longest)[0] == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.mp4", longest])  # no part
+    over = run_cli("-s", clip, "--csv", tmp_path / (longest + ".csv"), "-q")
+    assert_one_line_error(over)
+    assert f"cannot write {tmp_path / longest}.csv: its name is 259 bytes long, over the 255 " \
+        "a file system takes" in over.stderr
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    shutil.copy(clip, footage / ("b" * 250 + ".mp4"))
+    batch = run_cli("-s", footage, "--output-dir", tmp_path / "out", "--csv-dir",
+                    tmp_path / "out")
+    assert_one_line_error(batch)
+    assert "its name is 258 bytes long" in batch.stderr and not (tmp_path / "out").exists()
+
+
 def test_several_files_given_as_the_source_are_one_line_that_says_how(tmp_path, face_clip):
     """``--source footage/*.mp4``: the shell's list ended in click's 'Got unexpected extra
     arguments (b.mp4 c.mp4 …)' with every name, and a quoted pattern in 'no such file'. Both
