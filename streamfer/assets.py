@@ -56,12 +56,46 @@ ASSETS = {a.name: a for a in (
 )}
 
 
+def home() -> Path:
+    """``$STREAMFER_HOME`` or ``~/.cache/streamfer``: the cache, where files are looked for."""
+    return Path(os.environ.get("STREAMFER_HOME") or Path.home() / ".cache" / "streamfer")
+
+
+_stand_in: list[Path] = []  # the folder written to where the home cannot be, made once
+
+
 def cache_dir(sub: str = "") -> Path:
-    """``$STREAMFER_HOME`` or ``~/.cache/streamfer`` (created on first use)."""
-    base = Path(os.environ.get("STREAMFER_HOME") or Path.home() / ".cache" / "streamfer")
-    path = base / sub if sub else base
+    """Where the cache is written: :func:`home` (created on first use), or, where it cannot
+    be written (a read-only home: a container's, a cache an administrator filled), a folder
+    of this process's own under the system's temporary folder, removed at exit, said once
+    (the run failed: "[Errno 30] Read-only file system")."""
+    path = home() / sub if sub else home()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):  # the system's own answer (root passes access())
+            return path
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    if not _stand_in:
+        import atexit
+        import logging
+        import shutil
+
+        _stand_in.append(Path(tempfile.mkdtemp(prefix="streamfer-cache-")))
+        atexit.register(shutil.rmtree, _stand_in[0], ignore_errors=True)
+        logging.getLogger(__name__).warning(
+            "cannot write the cache in %s (%s): what is built is kept for this run only "
+            "(set STREAMFER_HOME to a folder you can write to keep it)", home(), why)
+    path = _stand_in[0] / sub if sub else _stand_in[0]
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cached(sub: str, name: str) -> Path:
+    """A cache file: in :func:`home` where it is there (read-only or not), else where
+    :func:`cache_dir` writes it."""
+    held = home() / sub / name
+    return held if held.is_file() else cache_dir(sub) / name
 
 
 def sha256(path: Path) -> str:
@@ -90,11 +124,11 @@ def resolve(name: str, explicit: str | Path | None = None) -> Path:
         return verify(path, asset.sha256)
     if asset.sha256 is None and asset.url:  # a Keras ImageNet file: Keras' own cache
         return _keras_file(asset)
-    for candidate in (cache_dir() / name, MODELS_DIR / name):
+    for candidate in (home() / name, MODELS_DIR / name):
         if candidate.is_file():
             return verify(candidate, asset.sha256)
     if asset.url is None:
-        raise AssetError(f"model file {name} not found in {cache_dir()} or {MODELS_DIR}")
+        raise AssetError(f"model file {name} not found in {home()} or {MODELS_DIR}")
     return _download(asset, cache_dir() / name)
 
 

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import (
+    DETECTOR_FILES,
     QUIETING,
     ROOT,
     compose,
@@ -795,6 +796,36 @@ def test_long_names_are_written_where_the_file_system_takes_them(tmp_path, face_
                     tmp_path / "out")
     assert_one_line_error(batch)
     assert "its name is 258 bytes long" in batch.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_cache_that_cannot_be_written_is_stood_in_for(tmp_path, face_clip, streamfer_home):
+    """A read-only cache home (a container's, or one an administrator filled with the
+    detector files) ended the run at once: '[Errno 30] Read-only file system: …/onnx'. Now
+    what is built goes to a folder of the run's own, removed at its end, and a warning says
+    so (a tmpfs mounted read-only: root writes through a folder's permissions)."""
+    import tempfile
+
+    home = tmp_path / "home"
+    home.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(home)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("needs to mount a file system (root) to make a read-only home")
+    try:
+        for name in DETECTOR_FILES:
+            shutil.copy(streamfer_home / name, home / name)
+        subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+        before = set(Path(tempfile.gettempdir()).glob("streamfer-cache-*"))
+        done = run_cli("-s", face_clip, "--csv", tmp_path / "x.csv", "-q",
+                       env={"STREAMFER_HOME": str(home)})
+        assert done.returncode == 0, done.stderr
+        said = [line for line in done.stderr.splitlines() if line.startswith("warning")]
+        assert said == [f"warning: cannot write the cache in {home} (Read-only file system): "
+                        "what is built is kept for this run only (set STREAMFER_HOME to a "
+                        "folder you can write to keep it)"], done.stderr
+        assert len(read_csv(tmp_path / "x.csv")) == 24
+        assert set(Path(tempfile.gettempdir()).glob("streamfer-cache-*")) == before
+    finally:
+        subprocess.run(["umount", str(home)], check=True)
 
 
 def test_several_files_given_as_the_source_are_one_line_that_says_how(tmp_path, face_clip):

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamfer.assets import AssetError, cache_dir, native_stderr_silenced
+from streamfer.assets import AssetError, cache_dir, cached, native_stderr_silenced
 from streamfer.files import write_atomically
 from streamfer.model import ModelConfig, read_weights
 
@@ -73,11 +73,11 @@ def tflite_file(model, config=None) -> Path:
     """The TFLite (fp32) conversion of ``model`` (keyed by its own weights), made once."""
     import tensorflow as tf
 
-    target = cache_dir("tflite") / f"{model_digest(model, config)}-fp32.tflite"
+    target = cached("tflite", f"{model_digest(model, config)}-fp32.tflite")
     if target.is_file():
         return target
     log.warning("first use of these weights with this backend: converting once "
-                "(a minute or two), cached in %s", cache_dir())
+                "(a minute or two), cached in %s", target.parent)
     # from_keras_model, not model.export(): the latter's SavedModel scored 0.08 off Keras here
     # it prints the SavedModel it made, and TF's native code logs to fd 2
     with contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced():
@@ -149,7 +149,7 @@ def model_graph(model_json: Path):
     from streamfer.runtimes.onnx_graph import architecture_of, graph_of
 
     arch = _architecture(_config_of(model_json))
-    for path in (graph_file(model_json), cache_dir("onnx") / f"{arch}.graph.onnx"):
+    for path in (graph_file(model_json), cached("onnx", f"{arch}.graph.onnx")):
         if path.is_file():
             graph = onnx.load(str(path))
             if architecture_of(graph) == arch:
@@ -209,9 +209,9 @@ def _onnx_target(model_json: Path, int8: bool = True) -> Path:
     """Cached ONNX model of these weights and (for int8) these ranges."""
     ranges = _ranges_file(model_json)
     if not (int8 and ranges.is_file()):
-        return cache_dir("onnx") / f"{_digest(model_json)}-fp32.onnx"
+        return cached("onnx", f"{_digest(model_json)}-fp32.onnx")
     key = hashlib.sha256(ranges.read_bytes()).hexdigest()[:8]
-    return cache_dir("onnx") / f"{_digest(model_json)}-{key}-int8.onnx"
+    return cached("onnx", f"{_digest(model_json)}-{key}-int8.onnx")
 
 
 def _check_names(fp32, ranges: dict) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamfer.assets import cache_dir
+from streamfer.assets import cached
 from streamfer.runtimes.runners import (
     INT8_ENGINES,
     ONNXRunner,
@@ -78,7 +78,7 @@ def _versions(engines) -> dict[str, str]:
 def _record(model_file: Path, engines, threads: int) -> Path:
     key = json.dumps([str(model_file.name), model_file.stat().st_size, cpu_name(),
                       threads, _versions(engines), PROBE_BATCHES])
-    return cache_dir("choice") / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    return cached("choice", f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json")
 
 
 def measure(run, batch: int = PROBE_BATCHES[0], seconds: float = PROBE_SECONDS) -> float:
