@@ -230,12 +230,16 @@ class Source:
                 return
         began = time.monotonic()
         cap = self._capture()
+        waited = time.monotonic() - began >= _NETWORK_TIMEOUT_MS / 1000
+        if not cap.isOpened() and waited and self.url and self.live and self.reconnect > 0:
+            cap = self._wait_for_picture(cap, began)
         if not cap.isOpened():
             what = "camera" if is_webcam(spec) else "stream" if self.live else "video"
             said = f"cannot open {what}: {spec}"
             if self.url:  # OpenCV's wait ran out (UDP: no packet): not waited out again
-                waited = time.monotonic() - began >= _NETWORK_TIMEOUT_MS / 1000
-                why = _NOTHING_CAME if waited else _unreachable(spec)
+                took = time.monotonic() - began
+                why = (f"no picture came in {took:.0f} s" if took > 1.5 * _NETWORK_TIMEOUT_MS
+                       / 1000 else _NOTHING_CAME) if waited else _unreachable(spec)
                 raise SourceError(said + (f" ({why})" if why else ""))
             if is_webcam(spec):
                 raise SourceError(said + (f" ({why})" if (why := _no_camera(int(spec))) else ""))
@@ -281,17 +285,40 @@ class Source:
         with opencv_name(self.spec) as name:  # FFmpeg holds the file open: the link can go
             return cv2.VideoCapture(name)
 
-    def _reopen(self, dropped_at: float) -> bool:
+    def _wait_for_picture(self, cap: cv2.VideoCapture, began: float) -> cv2.VideoCapture:
+        """A live link whose open ran out of time: FFmpeg saw no picture, because nothing came
+        or because it was joined between two key frames (MPEG-TS over UDP with a key frame
+        every 10 s could not be started at all: 'nothing came in 5 s'); opened again until
+        one comes, for up to ``reconnect`` seconds from ``began``, said once."""
+        log.warning("%s: no picture in %g s (nothing came, or no key frame yet); waiting "
+                    "(for up to %g s, --reconnect)", self.name, _NETWORK_TIMEOUT_MS / 1000,
+                    self.reconnect)
+        while not cap.isOpened() and time.monotonic() - began < self.reconnect:
+            cap.release()
+            tried = time.monotonic()
+            cap = self._capture()
+            if not cap.isOpened() and time.monotonic() - tried < 1.0:
+                time.sleep(0.5)  # refused at once (a server gone meanwhile): not a busy loop
+        return cap
+
+    def _reopen(self, dropped_at: float | None) -> bool:
         """A live source dropped: open it again, with backoff, for up to ``reconnect``
-        seconds; True once it is back (False: given up, or closed meanwhile)."""
+        seconds; True once it is back (False: given up, or closed meanwhile). ``dropped_at``
+        None: it gave no frame yet (a stream joined between two key frames, where FFmpeg's
+        look at it ran out of time and every read of that capture failed), and it is opened
+        again unsaid (a camera's is said): it was said as a drop at 0.0 s."""
         with self._lock:
             if self._cap is not None:
                 self._cap.release()
                 self._cap = None
         if self.reconnect <= 0 or self._closing:
             return False
-        log.warning("%s: the stream dropped at %.1f s; reconnecting (for up to %g s)",
-                    self.name, dropped_at, self.reconnect)
+        if dropped_at is not None:
+            log.warning("%s: the stream dropped at %.1f s; reconnecting (for up to %g s)",
+                        self.name, dropped_at, self.reconnect)
+        elif is_webcam(self.spec):  # a camera that opens and gives nothing: not waited unsaid
+            log.warning("camera %s gave no frame; opening it again (for up to %g s)",
+                        self.spec, self.reconnect)
         start = time.monotonic()
         for attempt in itertools.count():
             wait = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
@@ -309,8 +336,9 @@ class Source:
                     return False
                 if cap.isOpened():
                     self._cap = cap
-                    log.warning("%s: reconnected after %.1f s", self.name,
-                                time.monotonic() - start)
+                    if dropped_at is not None:
+                        log.warning("%s: reconnected after %.1f s", self.name,
+                                    time.monotonic() - start)
                     return True
             cap.release()
 
@@ -333,11 +361,14 @@ class Source:
                     break
             if not ok or image is None:
                 if self.live:
-                    dropped_at = (last or 0.0)
-                    if self._reopen(dropped_at):
+                    if self._reopen(last if index else None):
                         continue
                     if self._closing:
                         break
+                    dropped_at = last or 0.0
+                    if not index:
+                        raise SourceError(f"{self.name}: no frame could be read from it in "
+                                          f"{self.reconnect:g} s (--reconnect)")
                     raise SourceError(
                         f"{self.name}: the stream dropped at {dropped_at:.1f} s and did not "
                         f"come back within {self.reconnect:g} s (--reconnect)" if self.reconnect

@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -95,6 +96,43 @@ def test_a_stream_that_drops_is_reconnected_and_a_lost_one_ends_with_an_error(
     lag = [seen - t for seen, t in zip(rows.seen, times)]
     assert max(lag) - min(lag) < 1.0, (min(lag), max(lag))
     assert min(rows.seen) < outage < max(rows.seen)
+
+
+def test_a_stream_joined_between_key_frames_starts_at_the_next_one(tmp_path, face_bgr,
+                                                                   caplog):
+    """MPEG-TS over UDP with a key frame every 10 s, joined 1.5 s in: FFmpeg's look at it ran
+    out of time before a picture came, and the source either ended 'cannot open stream: …
+    (nothing came in 5 s)' or, where the open came back with half an answer, said 'the
+    stream dropped at 0.0 s' and 'reconnected' before its first frame. Now it waits for the
+    next key frame within --reconnect and starts there; a wait is said once, a drop never."""
+    import imageio_ffmpeg
+
+    from streamfer.sources import open_source
+
+    clip = write_video(tmp_path / "c.mp4", [compose(face_bgr, (320, 240), 10 + i % 50, 10,
+                                                    scale=0.6) for i in range(25 * 14)],
+                       fps=25.0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as free:
+        free.bind(("127.0.0.1", 0))
+        url = f"udp://127.0.0.1:{free.getsockname()[1]}"
+    sender = subprocess.Popen([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-re", "-i",
+                               str(clip), "-c:v", "libx264", "-g", "250", "-sc_threshold", "0",
+                               "-f", "mpegts", url])
+    try:
+        time.sleep(1.5)  # joined 1.5 s in: the next key frame is 10 s in
+        began = time.monotonic()
+        with caplog.at_level("WARNING"), open_source(url) as source:
+            first = next(iter(source))
+        waited = time.monotonic() - began
+    finally:
+        sender.kill()
+        sender.wait()
+    assert first.index == 0 and first.image.shape == (240, 320, 3)
+    assert 6.0 < waited < 20.0, waited  # the key frame 10 s in, not the first packet's
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "dropped" in m or "reconnected" in m], said
+    assert set(said) <= {f"{url}: no picture in 5 s (nothing came, or no key frame yet); "
+                         "waiting (for up to 30 s, --reconnect)"}, said
 
 
 def test_end_stops_a_stream_that_long_after_its_first_frame_with_its_outputs_whole(
