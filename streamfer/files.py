@@ -35,17 +35,22 @@ os.umask(_UMASK)
 def printable(name: str) -> str:
     """A file's name as text: as it is, or, where its bytes are not UTF-8 (a name given on
     another system, in Latin-1 or Shift-JIS: Python holds those bytes as surrogates, which
-    no CSV, record or page can hold), each such byte written as ``\\xe9``, as ``ls -b`` does.
+    no CSV, record or page can hold), each such byte written as ``\\xe9``, as ``ls -b`` does;
+    a control character too (a newline in a name broke the summary's row and the CSV's one
+    line a row).
 
     Example:
-        >>> printable("caf\\udce9.mp4"), printable("café.mp4")
-        ('caf\\\\xe9.mp4', 'café.mp4')
+        >>> printable("caf\\udce9.mp4"), printable("café.mp4"), printable("a\\nb.mp4")
+        ('caf\\\\xe9.mp4', 'café.mp4', 'a\\\\x0ab.mp4')
     """
     try:
         name.encode("utf-8")
-        return name
     except UnicodeEncodeError:
-        return os.fsencode(name).decode("utf-8", "backslashreplace")
+        name = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", name)
+
+
+_CONTROL = re.compile("[\\x00-\\x1f\\x7f]")
 
 
 def unprintable(text: str) -> str:

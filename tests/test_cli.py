@@ -749,13 +749,16 @@ def test_a_file_named_in_latin_1_bytes_is_read_named_and_reported(tmp_path, face
     clip = write_video(tmp_path / "c.mp4", [compose(face_bgr, (320, 240), 10, 10, scale=0.6)]
                        * 50, fps=25)  # 2 s: its face is on the report's page, not folded
     os.rename(clip, footage / latin)
-    shutil.copy(face_clip, footage / "b.mp4")
+    shutil.copy(face_clip, footage / "b\nc.mp4")  # a newline broke the summary's row
     done = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out,
                    "--csv", tmp_path / "all.csv")
     assert done.returncode == 0, done.stderr
     assert re.search(r"caf\\xe9\.mp4 +│ +50 │.*│ ok", done.stderr), done.stderr
+    assert re.search(r"b\\x0ac\.mp4 +│ +24 │.*│ ok", done.stderr), done.stderr
     assert (out / latin).is_file() and (out / (latin + ".csv")).is_file()
-    assert {r["source"] for r in read_csv(tmp_path / "all.csv")} == {"caf\\xe9.mp4", "b.mp4"}
+    assert {r["source"] for r in read_csv(tmp_path / "all.csv")} == {"caf\\xe9.mp4",
+                                                                     "b\\x0ac.mp4"}
+    assert len((tmp_path / "all.csv").read_text().splitlines()) == 1 + 50 + 24  # a row a line
     again = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out)
     assert "2 inputs: 2 skipped (done)" in again.stderr, again.stderr
     one = run_cli("--source", footage / latin, "--csv", tmp_path / "one.csv",
