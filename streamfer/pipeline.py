@@ -210,7 +210,8 @@ class Pipeline:
                 else:
                     video = stack.enter_context(VideoSink(
                         output, source.fps, source.size, fmt=source.format,
-                        audio_from=None if source.live else spec, whole_only=whole_only,
+                        audio_from=None if source.live or source.piped else spec,
+                        whole_only=whole_only,
                         start=0.0 if source.live else s.start)) \
                         if output else None
                 table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames, whole_only)) \

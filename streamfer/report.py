@@ -323,10 +323,12 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
 def _live(source: str) -> str | None:
     """What a CSV's ``source`` is where it names a live input (a webcam, a stream), whose
     frames are gone once shown; None for a file or a link to a recorded file."""
-    from streamfer.sources import is_url, is_webcam, recorded
+    from streamfer.sources import STDIN_NAME, is_url, is_webcam, recorded
 
     if is_webcam(source):
         return f"webcam {source}"
+    if source == STDIN_NAME:
+        return "standard input"
     if is_url(source) and recorded(source) is None:  # the link's header, read once
         return f"{source} is a live stream (or out of reach)"
     return None

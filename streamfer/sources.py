@@ -68,6 +68,10 @@ _BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between reconnect attempts (then the
 _SAME_TIME_S = 1e-4  # timestamps closer than this are one frame's (OpenCV's vs PyAV's)
 _NETWORK_TIMEOUT_MS = 5000  # a stream's open and each read give up after this
 _NOTHING_CAME = f"nothing came in {_NETWORK_TIMEOUT_MS / 1000:g} s"
+STDIN = "-"  # the source that means standard input (``--source -``)
+STDIN_NAME = "stdin"  # what names it in the CSV, the summary and the report
+_PIPED = ("pipe MPEG-TS or Matroska: an MP4 or MOV with its index at its end, as most are "
+          "written, cannot come through a pipe; ffmpeg -i x -c copy -f mpegts - | …")
 # OpenCV's own lines when a camera index does not open ("[ERROR:0@0.1] global
 # obsensor_uvc_stream_channel.cpp:163 getStreamChannelGroup Camera index out of range"):
 # the caller says it in one line of its own
@@ -180,6 +184,7 @@ class Source:
                  end: float | None = None) -> None:
         self.spec = spec
         self.name = spec
+        self.piped = spec == STDIN  # a stream from another program: read once, in order
         self.url = is_url(spec)
         self._probed = recorded(spec) if self.url else None  # read once over the network
         self.live = is_webcam(spec) or self.url and self._probed is None
@@ -197,10 +202,16 @@ class Source:
         if start and self.live:  # refused before a connection is made
             raise SourceError(f"{spec}: a live source starts now; --start is for files "
                               "(--end stops a live source that long after its first frame)")
+        if start and self.piped:
+            raise SourceError("standard input cannot be sought: --start is for files (--end "
+                              "stops it at that time)")
         self._open()
 
     def _open(self) -> None:
         spec = self.spec
+        if self.piped:
+            self._open_pipe()
+            return
         if not self.live and not self.url:
             path = Path(spec)
             if not path.is_file():
@@ -263,6 +274,23 @@ class Source:
             raise OutOfRange(f"{self.name}: --start {self.start:g} s is not before its end "
                               f"({self.duration:.2f} s)")
 
+    def _open_pipe(self) -> None:
+        """Standard input (``--source -``): a video another program writes into a pipe, in a
+        container FFmpeg reads as it comes (MPEG-TS, Matroska); its length unknown, its
+        frames timed by the container, none passed over."""
+        if sys.stdin is None or sys.stdin.isatty():
+            raise SourceError("--source - reads a video piped into standard input, and none "
+                              "is: e.g. ffmpeg -i rtsp://cam -c copy -f mpegts - | streamfer "
+                              "run --source - …")
+        self.name = STDIN_NAME
+        self._cap = self._capture()
+        if not self._cap.isOpened():
+            raise SourceError(f"cannot read standard input as video ({_PIPED})")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 0 < fps < 1000 else 30.0
+        self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                     int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+
     @property
     def frames_to_read(self) -> int | None:
         """The frames of the time range (an estimate where it is part of a file), or None
@@ -274,6 +302,8 @@ class Source:
         return max(0, min(self.frame_count, round((end - self.start) * self.fps)))
 
     def _capture(self) -> cv2.VideoCapture:
+        if self.piped:
+            return cv2.VideoCapture("pipe:0", cv2.CAP_FFMPEG)
         if is_webcam(self.spec):
             with native_stderr_silenced(_CAMERA_PROBE_NOISE):
                 return cv2.VideoCapture(int(self.spec))
@@ -405,6 +435,8 @@ class Source:
             index += 1
         if self._closing:
             return
+        if last is None and self.piped:
+            raise SourceError(f"no frame could be read from standard input ({_PIPED})")
         if last is None and (self.start or ended):
             to = "its end" if self.end is None else f"--end {self.end:g} s"
             raise OutOfRange(f"{self.name}: no frame from --start {self.start:g} s to {to}")

@@ -831,6 +831,43 @@ def test_a_cache_that_cannot_be_written_is_stood_in_for(tmp_path, face_clip, str
         subprocess.run(["umount", str(home)], check=True)
 
 
+def test_a_video_piped_into_standard_input_is_a_source(tmp_path, face_clip):
+    """``ffmpeg … -f mpegts - | streamfer run --source -`` (another program's output, a
+    camera relayed): it was 'no such file: -'. Now its frames are read in order and timed
+    by its container, as the file's; an MP4 with its index at its end (out of a pipe's
+    reach) and --start (a pipe cannot be sought) are one line each."""
+    import imageio_ffmpeg
+
+    ts = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(face_clip),
+                         "-c", "copy", "-f", "mpegts", "-"], capture_output=True,
+                        check=True).stdout
+    environment = {k: v for k, v in os.environ.items() if k not in QUIETING}
+
+    def piped(data, *args):
+        return subprocess.run([sys.executable, str(ROOT / "run_stream.py"), "-s", "-",
+                               *map(str, args)], input=data, capture_output=True,
+                              timeout=300, env=environment)
+
+    done = piped(ts, "--csv", tmp_path / "p.csv", "-o", tmp_path / "p.mp4", "-q")
+    assert done.returncode == 0, done.stderr.decode()
+    assert run_cli("-s", face_clip, "--csv", tmp_path / "f.csv", "-q").returncode == 0
+    rows, direct = read_csv(tmp_path / "p.csv"), read_csv(tmp_path / "f.csv")
+    assert {r["source"] for r in rows} == {"stdin"} and len(rows) == len(direct) == 24
+    assert [r["time_s"] for r in rows] == [r["time_s"] for r in direct]
+    assert frame_count(tmp_path / "p.mp4")[0] == 24
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-stream_loop", "20", "-i",
+                    str(face_clip), "-c", "copy", str(tmp_path / "end.mp4")],
+                   check=True)  # its index at its end, past what FFmpeg holds of a pipe
+    mp4 = piped((tmp_path / "end.mp4").read_bytes(), "--csv", tmp_path / "m.csv")
+    said = mp4.stderr.decode()
+    assert mp4.returncode == 1 and "Traceback" not in said
+    assert "standard input (pipe MPEG-TS or Matroska: an MP4 or MOV with its index at" in said
+    sought = piped(ts, "--csv", tmp_path / "s.csv", "--start", "0.5")
+    assert sought.returncode != 0 and sought.stderr.decode().strip() == (
+        "Error: standard input cannot be sought: --start is for files (--end stops it at that "
+        "time)")
+
+
 def test_several_files_given_as_the_source_are_one_line_that_says_how(tmp_path, face_clip):
     """``--source footage/*.mp4``: the shell's list ended in click's 'Got unexpected extra
     arguments (b.mp4 c.mp4 …)' with every name, and a quoted pattern in 'no such file'. Both

@@ -26,7 +26,8 @@ from streamfer.cli.common import (
 @click.command(context_settings={**CONTEXT, "allow_extra_args": True},
                short_help="Emotions in a webcam, video, folder or stream.")
 @click.option("--source", "-s", required=True,
-              help="Webcam index (0), video or image file, folder of them, or stream URL.")
+              help="Webcam index (0), video or image file, folder of them, stream URL, or - "
+                   "(a video piped into standard input: MPEG-TS, Matroska).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Annotated video: .mp4, .mov, .m4v, .mkv, .avi (H.264) or .webm (VP9); "
                    "each frame at its input timestamp, with the input's size and audio. "
@@ -150,7 +151,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
         from streamfer.report import counted
         from streamfer.sinks import STDOUT, check_distinct, check_name, check_output
         from streamfer.smooth import parse_smoothing
-        from streamfer.sources import is_url, is_webcam, open_source
+        from streamfer.sources import STDIN, is_url, is_webcam, open_source
 
     log_warnings()
     if extra := click.get_current_context().args:  # ``-s footage/*.mp4``: the shell's list
@@ -222,7 +223,10 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
                         check_name(path, holds)
             else:
                 photo = False
-                if not (is_webcam(source) or is_url(source)):
+                if source == STDIN and start:
+                    raise UserError("standard input cannot be sought: --start is for files "
+                                    "(--end stops it at that time)")
+                if not (is_webcam(source) or is_url(source) or source == STDIN):
                     opened = open_source(source, start=start, end=end)
                     photo = opened.photo
                     opened.close()
