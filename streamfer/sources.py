@@ -70,6 +70,7 @@ _NETWORK_TIMEOUT_MS = 5000  # a stream's open and each read give up after this
 _NOTHING_CAME = f"nothing came in {_NETWORK_TIMEOUT_MS / 1000:g} s"
 STDIN = "-"  # the source that means standard input (``--source -``)
 STDIN_NAME = "stdin"  # what names it in the CSV, the summary and the report
+NOT_SOUGHT = "standard input cannot be sought: --start is for files (--end stops it at that time)"
 _PIPED = ("pipe MPEG-TS or Matroska: an MP4 or MOV with its index at its end, as most are "
           "written, cannot come through a pipe; ffmpeg -i x -c copy -f mpegts - | …")
 # OpenCV's own lines when a camera index does not open ("[ERROR:0@0.1] global
@@ -203,8 +204,7 @@ class Source:
             raise SourceError(f"{spec}: a live source starts now; --start is for files "
                               "(--end stops a live source that long after its first frame)")
         if start and self.piped:
-            raise SourceError("standard input cannot be sought: --start is for files (--end "
-                              "stops it at that time)")
+            raise SourceError(NOT_SOUGHT)
         self._open()
 
     def _open(self) -> None:

@@ -151,7 +151,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
         from streamfer.report import counted
         from streamfer.sinks import STDOUT, check_distinct, check_name, check_output
         from streamfer.smooth import parse_smoothing
-        from streamfer.sources import STDIN, is_url, is_webcam, open_source
+        from streamfer.sources import NOT_SOUGHT, STDIN, is_url, is_webcam, open_source
 
     log_warnings()
     if extra := click.get_current_context().args:  # ``-s footage/*.mp4``: the shell's list
@@ -224,8 +224,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
             else:
                 photo = False
                 if source == STDIN and start:
-                    raise UserError("standard input cannot be sought: --start is for files "
-                                    "(--end stops it at that time)")
+                    raise UserError(NOT_SOUGHT)  # before the model loads
                 if not (is_webcam(source) or is_url(source) or source == STDIN):
                     opened = open_source(source, start=start, end=end)
                     photo = opened.photo
