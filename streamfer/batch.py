@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from streamfer.files import atomic_file, cannot_write, printable, write_atomically
+from streamfer.files import NAME_MAX, atomic_file, cannot_write, printable, write_atomically
 from streamfer.sinks import CONTAINERS, PHOTOS, Inputs, SinkError, check_output
 from streamfer.sources import IMAGE_EXTS, SourceError, list_media, open_source
 
@@ -43,6 +43,7 @@ class Job:
     key: str  # the path relative to the folder: names it in the summary and the CSV
     output: Path | None
     table: Path | None
+    refused: str | None = None  # why it cannot be done (an output's name over NAME_MAX)
 
     @property
     def stamp(self) -> str:
@@ -125,9 +126,10 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
     keeps its name where we write its format (``a/y.jpg`` → ``a/y.jpg``), else gains
     ``.png`` (``y.tif`` → ``y.tif.png``); the CSV is the name plus ``.csv``
     (``a/x.mov.csv``). Refused before any work: two inputs sharing an output, or an output
-    that is an input. ``left_out``, if given, gets the photos and videos of kinds not read
-    (see :func:`~streamfer.sources.list_media`), ``earlier`` the output folders of earlier
-    runs found inside ``folder`` (passed over)."""
+    that is an input; an input whose output's name would be longer than a file system takes
+    is planned ``refused`` (it fails; the others are done). ``left_out``, if given, gets the
+    photos and videos of kinds not read (see :func:`~streamfer.sources.list_media`),
+    ``earlier`` the output folders of earlier runs found inside ``folder`` (passed over)."""
     folder = Path(folder)
     left_out = [] if left_out is None else left_out
     # our own outputs are never inputs, even where the output folders lie inside the source,
@@ -152,6 +154,11 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
         for out in (job.output, job.table):
             if out is None:
                 continue
+            if (n := len(os.fsencode(out.name))) > NAME_MAX:  # this input's, not the run's
+                job.refused = cannot_write(out, f"its name is {n} bytes long, over the "
+                                                f"{NAME_MAX} a file system takes (give the "
+                                                "input a shorter name)")
+                break
             check_output(out, known, video=out == job.output, photo=photo)
             if out.resolve() in owners:
                 raise SinkError(f"{owners[out.resolve()]} and {job.key} would both write {out}")
@@ -212,7 +219,10 @@ class FolderRun:
         if fold:  # a journal left by a run killed outright: its torn line dropped
             _fold_quietly(record_path)
         record, made = read_done(record_path), made_with(settings)
-        todo = [job for job in jobs if force or not job.done(record, made)]
+        for job in jobs:
+            if job.refused:
+                log.warning("%s: %s", job.key, job.refused)
+        todo = [job for job in jobs if not job.refused and (force or not job.done(record, made))]
         for job in todo:
             if not force and (changed := job.changed(record, made)):
                 log.warning("%s: made before with other settings (%s): done again",
@@ -224,7 +234,17 @@ class FolderRun:
     def skipped(self) -> list[Job]:
         """The inputs finished by an earlier run, in the plan's order."""
         todo = {job.key for job in self.todo}
-        return [job for job in self.jobs if job.key not in todo]
+        return [job for job in self.jobs if job.key not in todo and not job.refused]
+
+    def before(self) -> dict:
+        """What the run knows of its inputs before it starts: those skipped (done) and
+        those refused (failed), as :class:`~streamfer.pipeline.RunStats` by key."""
+        from streamfer.pipeline import RunStats
+
+        todo = {job.key for job in self.todo}
+        return {job.key: RunStats(job.key, status=f"failed: {job.refused}" if job.refused
+                                  else SKIPPED)
+                for job in self.jobs if job.key not in todo}
 
     def claim(self, job: Job) -> bool:
         """Take ``job`` for this run before doing it; False where another run (a second

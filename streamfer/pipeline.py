@@ -33,7 +33,6 @@ from streamfer.batch import (
     ELSEWHERE,
     INTERRUPTED,
     NOT_STARTED,
-    SKIPPED,
     FolderRun,
     count_frames,
 )
@@ -378,7 +377,7 @@ class Pipeline:
         those another run into the same folder has under way (see :meth:`FolderRun.claim`);
         a file that fails is reported and the batch goes on."""
         batch = FolderRun.plan(folder, output_dir, csv_dir, self.settings, force)
-        results = {job.key: RunStats(job.key, status=SKIPPED) for job in batch.skipped}
+        results = batch.before()
         stop = threading.Event()
         # One bar for the folder (the frames of the inputs to do, counted from their
         # containers in the background while the first runs) and, beneath it, one for the

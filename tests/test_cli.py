@@ -795,10 +795,23 @@ def test_long_names_are_written_where_the_file_system_takes_them(tmp_path, face_
     footage = tmp_path / "footage"
     footage.mkdir()
     shutil.copy(clip, footage / ("b" * 250 + ".mp4"))
-    batch = run_cli("-s", footage, "--output-dir", tmp_path / "out", "--csv-dir",
-                    tmp_path / "out")
-    assert_one_line_error(batch)
-    assert "its name is 258 bytes long" in batch.stderr and not (tmp_path / "out").exists()
+    shutil.copy(clip, footage / "short.mp4")
+    # a folder run: that input fails (said before the work, in the dry run too), the rest
+    # is done (it refused the whole batch, a thousand files for one name)
+    args = ("-s", footage, "--output-dir", tmp_path / "out", "--csv-dir", tmp_path / "out")
+    said = f"cannot write {tmp_path / 'out' / ('b' * 250)}.mp4.csv: its name is 258 bytes " \
+        "long, over the 255 a file system takes (give the input a shorter name)"
+    dry = run_cli(*args, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "2 inputs: 1 to do, 1 failed" in dry.stderr, dry.stderr
+    batch = run_cli(*args)
+    assert batch.returncode == 1, batch.stderr
+    assert said in " ".join(batch.stderr.split()), batch.stderr
+    assert "2 inputs: 1 ok, 1 failed" in batch.stderr, batch.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == \
+        [".streamfer-done.json", "short.mp4", "short.mp4.csv"]
+    assert list(json.loads((tmp_path / "out" / ".streamfer-done.json").read_text())) \
+        == ["short.mp4"]
 
 
 def test_a_cache_that_cannot_be_written_is_stood_in_for(tmp_path, face_clip, streamfer_home):

@@ -342,18 +342,17 @@ def _dry_run(settings, source, output_dir, csv_dir, force) -> None:
     from streamfer.pipeline import RunStats
 
     batch = FolderRun.plan(source, output_dir, csv_dir, settings, force, fold=False)
-    todo = {job.key for job in batch.todo}
+    known = batch.before()  # skipped (done) or failed (refused)
+    results = [known.get(job.key) or RunStats(job.key, status="to do") for job in batch.jobs]
     rows, total = [], 0
-    for job in batch.jobs:
-        frames = frames_to_read(job, settings) if job.key in todo else None
+    for job, result in zip(batch.jobs, results, strict=True):
+        frames = frames_to_read(job, settings) if result.status == "to do" else None
         total += frames or 0
-        rows.append((job.key, "—" if frames is None else str(frames),
-                     "to do" if job.key in todo else SKIPPED))
+        rows.append((job.key, "—" if frames is None else str(frames), result.status))
     console = Console(stderr=True)
     console.print(_batch_table("streamfer batch: dry run", ("input", "frames", "status"), rows,
                                quiet=(SKIPPED,)))
-    console.print(_totals([RunStats(job.key, status="to do" if job.key in todo else SKIPPED)
-                           for job in batch.jobs]) + f" ({total:,} frames to read)",
+    console.print(_totals(results) + f" ({total:,} frames to read)",
                   highlight=False, markup=False)
 
 
