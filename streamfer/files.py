@@ -93,7 +93,13 @@ def _stem_to_fit(path: Path, room: int) -> str:
     if len(stem) + room <= NAME_MAX:
         return path.stem
     digest = hashlib.sha256(os.fsencode(path.name)).hexdigest()[:8]
-    return f"{os.fsdecode(stem[:NAME_MAX - room - 9])}~{digest}"
+    cut = stem[:NAME_MAX - room - 9]
+    try:  # a UTF-8 name is cut between characters (a name in other bytes where it falls)
+        stem.decode("utf-8")
+        cut = cut.decode("utf-8", "ignore").encode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    return f"{os.fsdecode(cut)}~{digest}"
 
 
 def part_path(path: Path, tag: str = "part") -> Path:

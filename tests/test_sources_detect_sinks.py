@@ -332,6 +332,22 @@ table.close()
     assert all(len(r) == len(CSV_COLUMNS) and r["classified"] == "1" for r in rows)
 
 
+def test_a_long_name_s_part_file_is_shortened_between_characters(tmp_path):
+    """A name near the limit is written first as a part file with a shortened stem; cut at
+    a byte count, a Japanese name (three bytes a character) lost half a character, and an
+    interrupted run left a part file whose name was not text (``\\xe3\\x83`` in ``ls``)."""
+    from streamfer.files import NAME_MAX, part_path, write_atomically
+
+    out = tmp_path / ("テ" * 83 + ".mp4")  # 253 bytes: its part file, 263, is shortened
+    part = part_path(out)
+    raw = os.fsencode(part.name)
+    assert len(raw) <= NAME_MAX and part.name.startswith(".テ")
+    raw.decode("utf-8")  # whole characters (it raised UnicodeDecodeError)
+    assert part_path(out) == part != part_path(out.with_name("テ" * 82 + "x.mp4"))
+    write_atomically(out, "x")
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
 def test_a_file_written_whole_or_not_at_all_names_itself_when_the_disk_refuses(tmp_path):
     from streamfer.files import write_atomically
 
