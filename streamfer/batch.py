@@ -261,12 +261,34 @@ class FolderRun:
             pass
         return True
 
+    def _claim_path(self, job: Job) -> Path:
+        return self.record_path.parent / CLAIMS / hashlib.sha256(job.key.encode()).hexdigest()
+
+    def under_way(self, job: Job) -> bool:
+        """Another run has ``job`` under way now (its claim is held), asked without taking
+        it or writing anything (a dry run)."""
+        try:
+            import fcntl
+
+            held = open(self._claim_path(job), "rb")  # noqa: SIM115 (closed below)
+        except (ImportError, OSError):  # no claims here, or none for it
+            return False
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:  # a share without locks
+            return False
+        finally:
+            held.close()  # the lock, if it was taken, goes with it
+        return False
+
     def _lock(self, job: Job) -> bool:
         try:
             import fcntl
         except ImportError:  # not a POSIX system: no claims
             return True
-        path = self.record_path.parent / CLAIMS / hashlib.sha256(job.key.encode()).hexdigest()
+        path = self._claim_path(job)
         while True:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)

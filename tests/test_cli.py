@@ -717,6 +717,32 @@ def test_a_dry_run_lists_what_a_folder_run_would_do_and_writes_nothing(tmp_path,
     assert one.returncode == 1 and "give a folder" in one.stderr, one.stderr
 
 
+def test_a_dry_run_says_which_inputs_another_run_has_under_way(tmp_path, face_clip):
+    """While last night's run still works through a folder, a dry run listed the input it
+    had under way as 'to do'; it is 'skipped (another run is doing it)', as the run would
+    have it, and the dry run still writes nothing."""
+    from streamfer.batch import FolderRun
+    from streamfer.pipeline import Settings
+
+    footage, out = tmp_path / "footage", tmp_path / "out"
+    footage.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copy(face_clip, footage / name)
+    other = FolderRun.plan(footage, None, out, Settings(progress=False))  # another run's
+    assert other.claim(other.todo[0])  # lock on a.mp4, as it holds it while at work
+    before = sorted(str(p) for p in out.rglob("*"))
+    dry = run_cli("--source", footage, "--csv-dir", out, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert re.search(r"a\.mp4\s*│\s*—\s*│ skipped \(another run is doing it\)", dry.stderr), \
+        dry.stderr
+    assert "2 inputs: 1 to do, 1 skipped (another run is doing it) (24 frames to read)" \
+        in dry.stderr, dry.stderr
+    assert sorted(str(p) for p in out.rglob("*")) == before
+    other.release(other.todo[0])
+    dry = run_cli("--source", footage, "--csv-dir", out, "--dry-run")
+    assert "2 inputs: 2 to do (48 frames to read)" in dry.stderr, dry.stderr
+
+
 def test_a_long_dry_run_lists_the_inputs_to_do(tmp_path, face_bgr):
     """A nightly folder of 120 done photos and two new ones: the dry run listed all 122 rows,
     the two to do somewhere among them (and 20,000 rows took 6.5 s to draw). Past 100 inputs

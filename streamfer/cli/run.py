@@ -338,12 +338,14 @@ def _dry_run(settings, source, output_dir, csv_dir, force) -> None:
     would read, from its container), and nothing else: no model, no output, no record."""
     from rich.console import Console
 
-    from streamfer.batch import SKIPPED, FolderRun, frames_to_read
+    from streamfer.batch import ELSEWHERE, SKIPPED, FolderRun, frames_to_read
     from streamfer.pipeline import RunStats
 
     batch = FolderRun.plan(source, output_dir, csv_dir, settings, force, fold=False)
     known = batch.before()  # skipped (done) or failed (refused)
-    results = [known.get(job.key) or RunStats(job.key, status="to do") for job in batch.jobs]
+    results = [known.get(job.key) or RunStats(job.key, status=ELSEWHERE if
+                                              batch.under_way(job) else "to do")
+               for job in batch.jobs]
     rows, total = [], 0
     for job, result in zip(batch.jobs, results, strict=True):
         frames = frames_to_read(job, settings) if result.status == "to do" else None
