@@ -437,8 +437,11 @@ class VideoSink:
 
         tmp = part_path(self.path, "mux")
         audio = "libopus" if self.path.suffix.lower() == ".webm" else "aac"
+        # our video's 0 is the input's first frame; FFmpeg reads the audio from the input's
+        # start, which comes before where the picture starts late (its sound 0.84 s late)
+        skip = self._start + _picture_lead(self._audio_from)
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(self._part),
-               *(["-ss", f"{self._start:.6f}"] if self._start else []),
+               *(["-ss", f"{skip:.6f}"] if skip else []),
                "-i", str(self._audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
                "-c:a", audio, "-b:a", "160k", "-t", f"{seconds:.3f}", str(tmp)]
         # its own session: a Ctrl-C at the terminal reaches us, not this last step
@@ -502,6 +505,23 @@ class PhotoSink:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _picture_lead(path: str | Path) -> float:
+    """How long ``path``'s first video stream starts after the file itself (its sound, as
+    a rule: ``face_recognition``'s clip has its picture from 0.852 s, its sound from
+    0.008 s), in seconds; 0 where it does not say."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            video = container.streams.video[0]
+            if video.start_time is None or container.start_time is None:
+                return 0.0
+            return max(0.0, float(video.start_time * video.time_base)
+                       - container.start_time / av.time_base)
+    except (OSError, IndexError, av.FFmpegError):
+        return 0.0
 
 
 def _has_audio(path: str | Path) -> bool:

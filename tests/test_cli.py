@@ -19,6 +19,8 @@ from conftest import (
     QUIETING,
     ROOT,
     compose,
+    flash_and_click,
+    flash_clip,
     frame_count,
     has_audio,
     run_on_terminal,
@@ -799,6 +801,25 @@ def test_a_file_named_in_latin_1_bytes_is_read_named_and_reported(tmp_path, face
     index = (tmp_path / "pages" / "index.html").read_text(encoding="utf-8")
     assert "href='caf%E9.mp4.html'>caf\\xe9.mp4.csv</a>" in index, index
     assert "data:image/png" in (tmp_path / "pages" / (latin + ".html")).read_text()
+
+
+@pytest.mark.parametrize("start", [None, "0.5"])
+def test_the_output_s_sound_is_in_time_with_its_picture_where_the_picture_starts_late(
+        tmp_path, start):
+    """A file whose picture starts after its sound (face_recognition's clip: the video at
+    0.852 s, the audio at 0.008 s) came out with its sound 0.84 s late: the video was
+    written from its first frame at 0 and the audio from the file's start. Here the flash
+    and the click of one moment, the picture 0.5 s after the sound: written, they are
+    heard as seen (they were 0.5 s apart), from the start and from --start alike."""
+    clip = flash_clip(tmp_path / "late.mp4", lead_s=0.5)
+    seen, heard = flash_and_click(clip)
+    assert abs(seen - heard) < 0.01
+    out = tmp_path / "out.mp4"
+    done = run_cli("-s", clip, "-o", out, "-q", *(("--start", start) if start else ()))
+    assert done.returncode == 0, done.stderr
+    seen, heard = flash_and_click(out)
+    assert abs(seen - (0.7 if start else 1.2)) < 0.02, seen  # the picture's own timing
+    assert abs(heard - seen) < 0.045, (seen, heard)  # within a frame (25 fps)
 
 
 def test_long_names_are_written_where_the_file_system_takes_them(tmp_path, face_bgr):
