@@ -202,14 +202,16 @@ class Pipeline:
                 # included: a KeyboardInterrupt raised inside a library can be swallowed there),
                 # and it is raised once every sink below is finalised.
                 stack.enter_context(deferred_interrupt(stop))
-                source = stack.enter_context(open_source(spec, s.reconnect, s.start, s.end))
+                source = stack.enter_context(open_source(spec, s.reconnect, s.start, s.end,
+                                                         sound=bool(output)))
                 stats = RunStats(name or source.name)
                 if output and source.photo and Path(output).suffix.lower() in PHOTOS:
                     video = stack.enter_context(PhotoSink(output, (spec,)))  # its annotated copy
                 else:
                     video = stack.enter_context(VideoSink(
                         output, source.fps, source.size, fmt=source.format,
-                        audio_from=None if source.live or source.piped else spec,
+                        audio_from=source.sound if source.piped else
+                        None if source.live else spec,
                         whole_only=whole_only,
                         start=0.0 if source.live else s.start)) \
                         if output else None

@@ -276,7 +276,9 @@ def check_distinct(outputs: dict[str, str | Path | None]) -> None:
 class VideoSink:
     """The annotated video: each frame at its own timestamp (variable frame rate kept), the
     input's size (odd sizes padded by one pixel to the even size 4:2:0 needs), sample aspect
-    ratio and colour tags, the audio of ``audio_from`` carried over; encoded in-process by
+    ratio and colour tags, the audio of ``audio_from`` carried over (a file, or what keeps
+    the sound of a pipe: an object whose ``take()`` gives its file and its delay after the
+    first picture, or None; see :mod:`streamfer.stdin`); encoded in-process by
     FFmpeg's libraries (PyAV). ``start``: the input's time that becomes the video's 0 (a
     part of the input, from ``--start``: its frames and its audio from there).
 
@@ -294,11 +296,12 @@ class VideoSink:
     """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int],
-                 audio_from: str | Path | None = None, fmt: VideoFormat | None = None,
+                 audio_from=None, fmt: VideoFormat | None = None,
                  quality: int = 23, whole_only: bool = False, start: float = 0.0) -> None:
         import av
 
-        self.path = check_output(path, (audio_from,) if audio_from else ())
+        self.path = check_output(path, (audio_from,) if isinstance(audio_from, (str, Path))
+                                 else ())
         self.size, self.fps, self.frames = tuple(size), fps, 0
         self._audio_from, self._fmt = audio_from, fmt or VideoFormat()
         self._start = start  # the input's time of the video's 0 (a part of it: --start)
@@ -427,22 +430,31 @@ class VideoSink:
             self._part.unlink(missing_ok=True)
         elif self.whole:  # else it stays its part file (the caller says so)
             end = (self._last_pts * _TIME_BASE) + Fraction(1) / Fraction(self.fps)
-            if self._audio_from and _has_audio(self._audio_from):
-                self._mux_audio(float(end))
+            sound = self._audio_from
+            if hasattr(sound, "take"):  # a pipe's, kept as it came
+                taken = sound.take()
+                if taken:
+                    self._mux_audio(float(end), taken[0], delay=taken[1])
+                else:
+                    os.replace(self._part, self.path)
+            elif sound and _has_audio(sound):
+                # our video's 0 is the input's first frame; FFmpeg reads the audio from the
+                # input's start, before it where the picture starts late (0.84 s late)
+                self._mux_audio(float(end), sound, skip=self._start + _picture_lead(sound))
             else:
                 os.replace(self._part, self.path)
 
-    def _mux_audio(self, seconds: float) -> None:
+    def _mux_audio(self, seconds: float, sound, skip: float = 0.0, delay: float = 0.0) -> None:
+        """The audio of ``sound`` into the video: from ``skip`` seconds of it, or ``delay``
+        seconds after the video's start."""
         import imageio_ffmpeg
 
         tmp = part_path(self.path, "mux")
         audio = "libopus" if self.path.suffix.lower() == ".webm" else "aac"
-        # our video's 0 is the input's first frame; FFmpeg reads the audio from the input's
-        # start, which comes before where the picture starts late (its sound 0.84 s late)
-        skip = self._start + _picture_lead(self._audio_from)
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(self._part),
                *(["-ss", f"{skip:.6f}"] if skip else []),
-               "-i", str(self._audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+               *(["-itsoffset", f"{delay:.6f}"] if delay else []),
+               "-i", str(sound), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
                "-c:a", audio, "-b:a", "160k", "-t", f"{seconds:.3f}", str(tmp)]
         # its own session: a Ctrl-C at the terminal reaches us, not this last step
         done = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True)

@@ -182,8 +182,11 @@ class Source:
     """Frames of one input. ``frame_count`` is None where the input does not say (cameras)."""
 
     def __init__(self, spec: str, reconnect: float = RECONNECT_S, start: float = 0.0,
-                 end: float | None = None) -> None:
+                 end: float | None = None, sound: bool = False) -> None:
         self.spec = spec
+        # standard input's sound, kept where ``sound`` (streamfer.stdin), until the ``with``
+        self.sound = None  # ends (close() lets the capture go, earlier)
+        self._keep_sound = sound
         self.name = spec
         self.piped = spec == STDIN  # a stream from another program: read once, in order
         self.url = is_url(spec)
@@ -283,6 +286,10 @@ class Source:
                               "is: e.g. ffmpeg -i rtsp://cam -c copy -f mpegts - | streamfer "
                               "run --source - …")
         self.name = STDIN_NAME
+        if self._keep_sound:
+            from streamfer.stdin import StdinSound
+
+            self.sound = StdinSound()
         self._cap = self._capture()
         if not self._cap.isOpened():
             raise SourceError(f"cannot read standard input as video ({_PIPED})")
@@ -518,6 +525,8 @@ class Source:
 
     def __exit__(self, *exc) -> None:
         self.close()
+        if self.sound is not None:  # at the end of the ``with``: an output video took it
+            self.sound.close()
 
 
 def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
@@ -633,8 +642,9 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
 
 
 def open_source(spec: str | int | Path, reconnect: float = RECONNECT_S, start: float = 0.0,
-                end: float | None = None) -> Source:
+                end: float | None = None, sound: bool = False) -> Source:
     """Open a webcam index ("0"), a stream URL, or a video/image file; ``reconnect``: how
     long a live source that dropped is tried again (0: never); ``start``, ``end``: the part
-    of a file to read, in seconds of its time (a live source: ``end`` alone)."""
-    return Source(str(spec), reconnect, start, end)
+    of a file to read, in seconds of its time (a live source: ``end`` alone); ``sound``:
+    standard input's audio kept for an output video (:attr:`Source.sound`)."""
+    return Source(str(spec), reconnect, start, end, sound)

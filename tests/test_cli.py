@@ -914,7 +914,7 @@ def test_a_video_piped_into_standard_input_is_a_source(tmp_path, face_clip):
     rows, direct = read_csv(tmp_path / "p.csv"), read_csv(tmp_path / "f.csv")
     assert {r["source"] for r in rows} == {"stdin"} and len(rows) == len(direct) == 24
     assert [r["time_s"] for r in rows] == [r["time_s"] for r in direct]
-    assert frame_count(tmp_path / "p.mp4")[0] == 24
+    assert frame_count(tmp_path / "p.mp4")[0] == 24 and has_audio(tmp_path / "p.mp4")
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-stream_loop", "20", "-i",
                     str(face_clip), "-c", "copy", str(tmp_path / "end.mp4")],
                    check=True)  # its index at its end, past what FFmpeg holds of a pipe
@@ -926,6 +926,47 @@ def test_a_video_piped_into_standard_input_is_a_source(tmp_path, face_clip):
     assert sought.returncode != 0 and sought.stderr.decode().strip() == (
         "Error: standard input cannot be sought: --start is for files (--end stops it at that "
         "time)")
+
+
+@pytest.mark.parametrize("container", ["mpegts", "matroska"])
+def test_a_piped_video_s_sound_is_carried_over_in_time(tmp_path, container):
+    """A video piped in lost its sound (a pipe is read once, by OpenCV, which reads no
+    audio). Now its first audio stream is kept as it comes and muxed in, in time with the
+    picture: the flash and the click of one moment (the picture 0.5 s after the sound, and
+    MPEG-TS's own offsets) are seen and heard together; --end cuts both; without audio,
+    a video as before, and nothing is left in the temporary folder."""
+    import tempfile
+
+    import imageio_ffmpeg
+
+    clip = flash_clip(tmp_path / "late.mp4", lead_s=0.5)
+    data = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(clip),
+                           "-c", "copy", "-f", container, "-"], capture_output=True,
+                          check=True).stdout
+    silent = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(clip),
+                             "-an", "-c", "copy", "-f", container, "-"], capture_output=True,
+                            check=True).stdout
+    environment = {k: v for k, v in os.environ.items() if k not in QUIETING}
+    kept = set(Path(tempfile.gettempdir()).glob("streamfer-stdin-*"))
+
+    def piped(data, *args):
+        return subprocess.run([sys.executable, str(ROOT / "run_stream.py"), "-s", "-", "-q",
+                               *map(str, args)], input=data, capture_output=True,
+                              timeout=300, env=environment)
+
+    done = piped(data, "-o", tmp_path / "p.mp4")
+    assert done.returncode == 0, done.stderr.decode()
+    seen, heard = flash_and_click(tmp_path / "p.mp4")
+    assert abs(seen - 1.2) < 0.02 and abs(heard - seen) < 0.045, (seen, heard)
+    cut = piped(data, "-o", tmp_path / "cut.mp4", "--end", "1")
+    assert cut.returncode == 0, cut.stderr.decode()
+    assert has_audio(tmp_path / "cut.mp4") and frame_count(tmp_path / "cut.mp4")[0] == 25
+    none = piped(silent, "-o", tmp_path / "silent.mp4")
+    assert none.returncode == 0 and none.stderr.decode().startswith("stdin: 75 frames"), \
+        none.stderr.decode()
+    assert not has_audio(tmp_path / "silent.mp4")
+    assert frame_count(tmp_path / "silent.mp4")[0] == 75
+    assert set(Path(tempfile.gettempdir()).glob("streamfer-stdin-*")) == kept
 
 
 def test_several_files_given_as_the_source_are_one_line_that_says_how(tmp_path, face_clip):

@@ -627,10 +627,10 @@ import resource, signal, sys
 from streamfer.sinks import VideoSink
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 mux = VideoSink._mux_audio
-def full_disk(self, seconds):
+def full_disk(self, seconds, *args, **kwargs):
     size = self._part.stat().st_size
     resource.setrlimit(resource.RLIMIT_FSIZE, (size + 2000, size + 2000))
-    mux(self, seconds)
+    mux(self, seconds, *args, **kwargs)
 VideoSink._mux_audio = full_disk
 """
 
