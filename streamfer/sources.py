@@ -56,11 +56,12 @@ log = logging.getLogger(__name__)
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
               ".ts", ".3gp", ".3g2", ".mts", ".m2ts", ".mxf", ".ogv", ".vob", ".dv", ".asf",
               ".f4v", ".m2v", ".m1v", ".qt", ".gif", ".apng"}
+HEIF_EXTS = {".heic", ".heif", ".hif"}  # phones' photos: read by libheif (pillow-heif)
 IMAGE_EXTS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".tif", ".tiff",
-              ".avif", ".jp2", ".tga", ".pbm", ".pgm", ".ppm", ".pnm"}
+              ".avif", ".jp2", ".tga", ".pbm", ".pgm", ".ppm", ".pnm", *HEIF_EXTS}
 # Photo and video kinds a folder run cannot read here, said (not passed over in silence):
 # mimetypes' image/ and video/ names, and these it may not know
-_OTHER_MEDIA = {".heic", ".heif", ".jxl", ".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf",
+_OTHER_MEDIA = {".jxl", ".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf",
                 ".orf", ".rw2", ".psd", ".braw", ".r3d"}
 _MAX_BAD_READS = 8  # consecutive undecodable frames skipped before a stream counts as ended
 RECONNECT_S = 30.0  # how long a live source that dropped is tried again, by default
@@ -117,7 +118,7 @@ def list_media(folder: Path, skip: tuple[Path, ...] = (),
     (our part files are hidden) nor anything below a folder of ``skip`` (a run's own output
     folders, when they lie inside ``folder``). A folder that cannot be listed is said (a
     warning). ``left_out``, if given, gets the photos and videos of kinds not read
-    (``.heic``, camera raw files), in the same order. A folder below ``folder`` holding a
+    (``.jxl``, camera raw files), in the same order. A folder below ``folder`` holding a
     file named in ``marked`` (an earlier run's output folder, by its done-record) is not
     listed either, and is added to ``outputs`` if given."""
     folder = Path(folder)
@@ -236,7 +237,7 @@ class Source:
                                   "does not read (convert it: JPEG, PNG or MP4)")
             self.name = printable(path.name)
             if path.suffix.lower() in IMAGE_EXTS:
-                self._image = _read_photo(spec)
+                self._image = read_photo(spec)
                 if self._image is None:
                     raise SourceError(f"cannot decode image: {spec}")
                 h, w = self._image.shape[:2]
@@ -609,10 +610,21 @@ def _unreadable(path: str, said: str) -> str:
     return said
 
 
-def _read_photo(path: str) -> np.ndarray | None:
+def read_photo(path: str) -> np.ndarray | None:
     """A photo, BGR, upright (its EXIF orientation applied): by OpenCV, else by FFmpeg
-    (Targa, and JPEG 2000 with subsampled colour, which OpenCV's reader refuses); None where
-    neither decodes it (OpenCV's complaint unsaid: FFmpeg may read it, else our line says)."""
+    (Targa, and JPEG 2000 with subsampled colour, which OpenCV's reader refuses); a phone's
+    HEIC by libheif (its grid of tiles whole and its rotation applied, where FFmpeg gives
+    the first tile as it is stored); None where none decodes it (OpenCV's complaint unsaid:
+    FFmpeg may read it, else our line says)."""
+    if Path(path).suffix.lower() in HEIF_EXTS:
+        import pillow_heif
+
+        try:
+            heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
+            rgb = np.asarray(heif)
+        except (OSError, ValueError, RuntimeError):
+            return None
+        return cv2.cvtColor(rgb[..., :3], cv2.COLOR_RGB2BGR)
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:

@@ -395,8 +395,8 @@ def test_a_folder_run_takes_every_kind_of_file_a_run_of_one_reads(tmp_path, face
                                                                    face_bgr):
     """A camcorder's .mts, an animated GIF, an AVIF and a Targa photo: each read by a run of
     the file alone, each passed over in silence by a folder run (only .mp4 … .3gp, .jpg …
-    .tif were listed). Now they are its inputs, and a kind it cannot read (an iPhone's
-    HEIC) is said, not passed over; a text file beside them is no photo and is not said."""
+    .tif were listed). Now they are its inputs, and a kind it cannot read (a camera's raw
+    file) is said, not passed over; a text file beside them is no photo and is not said."""
     import imageio_ffmpeg
 
     ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i"]
@@ -410,7 +410,7 @@ def test_a_folder_run_takes_every_kind_of_file_a_run_of_one_reads(tmp_path, face
     subprocess.run([*ffmpeg, photo, footage / "still.tga"], check=True)
     subprocess.run([*ffmpeg, photo, footage / "still.avif"], check=True)
     photo.unlink()
-    (footage / "IMG_0001.HEIC").write_bytes(b"\0" * 64)
+    (footage / "IMG_0001.CR2").write_bytes(b"\0" * 64)
     (footage / "notes.txt").write_text("shot on the 3rd")
     out = tmp_path / "out"
     done = run_cli("--source", footage, "--csv-dir", out, "-q")
@@ -421,10 +421,10 @@ def test_a_folder_run_takes_every_kind_of_file_a_run_of_one_reads(tmp_path, face
         rows = read_csv(out / f"{name}.csv")
         assert len(rows) == frames and all(row["face_id"] for row in rows), name
     said = [line for line in done.stderr.splitlines() if "left out" in line]
-    assert len(said) == 1 and "IMG_0001.HEIC" in said[0] and "notes" not in said[0], said
-    heic = run_cli("--source", footage / "IMG_0001.HEIC", "--csv", tmp_path / "h.csv")
-    assert heic.returncode == 1 and heic.stderr.count("\n") == 1, heic.stderr
-    assert "IMG_0001.HEIC: a kind of photo or video streamfer does not read" in heic.stderr
+    assert len(said) == 1 and "IMG_0001.CR2" in said[0] and "notes" not in said[0], said
+    raw = run_cli("--source", footage / "IMG_0001.CR2", "--csv", tmp_path / "h.csv")
+    assert raw.returncode == 1 and raw.stderr.count("\n") == 1, raw.stderr
+    assert "IMG_0001.CR2: a kind of photo or video streamfer does not read" in raw.stderr
     one = run_cli("--source", footage / "still.tga", "--output", tmp_path / "still.png", "-q")
     assert one.returncode == 0, one.stderr  # a photo: its annotated copy (was: "a video")
     assert cv2.imread(str(tmp_path / "still.png")).shape == (300, 400, 3)
@@ -967,6 +967,33 @@ def test_a_piped_video_s_sound_is_carried_over_in_time(tmp_path, container):
     assert not has_audio(tmp_path / "silent.mp4")
     assert frame_count(tmp_path / "silent.mp4")[0] == 75
     assert set(Path(tempfile.gettempdir()).glob("streamfer-stdin-*")) == kept
+
+
+def test_an_iphone_s_heic_photo_is_read_upright(tmp_path, face_bgr):
+    """An iPhone's photos are HEIC: a folder of them was left out ('kinds of photo or video
+    streamfer does not read') and one alone refused. Now each is read by libheif (through
+    pillow-heif: a phone's grid of tiles whole, its rotation applied; an alpha channel
+    dropped), and annotated as a PNG beside its CSV."""
+    import pillow_heif
+    from PIL import Image
+
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    upright = compose(face_bgr, (300, 400), 20, 40, scale=0.9)
+    rgb = Image.fromarray(cv2.cvtColor(upright, cv2.COLOR_BGR2RGB))
+    pillow_heif.from_pillow(rgb).save(footage / "IMG_0001.HEIC", quality=90)
+    pillow_heif.from_pillow(rgb.convert("RGBA")).save(footage / "IMG_0002.heif", quality=90)
+    done = run_cli("--source", footage, "--output-dir", tmp_path / "out", "--csv-dir",
+                   tmp_path / "out", "-q")
+    assert done.returncode == 0, done.stderr
+    assert "2 inputs: 2 ok" in done.stderr and "left out" not in done.stderr, done.stderr
+    rows = read_csv(tmp_path / "out" / "IMG_0001.HEIC.csv")
+    assert len(rows) == 1 and rows[0]["face_id"] == "1", rows
+    annotated = cv2.imread(str(tmp_path / "out" / "IMG_0001.HEIC.png"))
+    assert annotated.shape == (400, 300, 3)
+    one = run_cli("--source", footage / "IMG_0001.HEIC", "--csv", tmp_path / "one.csv", "-q")
+    assert one.returncode == 0, one.stderr
+    assert read_csv(tmp_path / "one.csv")[0]["x"] == rows[0]["x"]
 
 
 def test_several_files_given_as_the_source_are_one_line_that_says_how(tmp_path, face_clip):
