@@ -201,21 +201,29 @@ def timeline_png(rows: FaceRows, labels: list[str]) -> bytes:
 def thumbnails(video: str | Path, faces: dict[int, FaceRows],
                size: int = 96) -> dict[int, bytes]:
     """PNG thumbnails of each face at its best-scored detection, read from ``video`` (a file,
-    or a link to a recorded one; in time order, each by a seek); empty where the video
-    cannot be read."""
+    or a link to a recorded one; in time order, each by a seek; a photo as the run read it:
+    upright, a phone's HEIC too); empty where the video cannot be read."""
     import cv2
 
     from streamfer.files import opencv_name
+    from streamfer.sources import IMAGE_EXTS, is_url, read_photo
 
-    with opencv_name(str(video)) as name:
-        capture = cv2.VideoCapture(name)
-    out, last = {}, (None, None)  # the frame read last: faces best seen on one frame share it
+    photo = None
+    if not is_url(str(video)) and Path(video).suffix.lower() in IMAGE_EXTS:
+        photo = read_photo(str(video))  # its EXIF orientation applied (OpenCV's capture
+        if photo is None:  # gave the stored pixels: a portrait's face on its side)
+            return {}
+    capture = None
+    if photo is None:
+        with opencv_name(str(video)) as name:
+            capture = cv2.VideoCapture(name)
+    out, last = {}, (0, photo)  # the frame read last: faces best seen on one frame share it
     try:
-        if not capture.isOpened():
+        if capture is not None and not capture.isOpened():
             return {}
         for face_id, rows in sorted(faces.items(), key=lambda kv: kv[1].best[2]):
             _, frame, _, (x, y, w, h) = rows.best
-            if last[0] == frame:  # a photo's faces (its one frame cannot be sought again)
+            if last[0] == frame and last[1] is not None:  # a photo's faces, or one frame's
                 image = last[1]
             else:
                 capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
@@ -229,7 +237,8 @@ def thumbnails(video: str | Path, faces: dict[int, FaceRows],
                 crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
                 out[face_id] = cv2.imencode(".png", crop)[1].tobytes()
     finally:
-        capture.release()
+        if capture is not None:
+            capture.release()
     return out
 
 

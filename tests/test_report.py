@@ -240,6 +240,38 @@ def test_a_photos_page_shows_every_face_with_its_thumbnail_and_scores_without_ti
     assert f"{photo.name}.html'>{photo.name}.csv</a> — 5 faces, most shown: " in index
 
 
+def test_a_phone_portrait_s_thumbnail_is_the_face_upright(tmp_path, face_bgr, detector_ready):
+    """A phone's portrait is stored on its side with an EXIF orientation; the run reads it
+    upright, but the page's thumbnail was cut from the stored pixels: a face on its side, cut
+    at the upright face's box. Now it is cut from the photo as the run read it."""
+    import base64
+
+    import cv2
+    from PIL import Image
+
+    upright = compose(face_bgr, (300, 400), 20, 60, scale=0.8)
+    stored = Image.fromarray(cv2.cvtColor(upright, cv2.COLOR_BGR2RGB)).transpose(
+        Image.Transpose.ROTATE_90)  # on its side: the tag says turn it back
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo = tmp_path / "IMG_0001.jpg"
+    stored.save(photo, exif=exif, quality=95)
+    table = tmp_path / "p.csv"
+    result = CliRunner().invoke(main, ["run", "-s", str(photo), "--csv", str(table), "-q"])
+    assert result.exit_code == 0, result.output
+    (row,) = _rows(table)
+    x, y, w, h = (int(row[k]) for k in "xywh")
+    page = tmp_path / "p.html"
+    write_report(table, page, video=photo)
+    (thumb,) = re.findall(r'class="thumb" alt="[^"]*" src="data:image/png;base64,([^"]+)"',
+                          page.read_text())
+    shown = cv2.imdecode(np.frombuffer(base64.b64decode(thumb), np.uint8), cv2.IMREAD_COLOR)
+    m = w // 4
+    face = cv2.resize(upright[max(0, y - m):y + h + m, max(0, x - m):x + w + m], (96, 96),
+                      interpolation=cv2.INTER_AREA)
+    assert np.abs(shown.astype(int) - face).mean() < 12
+
+
 def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
