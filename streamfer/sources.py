@@ -621,10 +621,13 @@ def read_photo(path: str) -> np.ndarray | None:
 
         try:
             heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
-            rgb = np.asarray(heif)
+            pixels = np.asarray(heif)
         except (OSError, ValueError, RuntimeError):
             return None
-        return cv2.cvtColor(rgb[..., :3], cv2.COLOR_RGB2BGR)
+        if pixels.ndim == 2 or pixels.shape[2] < 3:  # grey (L, or LA: its alpha dropped)
+            return cv2.cvtColor(np.ascontiguousarray(pixels[..., 0] if pixels.ndim == 3
+                                                     else pixels), cv2.COLOR_GRAY2BGR)
+        return cv2.cvtColor(np.ascontiguousarray(pixels[..., :3]), cv2.COLOR_RGB2BGR)
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:

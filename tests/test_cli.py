@@ -973,7 +973,7 @@ def test_an_iphone_s_heic_photo_is_read_upright(tmp_path, face_bgr):
     """An iPhone's photos are HEIC: a folder of them was left out ('kinds of photo or video
     streamfer does not read') and one alone refused. Now each is read by libheif (through
     pillow-heif: a phone's grid of tiles whole, its rotation applied; an alpha channel
-    dropped), and annotated as a PNG beside its CSV."""
+    dropped, a grey one made colour), and annotated as a PNG beside its CSV."""
     import pillow_heif
     from PIL import Image
 
@@ -983,10 +983,11 @@ def test_an_iphone_s_heic_photo_is_read_upright(tmp_path, face_bgr):
     rgb = Image.fromarray(cv2.cvtColor(upright, cv2.COLOR_BGR2RGB))
     pillow_heif.from_pillow(rgb).save(footage / "IMG_0001.HEIC", quality=90)
     pillow_heif.from_pillow(rgb.convert("RGBA")).save(footage / "IMG_0002.heif", quality=90)
+    pillow_heif.from_pillow(rgb.convert("L")).save(footage / "IMG_0003.HEIC", quality=90)
     done = run_cli("--source", footage, "--output-dir", tmp_path / "out", "--csv-dir",
                    tmp_path / "out", "-q")
     assert done.returncode == 0, done.stderr
-    assert "2 inputs: 2 ok" in done.stderr and "left out" not in done.stderr, done.stderr
+    assert "3 inputs: 3 ok" in done.stderr and "left out" not in done.stderr, done.stderr
     rows = read_csv(tmp_path / "out" / "IMG_0001.HEIC.csv")
     assert len(rows) == 1 and rows[0]["face_id"] == "1", rows
     annotated = cv2.imread(str(tmp_path / "out" / "IMG_0001.HEIC.png"))
