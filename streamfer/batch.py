@@ -236,14 +236,11 @@ class FolderRun:
         todo = {job.key for job in self.todo}
         return [job for job in self.jobs if job.key not in todo and not job.refused]
 
-    def before(self) -> dict:
-        """What the run knows of its inputs before it starts: those skipped (done) and
-        those refused (failed), as :class:`~streamfer.pipeline.RunStats` by key."""
-        from streamfer.pipeline import RunStats
-
+    def before(self) -> dict[str, str]:
+        """What the run knows of its inputs before it starts, their status by key: those
+        skipped (done), and those refused (failed, with why)."""
         todo = {job.key for job in self.todo}
-        return {job.key: RunStats(job.key, status=f"failed: {job.refused}" if job.refused
-                                  else SKIPPED)
+        return {job.key: f"failed: {job.refused}" if job.refused else SKIPPED
                 for job in self.jobs if job.key not in todo}
 
     def claim(self, job: Job) -> bool:

@@ -379,7 +379,7 @@ class Pipeline:
         those another run into the same folder has under way (see :meth:`FolderRun.claim`);
         a file that fails is reported and the batch goes on."""
         batch = FolderRun.plan(folder, output_dir, csv_dir, self.settings, force)
-        results = batch.before()
+        results = {key: RunStats(key, status=said) for key, said in batch.before().items()}
         stop = threading.Event()
         # One bar for the folder (the frames of the inputs to do, counted from their
         # containers in the background while the first runs) and, beneath it, one for the

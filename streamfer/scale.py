@@ -90,7 +90,7 @@ def run_folder_on_ray(settings: Settings, folder: str | Path, output_dir, csv_di
 
     batch = FolderRun.plan(folder, output_dir, csv_dir, settings, force)
     todo = batch.todo
-    results = batch.before()
+    results = {key: RunStats(key, status=said) for key, said in batch.before().items()}
     connect(address, workers or default_workers("local"))
     workers = workers or default_workers(address)
     remote = ray.remote(num_cpus=CPUS_PER_WORKER, max_restarts=3, max_task_retries=3)(Worker)

@@ -343,9 +343,8 @@ def _dry_run(settings, source, output_dir, csv_dir, force) -> None:
 
     batch = FolderRun.plan(source, output_dir, csv_dir, settings, force, fold=False)
     known = batch.before()  # skipped (done) or failed (refused)
-    results = [known.get(job.key) or RunStats(job.key, status=ELSEWHERE if
-                                              batch.under_way(job) else "to do")
-               for job in batch.jobs]
+    results = [RunStats(job.key, status=known.get(job.key) or (
+        ELSEWHERE if batch.under_way(job) else "to do")) for job in batch.jobs]
     rows, total = [], 0
     for job, result in zip(batch.jobs, results, strict=True):
         frames = frames_to_read(job, settings) if result.status == "to do" else None
