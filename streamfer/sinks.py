@@ -431,18 +431,17 @@ class VideoSink:
         elif self.whole:  # else it stays its part file (the caller says so)
             end = (self._last_pts * _TIME_BASE) + Fraction(1) / Fraction(self.fps)
             sound = self._audio_from
-            if hasattr(sound, "take"):  # a pipe's, kept as it came
+            if hasattr(sound, "take"):  # a pipe's, kept as it came: (file, delay) or None
                 taken = sound.take()
                 if taken:
                     self._mux_audio(float(end), taken[0], delay=taken[1])
-                else:
-                    os.replace(self._part, self.path)
-            elif sound and _has_audio(sound):
+                    return
+            elif sound and (lead := _picture_lead(sound)) is not None:
                 # our video's 0 is the input's first frame; FFmpeg reads the audio from the
                 # input's start, before it where the picture starts late (0.84 s late)
-                self._mux_audio(float(end), sound, skip=self._start + _picture_lead(sound))
-            else:
-                os.replace(self._part, self.path)
+                self._mux_audio(float(end), sound, skip=self._start + lead)
+                return
+            os.replace(self._part, self.path)
 
     def _mux_audio(self, seconds: float, sound, skip: float = 0.0, delay: float = 0.0) -> None:
         """The audio of ``sound`` into the video: from ``skip`` seconds of it, or ``delay``
@@ -519,31 +518,24 @@ class PhotoSink:
         self.close()
 
 
-def _picture_lead(path: str | Path) -> float:
-    """How long ``path``'s first video stream starts after the file itself (its sound, as
-    a rule: ``face_recognition``'s clip has its picture from 0.852 s, its sound from
-    0.008 s), in seconds; 0 where it does not say."""
+def _picture_lead(path: str | Path) -> float | None:
+    """None where ``path`` has no audio (or cannot be read); else how long its first video
+    stream starts after the file itself (its sound, as a rule: ``face_recognition``'s clip
+    has its picture from 0.852 s, its sound from 0.008 s), in seconds, 0 where it does not
+    say. One open of the file (a link's: one request) for both."""
     import av
 
     try:
         with av.open(str(path)) as container:
-            video = container.streams.video[0]
-            if video.start_time is None or container.start_time is None:
+            if not container.streams.audio:
+                return None
+            video = container.streams.video[0] if container.streams.video else None
+            if video is None or video.start_time is None or container.start_time is None:
                 return 0.0
             return max(0.0, float(video.start_time * video.time_base)
                        - container.start_time / av.time_base)
-    except (OSError, IndexError, av.FFmpegError):
-        return 0.0
-
-
-def _has_audio(path: str | Path) -> bool:
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            return bool(container.streams.audio)
     except (OSError, av.FFmpegError):
-        return False
+        return None
 
 
 def screen_size() -> tuple[int, int] | None:
