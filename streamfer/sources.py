@@ -293,6 +293,8 @@ class Source:
             self.sound = StdinSound()
         self._cap = self._capture()
         if not self._cap.isOpened():
+            if self.sound is not None:  # no ``with`` will end it: its folder goes now
+                self.sound.close()
             raise SourceError(f"cannot read standard input as video ({_PIPED})")
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else 30.0

@@ -966,6 +966,9 @@ def test_a_piped_video_s_sound_is_carried_over_in_time(tmp_path, container):
         none.stderr.decode()
     assert not has_audio(tmp_path / "silent.mp4")
     assert frame_count(tmp_path / "silent.mp4")[0] == 75
+    bad = piped(b"not a video\n", "-o", tmp_path / "bad.mp4")  # its kept sound's folder too
+    assert bad.returncode == 1 and bad.stderr.decode().startswith("Error: cannot read "
+                                                                 "standard input"), bad.stderr
     assert set(Path(tempfile.gettempdir()).glob("streamfer-stdin-*")) == kept
 
 
