@@ -142,7 +142,10 @@ class FaceDetector:
     ``tiles``: how many analysed frames one sweep over every tile of a large frame takes
     (1: every tile on every frame; 0: the whole frame only; None: :data:`TILE_PERIOD`);
     see the module's text.
-    One detector follows one source at a time: :meth:`reset` between sources."""
+    One detector follows one source at a time: :meth:`reset` between sources, with the
+    source's pixel aspect (a DVD's, a DV or HDV camcorder's video has non-square pixels: its
+    faces are found and cropped as they are seen, the frame stretched to square pixels, and
+    their boxes given back in the frame's own pixels)."""
 
     def __init__(self, model: str = "both", model_path: str | Path | None = None,
                  min_score: float = 0.6, min_face: int = 0, margin: float = MARGIN,
@@ -172,8 +175,12 @@ class FaceDetector:
         self.tiles = TILE_PERIOD if tiles is None else max(0, int(tiles))
         self.reset()
 
-    def reset(self) -> None:
-        """Forget the faces found so far and start the tile sweep again (a new source)."""
+    def reset(self, pixel_aspect: float | None = None) -> None:
+        """Forget the faces found so far and start the tile sweep again (a new source, whose
+        pixels are ``pixel_aspect`` times as wide as tall: its sample aspect ratio; None: 1)."""
+        aspect = float(pixel_aspect or 1)
+        # stretched, not shrunk: no detail of the face is lost (a DVD's 64:45 widens 1.42×)
+        self._stretch = (max(1.0, aspect), max(1.0, 1 / aspect)) if aspect != 1 else None
         self._known: list[tuple[int, int, int, int]] = []
         self._unsure: list[tuple[int, int, int, int]] = []
         self._next_tile, self._first = 0, True
@@ -191,6 +198,10 @@ class FaceDetector:
         """Add one :class:`Face` per detected face (box clipped to the frame, head roll from its
         eyes, crop 100×100 levelled by it)."""
         image = frame.image
+        if self._stretch:  # non-square pixels: looked at as seen (boxes given back below)
+            sx, sy = self._stretch
+            image = cv2.resize(image, (round(image.shape[1] * sx), round(image.shape[0] * sy)),
+                               interpolation=cv2.INTER_LINEAR)
         ih, iw = image.shape[:2]
         # the models see 128 or 192 px: a large frame is shrunk first (less to convert)
         factor = int(np.ceil(max(ih, iw) / DETECT_MAX_SIDE))
@@ -232,6 +243,8 @@ class FaceDetector:
         self._known, self._unsure = known, unsure
         for box, score, roll in sorted(kept, key=lambda f: (f[0][0], f[0][1])):
             crop = square_crop(image, box, self.margin, roll=roll)
+            if self._stretch:
+                box = _unstretched(box, *self._stretch, *frame.image.shape[1::-1])
             frame.faces.append(Face(box, score, crop, roll=roll))
         return frame
 
@@ -309,6 +322,14 @@ class FaceDetector:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _unstretched(box, sx: float, sy: float, iw: int, ih: int) -> tuple[int, int, int, int]:
+    """A box of the frame stretched ``sx``×``sy`` (to square pixels), in the ``iw``×``ih``
+    frame's own pixels."""
+    x0, y0 = round(box[0] / sx), round(box[1] / sy)
+    x1, y1 = min(iw, round((box[0] + box[2]) / sx)), min(ih, round((box[1] + box[3]) / sy))
+    return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
 
 def _region(box, iw: int, ih: int) -> tuple[int, int, int]:

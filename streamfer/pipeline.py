@@ -288,7 +288,7 @@ class Pipeline:
         analysed frames and faces into ``stats``."""
         s = self.settings
         tracker, views = Tracker(), {}
-        self.detector.reset()
+        self.detector.reset(source.format.sar)
         smoother = Smoother(self.thresholds, forget_after=tracker.max_missed + 1,
                             labels=self.classifier.labels, **s.smoothing)
         # Live sources keep the newest frame (stale ones are passed over and counted), so
