@@ -219,7 +219,8 @@ class Pipeline:
                     if csv_path else None
                 if whole_only and video and table:  # the video finalised first: where that
                     stack.callback(_video_first, video, table)  # fails, the CSV stays a part
-                window = stack.enter_context(Window(source.size, paced=not source.live)) \
+                window = stack.enter_context(Window(
+                    source.size, paced=not source.live, pixel_aspect=source.format.sar)) \
                     if show else None
                 if self._batch:  # a folder run's input: its bar under the folder's, then gone
                     progress = self._batch[0]

@@ -578,18 +578,23 @@ class Pacer:
 class Window:
     """A live OpenCV window at the frame's size (fitted to the screen); ``show`` returns
     False once the user pressed q or Esc. ``paced``: frames are shown at their timestamps
-    (files), not as fast as they come (live sources)."""
+    (files), not as fast as they come (live sources). ``pixel_aspect``: the frames' sample
+    aspect ratio; frames of non-square pixels (a DVD's) are shown as a player shows them,
+    widened or narrowed to it."""
 
     def __init__(self, size: tuple[int, int], title: str = "streamfer",
-                 paced: bool = False) -> None:
+                 paced: bool = False, pixel_aspect: float | None = None) -> None:
         import cv2
+
+        aspect = float(pixel_aspect or 1)
+        self.seen = (max(1, round(size[0] * aspect)), size[1]) if aspect != 1 else None
 
         if os.name != "nt" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise SinkError("no display to show a window on (DISPLAY is not set); "
                             "use --output/--csv instead of --show")
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-            cv2.resizeWindow(title, *fitted(size, screen_size()))
+            cv2.resizeWindow(title, *fitted(self.seen or size, screen_size()))
         except cv2.error:
             raise SinkError("this OpenCV build has no GUI support; "
                             "pip install opencv-python to use --show") from None
@@ -598,6 +603,8 @@ class Window:
     def show(self, image: np.ndarray, time_s: float = 0.0) -> bool:
         import cv2
 
+        if self.seen:
+            image = cv2.resize(image, self.seen, interpolation=cv2.INTER_LINEAR)
         cv2.imshow(self.title, image)
         wait = self.pacer.wait(time_s) if self.pacer else 0.0
         return (cv2.waitKey(max(1, round(wait * 1000))) & 0xFF) not in (ord("q"), 27)

@@ -257,3 +257,20 @@ def stream_server(tmp_path, face_bgr):
     server = StreamServer(write_video(tmp_path / "served.mp4", frames, fps=25.0))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def display():
+    """A virtual X display of our own (Xvfb, local connections only), stopped after."""
+    if not shutil.which("Xvfb"):
+        pytest.skip("needs Xvfb (Debian's xvfb; .ci/run installs it)")
+    server = subprocess.Popen(["Xvfb", "-displayfd", "1", "-nolisten", "tcp", "-screen", "0",
+                               "1280x720x24"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        number = server.stdout.readline().strip()  # written once it accepts connections
+        assert number.isdigit(), "Xvfb did not start"
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -145,23 +145,6 @@ def test_a_camera_index_not_there_names_the_ones_that_are(tmp_path):
     assert _no_camera(2, tmp_path) is None  # there and ours: busy, or not a camera
 
 
-@pytest.fixture
-def display(tmp_path):
-    """A virtual X display of our own (Xvfb, local connections only), stopped after."""
-    if not shutil.which("Xvfb"):
-        pytest.skip("needs Xvfb (Debian's xvfb; .ci/run installs it)")
-    server = subprocess.Popen(["Xvfb", "-displayfd", "1", "-nolisten", "tcp", "-screen", "0",
-                               "1280x720x24"], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
-    try:
-        number = server.stdout.readline().strip()  # written once it accepts connections
-        assert number.isdigit(), "Xvfb did not start"
-        yield f":{number}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
 def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_path,
                                                                             media, display):
     """--show with a photo: its outputs are written, then its window stays (it used to

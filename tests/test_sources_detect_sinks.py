@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import threading
+from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -1009,3 +1010,20 @@ def test_a_link_that_cannot_be_opened_says_why(tmp_path, monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_window_shows_non_square_pixels_as_a_player_does(display, monkeypatch):
+    """A widescreen DVD's 720×576 frames are shown 1024×576, as players show them (they were
+    shown squeezed, at 720×576: faces 70 % of their width)."""
+    from streamfer.sinks import Window
+
+    monkeypatch.setenv("DISPLAY", display)
+    frame = np.zeros((576, 720, 3), np.uint8)
+    with Window((720, 576), "dvd", pixel_aspect=Fraction(64, 45)) as window:
+        window.show(frame)
+        cv2.waitKey(100)
+        assert cv2.getWindowImageRect("dvd")[2:] == (1024, 576)
+    with Window((720, 576), "square") as window:
+        window.show(frame)
+        cv2.waitKey(100)
+        assert cv2.getWindowImageRect("square")[2:] == (720, 576)
