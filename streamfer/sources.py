@@ -273,6 +273,10 @@ class Source:
             raise SourceError(said if self.url else _unreadable(spec, said))
         if not self.live:
             self.format, self.duration, self._indexed = self._probed or _probe(spec)
+            if self._indexed is None and self.frame_count and self.duration \
+                    and self.frame_count > self.duration * self.fps + 2:
+                # OpenCV's count is the index's, edited out frames too: estimated by time
+                self.frame_count = max(1, round(self.duration * self.fps))
         if self.start and self.duration and self.start >= self.duration:
             cap.release()
             raise OutOfRange(f"{self.name}: --start {self.start:g} s is not before its end "
@@ -535,7 +539,9 @@ class Source:
 def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
     """The first video stream's sample aspect ratio and colour tags, its duration (s) and
     the frame count its container's index lists (exact; None where there is no index, as in
-    Matroska, whose counts are estimates), as FFmpeg reads them (PyAV); unknowns stay None."""
+    Matroska, whose counts are estimates, or where an edit list shows only a part of what
+    the index lists: a clip cut from a longer one without re-encoding, ``ffmpeg -ss … -c
+    copy``, or trimmed on a phone), as FFmpeg reads them (PyAV); unknowns stay None."""
     import av
 
     try:
@@ -549,7 +555,10 @@ def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
                     for t in ("colorspace", "color_primaries", "color_trc")}  # 2: unspecified
             rng = int(cc.color_range) if cc.color_range else None
             fmt = VideoFormat(Fraction(sar) if sar and sar != 1 else None, rng, **tags)
-            return fmt, duration, stream.frames or None
+            frames, rate = stream.frames or None, float(stream.average_rate or 0)
+            if frames and duration and rate and frames > duration * rate + 2:
+                frames = None  # an edit list shows a part of them: how many is not known
+            return fmt, duration, frames
     except (OSError, IndexError, av.FFmpegError, ValueError):
         return VideoFormat(), None, None
 

@@ -458,6 +458,27 @@ def test_a_whole_mkv_gets_no_truncation_warning(tmp_path, caplog):
     assert not caplog.records
 
 
+def test_a_clip_cut_without_re_encoding_is_not_called_truncated(tmp_path, caplog):
+    """A clip cut from a longer one with ``ffmpeg -ss … -c copy`` (or trimmed on a phone)
+    keeps the frames from the key frame before the cut, and an edit list that shows it from
+    the cut: its index lists frames it never shows. It was called "truncated or corrupt" (74
+    of the 130 frames its index lists, on three seconds cut from the sad-to-happy clip) and
+    its progress bar ended at 74/130."""
+    import logging
+
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error"]
+    subprocess.run([*ffmpeg, "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-frames:v",
+                    "250", "-c:v", "libx264", "-g", "250", str(whole)], check=True)
+    subprocess.run([*ffmpeg, "-ss", "6", "-i", str(whole), "-t", "3", "-c", "copy", str(cut)],
+                   check=True)
+    with caplog.at_level(logging.WARNING), open_source(cut) as source:
+        frames = list(source)
+        assert abs(source.frame_count - len(frames)) <= 2
+    assert 73 <= len(frames) <= 77 and frames[0].time_s == 0
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+
+
 def test_stages_stop_promptly_whichever_side_waits():
     """A consumer that gives up, or a stop while the producer is stuck in a slow read, ends
     the stage thread within a tick or two (no 5 s wait, no thread blocked forever)."""
