@@ -226,6 +226,14 @@ class Source:
                     raise SourceError(f"no such file: {spec} (a pattern matching {many} "
                                       f"file{'s' * (many != 1)}: give one file, or their "
                                       "folder)")
+                numbered = re.sub(r"%0?\d*d", "*", glob.escape(spec))
+                if not path.exists() and numbered != glob.escape(spec) \
+                        and (many := len(glob.glob(numbered))):  # FFmpeg's image sequence
+                    raise SourceError(
+                        f"no such file: {spec} (a numbered sequence of {many} file"
+                        f"{'s' * (many != 1)}: give their folder, each read as a photo, or "
+                        f"make them a video first: ffmpeg -framerate 25 -i '{spec}' "
+                        f"-pix_fmt yuv420p {path.parent.name or 'frames'}.mp4)")
                 raise SourceError(f"not a file: {spec}" if path.exists()
                                   else f"no such file: {spec}")
             if spec.endswith("/"):  # Path drops the slash; FFmpeg would not find a folder

@@ -1002,6 +1002,29 @@ def test_several_files_given_as_the_source_are_one_line_that_says_how(tmp_path, 
         "or their folder)\n"), quoted.stderr
 
 
+def test_a_numbered_image_sequence_is_one_line_that_says_how(tmp_path, face_bgr):
+    """``--source 'frames/img_%04d.png'`` (FFmpeg's way to name an image sequence) was 'no
+    such file' alone; now it says what to do: the folder, or a video made of them, with the
+    command (which, run, makes a video the next run reads)."""
+    import imageio_ffmpeg
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for n in range(1, 4):
+        cv2.imwrite(str(frames / f"img_{n:04d}.png"), face_bgr)
+    done = run_cli("--source", frames / "img_%04d.png", "--csv", tmp_path / "x.csv")
+    assert done.returncode == 1 and done.stderr == (
+        f"Error: no such file: {frames}/img_%04d.png (a numbered sequence of 3 files: give "
+        f"their folder, each read as a photo, or make them a video first: ffmpeg -framerate "
+        f"25 -i '{frames}/img_%04d.png' -pix_fmt yuv420p frames.mp4)\n"), done.stderr
+    made = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-framerate", "25",
+                           "-i", str(frames / "img_%04d.png"), "-pix_fmt", "yuv420p",
+                           str(tmp_path / "frames.mp4")])
+    assert made.returncode == 0
+    done = run_cli("--source", tmp_path / "frames.mp4", "--csv", tmp_path / "x.csv", "-q")
+    assert done.returncode == 0 and len(read_csv(tmp_path / "x.csv")) == 3, done.stderr
+
+
 def test_an_earlier_runs_output_folder_under_the_source_folder_is_not_an_input(tmp_path,
                                                                                face_clip):
     """footage/annotated/, the output of yesterday's run with --output-dir
