@@ -281,10 +281,8 @@ class Source:
             raise SourceError(said if self.url else _unreadable(spec, said))
         if not self.live:
             self.format, self.duration, self._indexed = self._probed or _probe(spec)
-            if self._indexed is None and self.frame_count and self.duration \
-                    and self.frame_count > self.duration * self.fps + 2:
-                # OpenCV's count is the index's, edited out frames too: estimated by time
-                self.frame_count = max(1, round(self.duration * self.fps))
+            if self._indexed and self.frame_count and self._indexed < self.frame_count:
+                self.frame_count = self._indexed  # OpenCV's counts the hidden frames too
         if self.start and self.duration and self.start >= self.duration:
             cap.release()
             raise OutOfRange(f"{self.name}: --start {self.start:g} s is not before its end "
@@ -546,10 +544,9 @@ class Source:
 
 def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
     """The first video stream's sample aspect ratio and colour tags, its duration (s) and
-    the frame count its container's index lists (exact; None where there is no index, as in
-    Matroska, whose counts are estimates, or where an edit list shows only a part of what
-    the index lists: a clip cut from a longer one without re-encoding, ``ffmpeg -ss … -c
-    copy``, or trimmed on a phone), as FFmpeg reads them (PyAV); unknowns stay None."""
+    the frame count its container's index lists, less those its edit list hides (exact;
+    None where there is no index, as in Matroska, whose counts are estimates), as FFmpeg
+    reads them (PyAV); unknowns stay None."""
     import av
 
     try:
@@ -563,12 +560,26 @@ def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
                     for t in ("colorspace", "color_primaries", "color_trc")}  # 2: unspecified
             rng = int(cc.color_range) if cc.color_range else None
             fmt = VideoFormat(Fraction(sar) if sar and sar != 1 else None, rng, **tags)
-            frames, rate = stream.frames or None, float(stream.average_rate or 0)
-            if frames and duration and rate and frames > duration * rate + 2:
-                frames = None  # an edit list shows a part of them: how many is not known
-            return fmt, duration, frames
+            frames = stream.frames - _edited_out(container, stream) if stream.frames else None
+            return fmt, duration, frames or None
     except (OSError, IndexError, av.FFmpegError, ValueError):
         return VideoFormat(), None, None
+
+
+def _edited_out(container, stream, look: int = 1000) -> int:
+    """How many of the frames at the start of ``stream`` its edit list hides: a clip cut
+    from a longer one without re-encoding (``ffmpeg -ss … -c copy``, a phone's trim) keeps
+    the frames from the key frame before the cut, and an encoder's first frames may be
+    hidden too (FFmpeg marks them to be dropped; OpenCV never shows them). Read from the
+    packets (not decoded) until 32 shown ones have come, ``look`` at most."""
+    hidden = shown = 0
+    for n, packet in enumerate(container.demux(stream)):
+        if n >= look or shown >= 32:
+            break
+        if packet.size:  # not the flush packet at the end
+            hidden += packet.is_discard
+            shown += not packet.is_discard
+    return hidden
 
 
 def _no_camera(index: int, devices: Path = Path("/dev")) -> str | None:
