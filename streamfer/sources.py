@@ -283,6 +283,8 @@ class Source:
             self.format, self.duration, self._indexed = self._probed or _probe(spec)
             if self._indexed and self.frame_count and self._indexed < self.frame_count:
                 self.frame_count = self._indexed  # OpenCV's counts the hidden frames too
+        else:  # a live stream (a broadcast's MPEG-TS may be a DVD's 64:45) or a camera
+            self.format = VideoFormat(_pixel_aspect(cap))
         if self.start and self.duration and self.start >= self.duration:
             cap.release()
             raise OutOfRange(f"{self.name}: --start {self.start:g} s is not before its end "
@@ -310,6 +312,7 @@ class Source:
         self.fps = fps if 0 < fps < 1000 else 30.0
         self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
                      int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self.format = VideoFormat(_pixel_aspect(self._cap))
 
     @property
     def frames_to_read(self) -> int | None:
@@ -564,6 +567,13 @@ def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
             return fmt, duration, frames or None
     except (OSError, IndexError, av.FFmpegError, ValueError):
         return VideoFormat(), None, None
+
+
+def _pixel_aspect(cap: cv2.VideoCapture) -> Fraction | None:
+    """The sample aspect ratio OpenCV's FFmpeg reads from a stream it has opened (None: square
+    pixels, or not said: a camera)."""
+    num, den = int(cap.get(cv2.CAP_PROP_SAR_NUM)), int(cap.get(cv2.CAP_PROP_SAR_DEN))
+    return Fraction(num, den) if num > 0 and den > 0 and num != den else None
 
 
 def _edited_out(container, stream, look: int = 1000) -> int:

@@ -1,11 +1,13 @@
 """Real footage and photos from ../shared/media (skipped with a reason when absent)."""
 
 import subprocess
+import sys
+from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
-from conftest import frame_count, run_on_terminal
+from conftest import ROOT, frame_count, run_on_terminal
 from test_cli import read_csv, run_cli
 
 from streamfer import report
@@ -215,3 +217,18 @@ def test_a_video_with_non_square_pixels_has_its_faces_read_as_they_are_seen(tmp_
         seen = np.array([x * 64 / 45, y, w * 64 / 45, h])
         alike += np.abs(seen - [int(square[k]) for k in "xywh"]).max() <= 12
     assert alike >= 0.9 * 48
+    # piped as a broadcast comes (MPEG-TS, no file to probe): read alike, and written 64:45
+    # (it was read squeezed and written with square pixels, 5:4 on screen)
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    ts = subprocess.run([ffmpeg, "-v", "error", "-i", str(tmp_path / "dvd.mp4"), "-c", "copy",
+                         "-f", "mpegts", "-"], capture_output=True, check=True).stdout
+    out, table = tmp_path / "piped.mp4", tmp_path / "piped.csv"
+    done = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), "-s", "-", "--csv",
+                           str(table), "-o", str(out), "-q"], input=ts, capture_output=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    piped = read_csv(table)
+    assert [(r["frame"], r["w"], r["h"]) for r in piped] == \
+        [(r["frame"], r["w"], r["h"]) for r in rows["dvd"]]
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].sample_aspect_ratio == Fraction(64, 45)
