@@ -234,7 +234,8 @@ class Pipeline:
                 stack.callback(_stop_threads, stop, threads)  # first on exit, before the source
                 start = time.perf_counter()
                 for frame in self._results(source, stop, threads, stats):
-                    image = self.renderer.annotate(frame) if (video or window) else None
+                    image = self.renderer.annotate(frame, source.format.sar) \
+                        if (video or window) else None
                     if video:
                         video.write(image, frame.time_s)
                     if table and frame.analysed:

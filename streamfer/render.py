@@ -16,7 +16,8 @@ Example (a new BGR image; the frame's own is left as it was):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -62,13 +63,55 @@ class Renderer:
 
     def __init__(self, labels: tuple[str, ...] = EMOTIONS, bars: bool = True) -> None:
         self.labels, self.bars = labels, bars
+        self._over: list[np.ndarray] | None = None  # non-square pixels' canvases
 
-    def annotate(self, frame: Frame) -> np.ndarray:
-        """A copy of ``frame.image`` with every face drawn on it."""
+    def annotate(self, frame: Frame, pixel_aspect: float | None = None) -> np.ndarray:
+        """A copy of ``frame.image`` with every face drawn on it. ``pixel_aspect``: the
+        frame's sample aspect ratio; where its pixels are not square (a DVD's 64:45) the
+        overlay is drawn as it will be seen, then fitted to the frame's pixels (its text
+        was as much wider on screen)."""
         image = frame.image.copy()
-        scale = max(image.shape[:2]) / 1000.0
-        for place in self.layout(frame.faces, image.shape, scale):
-            self._draw(image, place, scale)
+        aspect = float(pixel_aspect or 1)
+        if aspect == 1 or not frame.faces:
+            scale = max(image.shape[:2]) / 1000.0
+            for place in self.layout(frame.faces, image.shape, scale):
+                self._draw(image, place, scale)
+            return image
+        ih, iw = image.shape[:2]
+        seen = max(1, round(iw * aspect))
+        faces = [replace(f, box=(round(f.box[0] * aspect), f.box[1],
+                                 max(1, round(f.box[2] * aspect)), f.box[3]))
+                 for f in frame.faces]
+        # laid out and drawn at the size it is seen: the boxes straight on the frame (lines
+        # stay lines), titles and panels over black and over white — the two give each
+        # pixel's coverage (the text is antialiased) and its colour times it — then fitted
+        # into the frame's pixels, rectangle by rectangle
+        if self._over is None or self._over[0].shape != (ih, seen, 3):  # kept: made once
+            self._over = [np.zeros((ih, seen, 3), np.uint8),
+                          np.full((ih, seen, 3), 255, np.uint8)]
+        over = self._over
+        scale = max(ih, seen) / 1000.0
+        rects = []
+        stored = {id(seen_face): face for seen_face, face in zip(faces, frame.faces)}
+        for place in self.layout(faces, over[0].shape, scale):
+            self._draw(image, replace(place, face=stored[id(place.face)]), scale, text=False)
+            for canvas in over:
+                self._draw(canvas, place, scale, box=False)
+            # (a filled cv2.rectangle takes its far corner too: one pixel more)
+            rects += [(r[0], r[1], min(seen, r[2] + 1), min(ih, r[3] + 1))
+                      for r in (place.title, place.panel) if r]
+        for x0, y0, x1, y1 in rects:
+            a0, a1 = int(x0 / aspect), min(iw, int(np.ceil(x1 / aspect)))
+            d0, d1 = round(a0 * aspect), min(seen, round(a1 * aspect))
+            black, white = (c[y0:y1, d0:d1].astype(np.float32) for c in over)
+            alpha = 1 - (white[..., :1] - black[..., :1]) / 255  # one channel tells
+            size = (a1 - a0, y1 - y0)
+            alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)[..., None]
+            colour = cv2.resize(black, size, interpolation=cv2.INTER_AREA)
+            part = image[y0:y1, a0:a1]
+            part[:] = np.clip(part * (1 - alpha) + colour + 0.5, 0, 255).astype(np.uint8)
+        for (x0, y0, x1, y1), fill in itertools.product(rects, (0, 255)):
+            over[fill // 255][y0:y1, x0:x1] = fill  # all that was drawn on them
         return image
 
     def _sizes(self, scale: float) -> dict:
@@ -149,11 +192,16 @@ class Renderer:
                 return rect
         return None
 
-    def _draw(self, image: np.ndarray, place: Placement, scale: float) -> None:
+    def _draw(self, image: np.ndarray, place: Placement, scale: float, box: bool = True,
+              text: bool = True) -> None:
+        """``place`` drawn on ``image``: the face's box, its title and panel (``text``)."""
         z, face = self._sizes(scale), place.face
         x, y, w, h = face.box
         colour = COLOURS[self.labels.index(face.labels[0])] if face.labels else (230, 230, 230)
-        cv2.rectangle(image, (x, y), (x + w, y + h), colour, z["thick"], cv2.LINE_AA)
+        if box:
+            cv2.rectangle(image, (x, y), (x + w, y + h), colour, z["thick"], cv2.LINE_AA)
+        if not text:
+            return
         tx0, ty0, tx1, ty1 = place.title
         area = image[ty0:ty1, tx0:tx1]  # drawing into the view clips the text to it
         area[:] = 0

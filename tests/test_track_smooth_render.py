@@ -1,3 +1,5 @@
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -147,6 +149,32 @@ def test_overlay_is_drawn_and_scales_with_the_frame(size):
     thick_px = (image[:, x + bw // 2].any(axis=1)).sum()
     drawn = (image.any(axis=2)).mean()
     assert thick_px > 2 and 0.005 < drawn < 0.5
+
+
+@pytest.mark.parametrize("aspect", [Fraction(64, 45), Fraction(8, 9)])
+def test_an_overlay_on_non_square_pixels_is_seen_as_on_square_ones(aspect):
+    """A widescreen DVD's frame (720×576, shown 1024×576): its overlay, as a player shows it,
+    is the overlay of the same picture in square pixels (its text was drawn in the stored
+    pixels, 1.42 times as wide on screen, and sized for 720 px)."""
+    import cv2
+
+    def frame(width, boxes):
+        made = Frame("t", 0, 0.0, np.full((576, width, 3), 90, np.uint8))
+        for n, (box, labels) in enumerate(zip(boxes, (("Happiness",), ("Sadness", "Fear")))):
+            made.faces.append(Face(box, 0.9, face_id=n + 1, labels=labels,
+                                   smoothed=np.linspace(0.1, 0.9, 6)))
+        return made
+
+    stored = [(300, 150, 176, 360), (20, 300, 70, 140)]
+    seen = round(720 * aspect)
+    shown = cv2.resize(Renderer().annotate(frame(720, stored), aspect), (seen, 576),
+                       interpolation=cv2.INTER_LINEAR)
+    square = Renderer().annotate(frame(seen, [(round(x * aspect), y, round(w * aspect), h)
+                                               for x, y, w, h in stored]))
+    differs = np.abs(shown.astype(int) - square).max(axis=2) > 60
+    # the overlay covers 6-9 % of the frame; drawn in the stored pixels 1.1 % (8:9) and 5.0 %
+    # (64:45) of the frame differed, now 0.04 % and 0.46 % (the edges of lines and letters)
+    assert differs.mean() < 0.008
 
 
 @pytest.mark.parametrize("size,boxes", [
