@@ -588,7 +588,6 @@ class Window:
 
         aspect = float(pixel_aspect or 1)
         self.seen = (max(1, round(size[0] * aspect)), size[1]) if aspect != 1 else None
-
         if os.name != "nt" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise SinkError("no display to show a window on (DISPLAY is not set); "
                             "use --output/--csv instead of --show")

@@ -582,13 +582,18 @@ def _edited_out(container, stream, look: int = 1000) -> int:
     the frames from the key frame before the cut, and an encoder's first frames may be
     hidden too (FFmpeg marks them to be dropped; OpenCV never shows them). Read from the
     packets (not decoded) until 32 shown ones have come, ``look`` at most."""
+    import av
+
     hidden = shown = 0
-    for n, packet in enumerate(container.demux(stream)):
-        if n >= look or shown >= 32:
-            break
-        if packet.size:  # not the flush packet at the end
-            hidden += packet.is_discard
-            shown += not packet.is_discard
+    try:
+        for n, packet in enumerate(container.demux(stream)):
+            if n >= look or shown >= 32:
+                break
+            if packet.size:  # not the flush packet at the end
+                hidden += packet.is_discard
+                shown += not packet.is_discard
+    except (OSError, av.FFmpegError):  # a damaged file: said when it is read, if at all
+        pass
     return hidden
 
 
