@@ -64,3 +64,10 @@ class VideoFormat:
     colorspace: int | None = None
     color_primaries: int | None = None
     color_trc: int | None = None
+
+    @property
+    def pixel_aspect(self) -> Fraction | None:
+        """The sample aspect ratio where it is one a picture is made with (from 1:4 to 4:1:
+        a DVD's 64:45, HDV's 4:3, an anamorphic lens's 2:1), else None — a header's
+        nonsense (60:1) would stretch a frame 60 times to look at it."""
+        return self.sar if self.sar and Fraction(1, 4) <= self.sar <= 4 else None

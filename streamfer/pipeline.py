@@ -220,7 +220,7 @@ class Pipeline:
                 if whole_only and video and table:  # the video finalised first: where that
                     stack.callback(_video_first, video, table)  # fails, the CSV stays a part
                 window = stack.enter_context(Window(
-                    source.size, paced=not source.live, pixel_aspect=source.format.sar)) \
+                    source.size, paced=not source.live, pixel_aspect=source.format.pixel_aspect)) \
                     if show else None
                 if self._batch:  # a folder run's input: its bar under the folder's, then gone
                     progress = self._batch[0]
@@ -234,7 +234,7 @@ class Pipeline:
                 stack.callback(_stop_threads, stop, threads)  # first on exit, before the source
                 start = time.perf_counter()
                 for frame in self._results(source, stop, threads, stats):
-                    image = self.renderer.annotate(frame, source.format.sar) \
+                    image = self.renderer.annotate(frame, source.format.pixel_aspect) \
                         if (video or window) else None
                     if video:
                         video.write(image, frame.time_s)
@@ -290,7 +290,11 @@ class Pipeline:
         analysed frames and faces into ``stats``."""
         s = self.settings
         tracker, views = Tracker(), {}
-        self.detector.reset(source.format.sar)
+        self.detector.reset(source.format.pixel_aspect)
+        if (sar := source.format.sar) and not source.format.pixel_aspect:
+            log.warning("%s: its pixel aspect ratio %d:%d is none a picture is made with: its "
+                        "faces are read in its stored pixels", source.name, sar.numerator,
+                        sar.denominator)
         smoother = Smoother(self.thresholds, forget_after=tracker.max_missed + 1,
                             labels=self.classifier.labels, **s.smoothing)
         # Live sources keep the newest frame (stale ones are passed over and counted), so

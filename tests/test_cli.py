@@ -647,6 +647,27 @@ def test_non_square_pixels_and_colour_tags_are_carried_end_to_end(tmp_path, face
     assert (size, str(sar), tags, len(times)) == ((512, 480), "15/16", (1, 1), 6)
 
 
+def test_a_pixel_aspect_no_picture_is_made_with_is_said_and_not_followed(tmp_path, face_clip):
+    """A header's 60:1 (nonsense: no camera makes such pixels) stretched each frame 60 times
+    to look for faces in it, and none was found (640×480 to 38,400×480; a 1080p frame would
+    have taken 370 MB). Now it is said, once, and the faces are read in the stored pixels;
+    the output still carries it over, as it came."""
+    import imageio_ffmpeg
+    from test_sources_detect_sinks import probe
+
+    clip = tmp_path / "bogus.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(face_clip),
+                    "-vf", "setsar=60/1", "-c:v", "libx264", str(clip)], check=True)
+    table, out = tmp_path / "b.csv", tmp_path / "b.mp4"
+    done = run_cli("-s", clip, "--csv", table, "-o", out, "-q")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("warning:") == 1 and "bogus.mp4: its pixel aspect ratio 60:1 is " \
+        "none a picture is made with: its faces are read in its stored pixels" in done.stderr
+    rows = read_csv(table)
+    assert len(rows) == 24 and all(abs(int(r["w"]) - int(r["h"])) <= 4 for r in rows)
+    assert str(probe(out)[2]) == "60"
+
+
 def test_max_fps_samples_on_a_fixed_grid_of_the_inputs_time(tmp_path, face_bgr):
     """25 fps input, --max-fps 10: one analysed frame in each 0.1 s slot, i.e. 10 a second
     (counting from the last analysed frame gave ~8)."""
