@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -283,6 +284,9 @@ class Source:
             self.format, self.duration, self._indexed = self._probed or _probe(spec)
             if self._indexed and self.frame_count and self._indexed < self.frame_count:
                 self.frame_count = self._indexed  # OpenCV's counts the hidden frames too
+            if self.format.sar and round(cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180 == 90:
+                # the frames come turned upright: their pixels' width is the stream's height
+                self.format = replace(self.format, sar=1 / self.format.sar)
         else:  # a live stream (a broadcast's MPEG-TS may be a DVD's 64:45) or a camera
             self.format = VideoFormat(_pixel_aspect(cap))
         if self.start and self.duration and self.start >= self.duration:

@@ -433,6 +433,14 @@ def test_rotation_metadata_is_honoured(tmp_path, face_bgr):
         frames = list(source)
         assert source.size == (240, 320)
     assert frames[0].image.shape == (320, 240, 3)
+    # a stream of non-square pixels turned upright: its pixels' ratio turns with it (8:9
+    # stored, 9:8 in the upright frames; it was kept 8:9, the face squeezed the other way)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(plain),
+                    "-vf", "setsar=8/9", str(tmp_path / "dv.mp4")], check=True)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-display_rotation",
+                    "90", "-i", str(tmp_path / "dv.mp4"), "-c", "copy", str(rotated)], check=True)
+    with open_source(rotated) as source:
+        assert source.size == (240, 320) and source.format.sar == Fraction(9, 8)
 
 
 def test_one_opencv_distribution_is_installed():
