@@ -585,13 +585,14 @@ def _edited_out(container, stream, look: int = 1000) -> int:
     from a longer one without re-encoding (``ffmpeg -ss … -c copy``, a phone's trim) keeps
     the frames from the key frame before the cut, and an encoder's first frames may be
     hidden too (FFmpeg marks them to be dropped; OpenCV never shows them). Read from the
-    packets (not decoded) until 32 shown ones have come, ``look`` at most."""
+    packets (not decoded) until 16 shown ones have come (H.264 reorders at most 16), ``look``
+    at most."""
     import av
 
     hidden = shown = 0
     try:
         for n, packet in enumerate(container.demux(stream)):
-            if n >= look or shown >= 32:
+            if n >= look or shown >= 16:
                 break
             if packet.size:  # not the flush packet at the end
                 hidden += packet.is_discard
