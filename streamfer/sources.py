@@ -498,8 +498,9 @@ class Source:
                 first, base = stream.start_time or 0, float(stream.time_base)
                 past, pts = first + (time_s + 2.0) / base, []
                 for packet in container.demux(stream):  # in decoding order: up to a little
-                    if packet.pts is not None and packet.size:  # past the frame
-                        pts.append(packet.pts)
+                    if packet.pts is not None and packet.size:  # past the frame; not those
+                        if not packet.is_discard:  # its edit list hides (a clip cut)
+                            pts.append(packet.pts)
                         if packet.dts is not None and packet.dts > past:
                             break
                 times = sorted((p - first) * base for p in pts)

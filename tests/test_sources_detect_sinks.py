@@ -477,14 +477,19 @@ def test_a_clip_cut_without_re_encoding_is_not_called_truncated(tmp_path, caplog
     whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
     ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error"]
     subprocess.run([*ffmpeg, "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-frames:v",
-                    "250", "-c:v", "libx264", "-g", "250", str(whole)], check=True)
-    subprocess.run([*ffmpeg, "-ss", "6", "-i", str(whole), "-t", "3", "-c", "copy", str(cut)],
-                   check=True)
+                    "250", "-c:v", "libx264", "-g", "50", str(whole)], check=True)
+    subprocess.run([*ffmpeg, "-ss", "5.6", "-i", str(whole), "-t", "3", "-c", "copy",
+                    str(cut)], check=True)  # key frames at 4 s and 6 s: 0.4 s after one
     with caplog.at_level(logging.WARNING), open_source(cut) as source:
         frames = list(source)
         assert source.frame_count == len(frames)
     assert 73 <= len(frames) <= 77 and frames[0].time_s == 0
     assert not caplog.records, [r.getMessage() for r in caplog.records]
+    # a part of it keeps the numbers its frames have in the whole (they were 40 too many:
+    # the hidden frames counted before the part's first)
+    with open_source(cut, start=1.5, end=2.5) as source:
+        part = [(f.index, f.time_s) for f in source]
+    assert part == [(f.index, f.time_s) for f in frames if 1.5 <= f.time_s < 2.5]
 
 
 def test_stages_stop_promptly_whichever_side_waits():
