@@ -124,7 +124,9 @@ def unwritable(path: Path) -> str | None:
     if not folder.is_dir():
         return f"{folder} is a file, not a folder"
     if not os.access(folder, os.W_OK | os.X_OK):
-        return f"permission denied in {folder}"
+        read_only = os.statvfs(folder).f_flag & os.ST_RDONLY
+        return f"{folder} is on a read-only file system" if read_only \
+            else f"permission denied in {folder}"
     return None
 
 
@@ -158,17 +160,20 @@ def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
     error (written to a unique hidden part file beside it, then renamed; concurrent writers
     of the same file never see each other's halves)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     room = len("..") + 8 + len(".part") + len(os.fsencode(path.suffix))  # 8: mkstemp's letters
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{_stem_to_fit(path, room)}.",
-                               suffix=f".part{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{_stem_to_fit(path, room)}.",
+                                   suffix=f".part{path.suffix}")
+    except OSError as exc:  # said by the file's name, not its part file's
+        raise WriteError(exc.errno, exc.strerror or str(exc), str(path)) from None
     try:
         with os.fdopen(fd, mode) as f:
             yield f
         os.chmod(tmp, 0o666 & ~_UMASK)  # as open() would make it: mkstemp's is owner-only
         os.replace(tmp, path)
     except OSError as exc:  # a write or flush says no path ("[Errno 28] No space left ...")
-        if exc.filename is None and exc.strerror:
+        if exc.filename in (None, tmp) and exc.strerror:
             raise WriteError(exc.errno, exc.strerror, str(path)) from None
         raise
     finally:

@@ -75,8 +75,11 @@ class CSVSink:
             self._file = sys.stdout  # of its own in sys.stdout while it runs
         else:  # a frame's rows are formatted, then written unbuffered: a write that fails (a
             check_name(self.path, "csv")  # full disk) is cut back to the last whole row
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self._part or self.path, "wb", buffering=0)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self._part or self.path, "wb", buffering=0)
+            except OSError as exc:  # what the check before the run could not see (a share
+                raise SinkError(cannot_write(self.path, exc)) from None  # that squashes root)
             self._pending = io.StringIO(newline="")
         self._writer = csv.writer(self._file if self.stdout else self._pending)
         self._writer.writerow(CSV_COLUMNS)

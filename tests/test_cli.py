@@ -1221,3 +1221,39 @@ def test_an_output_in_a_read_only_folder_is_refused_before_the_run(tmp_path, fac
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"cannot write {locked / 'x.mp4'}: permission denied in {locked}" in done.stderr
     assert "left as" not in done.stderr and not list(locked.iterdir())
+
+
+def test_an_output_on_a_read_only_file_system_is_refused_before_the_run_as_such(tmp_path,
+                                                                                face_clip):
+    """A folder on a read-only mount (a container's ``-v /data:/data:ro``) was refused as
+    'permission denied in …', which sends one looking at permissions; now it says why."""
+    mounted = tmp_path / "ro"
+    mounted.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(mounted)],
+                      capture_output=True).returncode:
+        pytest.skip("needs leave to mount a tmpfs (root, with the capability)")
+    try:
+        done = run_cli("-s", face_clip, "--csv", mounted / "x.csv", "-q")
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
+    assert done.returncode == 1 and done.stderr == (
+        f"Error: cannot write {mounted / 'x.csv'}: {mounted} is on a read-only file "
+        "system\n"), done.stderr
+
+
+@pytest.mark.parametrize("option,name", [("--csv", "x.csv"), ("--report", "r.html")])
+def test_an_output_the_system_refuses_at_open_is_said_by_its_name(tmp_path, face_clip, option,
+                                                                   name):
+    """Where the check before the run cannot see a refusal (root in /proc here; root on a
+    share that squashes root alike), the CSV was 'Error: [Errno 2] No such file or
+    directory: …' and the report named its hidden part file ('/proc/.r.sw8lwcjj.part.html').
+    Both now say 'cannot write' and the name asked for (as a user who may not write there is
+    told before the run)."""
+    args = ["-s", face_clip, option, f"/proc/{name}", "-q"]
+    if option == "--report":
+        args += ["--csv", tmp_path / "x.csv"]
+    done = run_cli(*args)
+    said = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and said.startswith(f"Error: cannot write /proc/{name}: "), \
+        done.stderr
+    assert "Errno" not in said and ".part" not in said, said
