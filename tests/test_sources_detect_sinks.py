@@ -385,9 +385,10 @@ def test_webm_is_written_with_vp9(tmp_path):
 
 def test_video_sink_with_no_frame_leaves_no_file(tmp_path):
     """A later sink failing during set-up (or a run stopped before its first frame) must not
-    leave an empty video looking finished."""
+    leave an empty video looking finished (the CSV's refusal said by its name)."""
     (tmp_path / "taken.csv").mkdir()
-    with pytest.raises(IsADirectoryError), VideoSink(tmp_path / "out.mp4", 25, (64, 48)):
+    with pytest.raises(SinkError, match="taken.csv: Is a directory"), \
+            VideoSink(tmp_path / "out.mp4", 25, (64, 48)):
         CSVSink(tmp_path / "taken.csv")
     assert [p.name for p in tmp_path.iterdir()] == ["taken.csv"]
 
