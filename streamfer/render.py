@@ -92,9 +92,9 @@ class Renderer:
         over = self._over
         scale = max(ih, seen) / 1000.0
         rects = []
-        stored = {id(seen_face): face for seen_face, face in zip(faces, frame.faces)}
+        for face in frame.faces:
+            self._box(image, face, scale)
         for place in self.layout(faces, over[0].shape, scale):
-            self._draw(image, replace(place, face=stored[id(place.face)]), scale, text=False)
             for canvas in over:
                 self._draw(canvas, place, scale, box=False)
             # (a filled cv2.rectangle takes its far corner too: one pixel more)
@@ -192,16 +192,21 @@ class Renderer:
                 return rect
         return None
 
-    def _draw(self, image: np.ndarray, place: Placement, scale: float, box: bool = True,
-              text: bool = True) -> None:
-        """``place`` drawn on ``image``: the face's box, its title and panel (``text``)."""
-        z, face = self._sizes(scale), place.face
+    def _colour(self, face: Face) -> tuple[int, int, int]:
+        return COLOURS[self.labels.index(face.labels[0])] if face.labels else (230, 230, 230)
+
+    def _box(self, image: np.ndarray, face: Face, scale: float) -> None:
         x, y, w, h = face.box
-        colour = COLOURS[self.labels.index(face.labels[0])] if face.labels else (230, 230, 230)
+        cv2.rectangle(image, (x, y), (x + w, y + h), self._colour(face),
+                      self._sizes(scale)["thick"], cv2.LINE_AA)
+
+    def _draw(self, image: np.ndarray, place: Placement, scale: float,
+              box: bool = True) -> None:
+        """``place`` drawn on ``image``: its title and panel, and the face's box (``box``)."""
+        z, face = self._sizes(scale), place.face
+        colour = self._colour(face)
         if box:
-            cv2.rectangle(image, (x, y), (x + w, y + h), colour, z["thick"], cv2.LINE_AA)
-        if not text:
-            return
+            self._box(image, face, scale)
         tx0, ty0, tx1, ty1 = place.title
         area = image[ty0:ty1, tx0:tx1]  # drawing into the view clips the text to it
         area[:] = 0
