@@ -249,6 +249,8 @@ class Pipeline:
                         stats.status = "stopped"
                         return stats
                 if not stop.is_set():  # the input ran to its end: the outputs are whole
+                    if not source.count_is_exact:  # the bar ends full (an estimate was off)
+                        progress.update(task, total=stats.frames)
                     for sink in (video, table):
                         if sink:
                             sink.finish()

@@ -328,6 +328,13 @@ class Source:
         end = whole if self.end is None else min(self.end, whole)
         return max(0, min(self.frame_count, round((end - self.start) * self.fps)))
 
+    @property
+    def count_is_exact(self) -> bool:
+        """True where :attr:`frames_to_read` is a count, not an estimate: a photo, or a whole
+        file whose container indexes its frames (mp4, mov). Matroska, WebM, AVI and a part of
+        a file give one from the duration and the frame rate, a frame or two off."""
+        return self.photo or bool(self._indexed) and not (self.start or self.end)
+
     def _capture(self) -> cv2.VideoCapture:
         if self.piped:
             return cv2.VideoCapture("pipe:0", cv2.CAP_FFMPEG)

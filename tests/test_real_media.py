@@ -113,6 +113,25 @@ def test_a_warning_mid_run_gets_its_own_line_above_the_progress_bar(tmp_path, me
     assert not [line for line in lines if "warning:" in line and "ETA" in line]
 
 
+def test_a_clip_whose_container_only_estimates_its_frames_ends_its_bar_full(tmp_path, media):
+    """Matroska keeps no frame count: OpenCV estimates one from the duration and the frame
+    rate. The 72-frame clip remuxed to .mkv is estimated at 73, and its bar ended at 72/73
+    with "ETA 0:00:01" left on screen, as if a frame were missing; the run was whole (no
+    warning). Now a bar whose total was an estimate ends at what was read."""
+    import imageio_ffmpeg
+
+    clip = tmp_path / "single.mkv"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i",
+                    media / "pyfeat_single_face.mp4", "-c", "copy", clip], check=True)
+    with open_source(clip) as source:
+        assert source.frames_to_read == 73  # the estimate
+    code, lines = run_on_terminal("-s", clip, "--csv", tmp_path / "c.csv")
+    assert code == 0, lines[-10:]
+    assert not [line for line in lines if "warning" in line], lines[-10:]
+    bars = [line for line in lines if line.startswith("single.mkv ") and "ETA" in line]
+    assert bars and " 72/72 " in bars[-1] and bars[-1].endswith("ETA 0:00:00"), bars[-3:]
+
+
 def test_several_faces_in_a_photo(media):
     with open_source(media / "pyfeat_multi_face_5people.jpg") as source, \
             FaceDetector("full") as detector:
