@@ -4,7 +4,9 @@ page of a run, made from its frame-level CSV.
 Per face id: first and last seen, time on screen (its rows × the run's analysed-frame
 interval), the dominant emotion(s), each label's share of the face's rows, mean and peak
 smoothed scores, and a timeline chart (matplotlib, headless) of the six smoothed scores with
-the shown labels as bands beneath; a thumbnail from the input video at the face's
+the shown labels as bands beneath, both broken where the face was away for more than
+:data:`MAX_GAP_FRAMES` analysed frames (its tracker keeps an id through half a second of
+absence); a thumbnail from the input video at the face's
 best-scored detection, where the video is at hand. A photo's page (one analysed frame) gives
 each face its thumbnail and scores, without time. Faces on screen for less than
 :data:`FOLD_SECONDS` are folded into one counted line. The numbers are computed from every
@@ -40,6 +42,7 @@ from natsort import natsorted, ns
 log = logging.getLogger(__name__)
 FOLD_SECONDS = 1.0  # faces on screen for less are folded into one counted line
 CHART_POINTS = 1500
+MAX_GAP_FRAMES = 2  # a face missing from more analysed frames in a row: its chart breaks
 DOMINANT_MIN_SHARE = 0.05  # below: the face shows no emotion most of the time ("none")
 REQUIRED = ("source", "frame", "time_s", "face_id", "x", "y", "w", "h", "det_score", "labels")
 COLOURS = ("#1f77b4", "#9467bd", "#2ca02c", "#ff7f0e", "#7f7f7f", "#d62728")
@@ -163,27 +166,58 @@ def summarize(run: Run) -> dict:
             "labels": run.labels, "faces": faces, "folded": folded}
 
 
-def timeline_png(rows: FaceRows, labels: list[str]) -> bytes:
-    """A face's smoothed scores over time (lines) and its shown labels (bands beneath)."""
+def stretches(times: list[float], interval: float) -> list[tuple[int, int]]:
+    """Index ranges ``[a, b)`` of a face's rows (in time order) during which it was on screen
+    without a break: where it was missing from more than :data:`MAX_GAP_FRAMES` analysed
+    frames in a row (``interval``: the run's step between them), a new stretch begins."""
+    t = np.asarray(times, np.float64)
+    if len(t) < 2 or interval <= 0:
+        return [(0, len(t))]
+    cuts = np.flatnonzero(np.diff(t) > (MAX_GAP_FRAMES + 1.5) * interval) + 1
+    edges = [0, *cuts.tolist(), len(t)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def timeline(rows: FaceRows, labels: list[str], interval: float
+             ) -> tuple[np.ndarray, np.ndarray, dict[str, list[tuple[float, float]]]]:
+    """What a face's chart draws: times and smoothed scores (one column a label) thinned to
+    about :data:`CHART_POINTS`, with a NaN row between stretches (the line breaks there, not
+    drawn across the time the face was away), and each label's bands, ``(start, width)`` in
+    seconds, where it was shown (a band ends where its stretch does)."""
+    t = np.asarray(rows.times, np.float64)
+    smooth = np.asarray(rows.smooth, np.float64).reshape(len(t), len(labels))
+    step = max(1, len(t) // CHART_POINTS)
+    width = interval if interval > 0 else 0.04
+    xs, ys, spans = [], [], {label: [] for label in labels}
+    for a, b in stretches(t, interval):
+        if xs:
+            xs.append([np.nan])
+            ys.append(np.full((1, len(labels)), np.nan))
+        xs.append(t[a:b:step])
+        ys.append(smooth[a:b:step])
+        for label in labels:
+            shown = np.array([label in s for s in rows.labels[a:b]])
+            starts = np.flatnonzero(shown & ~np.r_[False, shown[:-1]])
+            ends = np.flatnonzero(shown & ~np.r_[shown[1:], False])
+            spans[label] += [(float(t[a + i0]), float(t[a + i1] - t[a + i0] + width))
+                             for i0, i1 in zip(starts, ends)]
+    return np.concatenate(xs), np.concatenate(ys), spans
+
+
+def timeline_png(rows: FaceRows, labels: list[str], interval: float) -> bytes:
+    """A face's smoothed scores over time (lines) and its shown labels (bands beneath), as
+    :func:`timeline` gives them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t = np.asarray(rows.times)
-    smooth = np.asarray(rows.smooth)
-    step = max(1, len(t) // CHART_POINTS)
+    x, y, spans = timeline(rows, labels, interval)
     fig, (top, bands) = plt.subplots(2, 1, figsize=(8, 2.6), dpi=80, sharex=True,
                                      gridspec_kw={"height_ratios": [3, 1.2]})
     for i, label in enumerate(labels):
-        top.plot(t[::step], smooth[::step, i], color=COLOURS[i % len(COLOURS)], lw=1.2,
-                 label=label)
-        shown = np.array([label in s for s in rows.labels])
-        starts = np.flatnonzero(shown & ~np.r_[False, shown[:-1]])
-        ends = np.flatnonzero(shown & ~np.r_[shown[1:], False])
-        width = max(np.median(np.diff(t)) if len(t) > 1 else 0.04, 1e-3)
-        spans = [(t[a], t[b] - t[a] + width) for a, b in zip(starts, ends)]
-        bands.broken_barh(spans, (i, 0.8), color=COLOURS[i % len(COLOURS)])
+        top.plot(x, y[:, i], color=COLOURS[i % len(COLOURS)], lw=1.2, label=label)
+        bands.broken_barh(spans[label], (i, 0.8), color=COLOURS[i % len(COLOURS)])
     top.set_ylim(-0.03, 1.25)  # room above 1 for the legend: a score at 1.0 stays visible
     top.set_yticks([0, 0.5, 1])
     top.set_ylabel("smoothed")
@@ -314,7 +348,8 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
             parts.append(f"<div class='face' id='face-{face['id']}'>{thumb}<div>"
                          f"<b>#{face['id']}</b> — {e(dominant)}{table}</div></div>")
             continue
-        chart = _img(timeline_png(rows, labels), f"timeline of face {face['id']}", "timeline")
+        chart = _img(timeline_png(rows, labels, run.interval),
+                     f"timeline of face {face['id']}", "timeline")
         parts.append(
             f"<div class='face' id='face-{face['id']}'>{thumb}<div>"
             f"<b>#{face['id']}</b> — {e(dominant)} · on screen {face['seconds']:.1f} s "

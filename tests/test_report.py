@@ -16,8 +16,10 @@ from conftest import compose, write_video
 from streamfer.cli import main
 from streamfer.report import (
     DOMINANT_MIN_SHARE,
+    MAX_GAP_FRAMES,
     read_csv,
     summarize,
+    timeline,
     write_folder_report,
     write_report,
 )
@@ -67,6 +69,32 @@ def test_the_summary_holds_every_face_and_the_csvs_own_shares(runs, tmp_path, me
         html = page.read_text()
         assert html.count('class="timeline"') == len(summary["faces"])
         assert html.count('class="thumb"') == len(summary["faces"])  # the video was at hand
+
+
+def test_a_faces_chart_breaks_where_the_face_was_away_and_is_not_drawn_across(runs):
+    """In the stage clip the audience's faces come and go while the tracker keeps their ids
+    (through half a second away): their lines were drawn straight across the time they were
+    away, as if scores had been measured there, and a label shown before and after a gap
+    was one band over it (a face's Happiness from 7.1 s to 8.0 s, the face away from 7.24 s
+    to 7.77 s). Now a chart breaks where its face was away for more than MAX_GAP_FRAMES
+    analysed frames."""
+    run = read_csv(runs["face_recognition_short_hamilton_clip.mp4"][0])
+    longest = (MAX_GAP_FRAMES + 1.5) * run.interval
+    gaps = 0
+    for rows in run.faces.values():
+        t = np.asarray(rows.times)
+        away = [(a, b) for a, b in zip(t, t[1:]) if b - a > longest]
+        x, y, spans = timeline(rows, run.labels, run.interval)
+        assert np.isnan(x).sum() == len(away) and np.isnan(y).all(1).sum() == len(away)
+        drawn = x[~np.isnan(x)]
+        assert set(drawn) <= set(t) and drawn[0] == t[0]
+        for a, b in away:
+            segments = zip(x, x[1:])  # a line joins two points next to each other
+            assert not [(p, q) for p, q in segments if p <= a and q >= b], (a, b)
+            for label, bands in spans.items():
+                assert not [(s, w) for s, w in bands if s <= a and s + w >= b], (label, a, b)
+        gaps += len(away)
+    assert gaps >= 2  # the clip has faces that went away and came back
 
 
 def test_the_sad_to_happy_face_reads_sadness_first_and_happiness_last(runs):
