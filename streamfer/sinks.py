@@ -448,7 +448,31 @@ class VideoSink:
 
     def _mux_audio(self, seconds: float, sound, skip: float = 0.0, delay: float = 0.0) -> None:
         """The audio of ``sound`` into the video: from ``skip`` seconds of it, or ``delay``
-        seconds after the video's start."""
+        seconds after the video's start. Every audio track (a film's languages, an
+        interview's microphones), each with its language and default flag as it came; where
+        one of them cannot be carried over, the first alone, and that said."""
+        code, said = self._mux(seconds, sound, "1:a", skip, delay)
+        if code and not self._refused(code, said[-1]):  # a track FFmpeg cannot carry over
+            first, why = self._mux(seconds, sound, "1:a:0", skip, delay)
+            if first == 0:  # FFmpeg's first line says why ("Unsupported channel layout")
+                log.warning("%s: its first audio track alone carried over (the others: %s)",
+                            self.path.name, said[0])
+            code, said = first, why
+        said = said[-1] if said else ""
+        if code == 0:
+            self._part.unlink(missing_ok=True)
+            return
+        if (refused := self._refused(code, said)) is not None:  # the video is not whole
+            raise SinkError(cannot_write(self.path, OSError(refused, os.strerror(refused)))
+                            + f" (what was encoded is left as {self._part.name})")
+        # keep the video even if the audio cannot be carried over
+        log.warning("%s: audio not carried over: %s", self.path.name, said)
+        os.replace(self._part, self.path)
+
+    def _mux(self, seconds: float, sound, tracks: str, skip: float, delay: float
+             ) -> tuple[int, list[str]]:
+        """FFmpeg's exit status and lines muxing the audio ``tracks`` of ``sound`` into
+        the video; on success the result is in place under the output's name."""
         import imageio_ffmpeg
 
         tmp = part_path(self.path, "mux")
@@ -456,26 +480,24 @@ class VideoSink:
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(self._part),
                *(["-ss", f"{skip:.6f}"] if skip else []),
                *(["-itsoffset", f"{delay:.6f}"] if delay else []),
-               "-i", str(sound), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+               "-i", str(sound), "-map", "0:v:0", "-map", tracks, "-c:v", "copy",
                "-c:a", audio, "-b:a", "160k", "-t", f"{seconds:.3f}", str(tmp)]
         # its own session: a Ctrl-C at the terminal reaches us, not this last step
         done = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True)
         if done.returncode == 0:
             os.replace(tmp, self.path)
-            self._part.unlink(missing_ok=True)
-            return
+            return 0, []
         tmp.unlink(missing_ok=True)
-        said = (done.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
-        said = re.sub(r"^\[[^\]]*\] ", "", said)  # "[out#0/mp4 @ 0x55…] "
-        over_limit = done.returncode == -getattr(signal, "SIGXFSZ", 0)  # ulimit -f (POSIX)
-        refused = errno.EFBIG if over_limit else next(
-            (code for code in _DISK_REFUSALS if os.strerror(code) in said), None)
-        if refused is not None:  # the disk, not the audio: the video is not whole either
-            raise SinkError(cannot_write(self.path, OSError(refused, os.strerror(refused)))
-                            + f" (what was encoded is left as {self._part.name})")
-        # keep the video even if the audio cannot be carried over
-        log.warning("%s: audio not carried over: %s", self.path.name, said)
-        os.replace(self._part, self.path)
+        said = done.stderr.strip().splitlines() or ["ffmpeg failed"]
+        return done.returncode, [re.sub(r"^(\[[^\]]*\] )+", "", line)  # "[aac @ 0x55…] "
+                                 for line in said]
+
+    @staticmethod
+    def _refused(code: int, said: str) -> int | None:
+        """The errno of a mux the disk refused (full, over ``ulimit -f``), or None."""
+        if code == -getattr(signal, "SIGXFSZ", 0):  # ulimit -f (POSIX)
+            return errno.EFBIG
+        return next((e for e in _DISK_REFUSALS if os.strerror(e) in said), None)
 
     def __enter__(self) -> VideoSink:
         return self

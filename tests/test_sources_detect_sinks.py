@@ -237,6 +237,41 @@ def test_video_sink_keeps_size_fps_count_and_audio(tmp_path, face_clip, size):
     assert has_audio(out)
 
 
+def test_video_sink_carries_every_audio_track_with_its_language(tmp_path, face_clip, caplog):
+    """A film's languages, an interview's microphones: only the first audio track was
+    carried over (a second, French, dropped). Now every one, each with its language and
+    default flag; a track AAC cannot carry (16 channels) leaves the first alone, said."""
+    import av
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    two, three = tmp_path / "two.mkv", tmp_path / "three.mkv"
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-i", face_clip, "-f", "lavfi", "-i",
+                    "sine=frequency=880:duration=2", "-map", "0:v", "-map", "0:a", "-map",
+                    "1:a", "-c:v", "copy", "-c:a", "aac", "-metadata:s:a:0", "language=eng",
+                    "-metadata:s:a:1", "language=fra", "-disposition:a:1", "0", two],
+                   check=True)
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-i", two, "-f", "lavfi", "-i",
+                    "sine=duration=2,aformat=channel_layouts=hexadecagonal", "-map", "0",
+                    "-map", "1:a", "-c", "copy", "-c:a:2", "pcm_s16le", three], check=True)
+
+    def tracks(path):
+        with av.open(str(path)) as container:
+            return [(a.language, a.channels, bool(a.disposition & av.stream.Disposition.default))
+                    for a in container.streams.audio]
+
+    for source, kept in ((two, [("eng", 1, True), ("fra", 1, False)]),
+                         (three, [("eng", 1, True)])):
+        out = tmp_path / f"{source.stem}.mp4"
+        caplog.clear()
+        with VideoSink(out, 24, (64, 48), audio_from=source) as video:
+            for _ in range(24):
+                video.write(np.zeros((48, 64, 3), np.uint8))
+        assert tracks(out) == kept
+        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert said == ([] if source == two else ["three.mp4: its first audio track alone "
+                        'carried over (the others: Unsupported channel layout "9.1.6")'])
+
+
 def test_video_sink_keeps_each_frame_at_its_timestamp(tmp_path):
     """Variable frame rate: the output shows each frame when the input did."""
     times = [0.0, 0.04, 0.08, 0.5, 0.54, 2.0, 2.04]
