@@ -2,11 +2,11 @@
 
 OpenCV reads a piped video from file descriptor 0 and has no use for its audio; a pipe can be
 read only once. :class:`StdinSound` puts a pipe of its own in place of descriptor 0 and a
-thread copies what comes in into it and, beside, into a second pipe that PyAV demuxes: the
-first audio stream's packets are copied, not decoded, into a Matroska file in a temporary
-folder (a minute of AAC at 160 kb/s is about 1.2 MB, where the whole stream would be the
-video's size), with when its first sound comes after the first picture. The output video
-takes it when it is finished (:meth:`StdinSound.take`).
+thread copies what comes in into it and, beside, into a second pipe that PyAV demuxes: its
+audio streams' packets (a broadcast's languages) are copied, not decoded, into a Matroska
+file in a temporary folder (a minute of AAC at 160 kb/s is about 1.2 MB, where the whole
+stream would be the video's size), with when its first sound comes after the first
+picture. The output video takes it when it is finished (:meth:`StdinSound.take`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class StdinSound:
-    """A tee of standard input: the video for OpenCV on descriptor 0, the first audio stream
-    kept in :attr:`path`. :meth:`take` when the picture is written; :meth:`close` after."""
+    """A tee of standard input: the video for OpenCV on descriptor 0, its audio streams kept
+    in :attr:`path`. :meth:`take` when the picture is written; :meth:`close` after."""
 
     def __init__(self) -> None:
         self._folder = Path(tempfile.mkdtemp(prefix="streamfer-stdin-"))
@@ -83,19 +83,23 @@ class StdinSound:
             with av.open(f"pipe:{fd}", "r") as source:
                 if not source.streams.audio or not source.streams.video:
                     return
-                audio, video = source.streams.audio[0], source.streams.video[0]
+                audio, video = list(source.streams.audio), source.streams.video[0]
                 first = float((video.start_time or 0) * video.time_base)
                 with av.open(str(self.path), "w", format="matroska") as out:
-                    stream = out.add_stream_from_template(audio)
+                    kept = {}  # each audio stream's in the file: language, default flag
+                    for track in audio:
+                        kept[track.index] = out.add_stream_from_template(track)
+                        kept[track.index].metadata.update(track.metadata)
+                        kept[track.index].disposition = track.disposition
                     for packet in source.demux(audio):
                         if packet.pts is None or not packet.size:
                             continue
-                        at = float(packet.pts * audio.time_base)
+                        at = float(packet.pts * packet.time_base)
                         if at < first:  # before the first picture: not in the output
                             continue
-                        if self.delay is None:
+                        if self.delay is None:  # the file's timeline starts at its first
                             self.delay = at - first
-                        packet.stream = stream
+                        packet.stream = kept[packet.stream_index]
                         out.mux(packet)
         except Exception as exc:  # noqa: BLE001 (the sound is a bonus: the run goes on)
             log.debug("standard input's sound not kept: %s", exc)

@@ -935,12 +935,13 @@ def test_a_video_piped_into_standard_input_is_a_source(tmp_path, face_clip):
 @pytest.mark.parametrize("container", ["mpegts", "matroska"])
 def test_a_piped_video_s_sound_is_carried_over_in_time(tmp_path, container):
     """A video piped in lost its sound (a pipe is read once, by OpenCV, which reads no
-    audio). Now its first audio stream is kept as it comes and muxed in, in time with the
+    audio). Now its audio streams are kept as they come and muxed in, in time with the
     picture: the flash and the click of one moment (the picture 0.5 s after the sound, and
     MPEG-TS's own offsets) are seen and heard together; --end cuts both; without audio,
     a video as before, and nothing is left in the temporary folder."""
     import tempfile
 
+    import av
     import imageio_ffmpeg
 
     clip = flash_clip(tmp_path / "late.mp4", lead_s=0.5)
@@ -962,6 +963,18 @@ def test_a_piped_video_s_sound_is_carried_over_in_time(tmp_path, container):
     assert done.returncode == 0, done.stderr.decode()
     seen, heard = flash_and_click(tmp_path / "p.mp4")
     assert abs(seen - 1.2) < 0.02 and abs(heard - seen) < 0.045, (seen, heard)
+    # a broadcast's second language: every audio stream, with its language (the first alone
+    # was kept before)
+    two = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(clip),
+                          "-f", "lavfi", "-i", "sine=duration=3", "-map", "0", "-map", "1:a",
+                          "-c:v", "copy", "-c:a", "aac", "-metadata:s:a:0", "language=eng",
+                          "-metadata:s:a:1", "language=fra", "-f", container, "-"],
+                         capture_output=True, check=True).stdout
+    both = piped(two, "-o", tmp_path / "two.mp4")
+    assert both.returncode == 0, both.stderr.decode()
+    with av.open(str(tmp_path / "two.mp4")) as out:
+        assert [a.language for a in out.streams.audio] == ["eng", "fra"]
+    assert abs(flash_and_click(tmp_path / "two.mp4")[1] - heard) < 0.025  # the first's click
     cut = piped(data, "-o", tmp_path / "cut.mp4", "--end", "1")
     assert cut.returncode == 0, cut.stderr.decode()
     assert has_audio(tmp_path / "cut.mp4") and frame_count(tmp_path / "cut.mp4")[0] == 25
