@@ -33,6 +33,7 @@ import itertools
 import logging
 import os
 import re
+import shlex
 import sys
 import threading
 import time
@@ -576,9 +577,41 @@ def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
             rng = int(cc.color_range) if cc.color_range else None
             fmt = VideoFormat(Fraction(sar) if sar and sar != 1 else None, rng, **tags)
             frames = stream.frames - _edited_out(container, stream) if stream.frames else None
+            _say_other_tracks(path, container)
             return fmt, duration, frames or None
     except (OSError, IndexError, av.FFmpegError, ValueError):
         return VideoFormat(), None, None
+
+
+_SAID_TRACKS: set[str] = set()
+
+
+def _say_other_tracks(path: str, container) -> None:
+    """A file of several video tracks (a multi-camera recording, a preview track before the
+    film) is read by its first, as OpenCV reads it: said once where another looks like the
+    main one (a player's default, or larger), with the command that makes a file of it."""
+    import av
+
+    tracks = [s for s in container.streams.video
+              if not s.disposition & av.stream.Disposition.attached_pic]  # cover art
+    if len(tracks) < 2 or path in _SAID_TRACKS:  # a file opened again (a rewind): said
+        return
+    _SAID_TRACKS.add(path)
+    first = tracks[0]
+    area = [s.codec_context.width * s.codec_context.height for s in tracks]
+    marked = [k for k, s in enumerate(tracks) if s.disposition & av.stream.Disposition.default]
+    main = next((k for k in marked if k), None) if 0 not in marked else None
+    why = "marked default"
+    if main is None and max(area) > area[0]:
+        main, why = area.index(max(area)), "the largest"
+    if main is None:
+        return
+    name, other = Path(path).name, tracks[main].codec_context
+    log.warning("%s: its first of %d video tracks (%d×%d) is read, not track %d (%d×%d, %s); "
+                "to read that one: ffmpeg -i %s -map 0:v:%d -map '0:a?' -c copy %s",
+                name, len(tracks), first.codec_context.width, first.codec_context.height,
+                main + 1, other.width, other.height, why, shlex.quote(name), main,
+                shlex.quote(f"{Path(name).stem}.track{main + 1}{Path(name).suffix}"))
 
 
 def _pixel_aspect(cap: cv2.VideoCapture) -> Fraction | None:

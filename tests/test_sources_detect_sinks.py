@@ -272,6 +272,33 @@ def test_video_sink_carries_every_audio_track_with_its_language(tmp_path, face_c
                         'carried over (the others: Unsupported channel layout "9.1.6")'])
 
 
+def test_a_file_of_several_video_tracks_says_which_is_read(tmp_path, face_clip, face_bgr,
+                                                            caplog):
+    """A file of two video tracks, a small one first and the main one marked default (what a
+    player shows), was read by the small one without a word: its output video and boxes
+    were the 160x90 track's. OpenCV reads the first alone; now that is said once, with the
+    command that makes a file of the other. Cover art (an attached picture) is no track."""
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    two, cover = tmp_path / "two angles.mkv", tmp_path / "cover.mkv"
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-i", face_clip, "-filter_complex",
+                    "[0:v]scale=160:90[s]", "-map", "[s]", "-map", "0:v", "-c:v", "libx264",
+                    "-disposition:v:0", "0", "-disposition:v:1", "default", two], check=True)
+    art = tmp_path / "art.jpg"
+    cv2.imwrite(str(art), face_bgr)
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-i", face_clip, "-i", art, "-map", "0",
+                    "-map", "1", "-c", "copy", "-disposition:v:1", "attached_pic", cover],
+                   check=True)
+    for clip, said in ((two, ["two angles.mkv: its first of 2 video tracks (160×90) is read, "
+                              "not track 2 (640×480, marked default); to read that "
+                              "one: ffmpeg -i 'two angles.mkv' -map 0:v:1 -map '0:a?' -c copy "
+                              "'two angles.track2.mkv'"]), (cover, [])):
+        caplog.clear()
+        with open_source(clip) as source:
+            frames = sum(1 for _ in source)
+        assert frames == 24 and [r.getMessage() for r in caplog.records
+                                 if r.levelname == "WARNING"] == said
+
+
 def test_video_sink_keeps_each_frame_at_its_timestamp(tmp_path):
     """Variable frame rate: the output shows each frame when the input did."""
     times = [0.0, 0.04, 0.08, 0.5, 0.54, 2.0, 2.04]
