@@ -11,8 +11,10 @@ def check_threshold(value: float | dict[str, float]) -> float | dict[str, float]
     unknown = [k for k in value if k not in EMOTIONS] if isinstance(value, dict) else []
     if unknown:
         raise ValueError(f"{unknown[0]!r}: not a label (the labels: {', '.join(EMOTIONS)})")
-    values = value.values() if isinstance(value, dict) else (value,)
-    if not all(0.0 <= float(v) <= 1.0 for v in values):  # NaN fails too
-        raise ValueError(f"{value!r}: a threshold is a score from 0 to 1 (each output is a "
-                         "probability)")
+    named = value.items() if isinstance(value, dict) else [("", value)]
+    for label, v in named:
+        if not 0.0 <= float(v) <= 1.0:  # NaN fails too
+            said = f"{v:g}" if isinstance(v, (int, float)) else repr(v)
+            raise ValueError(f"{label + '=' if label else ''}{said}: a threshold is a score "
+                             "from 0 to 1 (each output is a probability)")
     return value

@@ -183,7 +183,10 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
     # a threshold outside the scores' range labelled every face or none (it was taken)
     (["--source", "{clip}", "--csv", "x.csv", "--threshold", "2"], "a score from 0 to 1"),
     (["--source", "{clip}", "--csv", "x.csv", "--threshold", "Anger=-0.1"],
-     "a score from 0 to 1"),
+     "--threshold: Anger=-0.1: a threshold is a score from 0 to 1"),
+    # the value that is out of range, as written (it was the dict {'Happiness': 0.5, ...})
+    (["--source", "{clip}", "--csv", "x.csv", "--threshold", "happiness=0.5,anger=2"],
+     "Invalid value for --threshold: Anger=2: a threshold is a score from 0 to 1"),
     (["--source", "{clip}", "--csv", "x.csv", "--threshold", "nan"], "a score from 0 to 1"),
     (["--source", "{clip}", "--csv", "x.csv", "--smooth", "fast"], "--smooth"),
     (["--source", "{clip}", "--csv", "x.csv", "--smooth", "window:0"], "--smooth"),
