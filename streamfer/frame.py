@@ -57,13 +57,15 @@ class Frame:
 @dataclass
 class VideoFormat:
     """What a video output carries over from its input besides size and timing: the sample
-    aspect ratio (non-square pixels) and the colour tags (FFmpeg's numbers; None: unset)."""
+    aspect ratio (non-square pixels), the colour tags and the field order of an interlaced
+    picture (FFmpeg's numbers; None: unset or progressive)."""
 
     sar: Fraction | None = None
     color_range: int | None = None
     colorspace: int | None = None
     color_primaries: int | None = None
     color_trc: int | None = None
+    field_order: int | None = None  # interlaced (a DVD, a broadcast, 1080i): 2 top field first
 
     @property
     def pixel_aspect(self) -> Fraction | None:

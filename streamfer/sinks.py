@@ -326,6 +326,12 @@ class VideoSink:
         cc = stream.codec_context
         if self._fmt.sar:
             cc.sample_aspect_ratio = self._fmt.sar
+        if self._fmt.field_order and codec == "libx264":  # interlaced as it came: a player
+            cc.flags |= av.codec.context.Flags.interlaced_dct | \
+                av.codec.context.Flags.interlaced_me  # deinterlaces it as it did the input
+            top = self._fmt.field_order in (2, 4)  # AV_FIELD_TT, AV_FIELD_TB
+            stream.options = {**stream.options, "x264-params": "tff=1" if top else "bff=1"}
+            cc.field_order = self._fmt.field_order
         for tag in ("color_range", "colorspace", "color_primaries", "color_trc"):
             if getattr(self._fmt, tag) is not None:
                 setattr(cc, tag, getattr(self._fmt, tag))

@@ -285,9 +285,11 @@ class Source:
             self.format, self.duration, self._indexed = self._probed or _probe(spec)
             if self._indexed and self.frame_count and self._indexed < self.frame_count:
                 self.frame_count = self._indexed  # OpenCV's counts the hidden frames too
-            if self.format.sar and round(cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180 == 90:
-                # the frames come turned upright: their pixels' width is the stream's height
-                self.format = replace(self.format, sar=1 / self.format.sar)
+            if round(cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180 == 90:
+                # the frames come turned upright: their pixels' width is the stream's height,
+                # and their lines are columns (no fields to keep)
+                self.format = replace(self.format, field_order=None, sar=1 / self.format.sar
+                                      if self.format.sar else None)
         else:  # a live stream (a broadcast's MPEG-TS may be a DVD's 64:45) or a camera
             self.format = VideoFormat(_pixel_aspect(cap))
         if self.start and self.duration and self.start >= self.duration:
@@ -575,7 +577,9 @@ def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
             tags = {t: (int(getattr(cc, t)) if getattr(cc, t, 2) not in (None, 0, 2) else None)
                     for t in ("colorspace", "color_primaries", "color_trc")}  # 2: unspecified
             rng = int(cc.color_range) if cc.color_range else None
-            fmt = VideoFormat(Fraction(sar) if sar and sar != 1 else None, rng, **tags)
+            fields = int(cc.field_order or 0)  # AVFieldOrder: 2-5 interlaced, 1 progressive
+            fmt = VideoFormat(Fraction(sar) if sar and sar != 1 else None, rng, **tags,
+                              field_order=fields if 2 <= fields <= 5 else None)
             frames = stream.frames - _edited_out(container, stream) if stream.frames else None
             _say_other_tracks(path, container)
             return fmt, duration, frames or None

@@ -506,6 +506,50 @@ def test_rotation_metadata_is_honoured(tmp_path, face_bgr):
         assert source.size == (240, 320) and source.format.sar == Fraction(9, 8)
 
 
+def test_an_interlaced_video_is_written_interlaced_as_it_came(tmp_path, face_clip):
+    """A DVD, a broadcast, a camcorder's 1080i: a player deinterlaces what its header says
+    is interlaced. The output was written progressive, its fields woven into each frame:
+    played as it was, every movement combed. Now H.264 outputs are coded interlaced with the
+    input's field order (top or bottom first; .webm's VP9 has no fields), and a phone's
+    rotated video, whose lines are columns once upright, is written progressive."""
+    import av
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+
+    def field_order(path):
+        with av.open(str(path)) as container:
+            return container.streams.video[0].codec_context.field_order
+
+    for first, x264 in (("top", "tff=1"), ("bottom", "bff=1")):
+        clip = tmp_path / f"{first}.mp4"
+        subprocess.run([ffmpeg, "-y", "-v", "error", "-i", face_clip, "-vf",
+                        f"tinterlace=mode=interleave_{first},setfield={first[0]}ff", "-c:v",
+                        "libx264", "-flags", "+ildct+ilme", "-x264-params", x264, clip],
+                       check=True)
+        fields = field_order(clip)
+        assert fields == (2 if first == "top" else 3)  # AVFieldOrder: TT, BB
+        with open_source(clip) as source:
+            assert source.format.field_order == fields
+            frames = list(source)
+        for suffix in (".mp4", ".mkv"):
+            out = tmp_path / f"{first}.out{suffix}"
+            with VideoSink(out, source.fps, source.size, fmt=source.format) as video:
+                for frame in frames:
+                    video.write(frame.image, frame.time_s)
+            assert field_order(out) == fields, (first, suffix)
+        with VideoSink(tmp_path / "top.webm", source.fps, source.size, fmt=source.format) \
+                as video:
+            video.write(frames[0].image)
+        assert field_order(tmp_path / "top.webm") in (0, 1)  # unknown / progressive
+    rotated = tmp_path / "turned.mp4"
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-display_rotation", "90", "-i", clip, "-c",
+                    "copy", rotated], check=True)
+    with open_source(rotated) as source:
+        assert source.format.field_order is None
+    with open_source(face_clip) as source:
+        assert source.format.field_order is None  # progressive
+
+
 def test_one_opencv_distribution_is_installed():
     """mediapipe brings opencv-contrib-python; a second distribution in the same cv2/ folder
     breaks whichever is removed first."""
