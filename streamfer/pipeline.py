@@ -293,6 +293,8 @@ class Pipeline:
         s = self.settings
         tracker, views = Tracker(), {}
         self.detector.reset(source.format.pixel_aspect)
+        if source.note:  # which of its video tracks is read
+            log.warning("%s", source.note)
         if (sar := source.format.sar) and not source.format.pixel_aspect:
             log.warning("%s: its pixel aspect ratio %d:%d is none a picture is made with: its "
                         "faces are read in its stored pixels", source.name, sar.numerator,

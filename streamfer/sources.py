@@ -101,7 +101,7 @@ def is_url(spec: str) -> bool:
     return "://" in spec
 
 
-def recorded(url: str) -> tuple[VideoFormat, float | None, int | None] | None:
+def recorded(url: str) -> tuple[VideoFormat, float | None, int | None, str | None] | None:
     """The probe (``_probe``) of a link to a recorded file (a known duration, as FFmpeg
     reads it), or None for a live stream. Only ``http(s)``/``ftp`` links can be either;
     rtsp, rtmp, srt, udp, tcp are live."""
@@ -202,6 +202,7 @@ class Source:
         self.photo = False  # an image file: one frame
         self._cap: cv2.VideoCapture | None = None
         self.format, self.duration = VideoFormat(), None  # duration: the container's, s
+        self.note: str | None = None  # a warning a run of it gives (which track it reads)
         self._indexed: int | None = None  # frames the container's index lists (mp4, mov)
         self._lock = threading.Lock()
         self._reading = self._closing = False
@@ -282,7 +283,8 @@ class Source:
             said = f"cannot decode video: {spec}"
             raise SourceError(said if self.url else _unreadable(spec, said))
         if not self.live:
-            self.format, self.duration, self._indexed = self._probed or _probe(spec)
+            self.format, self.duration, self._indexed, self.note = \
+                self._probed or _probe(spec)
             if self._indexed and self.frame_count and self._indexed < self.frame_count:
                 self.frame_count = self._indexed  # OpenCV's counts the hidden frames too
             if round(cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180 == 90:
@@ -560,11 +562,12 @@ class Source:
             self.sound.close()
 
 
-def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
-    """The first video stream's sample aspect ratio and colour tags, its duration (s) and
-    the frame count its container's index lists, less those its edit list hides (exact;
-    None where there is no index, as in Matroska, whose counts are estimates), as FFmpeg
-    reads them (PyAV); unknowns stay None."""
+def _probe(path: str) -> tuple[VideoFormat, float | None, int | None, str | None]:
+    """The first video stream's sample aspect ratio, colour tags and field order, its
+    duration (s), the frame count its container's index lists, less those its edit list
+    hides (exact; None where there is no index, as in Matroska, whose counts are
+    estimates), as FFmpeg reads them (PyAV), and what a run should say of its other video
+    tracks (:func:`_other_tracks`); unknowns stay None."""
     import av
 
     try:
@@ -581,26 +584,22 @@ def _probe(path: str) -> tuple[VideoFormat, float | None, int | None]:
             fmt = VideoFormat(Fraction(sar) if sar and sar != 1 else None, rng, **tags,
                               field_order=fields if 2 <= fields <= 5 else None)
             frames = stream.frames - _edited_out(container, stream) if stream.frames else None
-            _say_other_tracks(path, container)
-            return fmt, duration, frames or None
+            return fmt, duration, frames or None, _other_tracks(path, container)
     except (OSError, IndexError, av.FFmpegError, ValueError):
-        return VideoFormat(), None, None
+        return VideoFormat(), None, None, None
 
 
-_SAID_TRACKS: set[str] = set()
-
-
-def _say_other_tracks(path: str, container) -> None:
+def _other_tracks(path: str, container) -> str | None:
     """A file of several video tracks (a multi-camera recording, a preview track before the
-    film) is read by its first, as OpenCV reads it: said once where another looks like the
-    main one (a player's default, or larger), with the command that makes a file of it."""
+    film) is read by its first, as OpenCV reads it: where another looks like the main one (a
+    player's default, or larger), the warning a run gives, with the command that makes a
+    file of that one; else None."""
     import av
 
     tracks = [s for s in container.streams.video
               if not s.disposition & av.stream.Disposition.attached_pic]  # cover art
-    if len(tracks) < 2 or path in _SAID_TRACKS:  # a file opened again (a rewind): said
-        return
-    _SAID_TRACKS.add(path)
+    if len(tracks) < 2:
+        return None
     first = tracks[0]
     area = [s.codec_context.width * s.codec_context.height for s in tracks]
     marked = [k for k, s in enumerate(tracks) if s.disposition & av.stream.Disposition.default]
@@ -609,13 +608,13 @@ def _say_other_tracks(path: str, container) -> None:
     if main is None and max(area) > area[0]:
         main, why = area.index(max(area)), "the largest"
     if main is None:
-        return
+        return None
     name, other = Path(path).name, tracks[main].codec_context
-    log.warning("%s: its first of %d video tracks (%d×%d) is read, not track %d (%d×%d, %s); "
-                "to read that one: ffmpeg -i %s -map 0:v:%d -map '0:a?' -c copy %s",
-                name, len(tracks), first.codec_context.width, first.codec_context.height,
-                main + 1, other.width, other.height, why, shlex.quote(name), main,
-                shlex.quote(f"{Path(name).stem}.track{main + 1}{Path(name).suffix}"))
+    return (f"{name}: its first of {len(tracks)} video tracks ({first.codec_context.width}×"
+            f"{first.codec_context.height}) is read, not track {main + 1} ({other.width}×"
+            f"{other.height}, {why}); to read that one: ffmpeg -i {shlex.quote(name)} -map "
+            f"0:v:{main} -map '0:a?' -c copy "
+            f"{shlex.quote(f'{Path(name).stem}.track{main + 1}{Path(name).suffix}')}")
 
 
 def _pixel_aspect(cap: cv2.VideoCapture) -> Fraction | None:

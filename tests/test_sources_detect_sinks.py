@@ -16,6 +16,7 @@ from conftest import compose, frame_count, has_audio, write_video
 
 from streamfer.detect import FaceDetector, eye_roll, square_crop
 from streamfer.frame import Face, Frame
+from streamfer.pipeline import Pipeline, Settings
 from streamfer.sinks import CSV_COLUMNS, CSVSink, SinkError, VideoSink
 from streamfer.sources import SourceError, open_source
 
@@ -273,7 +274,7 @@ def test_video_sink_carries_every_audio_track_with_its_language(tmp_path, face_c
 
 
 def test_a_file_of_several_video_tracks_says_which_is_read(tmp_path, face_clip, face_bgr,
-                                                            caplog):
+                                                            caplog, detector_ready):
     """A file of two video tracks, a small one first and the main one marked default (what a
     player shows), was read by the small one without a word: its output video and boxes
     were the 160x90 track's. OpenCV reads the first alone; now that is said once, with the
@@ -293,8 +294,8 @@ def test_a_file_of_several_video_tracks_says_which_is_read(tmp_path, face_clip, 
                               "one: ffmpeg -i 'two angles.mkv' -map 0:v:1 -map '0:a?' -c copy "
                               "'two angles.track2.mkv'"]), (cover, [])):
         caplog.clear()
-        with open_source(clip) as source:
-            frames = sum(1 for _ in source)
+        with Pipeline(Settings(progress=False, backend="onnx")) as pipeline:
+            frames = sum(1 for _ in pipeline.analyze(clip))
         assert frames == 24 and [r.getMessage() for r in caplog.records
                                  if r.levelname == "WARNING"] == said
 
@@ -369,6 +370,7 @@ def test_a_csv_the_disk_refuses_keeps_whole_rows_and_says_how_many(tmp_path):
 import resource, signal, sys
 import numpy as np
 from streamfer.frame import Face, Frame
+from streamfer.pipeline import Pipeline, Settings
 from streamfer.sinks import CSVSink, SinkError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
