@@ -605,7 +605,8 @@ def _newest(iterable, stop: threading.Event, threads: list, stats: RunStats):
 
 def progress_bar(enabled: bool) -> Progress:
     """On standard error, with the run's other messages: standard output is for data."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[fps]:.1f} fps"), TimeElapsedColumn(),
-                    TextColumn("ETA"), TimeRemainingColumn(), disable=not enabled,
+    return Progress(TextColumn("{task.description}", markup=False),  # a name as it is
+                    BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]:.1f} fps"),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    disable=not enabled,
                     transient=False, console=Console(stderr=True))

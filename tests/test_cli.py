@@ -435,6 +435,26 @@ def test_a_folder_run_shows_one_bar_for_the_folder_above_the_inputs_own(tmp_path
     assert any(line.startswith("b.mp4 ") and "/24 " in line for line in lines)
 
 
+def test_names_with_brackets_or_colons_are_shown_as_they_are(tmp_path, face_clip):
+    """A downloader's "Title [id].mp4", an "Interview [2023].mp4": rich took the brackets for
+    its markup, so the summary listed "Title .mp4" (and "[bold]x.mp4" as "x.mp4" in bold),
+    ":smile:" became an emoji, and the bar on a terminal said "clip .mp4". Now every name
+    is shown as it is."""
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    names = ("Title [dQw4w9WgXcQ].mp4", "[bold]x.mp4", "a :smile: b.mp4")
+    for name in names:
+        shutil.copy(face_clip, footage / name)
+    done = run_cli("-s", footage, "--csv-dir", tmp_path / "out", "-q", env={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    listed = [line.strip("│ ").split("│")[0].strip() for line in done.stderr.splitlines()
+              if line.startswith("│")]
+    assert sorted(listed) == sorted(names), done.stderr
+    code, lines = run_on_terminal("-s", footage / names[0], "--csv", tmp_path / "one.csv")
+    assert code == 0, lines[-10:]
+    assert any(line.startswith(f"{names[0]} ") and "24/24" in line for line in lines), lines
+
+
 def test_a_folder_runs_csv_joins_every_inputs_rows_in_one_file(tmp_path, face_clip,
                                                                 face_bgr):
     """--csv with a folder source (and --csv-dir): one file holding every input's rows

