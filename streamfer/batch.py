@@ -377,6 +377,9 @@ def _fold_quietly(record_path: Path) -> None:
         log.debug("the record stays in its journal: %s", exc)
 
 
+COUNTER_THREAD = "count-frames"  # its warnings (an input opened to count) are no run's
+
+
 def count_frames(jobs: list[Job], settings, on_total, stop) -> threading.Thread:
     """A folder's progress bar gets its total without holding up the run: a thread (started
     here, a daemon) sums the frames of ``jobs`` (see :func:`frames_to_read`: each input
@@ -392,7 +395,7 @@ def count_frames(jobs: list[Job], settings, on_total, stop) -> threading.Thread:
         if not stop.is_set():
             on_total(total)
 
-    thread = threading.Thread(target=count, daemon=True)
+    thread = threading.Thread(target=count, name=COUNTER_THREAD, daemon=True)
     thread.start()
     return thread
 

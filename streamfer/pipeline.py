@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -30,6 +30,7 @@ from rich.progress import (
 )
 
 from streamfer.batch import (
+    COUNTER_THREAD,
     ELSEWHERE,
     INTERRUPTED,
     NOT_STARTED,
@@ -139,6 +140,7 @@ class RunStats:
     seconds: float = 0.0
     status: str = "ok"
     dropped: int = 0  # live sources: stale frames passed over to show the newest
+    warnings: list[str] = field(default_factory=list)  # what the run said of this input
 
     @property
     def fps(self) -> float:
@@ -197,6 +199,9 @@ class Pipeline:
         table = None
         try:
             with ExitStack() as stack:
+                # its warnings, kept with its stats (a folder's summary shows them): every
+                # one said until the last output is closed (the audio muxed in) included
+                heard = stack.enter_context(_warnings_heard())
                 stop, threads = threading.Event(), []
                 # From here a first Ctrl-C only sets ``stop`` (opening the input and the outputs
                 # included: a KeyboardInterrupt raised inside a library can be swallowed there),
@@ -204,7 +209,7 @@ class Pipeline:
                 stack.enter_context(deferred_interrupt(stop))
                 source = stack.enter_context(open_source(spec, s.reconnect, s.start, s.end,
                                                          sound=bool(output)))
-                stats = RunStats(name or source.name)
+                stats = RunStats(name or source.name, warnings=heard)
                 if output and source.photo and Path(output).suffix.lower() in PHOTOS:
                     video = stack.enter_context(PhotoSink(output, (spec,)))  # its annotated copy
                 else:
@@ -436,6 +441,27 @@ class Pipeline:
                 self._batch = None
                 batch.close()
         return [results[job.key] for job in batch.jobs]
+
+
+class _Heard(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.said: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.threadName != COUNTER_THREAD:  # a folder's frame counter opens the others
+            self.said.append(record.getMessage())
+
+
+@contextmanager
+def _warnings_heard() -> Iterator[list[str]]:
+    """The warnings the package says while the ``with`` lasts, as a list that fills."""
+    heard = _Heard()
+    logging.getLogger("streamfer").addHandler(heard)
+    try:
+        yield heard.said
+    finally:
+        logging.getLogger("streamfer").removeHandler(heard)
 
 
 def _video_first(video, table) -> None:

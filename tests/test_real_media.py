@@ -113,6 +113,28 @@ def test_a_warning_mid_run_gets_its_own_line_above_the_progress_bar(tmp_path, me
     assert not [line for line in lines if "warning:" in line and "ETA" in line]
 
 
+def test_a_folder_runs_summary_shows_what_each_inputs_run_warned_of(tmp_path, media):
+    """A folder of footage with a truncated file: its warning scrolled past above the bar,
+    and the summary said "ok" (with 40 inputs, or 4,000, the one that is not all there was
+    lost; a Ray worker's warnings were never shown at all). Now its row says it, and the
+    totals count it."""
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    whole = media / "pyfeat_WolfgangLanger_Pexels_sad_to_happy.mp4"
+    (footage / "cut off.mp4").write_bytes(whole.read_bytes()[:700_000])
+    (footage / "whole.mp4").write_bytes((media / "pyfeat_single_face.mp4").read_bytes())
+    done = run_cli("-s", footage, "--csv-dir", tmp_path / "out", "--every", "4",
+                   env={"COLUMNS": "200"})  # a row a line
+    assert done.returncode == 0, done.stderr
+    rows = {cells[0]: cells[1:] for line in done.stderr.splitlines()
+            if len(cells := [c.strip() for c in line.strip("│ ").split("│")]) == 5}
+    assert rows["cut off.mp4"][0] == "201" and rows["cut off.mp4"][-1] == (
+        "ok; warning: 201 of the 472 frames its index lists are decodable (truncated or "
+        "corrupt stream)")
+    assert rows["whole.mp4"][0] == "72" and rows["whole.mp4"][-1] == "ok"
+    assert done.stderr.strip().splitlines()[-1] == "2 inputs: 2 ok (1 with warnings)"
+
+
 def test_a_clip_whose_container_only_estimates_its_frames_ends_its_bar_full(tmp_path, media):
     """Matroska keeps no frame count: OpenCV estimates one from the duration and the frame
     rate. The 72-frame clip remuxed to .mkv is estimated at 73, and its bar ended at 72/73

@@ -357,6 +357,19 @@ def _dry_run(settings, source, output_dir, csv_dir, force) -> None:
                   highlight=False, markup=False)
 
 
+def _status(result) -> str:
+    """An input's status in the table, with what its run warned of (a truncated file: ok,
+    but not all there; said above the bar as it came, and gone from view in a long batch;
+    a Ray worker's, never shown)."""
+    if not result.warnings:
+        return result.status
+    first = result.warnings[0]
+    for name in (result.source, Path(result.source).name):
+        first = first.removeprefix(f"{name}: ")
+    more = len(result.warnings) - 1
+    return f"{result.status}; warning: {first}" + (f" (and {more} more)" if more else "")
+
+
 def _totals(results) -> str:
     """The batch in one line under its table (a table of thousands of rows is not read):
     ``40 inputs: 36 ok, 2 skipped (done), 1 out of range, 1 failed``."""
@@ -366,6 +379,9 @@ def _totals(results) -> str:
     order = ("ok", "to do", "skipped (done)", "skipped (another run is doing it)",
              "out of range", "failed", "interrupted", "not started")
     said = [f"{kinds.pop(kind):,} {kind}" for kind in order if kind in kinds]
+    warned = sum(1 for r in results if r.status == "ok" and getattr(r, "warnings", None))
+    if warned:  # "ok" first where there is one
+        said[0] += f" ({warned:,} with warnings)"
     said += [f"{n:,} {kind}" for kind, n in kinds.items()]
     n = len(results)
     return f"{n:,} input{'s' * (n != 1)}: {', '.join(said)}"
@@ -404,7 +420,7 @@ def _summary(results) -> None:
     from streamfer.batch import SKIPPED
 
     rows = [(r.source, *((str(r.frames), str(r.faces), r.speed or "—") if r.status == "ok"
-                         else ("—", "—", "—")), r.status) for r in results]
+                         else ("—", "—", "—")), _status(r)) for r in results]
     table = _batch_table("streamfer batch", ("input", "frames", "faces", "fps", "status"), rows,
                          quiet=("ok", SKIPPED))
     console = Console(stderr=True)
