@@ -443,13 +443,18 @@ class Pipeline:
         return [results[job.key] for job in batch.jobs]
 
 
+HEARD_MAX = 1000  # the warnings a run's stats keep
+
+
 class _Heard(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.said: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.threadName != COUNTER_THREAD:  # a folder's frame counter opens the others
+        # not a folder's frame counter's (it opens the other inputs), nor past the first
+        # thousand (a live stream's drops, days long: memory stays flat)
+        if record.threadName != COUNTER_THREAD and len(self.said) < HEARD_MAX:
             self.said.append(record.getMessage())
 
 
