@@ -379,7 +379,7 @@ def _totals(results) -> str:
     order = ("ok", "to do", "skipped (done)", "skipped (another run is doing it)",
              "out of range", "failed", "interrupted", "not started")
     said = [f"{kinds.pop(kind):,} {kind}" for kind in order if kind in kinds]
-    warned = sum(1 for r in results if r.status == "ok" and getattr(r, "warnings", None))
+    warned = sum(1 for r in results if r.status == "ok" and r.warnings)
     if warned:  # "ok" first where there is one
         said[0] += f" ({warned:,} with warnings)"
     said += [f"{n:,} {kind}" for kind, n in kinds.items()]
