@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -279,9 +280,10 @@ def check_distinct(outputs: dict[str, str | Path | None]) -> None:
 class VideoSink:
     """The annotated video: each frame at its own timestamp (variable frame rate kept), the
     input's size (odd sizes padded by one pixel to the even size 4:2:0 needs), sample aspect
-    ratio and colour tags, the audio of ``audio_from`` carried over (a file, or what keeps
-    the sound of a pipe: an object whose ``take()`` gives its file and its delay after the
-    first picture, or None; see :mod:`streamfer.stdin`); encoded in-process by
+    ratio and colour tags, the audio of ``audio_from`` carried over, with its subtitles,
+    chapters and tags (a file, or what keeps the sound of a pipe: an object whose ``take()``
+    gives its file and its delay after the first picture, or None; see
+    :mod:`streamfer.stdin`); encoded in-process by
     FFmpeg's libraries (PyAV). ``start``: the input's time that becomes the video's 0 (a
     part of the input, from ``--start``: its frames and its audio from there).
 
@@ -442,52 +444,76 @@ class VideoSink:
             sound = self._audio_from
             if hasattr(sound, "take"):  # a pipe's, kept as it came: (file, delay) or None
                 taken = sound.take()
-                if taken:
-                    self._mux_audio(float(end), taken[0], delay=taken[1])
+                if taken and (carried := _carried(taken[0])) is not None and carried.any:
+                    self._carry_over(float(end), taken[0], carried, delay=taken[1])
                     return
-            elif sound and (lead := _picture_lead(sound)) is not None:
+            elif sound and (carried := _carried(sound)) is not None and carried.any:
                 # our video's 0 is the input's first frame; FFmpeg reads the audio from the
                 # input's start, before it where the picture starts late (0.84 s late)
-                self._mux_audio(float(end), sound, skip=self._start + lead)
+                self._carry_over(float(end), sound, carried, skip=self._start + carried.lead)
                 return
             os.replace(self._part, self.path)
 
-    def _mux_audio(self, seconds: float, sound, skip: float = 0.0, delay: float = 0.0) -> None:
-        """The audio of ``sound`` into the video: from ``skip`` seconds of it, or ``delay``
-        seconds after the video's start. Every audio track (a film's languages, an
-        interview's microphones), each with its language and default flag as it came; where
-        one of them cannot be carried over, the first alone, and that said."""
-        code, said = self._mux(seconds, sound, "1:a", skip, delay)
-        if code and not self._refused(code, said[-1]):  # a track FFmpeg cannot carry over
-            first, why = self._mux(seconds, sound, "1:a:0", skip, delay)
-            if first == 0:  # FFmpeg's first line says why ("Unsupported channel layout")
-                log.warning("%s: its first audio track alone carried over (the others: %s)",
-                            self.path.name, said[0])
-            code, said = first, why
-        said = said[-1] if said else ""
-        if code == 0:
-            self._part.unlink(missing_ok=True)
-            return
-        if (refused := self._refused(code, said)) is not None:  # the video is not whole
-            raise SinkError(cannot_write(self.path, OSError(refused, os.strerror(refused)))
-                            + f" (what was encoded is left as {self._part.name})")
-        # keep the video even if the audio cannot be carried over
-        log.warning("%s: audio not carried over: %s", self.path.name, said)
+    def _carry_over(self, seconds: float, source, carried: _Carried, skip: float = 0.0,
+                    delay: float = 0.0) -> None:
+        """What the output keeps of ``source`` besides its picture, from ``skip`` seconds of
+        it, or ``delay`` seconds after the video's start: every audio track (a film's
+        languages, an interview's microphones) and every subtitle track the output's
+        container holds, each with its language and default flag as it came; its chapters
+        and its tags (title, recording date, place). Where one of the tracks cannot be
+        carried over, the rest are, and that is said."""
+        suffix = self.path.suffix.lower()
+        subtitles, left = carried.subtitles_for(suffix)
+        if left:
+            log.warning("%s: %s", self.path.name, left)
+        audio = [f"1:a:{i}" for i in range(carried.audio)]
+        tries = [(audio, subtitles, None)]
+        if subtitles:
+            tries.append((audio, [], "its subtitles not carried over ({})"))
+        if len(audio) > 1:
+            tries.append((audio[:1], [], "its first audio track alone carried over"
+                          + (", and no subtitles" if subtitles else "") + " (the others: {})"))
+        why = ""
+        for tracks, subs, dropped in tries:
+            code, said = self._mux(seconds, source, tracks, skip, delay, subs)
+            if code == 0:
+                if dropped:  # FFmpeg's first line of the full try says why
+                    log.warning("%s: %s", self.path.name, dropped.format(why))
+                self._part.unlink(missing_ok=True)
+                return
+            if (refused := self._refused(code, said)) is not None:  # the video is not whole
+                raise SinkError(cannot_write(self.path, OSError(refused, os.strerror(refused)))
+                                + f" (what was encoded is left as {self._part.name})")
+            if dropped is None:
+                why = said[0]
+        # keep the video even if nothing else can be carried over; FFmpeg's first line
+        # says why ("Unsupported channel layout"), its last only that nothing was written
+        log.warning("%s: %s not carried over: %s", self.path.name,
+                    ("audio and subtitles" if subtitles else "audio") if audio else
+                    "subtitles" if subtitles else "chapters and tags", why)
         os.replace(self._part, self.path)
 
-    def _mux(self, seconds: float, sound, tracks: str, skip: float, delay: float
-             ) -> tuple[int, list[str]]:
-        """FFmpeg's exit status and lines muxing the audio ``tracks`` of ``sound`` into
-        the video; on success the result is in place under the output's name."""
+    def _mux(self, seconds: float, source, audio: list[str], skip: float, delay: float,
+             subtitles: list[tuple[str, str]]) -> tuple[int, list[str]]:
+        """FFmpeg's exit status and lines muxing the ``audio`` tracks of ``source`` (input
+        1, each a ``-map``), its ``subtitles`` (each a ``-map`` and the codec it is written
+        with), chapters and tags into the video; on success the result is in place under
+        the output's name."""
         import imageio_ffmpeg
 
         tmp = part_path(self.path, "mux")
-        audio = "libopus" if self.path.suffix.lower() == ".webm" else "aac"
+        suffix = self.path.suffix.lower()
+        sound = "libopus" if suffix == ".webm" else "aac"
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(self._part),
                *(["-ss", f"{skip:.6f}"] if skip else []),
                *(["-itsoffset", f"{delay:.6f}"] if delay else []),
-               "-i", str(sound), "-map", "0:v:0", "-map", tracks, "-c:v", "copy",
-               "-c:a", audio, "-b:a", "160k", "-t", f"{seconds:.3f}", str(tmp)]
+               "-i", str(source), "-map", "0:v:0",
+               *(x for track in [*audio, *(m for m, _ in subtitles)] for x in ("-map", track)),
+               "-map_metadata", "1", "-map_chapters", "1", "-c:v", "copy",
+               "-c:a", sound, "-b:a", "160k",
+               *(x for i, (_, codec) in enumerate(subtitles) for x in (f"-c:s:{i}", codec)),
+               *(["-bsf:s", _FROM_ZERO] if subtitles else []),
+               "-t", f"{seconds:.3f}", str(tmp)]
         # its own session: a Ctrl-C at the terminal reaches us, not this last step
         done = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True)
         if done.returncode == 0:
@@ -499,11 +525,12 @@ class VideoSink:
                                  for line in said]
 
     @staticmethod
-    def _refused(code: int, said: str) -> int | None:
+    def _refused(code: int, said: list[str]) -> int | None:
         """The errno of a mux the disk refused (full, over ``ulimit -f``), or None."""
         if code == -getattr(signal, "SIGXFSZ", 0):  # ulimit -f (POSIX)
             return errno.EFBIG
-        return next((e for e in _DISK_REFUSALS if os.strerror(e) in said), None)
+        return next((e for e in _DISK_REFUSALS for line in said if os.strerror(e) in line),
+                    None)
 
     def __enter__(self) -> VideoSink:
         return self
@@ -549,22 +576,84 @@ class PhotoSink:
         self.close()
 
 
-def _picture_lead(path: str | Path) -> float | None:
-    """None where ``path`` has no audio (or cannot be read); else how long its first video
-    stream starts after the file itself (its sound, as a rule: ``face_recognition``'s clip
-    has its picture from 0.852 s, its sound from 0.008 s), in seconds, 0 where it does not
-    say. One open of the file (a link's: one request) for both."""
+@dataclass(frozen=True)
+class _Carried:
+    """What a file holds besides its picture that an output keeps: ``audio`` tracks,
+    ``subtitles`` (each a codec name and whether it is text), and ``extras``, chapters or
+    tags (title, recording date, place); ``lead``: how long its first video stream starts
+    after the file itself (its sound, as a rule: ``face_recognition``'s clip has its picture
+    from 0.852 s, its sound from 0.008 s), in seconds, 0 where it does not say."""
+
+    lead: float = 0.0
+    audio: int = 0
+    subtitles: tuple[tuple[str, bool], ...] = ()
+    extras: bool = False
+
+    @property
+    def any(self) -> bool:
+        return bool(self.audio or self.subtitles or self.extras)
+
+    def subtitles_for(self, suffix: str) -> tuple[list[tuple[str, str]], str | None]:
+        """Each subtitle track a ``suffix`` output holds, as its ``-map`` and the codec it
+        is written with (Matroska copies what it holds and takes other text as SubRip; MP4
+        and WebM hold text, MP4 a DVD's pictures too; AVI none), and what is to be said of
+        those it does not hold."""
+        kept, left = [], []
+        for i, (codec, text) in enumerate(self.subtitles):
+            written = "copy" if codec in _SUBTITLES_COPIED.get(suffix, ()) else \
+                _SUBTITLES_AS.get(suffix) if text else None
+            if written:
+                kept.append((f"1:s:{i}", written))
+            else:
+                left.append(codec)
+        if not left:
+            return kept, None
+        holds = {".avi": "none", ".mkv": "text and DVD, Blu-ray and DVB pictures",
+                 ".webm": "text alone"}.get(suffix, "text and DVD pictures")
+        return kept, (f"{len(left)} of its {len(self.subtitles)} subtitle tracks not carried "
+                      f"over ({', '.join(left)}: {suffix} holds {holds})")
+
+
+# The subtitles an output container holds: text ones written as what, and those copied as
+# they are (by their decoder's names, as PyAV gives them)
+_SUBTITLES_AS = {".mkv": "srt", ".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text",
+                 ".webm": "webvtt"}
+_PICTURES = {".mkv": {"dvdsub", "dvd_subtitle", "pgssub", "hdmv_pgs_subtitle", "dvbsub",
+                      "dvb_subtitle"},
+             ".mp4": {"dvdsub", "dvd_subtitle"}, ".m4v": {"dvdsub", "dvd_subtitle"},
+             ".mov": {"dvdsub", "dvd_subtitle"}}
+_SUBTITLES_COPIED = {".mkv": {"srt", "subrip", "ass", "ssa", "webvtt"} | _PICTURES[".mkv"],
+                     ".mp4": {"mov_text"} | _PICTURES[".mp4"],
+                     ".m4v": {"mov_text"} | _PICTURES[".m4v"],
+                     ".mov": {"mov_text"} | _PICTURES[".mov"], ".webm": {"webvtt"}}
+# Subtitles from the output's 0 on: FFmpeg cuts an input's audio at ``-ss``, not its
+# subtitles, and where one started before it, the muxer shifted every track to make its time
+# non-negative (the picture of a part from 1 s began 0.8 s late). Cues that ended before the
+# output's 0 are dropped, one under way is cut to start there.
+_FROM_ZERO = ("noise=drop=lte(pts*tb+duration*tb\\,0),"
+              "setts=pts=max(PTS\\,0):dts=max(DTS\\,0):duration=DURATION+min(PTS\\,0)")
+# A container's tags that describe the file, not what it shows (not worth a remux alone)
+_FILE_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
+
+
+def _carried(path: str | Path) -> _Carried | None:
+    """What ``path`` holds besides its picture (:class:`_Carried`), or None where it cannot
+    be read. One open of the file (a link's: one request)."""
     import av
 
     try:
         with av.open(str(path)) as container:
-            if not container.streams.audio:
-                return None
-            video = container.streams.video[0] if container.streams.video else None
-            if video is None or video.start_time is None or container.start_time is None:
-                return 0.0
-            return max(0.0, float(video.start_time * video.time_base)
-                       - container.start_time / av.time_base)
+            subtitles = tuple(
+                (s.codec_context.name, s.codec_context.codec.text_sub)
+                for s in container.streams.subtitles if s.codec_context is not None)
+            extras = bool(container.chapters()) or any(
+                key.lower() not in _FILE_TAGS for key in container.metadata)
+            lead, video = 0.0, container.streams.video[0] if container.streams.video else None
+            if video is not None and video.start_time is not None \
+                    and container.start_time is not None:
+                lead = max(0.0, float(video.start_time * video.time_base)
+                           - container.start_time / av.time_base)
+            return _Carried(lead, len(container.streams.audio), subtitles, extras)
     except (OSError, av.FFmpegError):
         return None
 

@@ -273,6 +273,104 @@ def test_video_sink_carries_every_audio_track_with_its_language(tmp_path, face_c
                         'carried over (the others: Unsupported channel layout "9.1.6")'])
 
 
+SUBTITLES = """1
+00:00:00,050 --> 00:00:00,150
+Gone by the part's start
+
+2
+00:00:00,150 --> 00:00:00,350
+Under way at 0.2 s
+
+3
+00:00:00,400 --> 00:00:00,600
+Later
+"""
+
+
+def test_subtitles_chapters_and_tags_are_carried_over_and_a_part_starts_at_its_start(
+        tmp_path, face_clip, caplog):
+    """A film's subtitles, a lecture's chapters, a phone's recording date: the output kept
+    the audio alone (and of a file without audio, nothing). Now every subtitle track the
+    output's container holds (text as MP4's, WebM's or SubRip; AVI holds none: said), the
+    chapters and the tags; a part (``start``) keeps the cues from its start, one under way cut
+    to start there: FFmpeg cut the audio at -ss, not the subtitles, and its muxer then
+    shifted every track so the picture began late (a part from 1 s: 0.8 s)."""
+    import av
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    (tmp_path / "s.srt").write_text(SUBTITLES)
+    (tmp_path / "meta.txt").write_text(
+        ";FFMETADATA1\ntitle=Interview 3\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=400\n"
+        "title=Intro\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=400\nEND=800\ntitle=Answer\n")
+    film, mute = tmp_path / "film.mp4", tmp_path / "mute.mkv"
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-i", face_clip, "-i", tmp_path / "s.srt",
+                    "-i", tmp_path / "meta.txt", "-map", "0", "-map", "1", "-map_metadata", "2",
+                    "-map_chapters", "2", "-c:v", "copy", "-c:a", "copy", "-c:s", "mov_text",
+                    "-metadata", "creation_time=2024-05-01T10:00:00Z",
+                    "-metadata:s:s:0", "language=fra", film], check=True)
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-i", film, "-map", "0:v", "-map", "0:s",
+                    "-c", "copy", "-c:s", "srt", mute], check=True)
+
+    def made(source, out, start=0.0):
+        caplog.clear()
+        with VideoSink(out, 30, (64, 48), audio_from=source, start=start) as video:
+            for i in range(24):
+                video.write(np.zeros((48, 64, 3), np.uint8), start + i / 30)
+        with av.open(str(out)) as container:
+            kept = {"title": container.metadata.get("title"),
+                    "chapters": [c["metadata"].get("title") for c in container.chapters()],
+                    "starts": {s.type: float(s.start_time * s.time_base)
+                               for s in container.streams if s.start_time is not None},
+                    "languages": [s.language for s in container.streams.subtitles]}
+        cues = subprocess.run([ffmpeg, "-v", "error", "-i", out, "-map", "0:s?", "-f", "srt",
+                               "-"], capture_output=True, text=True).stdout
+        kept["cues"] = [block.splitlines()[1:] for block in cues.strip().split("\n\n") if block]
+        return kept, [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+    whole = [["00:00:00,050 --> 00:00:00,150", "Gone by the part's start"],
+             ["00:00:00,150 --> 00:00:00,350", "Under way at 0.2 s"],
+             ["00:00:00,400 --> 00:00:00,600", "Later"]]
+    for out in ("f.mp4", "f.mkv", "f.webm"):
+        kept, said = made(film, tmp_path / out)
+        assert (kept["title"], kept["chapters"], kept["languages"], kept["cues"], said) == (
+            "Interview 3", ["Intro", "Answer"], ["fra"], whole, []), out
+    with av.open(str(tmp_path / "f.mp4")) as container:
+        assert container.metadata["creation_time"].startswith("2024-05-01T10:00:00")
+    kept, said = made(film, tmp_path / "f.avi")
+    assert (kept["title"], kept["cues"], said) == ("Interview 3", [], [
+        "f.avi: 1 of its 1 subtitle tracks not carried over (mov_text: .avi holds none)"])
+    kept, said = made(mute, tmp_path / "m.mp4")  # no audio: its subtitles all the same
+    assert (kept["title"], kept["cues"], said) == ("Interview 3", whole, [])
+    kept, said = made(film, tmp_path / "part.mkv", start=0.2)
+    assert kept["cues"] == [["00:00:00,000 --> 00:00:00,150", "Under way at 0.2 s"],
+                            ["00:00:00,200 --> 00:00:00,400", "Later"]]
+    assert kept["starts"]["video"] == 0.0 and kept["starts"]["audio"] < 0.05, kept["starts"]
+    # a DVD's subtitles are pictures: Matroska holds them, MP4 too, WebM not
+    from streamfer.sinks import _Carried
+    dvd = _Carried(audio=1, subtitles=(("dvdsub", False), ("ass", True)))
+    assert dvd.subtitles_for(".mkv") == ([("1:s:0", "copy"), ("1:s:1", "copy")], None)
+    assert dvd.subtitles_for(".mp4") == ([("1:s:0", "copy"), ("1:s:1", "mov_text")], None)
+    assert dvd.subtitles_for(".webm") == ([("1:s:1", "webvtt")], (
+        "1 of its 2 subtitle tracks not carried over (dvdsub: .webm holds text alone)"))
+
+
+def test_audio_that_cannot_be_carried_over_is_said_with_its_cause(tmp_path, face_clip, caplog):
+    """A file whose one audio track no output codec takes (16 channels): the warning gave
+    FFmpeg's last line, 'Nothing was written into output file, because at least one of its
+    streams received no packets.', not why. Now the first line, the cause."""
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    wide = tmp_path / "wide.mkv"
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-i", face_clip, "-f", "lavfi", "-i",
+                    "sine=duration=1,aformat=channel_layouts=hexadecagonal", "-map", "0:v",
+                    "-map", "1:a", "-c:v", "copy", "-c:a", "pcm_s16le", wide], check=True)
+    with VideoSink(tmp_path / "out.mp4", 30, (64, 48), audio_from=wide) as video:
+        for _ in range(24):
+            video.write(np.zeros((48, 64, 3), np.uint8))
+    assert frame_count(tmp_path / "out.mp4")[0] == 24 and not has_audio(tmp_path / "out.mp4")
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        'out.mp4: audio not carried over: Unsupported channel layout "9.1.6"']
+
+
 def test_a_file_of_several_video_tracks_says_which_is_read(tmp_path, face_clip, face_bgr,
                                                             caplog, detector_ready):
     """A file of two video tracks, a small one first and the main one marked default (what a
@@ -770,12 +868,12 @@ FULL_WHILE_MUXING = """
 import resource, signal, sys
 from streamfer.sinks import VideoSink
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-mux = VideoSink._mux_audio
+mux = VideoSink._carry_over
 def full_disk(self, seconds, *args, **kwargs):
     size = self._part.stat().st_size
     resource.setrlimit(resource.RLIMIT_FSIZE, (size + 2000, size + 2000))
     mux(self, seconds, *args, **kwargs)
-VideoSink._mux_audio = full_disk
+VideoSink._carry_over = full_disk
 """
 
 
