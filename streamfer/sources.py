@@ -69,6 +69,9 @@ _MAX_BAD_READS = 8  # consecutive undecodable frames skipped before a stream cou
 RECONNECT_S = 30.0  # how long a live source that dropped is tried again, by default
 _BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between reconnect attempts (then the last, again)
 _SAME_TIME_S = 1e-4  # timestamps closer than this are one frame's (OpenCV's vs PyAV's)
+# Key frames this close together (this many within this many seconds): a stream of key
+# frames alone, whose shape is not followed (see _Shapes)
+_DENSE_KEYS = (16, 2.0)
 _NETWORK_TIMEOUT_MS = 5000  # a stream's open and each read give up after this
 _NOTHING_CAME = f"nothing came in {_NETWORK_TIMEOUT_MS / 1000:g} s"
 STDIN = "-"  # the source that means standard input (``--source -``)
@@ -204,6 +207,7 @@ class Source:
         self.format, self.duration = VideoFormat(), None  # duration: the container's, s
         self.note: str | None = None  # a warning a run of it gives (which track it reads)
         self._indexed: int | None = None  # frames the container's index lists (mp4, mov)
+        self._turned = False  # its frames come turned upright (a phone's 90° or 270°)
         self._lock = threading.Lock()
         self._reading = self._closing = False
         self.fps, self.size, self.frame_count = 0.0, (0, 0), None
@@ -287,7 +291,8 @@ class Source:
                 self._probed or _probe(spec)
             if self._indexed and self.frame_count and self._indexed < self.frame_count:
                 self.frame_count = self._indexed  # OpenCV's counts the hidden frames too
-            if round(cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180 == 90:
+            self._turned = round(cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180 == 90
+            if self._turned:
                 # the frames come turned upright: their pixels' width is the stream's height,
                 # and their lines are columns (no fields to keep)
                 self.format = replace(self.format, field_order=None, sar=1 / self.format.sar
@@ -415,6 +420,16 @@ class Source:
         if self._image is not None:
             yield Frame(self.name, 0, 0.0, self._image)
             return
+        # a file's frames each at its own shape (a local file's: read twice, key frames alone)
+        shapes = None if self.live or self.url or self.piped else \
+            _Shapes(self.spec, self.size, self._turned, self.start, self.name)
+        try:
+            yield from self._read(shapes)
+        finally:
+            if shapes is not None:
+                shapes.close()
+
+    def _read(self, shapes: _Shapes | None) -> Iterator[Frame]:
         index, bad, last, ended = 0, 0, None, False
         landing = self._seek() if self.start and not self.live else False
         while True:
@@ -445,7 +460,7 @@ class Source:
                         f"(--reconnect 0: not reopened)")
                 if landing:  # the seek left nothing to read (a server that cannot seek)
                     landing = False
-                    self._rewind()
+                    self._rewind(shapes)
                     continue
                 bad += 1
                 if self.frame_count is None or index + bad > self.frame_count \
@@ -457,7 +472,7 @@ class Source:
                 landing = False
                 index = self._index_at(time_s)
                 if index is None:  # landed past --start (or cannot tell): frames before it
-                    self._rewind()
+                    self._rewind(shapes)
                     index = 0
                     continue
             if self.end is not None and time_s >= self.end:
@@ -470,7 +485,8 @@ class Source:
                 log.warning("%s: undecodable frames between %.3f s and %.3f s skipped",
                             self.name, last, time_s)
             bad, last = 0, time_s
-            yield Frame(self.name, index, time_s, _as_bgr(image))
+            image = _as_bgr(image)
+            yield Frame(self.name, index, time_s, shapes.fit(image, time_s) if shapes else image)
             index += 1
         if self._closing:
             return
@@ -522,8 +538,10 @@ class Source:
         skipped = bisect.bisect_left(times, self.start - _SAME_TIME_S) < index
         return None if skipped else index
 
-    def _rewind(self) -> None:
-        """Read the file again from its first frame."""
+    def _rewind(self, shapes: _Shapes | None = None) -> None:
+        """Read the file again from its first frame (its ``shapes`` too)."""
+        if shapes is not None:
+            shapes.restart()
         with self._lock:
             self._release()
             self._cap = self._capture()  # a link to a recorded file: with its timeouts
@@ -560,6 +578,93 @@ class Source:
         self.close()
         if self.sound is not None:  # at the end of the ``with``: an output video took it
             self.sound.close()
+
+
+class _Shapes:
+    """The shape each frame of a file had before OpenCV made it its first frame's size. A
+    file whose picture changes shape midway — a browser's recording of a call (the phone
+    turned: 640×480, then 480×640), two recordings joined — came stretched to its first
+    size, its faces with it (a 4:3 part of a 16:9 file a third wider). Its key frames (where
+    a new size begins) are decoded alongside the reading, each on its own, as far as the
+    frame read (PyAV; the rest of the file is read, not decoded); a frame whose own shape
+    is not the first's is fitted back into the first's size, with bars, as a player shows
+    it, and that is said once. A change of size alone (an adaptive stream's 1080p to 720p)
+    needs nothing."""
+
+    def __init__(self, path: str, size: tuple[int, int], turned: bool = False,
+                 start: float = 0.0, name: str = "") -> None:
+        self.path, self.size, self.turned, self.name = path, tuple(size), turned, name
+        self.start, self._said = start, False
+        self.restart()
+
+    def restart(self, start: float | None = None) -> None:
+        """From the first frame again (or from ``start`` seconds)."""
+        self.close()
+        self.shape, self._since = self.size, 0.0
+        self._keys = self._key_frames(self.start if start is None else start)
+        self._next = next(self._keys, None)
+
+    def _key_frames(self, start: float) -> Iterator[tuple[float, tuple[int, int]]]:
+        """(time from the first frame, (w, h) upright) of each key frame from the one at or
+        before ``start`` on; nothing more once the file cannot be read, nor where every
+        frame is a key frame (ProRes, MJPEG, DV, an all-intra H.264: each would be decoded
+        twice, and their size does not change)."""
+        import av
+
+        try:
+            with av.open(self.path) as container:
+                stream = container.streams.video[0]
+                if stream.codec_context.codec.intra_only:
+                    return
+                decoder = stream.codec_context
+                decoder.thread_count = 1
+                first, base = stream.start_time or 0, stream.time_base
+                if start > 1.0:  # to the key frame before it
+                    container.seek(first + int((start - 1.0) / base), stream=stream)
+                times = []
+                for packet in container.demux(stream):
+                    if not packet.is_keyframe or not packet.size or packet.pts is None:
+                        continue
+                    # the key frame alone, decoded on its own (it needs no other; not every
+                    # decoder passes over the rest when told to)
+                    frames = decoder.decode(packet) + decoder.decode(None)
+                    decoder.flush_buffers()
+                    if not frames:
+                        continue
+                    times.append(float((packet.pts - first) * base))
+                    if len(times) == _DENSE_KEYS[0] and times[-1] - times[0] < _DENSE_KEYS[1]:
+                        return
+                    yield times[-1], ((frames[0].height, frames[0].width) if self.turned
+                                      else (frames[0].width, frames[0].height))
+        except (OSError, IndexError, av.FFmpegError, ValueError):
+            return
+
+    def fit(self, image: np.ndarray, time_s: float) -> np.ndarray:
+        """``image``, the frame at ``time_s``, at its own shape within the first's size."""
+        while self._next is not None and self._next[0] <= time_s + _SAME_TIME_S:
+            if self._next[1] != self.shape:
+                self.shape, self._since = self._next[1], self._next[0]
+            self._next = next(self._keys, None)
+        (w, h), (width, height) = self.shape, self.size
+        if abs(w * height - h * width) <= 0.01 * w * height:  # the first's shape
+            return image
+        if not self._said:
+            self._said = True
+            log.warning("%s: its picture changes shape at %.2f s (%d×%d, then %d×%d): each "
+                        "frame is kept at its own shape within %d×%d, with bars, as a player "
+                        "shows it", self.name, self._since, width, height, w, h, width, height)
+        scale = min(width / w, height / h)
+        fitted = (max(1, round(w * scale)), max(1, round(h * scale)))
+        x, y = (width - fitted[0]) // 2, (height - fitted[1]) // 2
+        out = np.zeros_like(image)
+        out[y:y + fitted[1], x:x + fitted[0]] = cv2.resize(image, fitted,
+                                                           interpolation=cv2.INTER_AREA)
+        return out
+
+    def close(self) -> None:
+        keys = getattr(self, "_keys", None)
+        if keys is not None:
+            keys.close()  # the file it holds open, closed
 
 
 def _probe(path: str) -> tuple[VideoFormat, float | None, int | None, str | None]:

@@ -371,6 +371,48 @@ def test_audio_that_cannot_be_carried_over_is_said_with_its_cause(tmp_path, face
         'out.mp4: audio not carried over: Unsupported channel layout "9.1.6"']
 
 
+def test_a_picture_that_changes_shape_midway_keeps_each_frames_shape(tmp_path, face_bgr, caplog):
+    """A browser's recording of a call whose phone was turned (640×480, then 480×640), two
+    recordings joined: OpenCV gave every frame at the first's size, so the portrait part
+    came stretched a third wider and squashed a quarter, its faces with it, unsaid. Now
+    each frame keeps its own shape within the first's size, with bars, as a player shows
+    it, said once; a change of size alone (an adaptive stream's) is left as it was."""
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    wide = [compose(face_bgr, (640, 480), 200 + 4 * i, 60) for i in range(15)]
+    tall = [compose(face_bgr, (360, 480), 40 + 4 * i, 120) for i in range(15)]
+    small = [cv2.resize(f, (320, 240), interpolation=cv2.INTER_AREA) for f in wide]
+    parts = []
+    for name, frames in (("wide", wide), ("tall", tall), ("small", small)):
+        clip = write_video(tmp_path / f"{name}.mp4", frames, fps=15)
+        parts.append(tmp_path / f"{name}.ts")
+        subprocess.run([ffmpeg, "-y", "-v", "error", "-i", clip, "-c", "copy", "-f", "mpegts",
+                        parts[-1]], check=True)
+    (tmp_path / "list.txt").write_text("".join(f"file '{p}'\n" for p in parts))
+    joined = tmp_path / "call.ts"
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i",
+                    tmp_path / "list.txt", "-c", "copy", joined], check=True)
+    with open_source(joined) as source:
+        frames = [frame.image for frame in source]
+    assert len(frames) == 45 and all(f.shape == (480, 640, 3) for f in frames)
+    # the tall part: 360×480 in the middle of 640×480, black on both sides
+    expected = np.zeros((480, 640, 3), np.uint8)
+    for got, want in zip(frames[15:30], tall):
+        expected[:, 140:500] = want
+        assert np.abs(got.astype(int) - expected).mean() < 3
+    # the small part: the first's shape, scaled up as it was
+    for got, want in zip(frames[30:], wide):
+        assert np.abs(got.astype(int) - want).mean() < 6
+    said = ["call.ts: its picture changes shape at 1.00 s (640×480, then 360×480): each "
+            "frame is kept at its own shape within 640×480, with bars, as a player shows it"]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == said
+    caplog.clear()  # a part from within the tall part: the same
+    with open_source(joined, start=1.6) as source:
+        first = next(iter(source))
+    expected[:, 140:500] = tall[9]
+    assert first.index == 24 and np.abs(first.image.astype(int) - expected).mean() < 3
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == said
+
+
 def test_a_file_of_several_video_tracks_says_which_is_read(tmp_path, face_clip, face_bgr,
                                                             caplog, detector_ready):
     """A file of two video tracks, a small one first and the main one marked default (what a
