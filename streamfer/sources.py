@@ -422,7 +422,7 @@ class Source:
             return
         # a file's frames each at its own shape (a local file's: read twice, key frames alone)
         shapes = None if self.live or self.url or self.piped else \
-            _Shapes(self.spec, self.size, self._turned, self.start, self.name)
+            _Shapes(self.spec, self.size, self.format.sar, self._turned, self.start, self.name)
         try:
             yield from self._read(shapes)
         finally:
@@ -581,34 +581,35 @@ class Source:
 
 
 class _Shapes:
-    """The shape each frame of a file had before OpenCV made it its first frame's size. A
-    file whose picture changes shape midway — a browser's recording of a call (the phone
-    turned: 640×480, then 480×640), two recordings joined — came stretched to its first
-    size, its faces with it (a 4:3 part of a 16:9 file a third wider). Its key frames (where
-    a new size begins) are decoded alongside the reading, each on its own, as far as the
-    frame read (PyAV; the rest of the file is read, not decoded); a frame whose own shape
-    is not the first's is fitted back into the first's size, with bars, as a player shows
-    it, and that is said once. A change of size alone (an adaptive stream's 1080p to 720p)
-    needs nothing."""
+    """The shape each frame of a file had before OpenCV made it its first frame's. A file
+    whose picture changes shape midway — a browser's recording of a call (the phone turned:
+    640×480, then 480×640), two recordings joined, a broadcast switching between 4:3 and
+    16:9 (720×576 both, its pixels 16:15, then 64:45) — came at its first size and was
+    shown at its first pixels' shape, its faces with it (a 4:3 part of a 16:9 file a third
+    wider). Its key frames (where a new shape begins) are decoded alongside the reading,
+    each on its own, as far as the frame read (PyAV; the rest of the file is read, not
+    decoded); a frame whose picture, as seen, is not of the first's shape is fitted back into
+    the first's, with bars, as a player shows it, and that is said once. A change of size
+    alone (an adaptive stream's 1080p to 720p) needs nothing."""
 
-    def __init__(self, path: str, size: tuple[int, int], turned: bool = False,
-                 start: float = 0.0, name: str = "") -> None:
-        self.path, self.size, self.turned, self.name = path, tuple(size), turned, name
-        self.start, self._said = start, False
+    def __init__(self, path: str, size: tuple[int, int], sar: Fraction | None = None,
+                 turned: bool = False, start: float = 0.0, name: str = "") -> None:
+        self.path, self.size, self.sar, self.turned = path, tuple(size), sar or Fraction(1), turned
+        self.start, self.name, self._said = start, name, False
         self.restart()
 
     def restart(self, start: float | None = None) -> None:
         """From the first frame again (or from ``start`` seconds)."""
         self.close()
-        self.shape, self._since = self.size, 0.0
+        self.shape, self._since = (self.size, self.sar), 0.0
         self._keys = self._key_frames(self.start if start is None else start)
         self._next = next(self._keys, None)
 
-    def _key_frames(self, start: float) -> Iterator[tuple[float, tuple[int, int]]]:
-        """(time from the first frame, (w, h) upright) of each key frame from the one at or
-        before ``start`` on; nothing more once the file cannot be read, nor where every
-        frame is a key frame (ProRes, MJPEG, DV, an all-intra H.264: each would be decoded
-        twice, and their size does not change)."""
+    def _key_frames(self, start: float):
+        """(time from the first frame, ((w, h), pixels' aspect), upright) of each key frame
+        from the one at or before ``start`` on; nothing more once the file cannot be read,
+        nor where every frame is a key frame (ProRes, MJPEG, DV, an all-intra H.264: each
+        would be decoded twice, and their shape does not change)."""
         import av
 
         try:
@@ -628,33 +629,37 @@ class _Shapes:
                     # the key frame alone, decoded on its own (it needs no other; not every
                     # decoder passes over the rest when told to)
                     frames = decoder.decode(packet) + decoder.decode(None)
+                    sar = Fraction(decoder.sample_aspect_ratio or 1) or Fraction(1)
                     decoder.flush_buffers()
                     if not frames:
                         continue
                     times.append(float((packet.pts - first) * base))
                     if len(times) == _DENSE_KEYS[0] and times[-1] - times[0] < _DENSE_KEYS[1]:
                         return
-                    yield times[-1], ((frames[0].height, frames[0].width) if self.turned
-                                      else (frames[0].width, frames[0].height))
-        except (OSError, IndexError, av.FFmpegError, ValueError):
+                    w, h = frames[0].width, frames[0].height
+                    yield times[-1], ((h, w), 1 / sar) if self.turned else ((w, h), sar)
+        except (OSError, IndexError, av.FFmpegError, ValueError, ZeroDivisionError):
             return
 
     def fit(self, image: np.ndarray, time_s: float) -> np.ndarray:
-        """``image``, the frame at ``time_s``, at its own shape within the first's size."""
+        """``image``, the frame at ``time_s``, at its own shape within the first's (as seen,
+        in the first's pixels)."""
         while self._next is not None and self._next[0] <= time_s + _SAME_TIME_S:
             if self._next[1] != self.shape:
                 self.shape, self._since = self._next[1], self._next[0]
             self._next = next(self._keys, None)
-        (w, h), (width, height) = self.shape, self.size
-        if abs(w * height - h * width) <= 0.01 * w * height:  # the first's shape
+        ((w, h), sar), (width, height) = self.shape, self.size
+        seen, first = w * sar / h, width * self.sar / height  # the pictures' shapes, as seen
+        if abs(seen - first) <= 0.01 * first:
             return image
         if not self._said:
             self._said = True
-            log.warning("%s: its picture changes shape at %.2f s (%d×%d, then %d×%d): each "
-                        "frame is kept at its own shape within %d×%d, with bars, as a player "
-                        "shows it", self.name, self._since, width, height, w, h, width, height)
-        scale = min(width / w, height / h)
-        fitted = (max(1, round(w * scale)), max(1, round(h * scale)))
+            log.warning("%s: its picture changes shape at %.2f s (%s, then %s): each frame is "
+                        "kept at its own shape within %d×%d, with bars, as a player shows it",
+                        self.name, self._since, _shape(width, height, self.sar),
+                        _shape(w, h, sar), width, height)
+        fitted = (max(1, round(width * min(1.0, seen / first))),  # narrower: bars at the
+                  max(1, round(height * min(1.0, first / seen))))  # sides; wider: above, below
         x, y = (width - fitted[0]) // 2, (height - fitted[1]) // 2
         out = np.zeros_like(image)
         out[y:y + fitted[1], x:x + fitted[0]] = cv2.resize(image, fitted,
@@ -665,6 +670,11 @@ class _Shapes:
         keys = getattr(self, "_keys", None)
         if keys is not None:
             keys.close()  # the file it holds open, closed
+
+
+def _shape(w: int, h: int, sar: Fraction) -> str:
+    """A picture's size, and its pixels' shape where they are not square."""
+    return f"{w}×{h}" + (f" of {sar.numerator}:{sar.denominator} pixels" if sar != 1 else "")
 
 
 def _probe(path: str) -> tuple[VideoFormat, float | None, int | None, str | None]:

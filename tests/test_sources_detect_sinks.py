@@ -373,10 +373,11 @@ def test_audio_that_cannot_be_carried_over_is_said_with_its_cause(tmp_path, face
 
 def test_a_picture_that_changes_shape_midway_keeps_each_frames_shape(tmp_path, face_bgr, caplog):
     """A browser's recording of a call whose phone was turned (640×480, then 480×640), two
-    recordings joined: OpenCV gave every frame at the first's size, so the portrait part
-    came stretched a third wider and squashed a quarter, its faces with it, unsaid. Now
-    each frame keeps its own shape within the first's size, with bars, as a player shows
-    it, said once; a change of size alone (an adaptive stream's) is left as it was."""
+    recordings joined, a broadcast switching from 4:3 to 16:9: OpenCV gave every frame at
+    the first's size and it was shown at the first's pixels' shape, so the portrait part
+    came stretched, the 16:9 part squeezed, their faces with them, unsaid. Now each frame
+    keeps its own shape within the first's, with bars, as a player shows it, said once; a
+    change of size alone (an adaptive stream's) is left as it was."""
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     wide = [compose(face_bgr, (640, 480), 200 + 4 * i, 60) for i in range(15)]
     tall = [compose(face_bgr, (360, 480), 40 + 4 * i, 120) for i in range(15)]
@@ -411,6 +412,29 @@ def test_a_picture_that_changes_shape_midway_keeps_each_frames_shape(tmp_path, f
     expected[:, 140:500] = tall[9]
     assert first.index == 24 and np.abs(first.image.astype(int) - expected).mean() < 3
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == said
+    # a broadcast's 4:3, then 16:9: 720×576 both, its pixels 16:15, then 64:45 (anamorphic)
+    parts = []
+    for name, sar in (("narrow", "16/15"), ("wide", "64/45")):
+        parts.append(tmp_path / f"{name}.ts")
+        subprocess.run([ffmpeg, "-y", "-v", "error", "-i", tmp_path / "wide.mp4", "-vf",
+                        f"scale=720:576,setsar={sar}", "-c:v", "libx264", "-f", "mpegts",
+                        parts[-1]], check=True)
+    (tmp_path / "list.txt").write_text("".join(f"file '{p}'\n" for p in parts))
+    broadcast = tmp_path / "dvb.ts"
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i",
+                    tmp_path / "list.txt", "-c", "copy", broadcast], check=True)
+    caplog.clear()
+    with open_source(broadcast) as source:
+        frames = [frame.image for frame in source]
+    assert source.format.sar == Fraction(16, 15) and len(frames) == 30
+    expected = np.zeros((576, 720, 3), np.uint8)
+    for got, want in zip(frames[15:], wide):  # as a 4:3 set shows 16:9: bars above and below
+        expected[72:504] = cv2.resize(want, (720, 432), interpolation=cv2.INTER_AREA)
+        assert np.abs(got.astype(int) - expected).mean() < 4
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "dvb.ts: its picture changes shape at 1.00 s (720×576 of 16:15 pixels, then 720×576 "
+        "of 64:45 pixels): each frame is kept at its own shape within 720×576, with bars, as "
+        "a player shows it"]
 
 
 def test_a_file_of_several_video_tracks_says_which_is_read(tmp_path, face_clip, face_bgr,
