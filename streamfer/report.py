@@ -239,40 +239,25 @@ def thumbnails(video: str | Path, faces: dict[int, FaceRows],
     upright, a phone's HEIC too); empty where the video cannot be read."""
     import cv2
 
-    from streamfer.files import opencv_name
-    from streamfer.sources import IMAGE_EXTS, is_url, read_photo
+    from streamfer.sources import SourceError, open_source
 
-    photo = None
-    if not is_url(str(video)) and Path(video).suffix.lower() in IMAGE_EXTS:
-        photo = read_photo(str(video))  # its EXIF orientation applied (OpenCV's capture
-        if photo is None:  # gave the stored pixels: a portrait's face on its side)
-            return {}
-    capture = None
-    if photo is None:
-        with opencv_name(str(video)) as name:
-            capture = cv2.VideoCapture(name)
-    out, last = {}, (0, photo)  # the frame read last: faces best seen on one frame share it
+    out, last = {}, (None, None)  # the frame read last: faces best seen on one frame share it
     try:
-        if capture is not None and not capture.isOpened():
-            return {}
-        for face_id, rows in sorted(faces.items(), key=lambda kv: kv[1].best[2]):
-            _, frame, _, (x, y, w, h) = rows.best
-            if last[0] == frame and last[1] is not None:  # a photo's faces, or one frame's
+        with open_source(str(video)) as source:  # a photo upright, a phone's HEIC too
+            for face_id, rows in sorted(faces.items(), key=lambda kv: kv[1].best[2]):
+                _, frame, time_s, (x, y, w, h) = rows.best
+                if last[0] != frame:
+                    last = (frame, source.frame_at(frame, time_s))
                 image = last[1]
-            else:
-                capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
-                ok, image = capture.read()
-                if not ok:
+                if image is None:
                     continue
-                last = (frame, image)
-            m = w // 4
-            crop = image[max(0, y - m):y + h + m, max(0, x - m):x + w + m]
-            if crop.size:
-                crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-                out[face_id] = cv2.imencode(".png", crop)[1].tobytes()
-    finally:
-        if capture is not None:
-            capture.release()
+                m = w // 4
+                crop = image[max(0, y - m):y + h + m, max(0, x - m):x + w + m]
+                if crop.size:
+                    crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+                    out[face_id] = cv2.imencode(".png", crop)[1].tobytes()
+    except SourceError:
+        return {}
     return out
 
 

@@ -208,6 +208,7 @@ class Source:
         self.note: str | None = None  # a warning a run of it gives (which track it reads)
         self._indexed: int | None = None  # frames the container's index lists (mp4, mov)
         self._turned = False  # its frames come turned upright (a phone's 90° or 270°)
+        self._seen: _Shapes | None = None  # the shapes of frames read by frame_at
         self._lock = threading.Lock()
         self._reading = self._closing = False
         self.fps, self.size, self.frame_count = 0.0, (0, 0), None
@@ -505,6 +506,24 @@ class Source:
             log.warning("%s: the stream ends at %.2f s of %.2f s (truncated or corrupt); "
                         "%d frames decoded", self.name, end, self.duration, index)
 
+    def frame_at(self, index: int, time_s: float) -> np.ndarray | None:
+        """Frame ``index`` (shown at ``time_s``) of a file, by a seek, as reading it gives it
+        (upright, at its own shape), for a report's thumbnails; asked in time order; None
+        where it cannot be read."""
+        if self._image is not None:
+            return self._image
+        if self._cap is None or self.live or self.piped:
+            return None
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            return None
+        if self._seen is None and not self.url:
+            self._seen = _Shapes(self.spec, self.size, self.format.sar, self._turned,
+                                 name=self.name, quiet=True)
+        image = _as_bgr(image)
+        return self._seen.fit(image, time_s) if self._seen is not None else image
+
     def _seek(self) -> bool:
         """Move the capture to a second before ``start``; True where it moved."""
         if self.start <= 1.0:
@@ -567,6 +586,9 @@ class Source:
                 self._release()
 
     def _release(self) -> None:
+        if self._seen is not None:
+            self._seen.close()
+            self._seen = None
         if self._cap is not None:
             self._cap.release()
             self._cap = None
@@ -593,9 +615,10 @@ class _Shapes:
     alone (an adaptive stream's 1080p to 720p) needs nothing."""
 
     def __init__(self, path: str, size: tuple[int, int], sar: Fraction | None = None,
-                 turned: bool = False, start: float = 0.0, name: str = "") -> None:
+                 turned: bool = False, start: float = 0.0, name: str = "",
+                 quiet: bool = False) -> None:
         self.path, self.size, self.sar, self.turned = path, tuple(size), sar or Fraction(1), turned
-        self.start, self.name, self._said = start, name, False
+        self.start, self.name, self._said = start, name, quiet  # quiet: nothing said
         self.restart()
 
     def restart(self, start: float | None = None) -> None:

@@ -300,6 +300,53 @@ def test_a_phone_portrait_s_thumbnail_is_the_face_upright(tmp_path, face_bgr, de
     assert np.abs(shown.astype(int) - face).mean() < 12
 
 
+def test_thumbnails_of_a_video_whose_picture_changes_shape_are_cut_as_the_run_saw_it(
+        tmp_path, face_bgr, detector_ready):
+    """A recording whose picture turns from 640×480 to 360×480 midway: the run keeps each
+    frame's shape (bars at the sides) and gives its boxes there, but the page cut its
+    thumbnails from the frames as OpenCV gives them, stretched to 640×480: the second
+    face's thumbnail was a wrong part of the picture. Now they are cut as the run saw it."""
+    import base64
+
+    import cv2
+    import imageio_ffmpeg
+
+    from streamfer.sources import open_source
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    parts = []
+    for name, size, x, y in (("wide", (640, 480), 200, 60), ("tall", (360, 480), 40, 120)):
+        clip = write_video(tmp_path / f"{name}.mp4",
+                           [compose(face_bgr, size, x, y)] * 24, fps=15)
+        parts.append(tmp_path / f"{name}.ts")
+        subprocess.run([ffmpeg, "-y", "-v", "error", "-i", clip, "-c", "copy", "-f", "mpegts",
+                        parts[-1]], check=True)
+    (tmp_path / "list.txt").write_text("".join(f"file '{p}'\n" for p in parts))
+    video = tmp_path / "call.ts"
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i",
+                    tmp_path / "list.txt", "-c", "copy", video], check=True)
+    table = tmp_path / "call.csv"
+    result = CliRunner().invoke(main, ["run", "-s", str(video), "--csv", str(table), "-q"])
+    assert result.exit_code == 0, result.output
+    with open_source(video) as source:
+        seen = [frame.image for frame in source]
+    run = read_csv(table)
+    assert {min(f.frames) >= 24 for f in run.faces.values()} == {False, True}  # one a part
+    page = tmp_path / "call.html"
+    write_report(table, page, video=video)
+    shown = [cv2.imdecode(np.frombuffer(base64.b64decode(t), np.uint8), cv2.IMREAD_COLOR)
+             for t in re.findall(r'class="thumb" alt="[^"]*" src="data:image/png;base64,'
+                                 r'([^"]+)"', page.read_text())]
+    faces = sorted(run.faces.values(), key=lambda f: -len(f.frames))  # as the page lists
+    assert len(shown) == len(faces) == 2
+    for face, thumb in zip(faces, shown):
+        _, frame, _, (x, y, w, h) = face.best
+        m = w // 4
+        want = cv2.resize(seen[frame][max(0, y - m):y + h + m, max(0, x - m):x + w + m],
+                          (96, 96), interpolation=cv2.INTER_AREA)
+        assert np.abs(thumb.astype(int) - want).mean() < 6, frame
+
+
 def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
