@@ -595,9 +595,9 @@ class _Carried:
 
     def subtitles_for(self, suffix: str) -> tuple[list[tuple[str, str]], str | None]:
         """Each subtitle track a ``suffix`` output holds, as its ``-map`` and the codec it
-        is written with (Matroska copies what it holds and takes other text as SubRip; MP4
-        and WebM hold text, MP4 a DVD's pictures too; AVI none), and what is to be said of
-        those it does not hold."""
+        is written with (Matroska copies what it holds and takes other text as SubRip; MP4,
+        MOV and WebM hold text, MP4 a DVD's pictures too; AVI none), and what is to be said
+        of those it does not hold."""
         kept, left = [], []
         for i, (codec, text) in enumerate(self.subtitles):
             written = "copy" if codec in _SUBTITLES_COPIED.get(suffix, ()) else \
@@ -609,7 +609,7 @@ class _Carried:
         if not left:
             return kept, None
         holds = {".avi": "none", ".mkv": "text and DVD, Blu-ray and DVB pictures",
-                 ".webm": "text alone"}.get(suffix, "text and DVD pictures")
+                 ".mp4": "text and DVD pictures"}.get(suffix, "text alone")
         return kept, (f"{len(left)} of its {len(self.subtitles)} subtitle tracks not carried "
                       f"over ({', '.join(left)}: {suffix} holds {holds})")
 
@@ -620,12 +620,10 @@ _SUBTITLES_AS = {".mkv": "srt", ".mp4": "mov_text", ".m4v": "mov_text", ".mov": 
                  ".webm": "webvtt"}
 _PICTURES = {".mkv": {"dvdsub", "dvd_subtitle", "pgssub", "hdmv_pgs_subtitle", "dvbsub",
                       "dvb_subtitle"},
-             ".mp4": {"dvdsub", "dvd_subtitle"}, ".m4v": {"dvdsub", "dvd_subtitle"},
-             ".mov": {"dvdsub", "dvd_subtitle"}}
+             ".mp4": {"dvdsub", "dvd_subtitle"}}  # (MOV and M4V: text alone)
 _SUBTITLES_COPIED = {".mkv": {"srt", "subrip", "ass", "ssa", "webvtt"} | _PICTURES[".mkv"],
-                     ".mp4": {"mov_text"} | _PICTURES[".mp4"],
-                     ".m4v": {"mov_text"} | _PICTURES[".m4v"],
-                     ".mov": {"mov_text"} | _PICTURES[".mov"], ".webm": {"webvtt"}}
+                     ".mp4": {"mov_text"} | _PICTURES[".mp4"], ".m4v": {"mov_text"},
+                     ".mov": {"mov_text"}, ".webm": {"webvtt"}}
 # Subtitles from the output's 0 on: FFmpeg cuts an input's audio at ``-ss``, not its
 # subtitles, and where one started before it, the muxer shifted every track to make its time
 # non-negative (the picture of a part from 1 s began 0.8 s late). Cues that ended before the

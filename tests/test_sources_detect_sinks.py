@@ -350,8 +350,10 @@ def test_subtitles_chapters_and_tags_are_carried_over_and_a_part_starts_at_its_s
     dvd = _Carried(audio=1, subtitles=(("dvdsub", False), ("ass", True)))
     assert dvd.subtitles_for(".mkv") == ([("1:s:0", "copy"), ("1:s:1", "copy")], None)
     assert dvd.subtitles_for(".mp4") == ([("1:s:0", "copy"), ("1:s:1", "mov_text")], None)
-    assert dvd.subtitles_for(".webm") == ([("1:s:1", "webvtt")], (
-        "1 of its 2 subtitle tracks not carried over (dvdsub: .webm holds text alone)"))
+    for suffix in (".webm", ".mov"):
+        assert dvd.subtitles_for(suffix) == ([("1:s:1", "webvtt" if suffix == ".webm" else
+                                               "mov_text")], (
+            f"1 of its 2 subtitle tracks not carried over (dvdsub: {suffix} holds text alone)"))
 
 
 def test_audio_that_cannot_be_carried_over_is_said_with_its_cause(tmp_path, face_clip, caplog):
