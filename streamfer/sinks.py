@@ -618,12 +618,11 @@ class _Carried:
 # they are (by their decoder's names, as PyAV gives them)
 _SUBTITLES_AS = {".mkv": "srt", ".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text",
                  ".webm": "webvtt"}
-_PICTURES = {".mkv": {"dvdsub", "dvd_subtitle", "pgssub", "hdmv_pgs_subtitle", "dvbsub",
-                      "dvb_subtitle"},
-             ".mp4": {"dvdsub", "dvd_subtitle"}}  # (MOV and M4V: text alone)
-_SUBTITLES_COPIED = {".mkv": {"srt", "subrip", "ass", "ssa", "webvtt"} | _PICTURES[".mkv"],
-                     ".mp4": {"mov_text"} | _PICTURES[".mp4"], ".m4v": {"mov_text"},
-                     ".mov": {"mov_text"}, ".webm": {"webvtt"}}
+_DVD = {"dvdsub", "dvd_subtitle"}  # pictures; MOV and M4V hold text alone
+_SUBTITLES_COPIED = {".mkv": {"srt", "subrip", "ass", "ssa", "webvtt", "pgssub",
+                              "hdmv_pgs_subtitle", "dvbsub", "dvb_subtitle"} | _DVD,
+                     ".mp4": {"mov_text"} | _DVD, ".m4v": {"mov_text"}, ".mov": {"mov_text"},
+                     ".webm": {"webvtt"}}
 # Subtitles from the output's 0 on: FFmpeg cuts an input's audio at ``-ss``, not its
 # subtitles, and where one started before it, the muxer shifted every track to make its time
 # non-negative (the picture of a part from 1 s began 0.8 s late). Cues that ended before the

@@ -621,11 +621,11 @@ class _Shapes:
         self.start, self.name, self._said = start, name, quiet  # quiet: nothing said
         self.restart()
 
-    def restart(self, start: float | None = None) -> None:
-        """From the first frame again (or from ``start`` seconds)."""
+    def restart(self) -> None:
+        """From the first frame again (from ``start`` on)."""
         self.close()
-        self.shape, self._since = (self.size, self.sar), 0.0
-        self._keys = self._key_frames(self.start if start is None else start)
+        self.shape, self._place = (self.size, self.sar), None
+        self._keys = self._key_frames(self.start)
         self._next = next(self._keys, None)
 
     def _key_frames(self, start: float):
@@ -668,26 +668,33 @@ class _Shapes:
         """``image``, the frame at ``time_s``, at its own shape within the first's (as seen,
         in the first's pixels)."""
         while self._next is not None and self._next[0] <= time_s + _SAME_TIME_S:
-            if self._next[1] != self.shape:
-                self.shape, self._since = self._next[1], self._next[0]
+            if self._next[1] != self.shape:  # where it goes: worked out once a shape
+                self.shape = self._next[1]
+                self._place = self._placed(self._next[0])
             self._next = next(self._keys, None)
+        if self._place is None:
+            return image
+        x, y, w, h = self._place
+        out = np.zeros_like(image)
+        out[y:y + h, x:x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        return out
+
+    def _placed(self, since: float) -> tuple[int, int, int, int] | None:
+        """Where a frame of the current shape goes in the first's (x, y, w, h), or None
+        where it is the first's shape as seen; the first time it is not, that is said."""
         ((w, h), sar), (width, height) = self.shape, self.size
         seen, first = w * sar / h, width * self.sar / height  # the pictures' shapes, as seen
         if abs(seen - first) <= 0.01 * first:
-            return image
+            return None
         if not self._said:
             self._said = True
             log.warning("%s: its picture changes shape at %.2f s (%s, then %s): each frame is "
                         "kept at its own shape within %d×%d, with bars, as a player shows it",
-                        self.name, self._since, _shape(width, height, self.sar),
-                        _shape(w, h, sar), width, height)
+                        self.name, since, _shape(width, height, self.sar), _shape(w, h, sar),
+                        width, height)
         fitted = (max(1, round(width * min(1.0, seen / first))),  # narrower: bars at the
                   max(1, round(height * min(1.0, first / seen))))  # sides; wider: above, below
-        x, y = (width - fitted[0]) // 2, (height - fitted[1]) // 2
-        out = np.zeros_like(image)
-        out[y:y + fitted[1], x:x + fitted[0]] = cv2.resize(image, fitted,
-                                                           interpolation=cv2.INTER_AREA)
-        return out
+        return (width - fitted[0]) // 2, (height - fitted[1]) // 2, *fitted
 
     def close(self) -> None:
         keys = getattr(self, "_keys", None)

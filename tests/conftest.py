@@ -97,6 +97,24 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0,
     return path
 
 
+def joined(path: Path, clips: list[tuple[Path, tuple]]) -> Path:
+    """``clips`` — each a video and the FFmpeg output options it is made an MPEG-TS with
+    — joined as they are (FFmpeg's concat demuxer) into ``path``: one file whose picture
+    changes where they meet, as a browser's recording of a call or two recordings joined."""
+    import imageio_ffmpeg
+
+    ffmpeg, parts = imageio_ffmpeg.get_ffmpeg_exe(), []
+    for n, (clip, options) in enumerate(clips):
+        parts.append(path.with_name(f"{path.stem}.{n}.ts"))
+        subprocess.run([ffmpeg, "-y", "-v", "error", "-i", clip, *options, "-f", "mpegts",
+                        parts[-1]], check=True)
+    listing = path.with_name(f"{path.stem}.txt")
+    listing.write_text("".join(f"file '{p}'\n" for p in parts))
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i", listing,
+                    "-c", "copy", path], check=True)
+    return path
+
+
 def flash_clip(path: Path, lead_s: float, flash_s: float = 1.2, seconds: float = 3.0,
                fps: int = 25) -> Path:
     """A clip to measure audio against picture: black frames with one white frame at

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import compose, write_video
+from conftest import compose, joined, write_video
 
 from streamfer.cli import main
 from streamfer.report import (
@@ -309,22 +309,13 @@ def test_thumbnails_of_a_video_whose_picture_changes_shape_are_cut_as_the_run_sa
     import base64
 
     import cv2
-    import imageio_ffmpeg
 
     from streamfer.sources import open_source
 
-    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    parts = []
-    for name, size, x, y in (("wide", (640, 480), 200, 60), ("tall", (360, 480), 40, 120)):
-        clip = write_video(tmp_path / f"{name}.mp4",
-                           [compose(face_bgr, size, x, y)] * 24, fps=15)
-        parts.append(tmp_path / f"{name}.ts")
-        subprocess.run([ffmpeg, "-y", "-v", "error", "-i", clip, "-c", "copy", "-f", "mpegts",
-                        parts[-1]], check=True)
-    (tmp_path / "list.txt").write_text("".join(f"file '{p}'\n" for p in parts))
-    video = tmp_path / "call.ts"
-    subprocess.run([ffmpeg, "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i",
-                    tmp_path / "list.txt", "-c", "copy", video], check=True)
+    video = joined(tmp_path / "call.ts", [
+        (write_video(tmp_path / f"{name}.mp4", [compose(face_bgr, size, x, y)] * 24, fps=15),
+         ("-c", "copy"))
+        for name, size, x, y in (("wide", (640, 480), 200, 60), ("tall", (360, 480), 40, 120))])
     table = tmp_path / "call.csv"
     result = CliRunner().invoke(main, ["run", "-s", str(video), "--csv", str(table), "-q"])
     assert result.exit_code == 0, result.output

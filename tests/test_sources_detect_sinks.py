@@ -12,7 +12,7 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from conftest import compose, frame_count, has_audio, write_video
+from conftest import compose, frame_count, has_audio, joined, write_video
 
 from streamfer.detect import FaceDetector, eye_roll, square_crop
 from streamfer.frame import Face, Frame
@@ -380,21 +380,13 @@ def test_a_picture_that_changes_shape_midway_keeps_each_frames_shape(tmp_path, f
     came stretched, the 16:9 part squeezed, their faces with them, unsaid. Now each frame
     keeps its own shape within the first's, with bars, as a player shows it, said once; a
     change of size alone (an adaptive stream's) is left as it was."""
-    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     wide = [compose(face_bgr, (640, 480), 200 + 4 * i, 60) for i in range(15)]
     tall = [compose(face_bgr, (360, 480), 40 + 4 * i, 120) for i in range(15)]
     small = [cv2.resize(f, (320, 240), interpolation=cv2.INTER_AREA) for f in wide]
-    parts = []
-    for name, frames in (("wide", wide), ("tall", tall), ("small", small)):
-        clip = write_video(tmp_path / f"{name}.mp4", frames, fps=15)
-        parts.append(tmp_path / f"{name}.ts")
-        subprocess.run([ffmpeg, "-y", "-v", "error", "-i", clip, "-c", "copy", "-f", "mpegts",
-                        parts[-1]], check=True)
-    (tmp_path / "list.txt").write_text("".join(f"file '{p}'\n" for p in parts))
-    joined = tmp_path / "call.ts"
-    subprocess.run([ffmpeg, "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i",
-                    tmp_path / "list.txt", "-c", "copy", joined], check=True)
-    with open_source(joined) as source:
+    call = joined(tmp_path / "call.ts", [
+        (write_video(tmp_path / f"{name}.mp4", frames, fps=15), ("-c", "copy"))
+        for name, frames in (("wide", wide), ("tall", tall), ("small", small))])
+    with open_source(call) as source:
         frames = [frame.image for frame in source]
     assert len(frames) == 45 and all(f.shape == (480, 640, 3) for f in frames)
     # the tall part: 360×480 in the middle of 640×480, black on both sides
@@ -409,22 +401,15 @@ def test_a_picture_that_changes_shape_midway_keeps_each_frames_shape(tmp_path, f
             "frame is kept at its own shape within 640×480, with bars, as a player shows it"]
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == said
     caplog.clear()  # a part from within the tall part: the same
-    with open_source(joined, start=1.6) as source:
+    with open_source(call, start=1.6) as source:
         first = next(iter(source))
     expected[:, 140:500] = tall[9]
     assert first.index == 24 and np.abs(first.image.astype(int) - expected).mean() < 3
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == said
     # a broadcast's 4:3, then 16:9: 720×576 both, its pixels 16:15, then 64:45 (anamorphic)
-    parts = []
-    for name, sar in (("narrow", "16/15"), ("wide", "64/45")):
-        parts.append(tmp_path / f"{name}.ts")
-        subprocess.run([ffmpeg, "-y", "-v", "error", "-i", tmp_path / "wide.mp4", "-vf",
-                        f"scale=720:576,setsar={sar}", "-c:v", "libx264", "-f", "mpegts",
-                        parts[-1]], check=True)
-    (tmp_path / "list.txt").write_text("".join(f"file '{p}'\n" for p in parts))
-    broadcast = tmp_path / "dvb.ts"
-    subprocess.run([ffmpeg, "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i",
-                    tmp_path / "list.txt", "-c", "copy", broadcast], check=True)
+    broadcast = joined(tmp_path / "dvb.ts", [
+        (tmp_path / "wide.mp4", ("-vf", f"scale=720:576,setsar={sar}", "-c:v", "libx264"))
+        for sar in ("16/15", "64/45")])
     caplog.clear()
     with open_source(broadcast) as source:
         frames = [frame.image for frame in source]
