@@ -1,6 +1,6 @@
 """``python -m streamfer``: the ``streamfer`` command (as ``streamfer.cli``), for a venv whose
 scripts are not on the PATH."""
 
-from streamfer.cli import main
+from streamfer.cli import entry
 
-main(prog_name="streamfer")
+entry(prog_name="streamfer")

@@ -9,7 +9,7 @@ options and call the stages; :mod:`~streamfer.cli.common` holds what they share.
 
 from __future__ import annotations
 
-from streamfer.logs import quiet_native_logs
+from streamfer.logs import filter_native_stderr, quiet_native_logs
 
 quiet_native_logs()  # the entry point's business, before any native library loads
 
@@ -26,6 +26,14 @@ from streamfer.cli.common import CONTEXT  # noqa: E402
 @click.version_option(package_name="streamfer", message="%(package)s %(version)s")
 def main() -> None:
     """streamfer: facial emotions on video streams (capture → detect → classify → render)."""
+
+
+def entry(prog_name: str | None = None) -> None:
+    """The ``streamfer`` program (its script, ``python -m streamfer``): :func:`main` with
+    native libraries' noise filtered out of standard error for the whole run (a test or a
+    program calling :func:`main` keeps its own standard error as it is)."""
+    filter_native_stderr()
+    main(prog_name=prog_name)
 
 
 main.add_command(run_module.run)

@@ -1,5 +1,5 @@
 """``python -m streamfer.cli``: the ``streamfer`` command."""
 
-from streamfer.cli import main
+from streamfer.cli import entry
 
-main()
+entry()
