@@ -52,6 +52,9 @@ class Frame:
     image: np.ndarray  # H×W×3 BGR uint8, as OpenCV delivers it
     faces: list[Face] = field(default_factory=list)
     analysed: bool = False  # False: skipped by --every/--max-fps, faces carried over
+    # a live source's (webcam, stream): when it was captured, seconds since the Unix epoch
+    # (the wall clock at its first frame, plus time_s); None for a file
+    wall_time: float | None = None
 
 
 @dataclass

@@ -220,7 +220,8 @@ class Pipeline:
                         whole_only=whole_only,
                         start=0.0 if source.live else s.start)) \
                         if output else None
-                table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames, whole_only)) \
+                table = stack.enter_context(CSVSink(csv_path, s.csv_empty_frames, whole_only,
+                                                    wall_time=bool(source.live))) \
                     if csv_path else None
                 if whole_only and video and table:  # the video finalised first: where that
                     stack.callback(_video_first, video, table)  # fails, the CSV stays a part

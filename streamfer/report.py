@@ -80,11 +80,15 @@ class Run:
     end: float  # the last one's, plus one interval: the rows cover [start, end)
     interval: float  # median step between analysed frames' times (0: a single frame)
     faces: dict[int, FaceRows]
+    # a live source's: its first and last rows' wall_time (ISO 8601, UTC); None for a file
+    captured: tuple[str, str] | None = None
 
 
 def read_csv(path: str | Path) -> Run:
     """Read a frame CSV written by ``streamfer run --csv``; :class:`ReportError` if it is not
     one."""
+    from streamfer.sinks import WALL_TIME
+
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8") as f:
@@ -98,13 +102,16 @@ def read_csv(path: str | Path) -> Run:
                 raise ReportError(f"{path} is not a streamfer frame CSV (missing columns: "
                                   f"{', '.join(missing or ['smooth_*'])})")
             col = {c: header.index(c) for c in (*REQUIRED, *smooth)}
-            sources, times, frames, faces = {}, set(), set(), {}
+            wall = header.index(WALL_TIME) if WALL_TIME in header else None
+            sources, times, frames, faces, moments = {}, set(), set(), {}, set()
             for line, row in enumerate(reader, start=2):
                 if len(row) != len(header):
                     raise ReportError(f"{path}, line {line}: {len(row)} fields, the header "
                                       f"has {len(header)}")
                 try:
                     t, frame = float(row[col["time_s"]]), int(row[col["frame"]])
+                    if wall is not None and row[wall]:
+                        moments.add(row[wall])
                     sources.setdefault(row[col["source"]], None)
                     times.add(t)
                     frames.add((row[col["source"]], frame))
@@ -132,7 +139,8 @@ def read_csv(path: str | Path) -> Run:
     steps = steps[steps > 1e-6]
     interval = float(np.median(steps)) if len(steps) else 0.0
     return Run(path, list(sources), labels, len(frames), float(ordered[0]),
-               float(ordered[-1]) + interval, interval, faces)
+               float(ordered[-1]) + interval, interval, faces,
+               (min(moments), max(moments)) if moments else None)
 
 
 def summarize(run: Run) -> dict:
@@ -142,7 +150,8 @@ def summarize(run: Run) -> dict:
     it), ``mean`` and ``peak`` (smoothed scores); ``folded``: how many ids were left out;
     ``start_s``, ``end_s``, ``duration_s``: the time the rows cover (from the first analysed
     frame to one interval past the last: a part of a video, ``--start``/``--end``, is its
-    own span, not the time since the file's beginning)."""
+    own span, not the time since the file's beginning); ``captured_utc``, a live source's
+    alone: its first and last rows' ``wall_time``."""
     faces, folded = [], 0
     for face_id, rows in run.faces.items():
         n = len(rows.times)
@@ -163,6 +172,7 @@ def summarize(run: Run) -> dict:
     faces.sort(key=lambda f: (-f["seconds"], f["id"]))
     return {"sources": run.sources, "start_s": run.start, "end_s": run.end,
             "duration_s": run.end - run.start, "frames": run.frames,
+            **({"captured_utc": list(run.captured)} if run.captured else {}),
             "labels": run.labels, "faces": faces, "folded": folded}
 
 
@@ -276,6 +286,13 @@ def _clock(seconds: float) -> str:
     return f"{int(m // 60)}:{int(m % 60):02d}:{s:04.1f}" if m >= 60 else f"{int(m)}:{s:04.1f}"
 
 
+def _span(first: str, last: str) -> str:
+    """Two CSV wall times as one span: ``2026-12-07 09:30:00.125 – 09:41:12.500 UTC`` (the
+    date again where it changed)."""
+    (day, start), (end_day, end) = (moment.rstrip("Z").split("T") for moment in (first, last))
+    return f"{day} {start} – {end if end_day == day else f'{end_day} {end}'} UTC"
+
+
 STYLE = """body{font:14px system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
 h1{font-size:20px}table.run td{padding:2px 12px 2px 0}
 .face{border-top:1px solid #ddd;padding:12px 0;display:flex;gap:16px;align-items:flex-start}
@@ -301,6 +318,8 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
             *([] if still or not has_rows else [("time", f"{_clock(summary['start_s'])} – "
                                                       f"{_clock(summary['end_s'])} "
                                                       f"({_clock(summary['duration_s'])})")]),
+            *([("captured", _span(*summary["captured_utc"]))] if "captured_utc" in summary
+              else []),
             *([("analysed frames", str(summary["frames"]))] if has_rows else []),
             ("faces", f"{len(summary['faces'])} listed, {summary['folded']} folded")]
     head += [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in (meta or {}).items()]

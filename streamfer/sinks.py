@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
 import errno
 import io
 import logging
@@ -53,6 +54,16 @@ def _slug(label: str) -> str:
 CSV_COLUMNS = (["source", "frame", "time_s", "face_id", "x", "y", "w", "h", "det_score"]
                + [f"raw_{_slug(e)}" for e in EMOTIONS] + [f"smooth_{_slug(e)}" for e in EMOTIONS]
                + ["labels", "classified"])
+WALL_TIME = "wall_time"  # a live source's CSV ends with it: when each frame was captured
+
+
+def wall_clock(seconds: float | None) -> str:
+    """A moment (seconds since the Unix epoch) as the CSV writes it: ISO 8601 in UTC, to
+    the millisecond (``2026-12-07T09:30:00.125Z``); empty for None."""
+    if seconds is None:
+        return ""
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 STDOUT = "-"  # a CSV path that means standard output (``--csv -``)
@@ -66,9 +77,11 @@ class CSVSink:
     into place on close, but only once :meth:`finish` said it is whole (a folder run's input
     that ran to its end); otherwise the part file stays, and nothing unfinished looks done.
     Without ``part``, a run stopped (an error, a Ctrl-C) before its first row leaves no file:
-    a header alone is what a whole run without faces writes."""
+    a header alone is what a whole run without faces writes. With ``wall_time`` (a live
+    source's), each row ends with when its frame was captured (:func:`wall_clock`)."""
 
-    def __init__(self, path: str | Path, empty_frames: bool = False, part: bool = False) -> None:
+    def __init__(self, path: str | Path, empty_frames: bool = False, part: bool = False,
+                 wall_time: bool = False) -> None:
         self.path, self.stdout = Path(path), str(path) == STDOUT
         self._part = part_path(self.path) if part and not self.stdout else None
         self.whole, self._finished, self._closed = not self._part, False, False
@@ -83,15 +96,17 @@ class CSVSink:
                 raise SinkError(cannot_write(self.path, exc)) from None  # that squashes root)
             self._pending = io.StringIO(newline="")
         self._writer = csv.writer(self._file if self.stdout else self._pending)
-        self._writer.writerow(CSV_COLUMNS)
-        self.rows, self.empty_frames = 0, empty_frames
+        self.columns = CSV_COLUMNS + [WALL_TIME] if wall_time else CSV_COLUMNS
+        self._writer.writerow(self.columns)
+        self.rows, self.empty_frames, self._wall = 0, empty_frames, wall_time
         self._kept = self._kept_rows = 0  # bytes and rows on disk, whole
         self._last_frame: int | None = None
 
     def write(self, frame: Frame) -> None:
+        when = [wall_clock(frame.wall_time)] if self._wall else []
         if not frame.faces and self.empty_frames:
             self._writer.writerow([frame.source, frame.index, f"{frame.time_s:.4f}"]
-                                  + [""] * (len(CSV_COLUMNS) - 3))
+                                  + [""] * (len(CSV_COLUMNS) - 3) + when)
             self.rows += 1
         for face in frame.faces:
             raw = face.scores if face.scores is not None else [np.nan] * len(EMOTIONS)
@@ -99,7 +114,8 @@ class CSVSink:
             self._writer.writerow(
                 [frame.source, frame.index, f"{frame.time_s:.4f}", face.face_id, *face.box,
                  f"{face.det_score:.3f}", *(f"{s:.4f}" for s in raw),
-                 *(f"{s:.4f}" for s in smooth), ";".join(face.labels), int(face.classified)])
+                 *(f"{s:.4f}" for s in smooth), ";".join(face.labels), int(face.classified),
+                 *when])
             self.rows += 1
         if self.stdout:
             self._file.flush()

@@ -201,6 +201,7 @@ class Source:
         self.reconnect = reconnect
         self.start, self.end = start, end
         self.origin: float | None = None  # live: time.monotonic() at the first frame
+        self.wall_origin = 0.0  # live: time.time() at the first frame
         self._image: np.ndarray | None = None
         self.photo = False  # an image file: one frame
         self._cap: cv2.VideoCapture | None = None
@@ -487,7 +488,8 @@ class Source:
                             self.name, last, time_s)
             bad, last = 0, time_s
             image = _as_bgr(image)
-            yield Frame(self.name, index, time_s, shapes.fit(image, time_s) if shapes else image)
+            yield Frame(self.name, index, time_s, shapes.fit(image, time_s) if shapes else image,
+                        wall_time=self.wall_origin + time_s if self.live else None)
             index += 1
         if self._closing:
             return
@@ -569,8 +571,8 @@ class Source:
     def _timestamp(self, index: int) -> float:
         if self.live:  # the clock at capture, from the first frame
             now = time.monotonic()
-            if self.origin is None:
-                self.origin = now
+            if self.origin is None:  # and the wall clock then: the rest follow the monotonic
+                self.origin, self.wall_origin = now, time.time()  # one (no NTP step)
             return now - self.origin
         msec = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self._cap is not None else -1
         if msec < 0 or (msec == 0 and index > 0):

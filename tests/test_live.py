@@ -7,6 +7,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -152,6 +153,41 @@ def test_end_stops_a_stream_that_long_after_its_first_frame_with_its_outputs_who
         times = [float(r["time_s"]) for r in csv.DictReader(f)]
     assert len(times) >= 10 and max(times) < 3.0, times
     assert frame_count(out)[0] >= len(times)
+
+
+def test_a_live_source_s_csv_says_when_each_frame_was_captured(tmp_path, stream_server):
+    """A live session's rows could not be put beside anything else recorded then (a
+    stimulus log, another camera): time_s counts from its first frame, and nothing said
+    when that was. Its CSV now ends with wall_time, the UTC moment each frame was captured
+    (ISO 8601, ms), on the monotonic clock from the first frame's wall time; the report
+    says the span. A file's CSV keeps its columns (CSV_COLUMNS, tested with files)."""
+    import datetime
+
+    stream_server.start()
+    table, page = tmp_path / "live.csv", tmp_path / "live.html"
+    before = time.time()
+    proc = cli("-s", stream_server.url, "--end", "3", "--csv", table, "--report", page, "-q")
+    try:
+        stderr = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    after = time.time()
+    assert proc.returncode == 0, stderr
+    with open(table, newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames[-1] == "wall_time" and len(rows) >= 10
+    stamps = [r["wall_time"] for r in rows]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", s) for s in stamps)
+    moments = [datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+               for s in stamps]
+    assert before < moments[0] and moments[-1] < after, (before, moments, after)
+    offsets = [m - float(r["time_s"]) for m, r in zip(moments, rows)]
+    assert max(offsets) - min(offsets) < 0.002  # one clock: the first frame's, plus time_s
+    first, last = stamps[0].rstrip("Z").split("T"), stamps[-1].rstrip("Z").split("T")
+    span = f"{first[0]} {first[1]} – " + (last[1] if last[0] == first[0] else " ".join(last))
+    assert f"{span} UTC" in page.read_text()
 
 
 SLOW_MODEL_PROBE = """
