@@ -42,9 +42,10 @@ NATIVE_NOISE = re.compile(
     + r"|^INFO: Created TensorFlow Lite XNNPACK delegate for CPU"
     + r"|^INFO: \[\w+\.cc:\d+\] ")  # LiteRT's own INFO lines (a model loaded, its runtime)
 
-# The filter, a process of its own (``python -S -c``): it outlives a crash of the program, so
-# a native library's last words (an absl FATAL, a failed check) still reach the terminal. A
-# line is written once it is whole; a part of one that waits 0.2 s goes as it is.
+# The filter, a process of its own (``python -I -S -c``: no site, no environment): it outlives
+# a crash of the program, so a native library's last words (an absl FATAL, a failed check)
+# still reach the terminal. A line is written once it is whole; a part of one that waits
+# 0.2 s goes as it is.
 _FORWARDER = r"""
 import os, re, select, signal, sys
 for number in (signal.SIGINT, signal.SIGTERM):  # the program decides; this ends at EOF
@@ -88,10 +89,12 @@ def filter_native_stderr(noise: re.Pattern[str] = NATIVE_NOISE) -> None:
         return
     read, write = os.pipe()
     try:
-        forwarder = subprocess.Popen([sys.executable, "-S", "-c", _FORWARDER, noise.pattern],
-                                     stdin=read, stdout=terminal, stderr=subprocess.DEVNULL)
-    except OSError:
-        os.close(terminal)
+        forwarder = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _FORWARDER, noise.pattern],
+            stdin=read, stdout=terminal, stderr=subprocess.DEVNULL)
+    except OSError:  # no interpreter to run it (an embedded Python): unfiltered
+        for fd in (terminal, write):
+            os.close(fd)
         return
     finally:
         os.close(read)
