@@ -710,10 +710,10 @@ class Pacer:
 
 class Window:
     """A live OpenCV window at the frame's size (fitted to the screen); ``show`` returns
-    False once the user pressed q or Esc. ``paced``: frames are shown at their timestamps
-    (files), not as fast as they come (live sources). ``pixel_aspect``: the frames' sample
-    aspect ratio; frames of non-square pixels (a DVD's) are shown as a player shows them,
-    widened or narrowed to it."""
+    False once the user pressed q or Esc, or closed the window. ``paced``: frames are shown
+    at their timestamps (files), not as fast as they come (live sources). ``pixel_aspect``:
+    the frames' sample aspect ratio; frames of non-square pixels (a DVD's) are shown as a
+    player shows them, widened or narrowed to it."""
 
     def __init__(self, size: tuple[int, int], title: str = "streamfer",
                  paced: bool = False, pixel_aspect: float | None = None) -> None:
@@ -739,7 +739,18 @@ class Window:
             image = cv2.resize(image, self.seen, interpolation=cv2.INTER_LINEAR)
         cv2.imshow(self.title, image)
         wait = self.pacer.wait(time_s) if self.pacer else 0.0
-        return (cv2.waitKey(max(1, round(wait * 1000))) & 0xFF) not in (ord("q"), 27)
+        key = cv2.waitKey(max(1, round(wait * 1000))) & 0xFF
+        return key not in (ord("q"), 27) and not self.closed()
+
+    def closed(self) -> bool:
+        """Whether the user closed the window (its title bar's ×): OpenCV opens a new one on
+        the next frame, so a webcam's run went on, its window back at once."""
+        import cv2
+
+        try:  # 0 once closed; a window gone, an error (Qt); -1: the backend cannot tell
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) == 0
+        except cv2.error:
+            return True
 
     def hold(self, stop=None) -> None:
         """Keep the last image on screen until q or Esc, the window closed, or ``stop`` set
@@ -747,18 +758,14 @@ class Window:
         import cv2
 
         while not (stop is not None and stop.is_set()):
-            if (cv2.waitKey(100) & 0xFF) in (ord("q"), 27):
-                return
-            try:
-                if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
-                    return  # closed by the window manager
-            except cv2.error:
+            if (cv2.waitKey(100) & 0xFF) in (ord("q"), 27) or self.closed():
                 return
 
     def close(self) -> None:
         import cv2
 
-        cv2.destroyWindow(self.title)
+        with contextlib.suppress(cv2.error):  # closed by the user already
+            cv2.destroyWindow(self.title)
         cv2.waitKey(1)
 
     def __enter__(self) -> Window:

@@ -277,6 +277,62 @@ def stream_server(tmp_path, face_bgr):
     server.stop()
 
 
+def close_window(display: str, title: str) -> int:
+    """Ask the windows named ``title`` on ``display`` to close, as a window manager does when
+    their title bar's × is clicked (a WM_DELETE_WINDOW message, through libX11); returns how
+    many there were."""
+    import ctypes
+    import ctypes.util
+
+    x11 = ctypes.CDLL(ctypes.util.find_library("X11"))
+    ulong, pointer = ctypes.c_ulong, ctypes.c_void_p
+    x11.XOpenDisplay.restype, x11.XOpenDisplay.argtypes = pointer, [ctypes.c_char_p]
+    x11.XDefaultRootWindow.restype, x11.XDefaultRootWindow.argtypes = ulong, [pointer]
+    x11.XInternAtom.restype = ulong
+    x11.XInternAtom.argtypes = [pointer, ctypes.c_char_p, ctypes.c_int]
+    x11.XQueryTree.argtypes = [pointer, ulong, ctypes.POINTER(ulong), ctypes.POINTER(ulong),
+                               ctypes.POINTER(ctypes.POINTER(ulong)),
+                               ctypes.POINTER(ctypes.c_uint)]
+    x11.XFetchName.argtypes = [pointer, ulong, ctypes.POINTER(ctypes.c_char_p)]
+    x11.XSendEvent.argtypes = [pointer, ulong, ctypes.c_int, ctypes.c_long, pointer]
+    x11.XFlush.argtypes = x11.XCloseDisplay.argtypes = [pointer]
+
+    class ClientMessage(ctypes.Structure):  # XClientMessageEvent, padded to an XEvent
+        _fields_ = [("type", ctypes.c_int), ("serial", ulong), ("send_event", ctypes.c_int),
+                    ("display", pointer), ("window", ulong), ("message_type", ulong),
+                    ("format", ctypes.c_int), ("data", ctypes.c_long * 5),
+                    ("pad", ctypes.c_long * 12)]
+
+    connection = x11.XOpenDisplay(display.encode())
+    assert connection, f"cannot connect to {display}"
+
+    def tree(window):
+        root, parent, count = ulong(), ulong(), ctypes.c_uint()
+        children = ctypes.POINTER(ulong)()
+        x11.XQueryTree(connection, window, ctypes.byref(root), ctypes.byref(parent),
+                       ctypes.byref(children), ctypes.byref(count))
+        for i in range(count.value):
+            yield children[i]
+            yield from tree(children[i])
+
+    def named(window):
+        name = ctypes.c_char_p()
+        return x11.XFetchName(connection, window, ctypes.byref(name)) and \
+            name.value == title.encode()
+
+    protocols = x11.XInternAtom(connection, b"WM_PROTOCOLS", 0)
+    delete = x11.XInternAtom(connection, b"WM_DELETE_WINDOW", 0)
+    windows = [w for w in tree(x11.XDefaultRootWindow(connection)) if named(w)]
+    for window in windows:
+        message = ClientMessage(type=33, send_event=1, display=connection, window=window,
+                                message_type=protocols, format=32)  # 33: ClientMessage
+        message.data[0] = delete
+        x11.XSendEvent(connection, window, 0, 0, ctypes.byref(message))
+    x11.XFlush(connection)
+    x11.XCloseDisplay(connection)
+    return len(windows)
+
+
 @pytest.fixture
 def display():
     """A virtual X display of our own (Xvfb, local connections only), stopped after."""

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from ctypes import util as ctypes_util
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ from conftest import (
     DETECTOR_FILES,
     QUIETING,
     ROOT,
+    close_window,
     compose,
     flash_and_click,
     flash_clip,
@@ -143,6 +145,41 @@ def test_a_camera_index_not_there_names_the_ones_that_are(tmp_path):
         (tmp_path / name).touch()
     assert _no_camera(5, tmp_path) == "no /dev/video5; the video devices here: 0, 2"
     assert _no_camera(2, tmp_path) is None  # there and ours: busy, or not a camera
+
+
+def test_closing_the_window_ends_the_run_as_q_does_with_its_outputs_kept(tmp_path, media,
+                                                                          display):
+    """--show: the window closed with its title bar's × came back on the next frame (OpenCV
+    opens a new one) and the run went on — a webcam's for ever. It now ends the run as q
+    does: exit 0, its summary, the video and the CSV kept, no window left."""
+    import imageio_ffmpeg
+
+    if not ctypes_util.find_library("X11"):
+        pytest.skip("needs libX11 (Xvfb's) to close the window as a window manager does")
+    clip = tmp_path / "long.mp4"  # 30 s, shown at its own pace: it cannot end by itself
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-stream_loop", "2", "-i",
+                    str(media / "pyfeat_WolfgangLanger_Pexels_sad_to_happy.mp4"), "-c", "copy",
+                    str(clip)], check=True)
+    table, out = tmp_path / "shown.csv", tmp_path / "shown.mp4"
+    environment = {k: v for k, v in os.environ.items() if k not in QUIETING}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_stream.py"), "-s", str(clip),
+                             "--show", "--csv", str(table), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**environment, "DISPLAY": display, "WAYLAND_DISPLAY": ""})
+    try:
+        deadline = time.monotonic() + 240
+        while not (table.is_file() and len(read_csv(table)) >= 10) \
+                and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate(timeout=30)[1]
+        assert close_window(display, "streamfer") == 1
+        _, err = proc.communicate(timeout=20)  # before: still running, its window back
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and re.match(r"long\.mp4: (\d+) frames", err), err
+    shown = int(re.match(r"long\.mp4: (\d+) frames", err)[1])
+    assert shown < 700 and frame_count(out)[0] == shown and len(read_csv(table)) == shown
+    assert close_window(display, "streamfer") == 0
 
 
 def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_path,
