@@ -709,7 +709,8 @@ class Pacer:
 
 
 class Window:
-    """A live OpenCV window at the frame's size (fitted to the screen); ``show`` returns
+    """A live OpenCV window at the frame's size (fitted to the screen), its title bar saying
+    how many frames a second it shows (``streamfer · 24.8 fps``, each second); ``show`` returns
     False once the user pressed q or Esc, or closed the window. ``paced``: frames are shown
     at their timestamps (files), not as fast as they come (live sources). ``pixel_aspect``:
     the frames' sample aspect ratio; frames of non-square pixels (a DVD's) are shown as a
@@ -731,6 +732,7 @@ class Window:
             raise SinkError("this OpenCV build has no GUI support; "
                             "pip install opencv-python to use --show") from None
         self.title, self.pacer = title, Pacer() if paced else None
+        self._shown, self._since = 0, None  # frames shown since the title said the rate
 
     def show(self, image: np.ndarray, time_s: float = 0.0) -> bool:
         import cv2
@@ -740,7 +742,22 @@ class Window:
         cv2.imshow(self.title, image)
         wait = self.pacer.wait(time_s) if self.pacer else 0.0
         key = cv2.waitKey(max(1, round(wait * 1000))) & 0xFF
+        self._say_rate()
         return key not in (ord("q"), 27) and not self.closed()
+
+    def _say_rate(self) -> None:
+        import cv2
+
+        now = time.perf_counter()
+        if self._since is None:
+            self._since = now
+            return
+        self._shown += 1
+        if now - self._since >= 1.0:
+            with contextlib.suppress(cv2.error):  # a backend without titles
+                cv2.setWindowTitle(self.title, f"{self.title} · "
+                                   f"{self._shown / (now - self._since):.1f} fps")
+            self._shown, self._since = 0, now
 
     def closed(self) -> bool:
         """Whether the user closed the window (its title bar's ×): OpenCV opens a new one on

@@ -277,10 +277,10 @@ def stream_server(tmp_path, face_bgr):
     server.stop()
 
 
-def close_window(display: str, title: str) -> int:
-    """Ask the windows named ``title`` on ``display`` to close, as a window manager does when
-    their title bar's × is clicked (a WM_DELETE_WINDOW message, through libX11); returns how
-    many there were."""
+def close_window(display: str, title: str) -> list[str]:
+    """Ask the windows whose title starts with ``title`` on ``display`` to close, as a window
+    manager does when their title bar's × is clicked (a WM_DELETE_WINDOW message, through
+    libX11); returns their titles."""
     import ctypes
     import ctypes.util
 
@@ -317,12 +317,15 @@ def close_window(display: str, title: str) -> int:
 
     def named(window):
         name = ctypes.c_char_p()
-        return x11.XFetchName(connection, window, ctypes.byref(name)) and \
-            name.value == title.encode()
+        if x11.XFetchName(connection, window, ctypes.byref(name)) and name.value and \
+                name.value.decode("latin-1").startswith(title):
+            return name.value.decode("latin-1")  # WM_NAME: ISO 8859-1
+        return None
 
     protocols = x11.XInternAtom(connection, b"WM_PROTOCOLS", 0)
     delete = x11.XInternAtom(connection, b"WM_DELETE_WINDOW", 0)
-    windows = [w for w in tree(x11.XDefaultRootWindow(connection)) if named(w)]
+    windows = {w: named(w) for w in tree(x11.XDefaultRootWindow(connection))}
+    windows = {w: name for w, name in windows.items() if name}
     for window in windows:
         message = ClientMessage(type=33, send_event=1, display=connection, window=window,
                                 message_type=protocols, format=32)  # 33: ClientMessage
@@ -330,7 +333,7 @@ def close_window(display: str, title: str) -> int:
         x11.XSendEvent(connection, window, 0, 0, ctypes.byref(message))
     x11.XFlush(connection)
     x11.XCloseDisplay(connection)
-    return len(windows)
+    return list(windows.values())
 
 
 @pytest.fixture

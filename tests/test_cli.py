@@ -151,7 +151,8 @@ def test_closing_the_window_ends_the_run_as_q_does_with_its_outputs_kept(tmp_pat
                                                                           display):
     """--show: the window closed with its title bar's × came back on the next frame (OpenCV
     opens a new one) and the run went on — a webcam's for ever. It now ends the run as q
-    does: exit 0, its summary, the video and the CSV kept, no window left."""
+    does: exit 0, its summary, the video and the CSV kept, no window left. Its title says
+    the frames a second it shows (nothing did, the progress bar being off with --show)."""
     import imageio_ffmpeg
 
     if not ctypes_util.find_library("X11"):
@@ -172,14 +173,16 @@ def test_closing_the_window_ends_the_run_as_q_does_with_its_outputs_kept(tmp_pat
                 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
         assert proc.poll() is None, proc.communicate(timeout=30)[1]
-        assert close_window(display, "streamfer") == 1
+        time.sleep(1.5)  # a second's rate in the title
+        [title] = close_window(display, "streamfer")
+        assert re.fullmatch(r"streamfer · \d+\.\d fps", title), title
         _, err = proc.communicate(timeout=20)  # before: still running, its window back
     finally:
         proc.kill()
     assert proc.returncode == 0 and re.match(r"long\.mp4: (\d+) frames", err), err
     shown = int(re.match(r"long\.mp4: (\d+) frames", err)[1])
     assert shown < 700 and frame_count(out)[0] == shown and len(read_csv(table)) == shown
-    assert close_window(display, "streamfer") == 0
+    assert close_window(display, "streamfer") == []
 
 
 def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_path,
