@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -709,6 +710,45 @@ def _shape(w: int, h: int, sar: Fraction) -> str:
     return f"{w}×{h}" + (f" of {sar.numerator}:{sar.denominator} pixels" if sar != 1 else "")
 
 
+# FFmpeg's codes (H.273) of the primaries and transfers a video may come in that FFmpeg 8's
+# scaler converts when it makes BGR frames: BT.2020, DCI-P3 and Display P3; PQ and HLG
+_WIDE_GAMUT, _HDR = (9, 11, 12), (16, 18)
+
+
+@functools.cache
+def opencv_makes_sdr() -> bool:
+    """Whether this OpenCV hands a wide-gamut or HDR video's frames over converted to BT.709
+    SDR (an iPhone's HLG, a film's PQ: the FFmpeg of opencv-python 5 does, tone mapped;
+    earlier ones gave the signal as it was). Told once a process from a clip of two frames
+    of mid grey tagged BT.2020 and PQ, written and read back: converted, its grey comes out
+    brighter (tone mapped: 98 → 114)."""
+    import tempfile
+
+    import av
+
+    with tempfile.TemporaryDirectory(prefix="streamfer-hdr-") as folder:
+        path = os.path.join(folder, "grey.mp4")
+        try:
+            with av.open(path, "w") as out:
+                stream = out.add_stream("libx264", rate=25)
+                stream.width = stream.height = 64
+                stream.pix_fmt = "yuv420p"
+                cc = stream.codec_context
+                cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 9, 16, 9, 1
+                for _ in range(2):
+                    frame = av.VideoFrame(64, 64, "yuv420p")
+                    for plane, value in zip(frame.planes, (100, 128, 128)):
+                        plane.update(bytes([value]) * plane.buffer_size)
+                    out.mux(stream.encode(frame))
+                out.mux(stream.encode(None))
+            capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+            ok, image = capture.read()
+            capture.release()
+        except (OSError, av.FFmpegError, cv2.error):
+            return False
+    return bool(ok) and abs(float(image.mean()) - 98) > 6
+
+
 def _probe(path: str) -> tuple[VideoFormat, float | None, int | None, str | None]:
     """The first video stream's sample aspect ratio, colour tags and field order, its
     duration (s), the frame count its container's index lists, less those its edit list
@@ -727,6 +767,9 @@ def _probe(path: str) -> tuple[VideoFormat, float | None, int | None, str | None
             tags = {t: (int(getattr(cc, t)) if getattr(cc, t, 2) not in (None, 0, 2) else None)
                     for t in ("colorspace", "color_primaries", "color_trc")}  # 2: unspecified
             rng = int(cc.color_range) if cc.color_range else None
+            if (tags["color_primaries"] in _WIDE_GAMUT or tags["color_trc"] in _HDR) \
+                    and opencv_makes_sdr():  # the frames come as BT.709 SDR: so is the output
+                tags, rng = {t: 1 for t in tags}, 1
             fields = int(cc.field_order or 0)  # AVFieldOrder: 2-5 interlaced, 1 progressive
             fmt = VideoFormat(Fraction(sar) if sar and sar != 1 else None, rng, **tags,
                               field_order=fields if 2 <= fields <= 5 else None)

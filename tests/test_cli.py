@@ -710,6 +710,45 @@ def test_non_square_pixels_and_colour_tags_are_carried_end_to_end(tmp_path, face
     assert (size, str(sar), tags, len(times)) == ((512, 480), "15/16", (1, 1), 6)
 
 
+@pytest.mark.parametrize("transfer", ["arib-std-b67", "smpte2084", "bt709"])
+def test_an_hdr_or_wide_gamut_video_is_written_as_the_frames_the_run_saw(tmp_path, transfer):
+    """An iPhone's HLG, a film's PQ, a BT.2020 master: OpenCV (the FFmpeg of opencv-python 5)
+    hands their frames over converted to BT.709 SDR, and the output was written with the
+    input's tags (BT.2020, PQ/HLG) on those SDR pixels: played, tone mapped a second time
+    (an HLG grey of 114 shown at 127, its colours shifted). Now it is tagged as what it holds:
+    read back, the annotated video gives the frames the run saw (where OpenCV passes the
+    signal on as it is, the input's tags go on as before)."""
+    import av
+    import imageio_ffmpeg
+
+    clip, out = tmp_path / f"{transfer}.mp4", tmp_path / "out.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "lavfi", "-i",
+                    "smptehdbars=s=320x180:r=25:d=1", "-vf",
+                    "scale=out_color_matrix=bt2020:out_range=tv,format=yuv420p", "-c:v",
+                    "libx264", "-x264-params",
+                    f"colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc", str(clip)],
+                   check=True)
+    done = run_cli("-s", clip, "-o", out, "-q")  # bars: no face, nothing drawn on them
+    assert done.returncode == 0, done.stderr
+
+    def frames(path):
+        capture = cv2.VideoCapture(str(path))
+        read = [capture.read()[1].astype(float) for _ in range(10)]
+        capture.release()
+        return np.stack(read)
+
+    # before: 13.2 (HLG), 17.4 (PQ), 6.3 (BT.2020 SDR) grey levels on average; now 2.4
+    assert np.abs(frames(out) - frames(clip)).mean() < 4
+    from streamfer.sources import opencv_makes_sdr
+
+    with av.open(str(out)) as container:
+        cc = container.streams.video[0].codec_context
+        tags = (int(cc.color_primaries), int(cc.color_trc), int(cc.colorspace))
+    assert tags == ((1, 1, 1) if opencv_makes_sdr() else (9, {"arib-std-b67": 18,
+                                                              "smpte2084": 16,
+                                                              "bt709": 1}[transfer], 9))
+
+
 def test_a_pixel_aspect_no_picture_is_made_with_is_said_and_not_followed(tmp_path, face_clip):
     """A header's 60:1 (nonsense: no camera makes such pixels) stretched each frame 60 times
     to look for faces in it, and none was found (640×480 to 38,400×480; a 1080p frame would
