@@ -32,6 +32,7 @@ import io
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -111,7 +112,7 @@ def read_csv(path: str | Path) -> Run:
                 try:
                     t, frame = float(row[col["time_s"]]), int(row[col["frame"]])
                     if wall is not None and row[wall]:
-                        moments.add(row[wall])
+                        moments.add(_moment(row[wall]))
                     sources.setdefault(row[col["source"]], None)
                     times.add(t)
                     frames.add((row[col["source"]], frame))
@@ -284,6 +285,13 @@ def counted(n: int, noun: str) -> str:
 def _clock(seconds: float) -> str:
     m, s = divmod(seconds, 60)
     return f"{int(m // 60)}:{int(m % 60):02d}:{s:04.1f}" if m >= 60 else f"{int(m)}:{s:04.1f}"
+
+
+def _moment(text: str) -> str:
+    """A CSV's ``wall_time`` as it came, once it is one (``ValueError`` if not)."""
+    if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text):
+        raise ValueError(f"wall_time {text!r} is not a UTC time such as 2026-12-07T09:30:00.125Z")
+    return text
 
 
 def _span(first: str, last: str) -> str:

@@ -142,8 +142,11 @@ def test_bad_input_is_one_line_and_a_missing_video_costs_only_the_thumbnails(sma
     header = next(csv.reader(table.open()))
     lines.write(",".join(c for c in header if c != "labels") + "\n")
     lines.close()
+    rows = table.read_text().splitlines()  # a live source's wall_time, edited into local time
+    (tmp_path / "local.csv").write_text("\n".join([rows[0] + ",wall_time"] + [
+        row + ",2026-12-07 10:30:00.125" for row in rows[1:]]) + "\n")
     for bad, said in (("empty.csv", "is empty"), ("other.csv", "missing columns"),
-                      ("cut.csv", "labels")):
+                      ("cut.csv", "labels"), ("local.csv", "is not a UTC time such as")):
         result = CliRunner().invoke(main, ["report", str(tmp_path / bad), "-o",
                                            str(tmp_path / "x.html")])
         assert result.exit_code == 1 and result.output.startswith("Error:"), result.output
