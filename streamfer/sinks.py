@@ -38,7 +38,7 @@ import numpy as np
 from streamfer.files import cannot_write, part_path, unwritable, write_atomically
 from streamfer.frame import Frame, VideoFormat
 from streamfer.labels import EMOTIONS
-from streamfer.sources import IMAGE_EXTS, VIDEO_EXTS
+from streamfer.sources import IMAGE_EXTS, VIDEO_EXTS, photo_profile
 
 log = logging.getLogger(__name__)
 
@@ -558,12 +558,15 @@ class VideoSink:
 class PhotoSink:
     """A photo's annotated copy, as :class:`VideoSink` takes frames (``write``, ``finish``,
     ``close``): the image written last, in the format of the name's suffix (:data:`PHOTOS`;
-    JPEG at quality 95), at the photo's own size. It appears under its name only when
-    closed after a frame, all of it or nothing (:func:`streamfer.files.write_atomically`)."""
+    JPEG at quality 95), at the photo's own size, with the colour profile of the photo in
+    ``inputs`` (its pixels are the photo's: shown without it, a Display P3 photo's colours
+    look washed out; ``.bmp`` holds none). It appears under its name only when closed after
+    a frame, all of it or nothing (:func:`streamfer.files.write_atomically`)."""
 
     def __init__(self, path: str | Path, inputs=()) -> None:
         self.path = check_output(path, inputs, photo=True)
         self.frames, self._image = 0, None
+        self._profile = photo_profile(inputs[0]) if inputs else None
 
     def write(self, image: np.ndarray, time_s: float | None = None) -> None:
         self._image, self.frames = image, self.frames + 1
@@ -577,9 +580,20 @@ class PhotoSink:
         image, self._image = self._image, None
         if image is None:
             return
-        ok, data = cv2.imencode(self.path.suffix.lower(), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        if not ok:
-            raise SinkError(cannot_write(self.path, "OpenCV could not encode it"))
+        suffix = self.path.suffix.lower()
+        if self._profile and suffix != ".bmp":  # Pillow writes it in (OpenCV cannot)
+            from PIL import Image
+
+            data = io.BytesIO()
+            Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).save(
+                data, format={".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG",
+                              ".webp": "WEBP"}[suffix],
+                icc_profile=self._profile, quality=95, lossless=suffix == ".webp")
+            data = np.frombuffer(data.getvalue(), np.uint8)
+        else:
+            ok, data = cv2.imencode(suffix, image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            if not ok:
+                raise SinkError(cannot_write(self.path, "OpenCV could not encode it"))
         try:
             write_atomically(self.path, data.tobytes())
         except OSError as exc:

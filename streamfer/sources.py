@@ -932,6 +932,22 @@ def read_photo(path: str) -> np.ndarray | None:
     return None
 
 
+def photo_profile(path: str | Path) -> bytes | None:
+    """A photo's ICC colour profile (an iPhone's Display P3, a camera's Adobe RGB), as its
+    file holds it; None where it has none or cannot be read."""
+    try:
+        if Path(path).suffix.lower() in HEIF_EXTS:
+            import pillow_heif
+
+            return pillow_heif.open_heif(path).info.get("icc_profile") or None
+        from PIL import Image
+
+        with Image.open(path) as image:  # the header alone
+            return image.info.get("icc_profile") or None
+    except (OSError, ValueError, RuntimeError, SyntaxError):
+        return None
+
+
 def _as_bgr(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)

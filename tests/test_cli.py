@@ -1159,6 +1159,34 @@ def test_an_iphone_s_heic_photo_is_read_upright(tmp_path, face_bgr):
     assert read_csv(tmp_path / "one.csv")[0]["x"] == rows[0]["x"]
 
 
+def test_a_photo_s_colour_profile_goes_with_its_annotated_copy(tmp_path, media, face_bgr):
+    """A photo's colours are what its ICC profile says they are (an iPhone's Display P3, a
+    camera's Adobe RGB; the smiling face in ../shared/media carries a Mac display's): its
+    annotated copy had no profile, so a viewer showed the photo's pixels as sRGB (a P3
+    photo's colours washed out).
+    The copy now carries the photo's profile (.jpg, .png, .webp; an iPhone HEIC's too); a
+    photo without one gives a copy without one, as before."""
+    import pillow_heif
+    from PIL import Image
+
+    photo = media / "pyfeat_single_face_smile.jpg"
+    with Image.open(photo) as image:
+        profile = image.info["icc_profile"]
+        heic = pillow_heif.from_pillow(image)
+    heic.info["icc_profile"] = profile
+    heic.save(tmp_path / "IMG_0001.HEIC", quality=90)
+    plain = tmp_path / "plain.jpg"
+    cv2.imwrite(str(plain), compose(face_bgr, (400, 360), 50, 30, scale=1.0))
+    for source, out in ((photo, "smile.jpg"), (photo, "smile.webp"),
+                        (tmp_path / "IMG_0001.HEIC", "iphone.png"), (plain, "plain.jpg")):
+        done = run_cli("-s", source, "-o", tmp_path / "out" / out, "-q")
+        assert done.returncode == 0, done.stderr
+        with Image.open(tmp_path / "out" / out) as copy:
+            kept = copy.info.get("icc_profile")
+            assert copy.size == Image.open(source).size
+        assert kept == (None if source == plain else profile), out  # before: None
+
+
 def test_several_files_given_as_the_source_are_one_line_that_says_how(tmp_path, face_clip):
     """``--source footage/*.mp4``: the shell's list ended in click's 'Got unexpected extra
     arguments (b.mp4 c.mp4 …)' with every name, and a quoted pattern in 'no such file'. Both
