@@ -721,7 +721,7 @@ def opencv_makes_sdr() -> bool:
     SDR (an iPhone's HLG, a film's PQ: the FFmpeg of opencv-python 5 does, tone mapped;
     earlier ones gave the signal as it was). Told once a process from a clip of two frames
     of mid grey tagged BT.2020 and PQ, written and read back: converted, its grey comes out
-    brighter (tone mapped: 98 → 114)."""
+    brighter (tone mapped: 98 → 110)."""
     import tempfile
 
     import av
