@@ -710,8 +710,9 @@ def _shape(w: int, h: int, sar: Fraction) -> str:
     return f"{w}×{h}" + (f" of {sar.numerator}:{sar.denominator} pixels" if sar != 1 else "")
 
 
-# FFmpeg's codes (H.273) of the primaries and transfers a video may come in that FFmpeg 8's
-# scaler converts when it makes BGR frames: BT.2020, DCI-P3 and Display P3; PQ and HLG
+# FFmpeg's codes (H.273) of the primaries and transfers that the FFmpeg in opencv-python 5
+# converts when it makes BGR frames (seen: BT.2020, DCI-P3, Display P3; PQ, HLG), where
+# BT.601's and BT.709's pass as they are
 _WIDE_GAMUT, _HDR = (9, 11, 12), (16, 18)
 
 
