@@ -104,15 +104,17 @@ def read_csv(path: str | Path) -> Run:
                                   f"{', '.join(missing or ['smooth_*'])})")
             col = {c: header.index(c) for c in (*REQUIRED, *smooth)}
             wall = header.index(WALL_TIME) if WALL_TIME in header else None
-            sources, times, frames, faces, moments = {}, set(), set(), {}, set()
+            sources, times, frames, faces, moments = {}, set(), set(), {}, None
             for line, row in enumerate(reader, start=2):
                 if len(row) != len(header):
                     raise ReportError(f"{path}, line {line}: {len(row)} fields, the header "
                                       f"has {len(header)}")
                 try:
                     t, frame = float(row[col["time_s"]]), int(row[col["frame"]])
-                    if wall is not None and row[wall]:
-                        moments.add(_moment(row[wall]))
+                    if wall is not None and row[wall]:  # the first and last alone are kept
+                        moment = _moment(row[wall])
+                        moments = (moment, moment) if moments is None else \
+                            (min(moments[0], moment), max(moments[1], moment))
                     sources.setdefault(row[col["source"]], None)
                     times.add(t)
                     frames.add((row[col["source"]], frame))
@@ -140,8 +142,7 @@ def read_csv(path: str | Path) -> Run:
     steps = steps[steps > 1e-6]
     interval = float(np.median(steps)) if len(steps) else 0.0
     return Run(path, list(sources), labels, len(frames), float(ordered[0]),
-               float(ordered[-1]) + interval, interval, faces,
-               (min(moments), max(moments)) if moments else None)
+               float(ordered[-1]) + interval, interval, faces, moments)
 
 
 def summarize(run: Run) -> dict:

@@ -96,8 +96,7 @@ class CSVSink:
                 raise SinkError(cannot_write(self.path, exc)) from None  # that squashes root)
             self._pending = io.StringIO(newline="")
         self._writer = csv.writer(self._file if self.stdout else self._pending)
-        self.columns = CSV_COLUMNS + [WALL_TIME] if wall_time else CSV_COLUMNS
-        self._writer.writerow(self.columns)
+        self._writer.writerow(CSV_COLUMNS + [WALL_TIME] if wall_time else CSV_COLUMNS)
         self.rows, self.empty_frames, self._wall = 0, empty_frames, wall_time
         self._kept = self._kept_rows = 0  # bytes and rows on disk, whole
         self._last_frame: int | None = None

@@ -27,6 +27,18 @@ def cli(*args):
                             stderr=subprocess.PIPE, text=True, env=environment)
 
 
+def run_to_end(*args, timeout=120):
+    """``cli(*args)`` run to its end (killed if it outlives ``timeout``): its exit status and
+    standard error."""
+    proc = cli(*args)
+    try:
+        stderr = proc.communicate(timeout=timeout)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, stderr
+
+
 class RowWatcher:
     """The CSV rows a running command has written so far, each with the wall clock
     (monotonic) at which it was first seen."""
@@ -142,13 +154,9 @@ def test_end_stops_a_stream_that_long_after_its_first_frame_with_its_outputs_who
     playable and its CSV's times below --end (before, a stream ran until it dropped)."""
     stream_server.start()
     out, table = tmp_path / "live.mp4", tmp_path / "live.csv"
-    proc = cli("-s", stream_server.url, "--end", "3", "-o", out, "--csv", table, "-q")
-    try:
-        stderr = proc.communicate(timeout=120)[1]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, stderr
+    code, stderr = run_to_end("-s", stream_server.url, "--end", "3", "-o", out, "--csv", table,
+                              "-q")
+    assert code == 0, stderr
     with open(table, newline="") as f:
         times = [float(r["time_s"]) for r in csv.DictReader(f)]
     assert len(times) >= 10 and max(times) < 3.0, times
@@ -166,14 +174,10 @@ def test_a_live_source_s_csv_says_when_each_frame_was_captured(tmp_path, stream_
     stream_server.start()
     table, page = tmp_path / "live.csv", tmp_path / "live.html"
     before = time.time()
-    proc = cli("-s", stream_server.url, "--end", "3", "--csv", table, "--report", page, "-q")
-    try:
-        stderr = proc.communicate(timeout=120)[1]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    code, stderr = run_to_end("-s", stream_server.url, "--end", "3", "--csv", table,
+                              "--report", page, "-q")
     after = time.time()
-    assert proc.returncode == 0, stderr
+    assert code == 0, stderr
     with open(table, newline="") as f:
         reader = csv.DictReader(f)
         rows = list(reader)
