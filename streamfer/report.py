@@ -380,14 +380,14 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
 def _live(source: str) -> str | None:
     """What a CSV's ``source`` is where it names a live input (a webcam, a stream), whose
     frames are gone once shown; None for a file or a link to a recorded file."""
-    from streamfer.sources import STDIN_NAME, is_url, is_webcam, recorded
+    from streamfer.sources import STDIN_NAME, is_url, is_webcam, recorded, redacted
 
     if is_webcam(source):
         return f"webcam {source}"
     if source == STDIN_NAME:
         return "standard input"
     if is_url(source) and recorded(source) is None:  # the link's header, read once
-        return f"{source} is a live stream (or out of reach)"
+        return f"{redacted(source)} is a live stream (or out of reach)"
     return None
 
 
@@ -413,6 +413,7 @@ def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | 
     summary. :class:`ReportError` before any work where ``out`` is not named as an HTML
     page (or ``json_path`` is named as another format)."""
     from streamfer.files import unprintable, write_atomically
+    from streamfer.sources import redacted
 
     _check_names((out, "page"), (json_path, "json"))
     run = read_csv(csv_path)
@@ -420,13 +421,14 @@ def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | 
         raise ReportError(f"{csv_path} holds the rows of {len(run.sources)} inputs (a folder "
                           f"run's joined CSV): report its --csv-dir, a page per input")
     if not run.sources and video is not None:  # no rows to name it: the input given does
-        run.sources = [Path(video).name]
+        run.sources = [Path(redacted(str(video))).name]
     summary = summarize(run)
     note = None
     source = run.sources[0] if video is None and len(run.sources) == 1 else None
-    live = source and _live(source)
+    link = video is not None and "://" in str(video)  # the run's own, its password with it
+    live = _live(str(video)) if link else source and _live(source)
     if live:
-        note = f"no thumbnails: {live}: its frames cannot be read again"
+        note, video = f"no thumbnails: {live}: its frames cannot be read again", None
     elif source and "://" in source:
         video = source  # a link to a recorded file: read again, as a file is
     elif source:
@@ -439,7 +441,9 @@ def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | 
     listed = {f["id"]: run.faces[f["id"]] for f in summary["faces"]}
     thumbs = thumbnails(video, listed) if video else {}
     if video and not thumbs and listed:
-        note = f"no thumbnails: {video} could not be read"
+        note = f"no thumbnails: {redacted(str(video))} could not be read" + (
+            " (its secrets were masked in the CSV: give the link as --video)"
+            if "****" in str(video) else "")
     if note:
         warn(note)
     write_atomically(Path(out), render_html(summary, run, thumbs, meta, note))

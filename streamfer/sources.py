@@ -105,6 +105,40 @@ def is_url(spec: str) -> bool:
     return "://" in spec
 
 
+# A query's (or a path's, as some cameras take them) parameters that hold a secret:
+# ``password=``, ``pwd=`` (Foscam), ``token=``, ``access_token=``, ``api_key=``, a signed
+# link's ``X-Amz-Signature=`` and ``X-Amz-Credential=``, ``sig=``, ``auth=``, ``key=``
+_SECRET_PARAM = re.compile(
+    r"(?i)(?<=[?&;/])((?:[\w.-]*[_.-])?(?:pass|passwd|password|pwd|psw|token|secret|key|"
+    r"apikey|auth|authorization|sig|signature|credential|credentials)=)[^&;#/]*")
+
+
+def redacted(url: str) -> str:
+    """A link as it is shown and written (messages, the progress bar, the CSV's ``source``,
+    the report), its secrets masked: the password of its user part (``rtsp://admin:****@cam``;
+    a user part without one is masked whole, a token as pip masks it) and the values of its
+    parameters that hold one. Anything not a link is returned as it is.
+
+    Example:
+        >>> redacted("rtsp://admin:s3cret@cam.local:554/Streaming/Channels/101")
+        'rtsp://admin:****@cam.local:554/Streaming/Channels/101'
+        >>> redacted("http://cam/videostream.cgi?user=admin&pwd=s3cret&rate=0")
+        'http://cam/videostream.cgi?user=admin&pwd=****&rate=0'
+        >>> redacted("https://ghp_abc123@example.com/clip.mp4"), redacted("clip.mp4")
+        ('https://****@example.com/clip.mp4', 'clip.mp4')
+    """
+    if not is_url(url):
+        return url
+    scheme, _, rest = url.partition("://")
+    cut = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    authority, rest = rest[:cut], rest[cut:]
+    user, at, host = authority.rpartition("@")
+    if at:
+        name, colon, _ = user.partition(":")
+        authority = f"{name}:****@{host}" if colon else f"****@{host}"
+    return f"{scheme}://{authority}" + _SECRET_PARAM.sub(r"\1****", rest)
+
+
 def recorded(url: str) -> tuple[VideoFormat, float | None, int | None, str | None] | None:
     """The probe (``_probe``) of a link to a recorded file (a known duration, as FFmpeg
     reads it), or None for a live stream. Only ``http(s)``/``ftp`` links can be either;
@@ -194,7 +228,7 @@ class Source:
         # standard input's sound, kept where ``sound`` (streamfer.stdin), until the ``with``
         self.sound = None  # ends (close() lets the capture go, earlier)
         self._keep_sound = sound
-        self.name = spec
+        self.name = redacted(spec)  # a link's password is not shown, nor written
         self.piped = spec == STDIN  # a stream from another program: read once, in order
         self.url = is_url(spec)
         self._probed = recorded(spec) if self.url else None  # read once over the network
@@ -215,7 +249,7 @@ class Source:
         self._reading = self._closing = False
         self.fps, self.size, self.frame_count = 0.0, (0, 0), None
         if start and self.live:  # refused before a connection is made
-            raise SourceError(f"{spec}: a live source starts now; --start is for files "
+            raise SourceError(f"{self.name}: a live source starts now; --start is for files "
                               "(--end stops a live source that long after its first frame)")
         if start and self.piped:
             raise SourceError(NOT_SOUGHT)
@@ -268,7 +302,7 @@ class Source:
             cap = self._wait_for_picture(cap, began)
         if not cap.isOpened():
             what = "camera" if is_webcam(spec) else "stream" if self.live else "video"
-            said = f"cannot open {what}: {spec}"
+            said = f"cannot open {what}: {redacted(spec)}"
             if self.url:  # OpenCV's wait ran out (UDP: no packet): not waited out again
                 took = time.monotonic() - began
                 why = (f"no picture came in {took:.0f} s" if took > 1.5 * _NETWORK_TIMEOUT_MS
@@ -287,7 +321,7 @@ class Source:
         self.frame_count = count if count > 0 and not self.live else None
         if not self.live and self.size[0] * self.size[1] == 0:
             cap.release()
-            said = f"cannot decode video: {spec}"
+            said = f"cannot decode video: {redacted(spec)}"
             raise SourceError(said if self.url else _unreadable(spec, said))
         if not self.live:
             self.format, self.duration, self._indexed, self.note = \

@@ -2,6 +2,7 @@
 TCP, started and killed by the tests): clock time stamps, reconnects, the newest frame;
 and a recorded file behind an http:// link, which is a file, not a live stream."""
 
+import base64
 import csv
 import functools
 import http.server
@@ -14,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from conftest import QUIETING, ROOT, compose, frame_count, has_audio, write_video
@@ -246,18 +249,82 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+SECRET = "s3cr3t-Pa55"  # the password of the locked server below
+
+
+class _Locked(_Quiet):
+    """Serves only to ``viewer`` with :data:`SECRET` (HTTP basic authentication), as a
+    camera does."""
+
+    def send_head(self):
+        if self.headers.get("Authorization") != "Basic " + base64.b64encode(
+                f"viewer:{SECRET}".encode()).decode():
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        return super().send_head()
+
+
+def _serve(tmp_path, handler, user=""):
+    """A static file server for ``tmp_path / "www"`` on the loopback: the folder, the link to
+    it (with ``user``'s part), the server."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return root, f"http://{user}127.0.0.1:{server.server_address[1]}", server
+
+
 @pytest.fixture
 def http_server(tmp_path):
     """A static file server for ``tmp_path / "www"`` on the loopback, stopped after."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(_Quiet, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    root, base, server = _serve(tmp_path, _Quiet)
+    yield root, base
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def locked_server(tmp_path):
+    """:func:`http_server` behind a password: the link holds it (``viewer:SECRET@``)."""
+    root, base, server = _serve(tmp_path, _Locked, user=f"viewer:{SECRET}@")
+    yield root, base
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_link_s_password_is_neither_shown_nor_written(tmp_path, locked_server, face_bgr):
+    """A camera's password in its link (``rtsp://admin:pass@cam``), a signed link's token:
+    they were in the summary, every message, the CSV's ``source`` and the report's page,
+    for anyone the CSV or page is sent to. Masked now (``****``), while the run still reads
+    the link with them — its thumbnails too."""
+    root, base = locked_server
+    write_video(root / "clip.mp4", [compose(face_bgr, (480, 360), 40 + 4 * i, 40, scale=0.8)
+                                    for i in range(60)])
+    bare = base.replace(f"viewer:{SECRET}@", "") + "/clip.mp4"
+    with pytest.raises(urllib.error.HTTPError, match="401"):  # the link needs its password
+        urllib.request.urlopen(bare, timeout=10)
+    table, page = tmp_path / "t.csv", tmp_path / "r.html"
+    code, stderr = run_to_end("-s", f"{base}/clip.mp4?token=T0KEN&x=1", "--csv", table,
+                              "--report", page, "-o", tmp_path / "a.mp4", timeout=300)
+    assert code == 0, stderr
+    with open(table, newline="") as f:
+        sources = {row["source"] for row in csv.DictReader(f)}
+    assert sources == {bare.replace("//", "//viewer:****@", 1)
+                       + "?token=****&x=1"}, sources
+    shown = stderr + table.read_text() + page.read_text()
+    assert SECRET not in shown and "T0KEN" not in shown
+    assert page.read_text().count('class="thumb"') == 1, stderr  # read with its password
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, stderr = run_to_end("-s", f"rtsp://admin:{SECRET}@127.0.0.1:{port}/live", "--csv",
+                              tmp_path / "x.csv", timeout=60)
+    assert code == 1 and SECRET not in stderr, stderr
+    assert f"Error: cannot open stream: rtsp://admin:****@127.0.0.1:{port}/live" in stderr
 
 
 def test_a_recorded_file_behind_an_http_link_is_read_as_a_file(tmp_path, http_server,

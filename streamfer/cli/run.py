@@ -305,6 +305,7 @@ def _report(report_path, csv_path, source, folder: bool = False, meta=None) -> N
     if not report_path:
         return
     from streamfer.report import ReportError, write_folder_report, write_report
+    from streamfer.sources import is_url
 
     def warn(note: str) -> None:
         click.echo(f"warning: {note}", err=True)
@@ -313,7 +314,8 @@ def _report(report_path, csv_path, source, folder: bool = False, meta=None) -> N
         if folder:
             write_folder_report(csv_path, report_path, videos=source, warn=warn)
         else:
-            video = source if Path(source).is_file() else None
+            # a link as the run had it (the CSV's is masked: a password, a signed link's)
+            video = source if Path(source).is_file() or is_url(source) else None
             write_report(csv_path, report_path, video=video, meta=meta, warn=warn)
     except ReportError as exc:
         raise UserError(f"report: {exc}") from None
