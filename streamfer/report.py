@@ -387,7 +387,9 @@ def _live(source: str) -> str | None:
     if source == STDIN_NAME:
         return "standard input"
     if is_url(source) and recorded(source) is None:  # the link's header, read once
-        return f"{redacted(source)} is a live stream (or out of reach)"
+        return f"{redacted(source)} is a live stream (or out of reach" + (
+            ": the CSV holds it with its secrets masked; give the link as --video)"
+            if "****" in source else ")")
     return None
 
 
@@ -441,9 +443,7 @@ def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | 
     listed = {f["id"]: run.faces[f["id"]] for f in summary["faces"]}
     thumbs = thumbnails(video, listed) if video else {}
     if video and not thumbs and listed:
-        note = f"no thumbnails: {redacted(str(video))} could not be read" + (
-            " (its secrets were masked in the CSV: give the link as --video)"
-            if "****" in str(video) else "")
+        note = f"no thumbnails: {redacted(str(video))} could not be read"
     if note:
         warn(note)
     write_atomically(Path(out), render_html(summary, run, thumbs, meta, note))
