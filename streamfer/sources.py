@@ -904,12 +904,35 @@ def _unreachable(url: str) -> str | None:
     except av.ExitError:  # FFmpeg's wait ran out: a server that says nothing (UDP: no packet)
         return _NOTHING_CAME
     except (OSError, av.FFmpegError, ValueError) as exc:
+        if isinstance(exc, av.error.InvalidDataError) and (page := _web_page(url)):
+            return page
         if getattr(exc, "errno", None) not in (None, errno.EIO) and exc.strerror:
             return exc.strerror  # its own words: Connection refused, 404 Not Found
         lines = [line.strip() for _, _, line in said if line.strip()]
         return lines[-1] if lines else getattr(exc, "strerror", None) or str(exc)
     finally:
         av.logging.set_level(level)
+
+
+def _web_page(url: str) -> str | None:
+    """Why FFmpeg found no media at an http(s) link, where the link is a web page (a video
+    site's ``watch?v=`` page, a camera's settings page: FFmpeg said only "Invalid data found
+    when processing input"); None where it is not one, or cannot be told."""
+    import http.client
+    import urllib.request
+
+    if url.split("://", 1)[0].lower() not in ("http", "https"):
+        return None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={
+                "User-Agent": "streamfer"}), timeout=_NETWORK_TIMEOUT_MS / 1000) as reply:
+            kind = reply.headers.get_content_type()
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    if kind not in ("text/html", "application/xhtml+xml"):
+        return None
+    return (f"a web page ({kind}), not a video: a video site's page is not its video; give "
+            "the video's own link (yt-dlp -g prints it) or a file")
 
 
 def _unreadable(path: str, said: str) -> str:

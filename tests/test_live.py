@@ -296,6 +296,23 @@ def locked_server(tmp_path):
     server.server_close()
 
 
+def test_a_web_page_s_link_is_said_to_be_one(tmp_path, http_server):
+    """A video site's page given as the source (``…/watch?v=…``) said only FFmpeg's "Invalid
+    data found when processing input"; now that it is a web page, and how to get the
+    video's own link. Other data that is no video keeps FFmpeg's words."""
+    root, base = http_server
+    (root / "watch.html").write_text("<!doctype html><html><body>a player</body></html>")
+    (root / "noise.bin").write_bytes(bytes(range(256)) * 64)
+    code, stderr = run_to_end("-s", f"{base}/watch.html?v=abc", "--csv", tmp_path / "x.csv")
+    assert code == 1, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"Error: cannot open stream: {base}/watch.html?v=abc (a web page (text/html), not a video: "
+        "a video site's page is not its video; give the video's own link (yt-dlp -g prints "
+        "it) or a file)")
+    code, stderr = run_to_end("-s", f"{base}/noise.bin", "--csv", tmp_path / "x.csv")
+    assert code == 1 and "web page" not in stderr and stderr.count("Error:") == 1, stderr
+
+
 def test_a_link_s_password_is_neither_shown_nor_written(tmp_path, locked_server, face_bgr):
     """A camera's password in its link (``rtsp://admin:pass@cam``), a signed link's token:
     they were in the summary, every message, the CSV's ``source`` and the report's page,
