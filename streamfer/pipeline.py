@@ -53,7 +53,7 @@ from streamfer.sinks import (
     check_distinct,
 )
 from streamfer.smooth import Smoother
-from streamfer.sources import RECONNECT_S, OutOfRange, Source, SourceError, open_source
+from streamfer.sources import RECONNECT_S, OutOfRange, Source, SourceError, is_webcam, open_source
 from streamfer.track import Tracker
 
 log = logging.getLogger(__name__)
@@ -182,8 +182,12 @@ class Pipeline:
         self.close()
 
     def run(self, spec: str, output: str | Path | None = None, csv_path: str | Path | None = None,
-            show: bool = False, name: str | None = None, whole_only: bool = False) -> RunStats:
-        """Process one source; every sink is finalised however the run ends. ``name`` is what
+            show: bool = False, name: str | None = None, whole_only: bool = False,
+            selfie_view: bool | None = None) -> RunStats:
+        """Process one source; every sink is finalised however the run ends. ``show``: a live
+        window (:class:`~streamfer.sinks.Window`), the picture in it as a mirror shows it
+        where ``selfie_view`` (default: for a webcam, as camera apps show you yourself; m
+        flips it; the outputs are never mirrored). ``name`` is what
         the CSV's ``source`` column and the stats call it (default: the file's name);
         ``whole_only`` (folder runs): the video and the CSV appear under their names only if
         the input ran to its end; interrupted, failed or killed, they stay hidden part files
@@ -226,7 +230,8 @@ class Pipeline:
                 if whole_only and video and table:  # the video finalised first: where that
                     stack.callback(_video_first, video, table)  # fails, the CSV stays a part
                 window = stack.enter_context(Window(
-                    source.size, paced=not source.live, pixel_aspect=source.format.pixel_aspect)) \
+                    source.size, paced=not source.live, pixel_aspect=source.format.pixel_aspect,
+                    mirrored=is_webcam(str(spec)) if selfie_view is None else selfie_view)) \
                     if show else None
                 if self._batch:  # a folder run's input: its bar under the folder's, then gone
                     progress = self._batch[0]
@@ -240,8 +245,9 @@ class Pipeline:
                 stack.callback(_stop_threads, stop, threads)  # first on exit, before the source
                 start = time.perf_counter()
                 for frame in self._results(source, stop, threads, stats):
-                    image = self.renderer.annotate(frame, source.format.pixel_aspect) \
-                        if (video or window) else None
+                    aspect = source.format.pixel_aspect
+                    image = self.renderer.annotate(frame, aspect) \
+                        if video or window and not window.mirrored else None
                     if video:
                         video.write(image, frame.time_s)
                     if table and frame.analysed:
@@ -251,7 +257,9 @@ class Pipeline:
                     progress.update(task, advance=1, fps=stats.fps)
                     if self._batch:
                         progress.update(self._batch[1], advance=1, fps=stats.fps)
-                    if window and not window.show(image, frame.time_s):
+                    if window and not window.show(self.renderer.annotate(
+                            frame, aspect, mirrored=True) if window.mirrored else image,
+                            frame.time_s):
                         stats.status = "stopped"
                         return stats
                 if not stop.is_set():  # the input ran to its end: the outputs are whole

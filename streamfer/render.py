@@ -65,12 +65,18 @@ class Renderer:
         self.labels, self.bars = labels, bars
         self._over: list[np.ndarray] | None = None  # non-square pixels' canvases
 
-    def annotate(self, frame: Frame, pixel_aspect: float | None = None) -> np.ndarray:
+    def annotate(self, frame: Frame, pixel_aspect: float | None = None,
+                 mirrored: bool = False) -> np.ndarray:
         """A copy of ``frame.image`` with every face drawn on it. ``pixel_aspect``: the
         frame's sample aspect ratio; where its pixels are not square (a DVD's 64:45) the
         overlay is drawn as it will be seen, then fitted to the frame's pixels (its text
-        was as much wider on screen)."""
-        image = frame.image.copy()
+        was as much wider on screen). ``mirrored``: the picture as a mirror shows it (a
+        selfie view), its overlay drawn on it the right way round, readable."""
+        if mirrored:
+            iw = frame.image.shape[1]
+            frame = replace(frame, image=cv2.flip(frame.image, 1), faces=[
+                replace(f, box=(iw - f.box[0] - f.box[2], *f.box[1:])) for f in frame.faces])
+        image = frame.image if mirrored else frame.image.copy()
         aspect = float(pixel_aspect or 1)
         if aspect == 1 or not frame.faces:
             scale = max(image.shape[:2]) / 1000.0

@@ -727,10 +727,12 @@ class Window:
     False once the user pressed q or Esc, or closed the window. ``paced``: frames are shown
     at their timestamps (files), not as fast as they come (live sources). ``pixel_aspect``:
     the frames' sample aspect ratio; frames of non-square pixels (a DVD's) are shown as a
-    player shows them, widened or narrowed to it."""
+    player shows them, widened or narrowed to it. ``mirrored``: whether its caller shows the
+    picture as a mirror does (a webcam's selfie view); m flips it while shown."""
 
     def __init__(self, size: tuple[int, int], title: str = "streamfer",
-                 paced: bool = False, pixel_aspect: float | None = None) -> None:
+                 paced: bool = False, pixel_aspect: float | None = None,
+                 mirrored: bool = False) -> None:
         import cv2
 
         aspect = float(pixel_aspect or 1)
@@ -745,6 +747,7 @@ class Window:
             raise SinkError("this OpenCV build has no GUI support; "
                             "pip install opencv-python to use --show") from None
         self.title, self.pacer = title, Pacer() if paced else None
+        self.mirrored = mirrored
         self._shown, self._since = 0, None  # frames shown since the title said the rate
 
     def show(self, image: np.ndarray, time_s: float = 0.0) -> bool:
@@ -755,6 +758,8 @@ class Window:
         cv2.imshow(self.title, image)
         wait = self.pacer.wait(time_s) if self.pacer else 0.0
         key = cv2.waitKey(max(1, round(wait * 1000))) & 0xFF
+        if key in (ord("m"), ord("M")):
+            self.mirrored = not self.mirrored
         self._say_rate()
         return key not in (ord("q"), 27) and not self.closed()
 

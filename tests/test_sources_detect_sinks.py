@@ -1306,6 +1306,66 @@ def test_a_link_that_cannot_be_opened_says_why(tmp_path, monkeypatch):
         server.server_close()
 
 
+def test_m_flips_the_window_s_selfie_view(display, monkeypatch):
+    """m, pressed while a window shows, turns its mirrored (selfie) view on and off."""
+    from streamfer import sinks
+
+    monkeypatch.setenv("DISPLAY", display)
+    keys = iter([ord("m"), -1, ord("M")])
+    monkeypatch.setattr(cv2, "waitKey", lambda ms: next(keys, -1))
+    frame = np.zeros((240, 320, 3), np.uint8)
+    with sinks.Window((320, 240), "selfie", mirrored=True) as window:
+        seen = [window.show(frame) and window.mirrored for _ in range(3)]
+    assert seen == [False, False, True]
+
+
+@pytest.mark.usefixtures("detector_ready")
+@pytest.mark.parametrize("selfie_view", [None, True])
+def test_the_selfie_view_mirrors_the_window_alone(tmp_path, face_bgr, monkeypatch,
+                                                   selfie_view):
+    """--selfie-view (a webcam's default): the window shows each frame as a mirror does; a
+    file's window by default, and the outputs always, as the frames are."""
+    from streamfer import pipeline as module
+
+    ramp = np.broadcast_to(np.linspace(0, 255, 640).astype(np.uint8)[None, :, None],
+                           (60, 640, 3))  # the frames' bottom, dark to bright: below the face
+    frames = [compose(face_bgr, (640, 480), 40 + 12 * i, 40, scale=0.8) for i in range(24)]
+    for frame in frames:
+        frame[420:] = ramp
+    clip = write_video(tmp_path / "ramp.mp4", frames)
+
+    shown = []
+
+    class Recorder:  # the window, without a display: what it is given to show
+        def __init__(self, size, paced=False, pixel_aspect=None, mirrored=False):
+            self.mirrored = mirrored
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def show(self, image, time_s=0.0):
+            shown.append(image)
+            return True
+
+    monkeypatch.setattr(module, "Window", Recorder)
+    out = tmp_path / "a.mp4"
+    with Pipeline(Settings(progress=False)) as pipeline:
+        pipeline.run(str(clip), output=out, show=True, selfie_view=selfie_view)
+    with open_source(clip) as source:
+        frames = [f.image for f in source]
+    with open_source(out) as written:
+        video = [f.image for f in written]
+    assert len(shown) == len(frames) == len(video) == 24
+    strip = slice(420, 480)  # the ramp: below the face and its overlay
+    for image, frame, kept in zip(shown, frames, video):
+        assert np.array_equal(image[strip], cv2.flip(frame, 1)[strip] if selfie_view
+                              else frame[strip])
+        assert np.abs(kept[strip].astype(int) - frame[strip]).mean() < 6  # (x264's loss)
+
+
 def test_a_window_shows_non_square_pixels_as_a_player_does(display, monkeypatch):
     """A widescreen DVD's 720×576 frames are shown 1024×576, as players show them (they were
     shown squeezed, at 720×576: faces 70 % of their width)."""

@@ -264,3 +264,23 @@ def test_with_smoothing_off_a_label_shows_iff_its_score_reaches_the_threshold(of
         frame = smoother.update(_frame(i, [(0, 0, 10, 10)], [s]))
         shown.append("Happiness" in frame.faces[0].labels)
     assert shown == [True, True, False, True, True, False]
+
+
+def test_a_mirrored_overlay_is_the_mirror_image_annotated_readable():
+    """The selfie view (--show on a webcam): the picture as a mirror shows it, each face's
+    box on the face where the mirror shows it and its title and bars the right way round —
+    the overlay of the mirrored picture, not the overlay mirrored (text read backwards)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    frame = Frame("t", 0, 0.0, picture)
+    frame.faces.append(Face((60, 80, 150, 150), 0.9, face_id=1, labels=("Happiness",),
+                            smoothed=np.linspace(0.1, 0.9, 6)))
+    mirror = Frame("t", 0, 0.0, cv2.flip(picture, 1))
+    mirror.faces.append(Face((640 - 60 - 150, 80, 150, 150), 0.9, face_id=1,
+                             labels=("Happiness",), smoothed=np.linspace(0.1, 0.9, 6)))
+    shown = Renderer().annotate(frame, mirrored=True)
+    assert np.array_equal(shown, Renderer().annotate(mirror))
+    assert not np.array_equal(shown, cv2.flip(Renderer().annotate(frame), 1))
+    assert np.array_equal(frame.image, picture) and frame.faces[0].box == (60, 80, 150, 150)

@@ -41,6 +41,10 @@ from streamfer.cli.common import (
 @click.option("--csv-dir", type=click.Path(file_okay=False),
               help="Folder source: one CSV per input.")
 @click.option("--show", is_flag=True, help="Live window (q or Esc quits). Needs a display.")
+@click.option("--selfie-view/--no-selfie-view", default=None,
+              help="With --show: the window shows the picture as a mirror does, its overlay "
+                   "readable, as camera apps show you yourself (default: on for a webcam, off "
+                   "otherwise; m flips it while shown). Outputs are never mirrored.")
 @click.option("--every", default=1, show_default=True, type=click.IntRange(min=1),
               help="Analyse every Nth frame; the others carry the last overlay.")
 @click.option("--max-fps", type=click.FloatRange(min=0, min_open=True),
@@ -129,9 +133,9 @@ from streamfer.cli.common import (
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.version_option(package_name="streamfer", message="%(package)s %(version)s")
 @interruptible
-def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, start, end,
-        threshold_text,
-        smooth_text, min_face, min_score, detector, tiles_text, detector_model, model_path,
+def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every, max_fps,
+        start, end, threshold_text, smooth_text, min_face, min_score, detector, tiles_text,
+        detector_model, model_path,
         batch_size, backend, device, mirror, flip_average, face_cadence, csv_empty_frames,
         reconnect, force, dry_run, ray_address, workers, report_path, quiet) -> None:
     """Recognise facial emotions in a webcam, video, photo, folder of them or stream.
@@ -189,6 +193,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
     if start and is_webcam(source):
         raise UserError("a webcam starts now: --start is for files (--end stops a webcam "
                         "that long after its first frame)")
+    if selfie_view is not None and not show:
+        raise UserError("--selfie-view is how --show's window shows the picture: give --show")
     if not (output or csv_path or show or output_dir or csv_dir):
         raise UserError("nothing to do: give --show, --output or --csv "
                         "(--output-dir/--csv-dir for a folder)")
@@ -260,7 +266,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, every, max_fps, sta
                 _report(report_path, csv_dir, source, folder=True)
                 _summary(results)
             else:
-                stats = pipeline.run(source, output, csv_path, show=show)
+                stats = pipeline.run(source, output, csv_path, show=show,
+                                     selfie_view=selfie_view)
                 dropped = f", {stats.dropped} stale frames passed over to keep up with the " \
                     "source" if stats.dropped else ""
                 speed = f", {stats.speed} fps" if stats.speed else ""
