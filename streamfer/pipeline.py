@@ -231,7 +231,8 @@ class Pipeline:
                     stack.callback(_video_first, video, table)  # fails, the CSV stays a part
                 window = stack.enter_context(Window(
                     source.size, paced=not source.live, pixel_aspect=source.format.pixel_aspect,
-                    mirrored=is_webcam(str(spec)) if selfie_view is None else selfie_view)) \
+                    mirrored=is_webcam(str(spec)) if selfie_view is None else selfie_view,
+                    named=stats.source)) \
                     if show else None
                 if self._batch:  # a folder run's input: its bar under the folder's, then gone
                     progress = self._batch[0]

@@ -723,7 +723,8 @@ class Pacer:
 
 class Window:
     """A live OpenCV window at the frame's size (fitted to the screen), its title bar saying
-    how many frames a second it shows (``streamfer · 24.8 fps``, each second); ``show`` returns
+    what it shows and how many frames a second (``streamfer · clip.mp4 · 24.8 fps``, each
+    second; ``named``: the input's name, which tells two runs' windows apart); ``show`` returns
     False once the user pressed q or Esc, or closed the window. ``paced``: frames are shown
     at their timestamps (files), not as fast as they come (live sources). ``pixel_aspect``:
     the frames' sample aspect ratio; frames of non-square pixels (a DVD's) are shown as a
@@ -732,7 +733,7 @@ class Window:
 
     def __init__(self, size: tuple[int, int], title: str = "streamfer",
                  paced: bool = False, pixel_aspect: float | None = None,
-                 mirrored: bool = False) -> None:
+                 mirrored: bool = False, named: str | None = None) -> None:
         import cv2
 
         aspect = float(pixel_aspect or 1)
@@ -748,6 +749,10 @@ class Window:
                             "pip install opencv-python to use --show") from None
         self.title, self.pacer = title, Pacer() if paced else None
         self.mirrored = mirrored
+        self._label = f"{title} · {named}" if named else title
+        if named:
+            with contextlib.suppress(cv2.error):  # a backend without titles
+                cv2.setWindowTitle(title, self._label)
         self._shown, self._since = 0, None  # frames shown since the title said the rate
 
     def show(self, image: np.ndarray, time_s: float = 0.0) -> bool:
@@ -773,7 +778,7 @@ class Window:
         self._shown += 1
         if now - self._since >= 1.0:
             with contextlib.suppress(cv2.error):  # a backend without titles
-                cv2.setWindowTitle(self.title, f"{self.title} · "
+                cv2.setWindowTitle(self.title, f"{self._label} · "
                                    f"{self._shown / (now - self._since):.1f} fps")
             self._shown, self._since = 0, now
 

@@ -152,7 +152,8 @@ def test_closing_the_window_ends_the_run_as_q_does_with_its_outputs_kept(tmp_pat
     """--show: the window closed with its title bar's × came back on the next frame (OpenCV
     opens a new one) and the run went on — a webcam's for ever. It now ends the run as q
     does: exit 0, its summary, the video and the CSV kept, no window left. Its title says
-    the frames a second it shows (nothing did, the progress bar being off with --show)."""
+    what it shows (two runs' windows were both "streamfer") and the frames a second (nothing
+    did, the progress bar being off with --show)."""
     import imageio_ffmpeg
 
     if not ctypes_util.find_library("X11"):
@@ -175,7 +176,7 @@ def test_closing_the_window_ends_the_run_as_q_does_with_its_outputs_kept(tmp_pat
         assert proc.poll() is None, proc.communicate(timeout=30)[1]
         time.sleep(1.5)  # a second's rate in the title
         [title] = close_window(display, "streamfer")
-        assert re.fullmatch(r"streamfer · \d+\.\d fps", title), title
+        assert re.fullmatch(r"streamfer · long\.mp4 · \d+\.\d fps", title), title
         _, err = proc.communicate(timeout=20)  # before: still running, its window back
     finally:
         proc.kill()

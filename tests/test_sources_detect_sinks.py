@@ -1306,11 +1306,16 @@ def test_a_link_that_cannot_be_opened_says_why(tmp_path, monkeypatch):
         server.server_close()
 
 
-def test_m_flips_the_window_s_selfie_view(display, monkeypatch):
-    """m, pressed while a window shows, turns its mirrored (selfie) view on and off."""
+def test_m_flips_the_window_s_selfie_view(monkeypatch):
+    """m, pressed while a window shows, turns its mirrored (selfie) view on and off. (OpenCV's
+    GUI calls stand in: a process's GUI keeps the display it first opened, so one test alone
+    opens a real window, below.)"""
     from streamfer import sinks
 
-    monkeypatch.setenv("DISPLAY", display)
+    monkeypatch.setenv("DISPLAY", ":0")
+    for call in ("namedWindow", "resizeWindow", "imshow", "destroyWindow", "setWindowTitle"):
+        monkeypatch.setattr(cv2, call, lambda *args: None)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda *args: 1.0)
     keys = iter([ord("m"), -1, ord("M")])
     monkeypatch.setattr(cv2, "waitKey", lambda ms: next(keys, -1))
     frame = np.zeros((240, 320, 3), np.uint8)
@@ -1337,7 +1342,7 @@ def test_the_selfie_view_mirrors_the_window_alone(tmp_path, face_bgr, monkeypatc
     shown = []
 
     class Recorder:  # the window, without a display: what it is given to show
-        def __init__(self, size, paced=False, pixel_aspect=None, mirrored=False):
+        def __init__(self, size, paced=False, pixel_aspect=None, mirrored=False, named=None):
             self.mirrored = mirrored
 
         def __enter__(self):
