@@ -38,7 +38,7 @@ import numpy as np
 from streamfer.files import cannot_write, part_path, unwritable, write_atomically
 from streamfer.frame import Frame, VideoFormat
 from streamfer.labels import EMOTIONS
-from streamfer.sources import IMAGE_EXTS, VIDEO_EXTS, photo_profile
+from streamfer.sources import IMAGE_EXTS, VIDEO_EXTS, photo_metadata
 
 log = logging.getLogger(__name__)
 
@@ -559,13 +559,15 @@ class PhotoSink:
     ``close``): the image written last, in the format of the name's suffix (:data:`PHOTOS`;
     JPEG at quality 95), at the photo's own size, with the colour profile of the photo in
     ``inputs`` (its pixels are the photo's: shown without it, a Display P3 photo's colours
-    look washed out; ``.bmp`` holds none). It appears under its name only when closed after
-    a frame, all of it or nothing (:func:`streamfer.files.write_atomically`)."""
+    look washed out) and its EXIF, upright (when and where it was taken: a photo library
+    sorts and maps the copy with the photo; :func:`~streamfer.sources.photo_metadata`);
+    ``.bmp`` holds neither. It appears under its name only when closed after a frame, all
+    of it or nothing (:func:`streamfer.files.write_atomically`)."""
 
     def __init__(self, path: str | Path, inputs=()) -> None:
         self.path = check_output(path, inputs, photo=True)
         self.frames, self._image = 0, None
-        self._profile = photo_profile(inputs[0]) if inputs else None
+        self._profile, self._exif = photo_metadata(inputs[0]) if inputs else (None, None)
 
     def write(self, image: np.ndarray, time_s: float | None = None) -> None:
         self._image, self.frames = image, self.frames + 1
@@ -580,14 +582,15 @@ class PhotoSink:
         if image is None:
             return
         suffix = self.path.suffix.lower()
-        if self._profile and suffix != ".bmp":  # Pillow writes it in (OpenCV cannot)
+        if (self._profile or self._exif) and suffix != ".bmp":  # Pillow writes them in
             from PIL import Image
 
             data = io.BytesIO()
             Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).save(
                 data, format={".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG",
-                              ".webp": "WEBP"}[suffix],
-                icc_profile=self._profile, quality=95, lossless=suffix == ".webp")
+                              ".webp": "WEBP"}[suffix], quality=95, lossless=suffix == ".webp",
+                **{k: v for k, v in (("icc_profile", self._profile), ("exif", self._exif))
+                   if v})
             data = np.frombuffer(data.getvalue(), np.uint8)
         else:
             ok, data = cv2.imencode(suffix, image, [cv2.IMWRITE_JPEG_QUALITY, 95])

@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import shlex
+import struct
 import sys
 import threading
 import time
@@ -990,20 +991,40 @@ def read_photo(path: str) -> np.ndarray | None:
     return None
 
 
-def photo_profile(path: str | Path) -> bytes | None:
-    """A photo's ICC colour profile (an iPhone's Display P3, a camera's Adobe RGB), as its
-    file holds it; None where it has none or cannot be read."""
+def photo_metadata(path: str | Path) -> tuple[bytes | None, bytes | None]:
+    """What a photo's annotated copy carries of it: its ICC colour profile (an iPhone's
+    Display P3, a camera's Adobe RGB) and its EXIF (when it was taken, the camera, the
+    place), as its file holds them — the EXIF's orientation set upright, as the copy's
+    pixels are (a viewer would turn it again), and its thumbnail, the photo unannotated,
+    left out. None for either where the photo has none, or it cannot be read."""
     try:
         if Path(path).suffix.lower() in HEIF_EXTS:
             import pillow_heif
 
-            return pillow_heif.open_heif(path).info.get("icc_profile") or None
+            info = dict(pillow_heif.open_heif(path).info)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as image:  # the header alone
+                info = dict(image.info)
+    except (OSError, ValueError, RuntimeError, SyntaxError):
+        return None, None
+    exif = None
+    if info.get("exif"):
         from PIL import Image
 
-        with Image.open(path) as image:  # the header alone
-            return image.info.get("icc_profile") or None
-    except (OSError, ValueError, RuntimeError, SyntaxError):
-        return None
+        try:
+            tags = Image.Exif()
+            tags.load(info["exif"])
+            if _ORIENTATION in tags:
+                tags[_ORIENTATION] = 1
+            exif = tags.tobytes() if tags else None  # IFD0 and its own (Exif, GPS) alone
+        except (OSError, ValueError, KeyError, TypeError, SyntaxError, struct.error):
+            exif = None
+    return info.get("icc_profile") or None, exif
+
+
+_ORIENTATION = 0x0112  # EXIF's Orientation tag
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:

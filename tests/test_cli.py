@@ -1188,6 +1188,41 @@ def test_a_photo_s_colour_profile_goes_with_its_annotated_copy(tmp_path, media, 
         assert kept == (None if source == plain else profile), out  # before: None
 
 
+def test_a_photo_s_exif_goes_with_its_annotated_copy_upright(tmp_path, media, face_bgr):
+    """A phone's photo says when, where and with what it was taken (EXIF), which a photo
+    library sorts and maps by: its annotated copy had none. The copy now carries it, its
+    orientation upright as its pixels are (a phone's photo stored sideways with Orientation
+    6 is turned once, not twice); a photo without EXIF gives a copy without."""
+    from PIL import Image
+
+    with Image.open(media / "pyfeat_single_face_smile.jpg") as image:
+        upright = image.convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: shown turned 90° clockwise
+    exif[0x010F], exif[0x0110] = "Apple", "iPhone 15"
+    exif.get_ifd(0x8769)[0x9003] = "2026:12:06 14:03:21"  # DateTimeOriginal
+    exif.get_ifd(0x8825).update({1: "N", 2: (48.0, 51.0, 24.0), 3: "E", 4: (2.0, 21.0, 3.0)})
+    phone = tmp_path / "IMG_0002.jpg"  # stored sideways, as a phone held in portrait does
+    upright.transpose(Image.Transpose.ROTATE_90).save(phone, exif=exif, quality=95)
+    plain = tmp_path / "plain.jpg"
+    cv2.imwrite(str(plain), compose(face_bgr, (400, 360), 50, 30, scale=1.0))
+    seen = np.asarray(upright.resize((64, 64)), np.float32)
+    for source, out in ((phone, "phone.jpg"), (phone, "phone.png"), (phone, "phone.webp"),
+                        (plain, "plain.jpg")):
+        done = run_cli("-s", source, "-o", tmp_path / "out" / out, "-q")
+        assert done.returncode == 0, done.stderr
+        with Image.open(tmp_path / "out" / out) as copy:
+            kept, size = copy.getexif(), copy.size
+            pixels = np.asarray(copy.convert("RGB").resize((64, 64)), np.float32)
+        if source == plain:
+            assert not kept, out
+            continue
+        assert size == upright.size and np.abs(pixels - seen).mean() < 20, out  # upright
+        assert kept.get(0x0112) == 1 and kept.get(0x0110) == "iPhone 15", out  # before: {}
+        assert kept.get_ifd(0x8769).get(0x9003) == "2026:12:06 14:03:21", out
+        assert kept.get_ifd(0x8825).get(1) == "N", out
+
+
 def test_several_files_given_as_the_source_are_one_line_that_says_how(tmp_path, face_clip):
     """``--source footage/*.mp4``: the shell's list ended in click's 'Got unexpected extra
     arguments (b.mp4 c.mp4 …)' with every name, and a quoted pattern in 'no such file'. Both
