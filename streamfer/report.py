@@ -249,28 +249,52 @@ def thumbnails(video: str | Path, faces: dict[int, FaceRows],
     """PNG thumbnails of each face at its best-scored detection, read from ``video`` (a file,
     or a link to a recorded one; in time order, each by a seek; a photo as the run read it:
     upright, a phone's HEIC too); empty where the video cannot be read."""
-    import cv2
-
     from streamfer.sources import SourceError, open_source
 
     out, last = {}, (None, None)  # the frame read last: faces best seen on one frame share it
     try:
         with open_source(str(video)) as source:  # a photo upright, a phone's HEIC too
             for face_id, rows in sorted(faces.items(), key=lambda kv: kv[1].best[2]):
-                _, frame, time_s, (x, y, w, h) = rows.best
+                _, frame, time_s, box = rows.best
                 if last[0] != frame:
                     last = (frame, source.frame_at(frame, time_s))
-                image = last[1]
-                if image is None:
-                    continue
-                m = w // 4
-                crop = image[max(0, y - m):y + h + m, max(0, x - m):x + w + m]
-                if crop.size:
-                    crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-                    out[face_id] = cv2.imencode(".png", crop)[1].tobytes()
+                if last[1] is not None and (png := thumbnail(last[1], box, size)):
+                    out[face_id] = png
     except SourceError:
         return {}
     return out
+
+
+def thumbnail(image: np.ndarray, box: tuple[int, int, int, int], size: int = 96) -> bytes | None:
+    """A face's PNG thumbnail: its box and a quarter of its side around it, from the BGR
+    ``image`` it was found in; None where the box holds no pixel of it."""
+    import cv2
+
+    x, y, w, h = box
+    m = w // 4
+    crop = image[max(0, y - m):y + h + m, max(0, x - m):x + w + m]
+    if not crop.size:
+        return None
+    crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".png", crop)[1].tobytes()
+
+
+class Thumbnails:
+    """Each face's thumbnail at its best-scored detection — the one :func:`thumbnails` reads
+    again from a file, the same rows deciding — kept as a run goes, for a source whose
+    frames cannot be read again once it is over (a webcam, a stream, standard input):
+    :meth:`add` each analysed frame; ``png``: face id → PNG."""
+
+    def __init__(self) -> None:
+        self.png: dict[int, bytes] = {}
+        self._best: dict[int, float] = {}
+
+    def add(self, frame) -> None:
+        for face in frame.faces:
+            score = float(f"{face.det_score:.3f}")  # as the CSV holds it, which the page reads
+            if score > self._best.get(face.face_id, -1.0) and \
+                    (png := thumbnail(frame.image, face.box)):
+                self._best[face.face_id], self.png[face.face_id] = score, png
 
 
 def _img(png: bytes, alt: str, cls: str) -> str:
@@ -406,25 +430,14 @@ def _check_names(*named) -> None:
         raise ReportError(str(exc)) from None
 
 
-def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | None = None,
-                 video: str | Path | None = None, meta: dict | None = None,
-                 warn=log.warning) -> dict:
-    """Read ``csv_path``, write the page to ``out`` (and the numbers to ``json_path``);
-    thumbnails from ``video`` (default: the CSV's source, looked for beside the CSV and in
-    the working folder; where there is none, ``warn`` says so in one line). Returns the
-    summary. :class:`ReportError` before any work where ``out`` is not named as an HTML
-    page (or ``json_path`` is named as another format)."""
-    from streamfer.files import unprintable, write_atomically
+def _read_thumbnails(run: Run, csv_path, video, listed: dict[int, FaceRows]
+                     ) -> tuple[dict[int, bytes], str | None]:
+    """The listed faces' thumbnails read again from ``video`` (default: the CSV's source,
+    looked for beside the CSV and in the working folder), and the note that says why there
+    are none, where there are none."""
+    from streamfer.files import unprintable
     from streamfer.sources import redacted
 
-    _check_names((out, "page"), (json_path, "json"))
-    run = read_csv(csv_path)
-    if len(run.sources) > 1:  # face ids are per input: the same id is another face in each
-        raise ReportError(f"{csv_path} holds the rows of {len(run.sources)} inputs (a folder "
-                          f"run's joined CSV): report its --csv-dir, a page per input")
-    if not run.sources and video is not None:  # no rows to name it: the input given does
-        run.sources = [Path(redacted(str(video))).name]
-    summary = summarize(run)
     note = None
     source = run.sources[0] if video is None and len(run.sources) == 1 else None
     link = video is not None and "://" in str(video)  # the run's own, its password with it
@@ -440,10 +453,38 @@ def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | 
             note = f"no thumbnails: the input {source} was not found"
     elif video is not None and "://" not in str(video) and not Path(video).is_file():
         note, video = f"no thumbnails: the input {video} was not found", None
-    listed = {f["id"]: run.faces[f["id"]] for f in summary["faces"]}
     thumbs = thumbnails(video, listed) if video else {}
     if video and not thumbs and listed:
         note = f"no thumbnails: {redacted(str(video))} could not be read"
+    return thumbs, note
+
+
+def write_report(csv_path: str | Path, out: str | Path, json_path: str | Path | None = None,
+                 video: str | Path | None = None, meta: dict | None = None,
+                 warn=log.warning, kept: dict[int, bytes] | None = None) -> dict:
+    """Read ``csv_path``, write the page to ``out`` (and the numbers to ``json_path``);
+    thumbnails from ``video`` (default: the CSV's source, looked for beside the CSV and in
+    the working folder; where there is none, ``warn`` says so in one line), or those the
+    run ``kept`` as it went (:class:`Thumbnails`: a live source's). Returns the
+    summary. :class:`ReportError` before any work where ``out`` is not named as an HTML
+    page (or ``json_path`` is named as another format)."""
+    from streamfer.files import write_atomically
+    from streamfer.sources import redacted
+
+    _check_names((out, "page"), (json_path, "json"))
+    run = read_csv(csv_path)
+    if len(run.sources) > 1:  # face ids are per input: the same id is another face in each
+        raise ReportError(f"{csv_path} holds the rows of {len(run.sources)} inputs (a folder "
+                          f"run's joined CSV): report its --csv-dir, a page per input")
+    if not run.sources and video is not None:  # no rows to name it: the input given does
+        run.sources = [Path(redacted(str(video))).name]
+    summary = summarize(run)
+    note = None
+    listed = {f["id"]: run.faces[f["id"]] for f in summary["faces"]}
+    if kept is not None:  # the run's own, as it went (a live source's)
+        thumbs = {face_id: kept[face_id] for face_id in listed if face_id in kept}
+    else:
+        thumbs, note = _read_thumbnails(run, csv_path, video, listed)
     if note:
         warn(note)
     write_atomically(Path(out), render_html(summary, run, thumbs, meta, note))

@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pytest
 from conftest import QUIETING, ROOT, compose, frame_count, has_audio, write_video
 
@@ -195,6 +196,48 @@ def test_a_live_source_s_csv_says_when_each_frame_was_captured(tmp_path, stream_
     first, last = stamps[0].rstrip("Z").split("T"), stamps[-1].rstrip("Z").split("T")
     span = f"{first[0]} {first[1]} – " + (last[1] if last[0] == first[0] else " ".join(last))
     assert f"{span} UTC" in page.read_text()
+
+
+@pytest.mark.parametrize("how", ["stream", "stdin"])
+def test_a_live_source_s_report_has_its_faces_thumbnails(tmp_path, stream_server, face_bgr,
+                                                         how):
+    """--report on a webcam, a stream or standard input had no thumbnails ("no thumbnails:
+    … its frames cannot be read again"). The run now keeps each face's as it goes, at its
+    best-scored detection: for a pipe, the very thumbnail a report reads again from the
+    same video as a file."""
+    import cv2
+    import imageio_ffmpeg
+
+    from streamfer.report import write_report
+
+    table, page = tmp_path / "live.csv", tmp_path / "live.html"
+    if how == "stream":
+        stream_server.start()
+        code, stderr = run_to_end("-s", stream_server.url, "--end", "3", "--csv", table,
+                                  "--report", page, "-q")
+    else:
+        clip = write_video(tmp_path / "clip.mp4", [
+            compose(face_bgr, (480, 360), 40 + 3 * i, 40, scale=0.8) for i in range(60)])
+        ts = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(clip),
+                             "-c", "copy", "-f", "mpegts", "-"], capture_output=True,
+                            check=True).stdout
+        done = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), "-s", "-", "--csv",
+                               str(table), "--report", str(page), "-q"], input=ts,
+                              capture_output=True, timeout=300,
+                              env={k: v for k, v in os.environ.items() if k not in QUIETING})
+        code, stderr = done.returncode, done.stderr.decode()
+    assert code == 0 and "no thumbnails" not in stderr, stderr
+
+    def thumbs(html_page):
+        return re.findall(r'class="thumb" alt="[^"]*" src="data:image/png;base64,([^"]+)"',
+                          html_page.read_text())
+
+    [kept] = thumbs(page)  # before: none
+    image = cv2.imdecode(np.frombuffer(base64.b64decode(kept), np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (96, 96, 3) and image.std() > 15
+    if how == "stdin":
+        write_report(table, tmp_path / "again.html", video=clip)
+        assert thumbs(tmp_path / "again.html") == [kept]
 
 
 SLOW_MODEL_PROBE = """

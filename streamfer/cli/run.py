@@ -266,15 +266,18 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
                 _report(report_path, csv_dir, source, folder=True)
                 _summary(results)
             else:
+                gone = is_webcam(source) or source == STDIN or is_url(source)  # once read
                 stats = pipeline.run(source, output, csv_path, show=show,
-                                     selfie_view=selfie_view)
+                                     selfie_view=selfie_view,
+                                     thumbnails=bool(report_path) and gone)
                 dropped = f", {stats.dropped} stale frames passed over to keep up with the " \
                     "source" if stats.dropped else ""
                 speed = f", {stats.speed} fps" if stats.speed else ""
                 click.echo(f"{stats.source}: {counted(stats.frames, 'frame')}, "
                            f"{counted(stats.faces, 'face')}{speed} "
                            f"({pipeline.classifier.backend}){dropped}", err=True)
-                _report(report_path, csv_path, source, meta={
+                kept = stats.thumbnails if gone else None  # its frames are not read again
+                _report(report_path, csv_path, source, kept=kept, meta={
                     "model": model_path or "models/default.json",
                     "backend": pipeline.classifier.why,
                     "thresholds": ", ".join(f"{label} {t:.2f}" for label, t in zip(
@@ -307,7 +310,8 @@ def _join(csv_path, source, output_dir, csv_dir, results) -> None:
                else f"warning: {csv_path} not written: no input was done", err=True)
 
 
-def _report(report_path, csv_path, source, folder: bool = False, meta=None) -> None:
+def _report(report_path, csv_path, source, folder: bool = False, meta=None,
+            kept=None) -> None:
     """The run's report, if asked for (a folder run: one page per input and an index)."""
     if not report_path:
         return
@@ -323,7 +327,7 @@ def _report(report_path, csv_path, source, folder: bool = False, meta=None) -> N
         else:
             # a link as the run had it (the CSV's is masked: a password, a signed link's)
             video = source if Path(source).is_file() or is_url(source) else None
-            write_report(csv_path, report_path, video=video, meta=meta, warn=warn)
+            write_report(csv_path, report_path, video=video, meta=meta, warn=warn, kept=kept)
     except ReportError as exc:
         raise UserError(f"report: {exc}") from None
     click.echo(f"report written to {report_path}", err=True)
