@@ -43,6 +43,7 @@ from streamfer.frame import Frame
 from streamfer.interrupts import deferred_interrupt
 from streamfer.labels import check_threshold
 from streamfer.render import Renderer
+from streamfer.report import Thumbnails
 from streamfer.sinks import (
     PHOTOS,
     CSVSink,
@@ -141,8 +142,6 @@ class RunStats:
     status: str = "ok"
     dropped: int = 0  # live sources: stale frames passed over to show the newest
     warnings: list[str] = field(default_factory=list)  # what the run said of this input
-    # each face's thumbnail, kept as the run went where asked (Pipeline.run's ``thumbnails``)
-    thumbnails: dict[int, bytes] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -185,13 +184,13 @@ class Pipeline:
 
     def run(self, spec: str, output: str | Path | None = None, csv_path: str | Path | None = None,
             show: bool = False, name: str | None = None, whole_only: bool = False,
-            selfie_view: bool | None = None, thumbnails: bool = False) -> RunStats:
+            selfie_view: bool | None = None, thumbnails: Thumbnails | None = None) -> RunStats:
         """Process one source; every sink is finalised however the run ends. ``show``: a live
         window (:class:`~streamfer.sinks.Window`), the picture in it as a mirror shows it
         where ``selfie_view`` (default: for a webcam, as camera apps show you yourself; m
-        flips it; the outputs are never mirrored). ``thumbnails``: each face's, at its
-        best-scored detection, kept in the stats as the run goes, for the report of a
-        source that cannot be read again (:class:`streamfer.report.Thumbnails`). ``name`` is what
+        flips it; the outputs are never mirrored). ``thumbnails``: where given, each face's
+        thumbnail is kept in it as the run goes (:class:`streamfer.report.Thumbnails`), for
+        the report of a source that cannot be read again. ``name`` is what
         the CSV's ``source`` column and the stats call it (default: the file's name);
         ``whole_only`` (folder runs): the video and the CSV appear under their names only if
         the input ran to its end; interrupted, failed or killed, they stay hidden part files
@@ -248,11 +247,6 @@ class Pipeline:
                     task = progress.add_task(stats.source, total=source.frames_to_read,
                                              fps=0.0)
                 stack.callback(_stop_threads, stop, threads)  # first on exit, before the source
-                if thumbnails:
-                    from streamfer.report import Thumbnails
-
-                    kept = Thumbnails()
-                    stats.thumbnails = kept.png
                 start = time.perf_counter()
                 for frame in self._results(source, stop, threads, stats):
                     aspect = source.format.pixel_aspect
@@ -262,8 +256,8 @@ class Pipeline:
                         video.write(image, frame.time_s)
                     if table and frame.analysed:
                         table.write(frame)
-                    if thumbnails and frame.analysed:
-                        kept.add(frame)
+                    if thumbnails is not None and frame.analysed:
+                        thumbnails.add(frame)
                     stats.frames += 1
                     stats.seconds = time.perf_counter() - start
                     progress.update(task, advance=1, fps=stats.fps)

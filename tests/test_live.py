@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -238,6 +239,40 @@ def test_a_live_source_s_report_has_its_faces_thumbnails(tmp_path, stream_server
     if how == "stdin":
         write_report(table, tmp_path / "again.html", video=clip)
         assert thumbs(tmp_path / "again.html") == [kept]
+
+
+def test_a_live_session_ended_with_ctrl_c_has_its_report(tmp_path, stream_server, face_clip):
+    """A webcam or a stream has no end but the one its user gives it — headless, a Ctrl-C —
+    and --report was not written then: the run ended before it. It now is, of the session's
+    rows, thumbnails and all. A file's run cut short still gets none (a part would look
+    like the whole), said in one line with the command that makes it of the rows so far."""
+    import imageio_ffmpeg
+
+    stream_server.start()
+    table, page = tmp_path / "live.csv", tmp_path / "live.html"
+    proc = cli("-s", stream_server.url, "--csv", table, "--report", page, "-q")
+    try:
+        RowWatcher(table).wait_for(40, proc)  # 1.6 s of faces: one listed, not folded
+        proc.send_signal(signal.SIGINT)
+        stderr = proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and f"report written to {page}" in stderr, stderr
+    assert page.read_text().count('class="thumb"') == 1  # before: no page
+    clip = tmp_path / "long.mp4"  # 80 s: still running when interrupted
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-stream_loop", "99", "-i",
+                    str(face_clip), "-c", "copy", str(clip)], check=True)
+    table, page = tmp_path / "file.csv", tmp_path / "file.html"
+    proc = cli("-s", clip, "--csv", table, "--report", page, "-q")
+    try:
+        RowWatcher(table).wait_for(10, proc)
+        proc.send_signal(signal.SIGINT)
+        stderr = proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and not page.exists(), stderr
+    assert (f"warning: {page} not written: the run was interrupted (streamfer report {table} "
+            f"-o {page} makes it of the rows so far)") in stderr
 
 
 SLOW_MODEL_PROBE = """

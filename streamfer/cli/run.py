@@ -152,7 +152,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
     with deferred_interrupt():  # a Ctrl-C while the libraries load is raised after, not lost
         from streamfer.batch import first_few, plan_folder
         from streamfer.pipeline import Pipeline, Settings
-        from streamfer.report import counted
+        from streamfer.report import Thumbnails, counted
         from streamfer.sinks import STDOUT, check_distinct, check_name, check_output
         from streamfer.smooth import parse_smoothing
         from streamfer.sources import NOT_SOUGHT, STDIN, is_url, is_webcam, open_source
@@ -266,25 +266,31 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
                 _report(report_path, csv_dir, source, folder=True)
                 _summary(results)
             else:
-                gone = is_webcam(source) or source == STDIN or is_url(source)  # once read
-                stats = pipeline.run(source, output, csv_path, show=show,
-                                     selfie_view=selfie_view,
-                                     thumbnails=bool(report_path) and gone)
-                dropped = f", {stats.dropped} stale frames passed over to keep up with the " \
-                    "source" if stats.dropped else ""
-                speed = f", {stats.speed} fps" if stats.speed else ""
-                click.echo(f"{stats.source}: {counted(stats.frames, 'frame')}, "
-                           f"{counted(stats.faces, 'face')}{speed} "
-                           f"({pipeline.classifier.backend}){dropped}", err=True)
-                kept = stats.thumbnails if gone else None  # its frames are not read again
-                _report(report_path, csv_path, source, kept=kept, meta={
+                meta = {
                     "model": model_path or "models/default.json",
                     "backend": pipeline.classifier.why,
                     "thresholds": ", ".join(f"{label} {t:.2f}" for label, t in zip(
                         pipeline.classifier.labels, pipeline.thresholds)),
                     "smoothing": smooth_text, "every": every, "detector": detector,
                     **({"part": f"from {start:g} s" + (f" to {end:g} s" if end else "")}
-                       if start or end is not None else {})})
+                       if start or end is not None else {})}
+                # a source read once (a webcam, a stream, a pipe): its faces' thumbnails are
+                # kept as it goes, for the report
+                kept = Thumbnails() if report_path and (
+                    is_webcam(source) or source == STDIN or is_url(source)) else None
+                try:
+                    stats = pipeline.run(source, output, csv_path, show=show,
+                                         selfie_view=selfie_view, thumbnails=kept)
+                except KeyboardInterrupt:  # a live session's end, where it has no other
+                    _report_so_far(report_path, csv_path, source, kept, meta)
+                    raise
+                dropped = f", {stats.dropped} stale frames passed over to keep up with the " \
+                    "source" if stats.dropped else ""
+                speed = f", {stats.speed} fps" if stats.speed else ""
+                click.echo(f"{stats.source}: {counted(stats.frames, 'frame')}, "
+                           f"{counted(stats.faces, 'face')}{speed} "
+                           f"({pipeline.classifier.backend}){dropped}", err=True)
+                _report(report_path, csv_path, source, kept=kept.png if kept else None, meta=meta)
     except BrokenPipeError:  # --csv -: the reader stopped (``| head``); Python's last
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # flush goes nowhere
         click.echo("stopped: standard output was closed; every frame and CSV row written so "
@@ -331,6 +337,21 @@ def _report(report_path, csv_path, source, folder: bool = False, meta=None,
     except ReportError as exc:
         raise UserError(f"report: {exc}") from None
     click.echo(f"report written to {report_path}", err=True)
+
+
+def _report_so_far(report_path, csv_path, source, kept, meta) -> None:
+    """After a Ctrl-C: a webcam's or a live stream's report (a session that has no end but
+    the one its user gives it: its CSV is the session's), else one line saying why there is
+    none (a file's part would look like the whole) and how to make it of the rows so far."""
+    if not report_path:
+        return
+    from streamfer.sources import is_url, is_webcam, recorded
+
+    if is_webcam(source) or is_url(source) and recorded(source) is None:
+        _report(report_path, csv_path, source, kept=kept.png if kept else None, meta=meta)
+    else:
+        click.echo(f"warning: {report_path} not written: the run was interrupted (streamfer "
+                   f"report {csv_path} -o {report_path} makes it of the rows so far)", err=True)
 
 
 def _run_on_ray(settings, source, output_dir, csv_dir, force, address, workers):
