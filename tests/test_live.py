@@ -74,11 +74,13 @@ def test_a_stream_that_drops_is_reconnected_and_a_lost_one_ends_with_an_error(
         tmp_path, stream_server):
     """The server is killed mid-run and started again within --reconnect: the run goes on
     (frame numbers never restart, time_s shows the outage as it was on the clock); killed
-    for good, the run ends with one Error line and a non-zero exit, its CSV kept. Before,
-    the run ended at the first failed read with exit 0, and time_s was index / fps."""
+    for good, the run ends with one Error line and a non-zero exit, its CSV kept, and its
+    --report written, the session's end (it was not). Before, the run ended at the first
+    failed read with exit 0, and time_s was index / fps."""
     stream_server.start()
-    table = tmp_path / "live.csv"
-    proc = cli("-s", stream_server.url, "--csv", table, "--reconnect", "6", "-q")
+    table, page = tmp_path / "live.csv", tmp_path / "live.html"
+    proc = cli("-s", stream_server.url, "--csv", table, "--reconnect", "6", "--report", page,
+               "-q")
     try:
         rows = RowWatcher(table)
         rows.wait_for(25, proc)
@@ -103,6 +105,8 @@ def test_a_stream_that_drops_is_reconnected_and_a_lost_one_ends_with_an_error(
     assert "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("Error")]
     assert len(errors) == 1 and "did not come back within 6 s" in errors[0], stderr
+    assert stderr.splitlines()[-1] == errors[0] and f"report written to {page}" in stderr
+    assert page.read_text().count('class="thumb"') == 1
     assert stderr.count("the stream dropped at") == 3 and stderr.count("reconnected") == 1
     frames = [int(r["frame"]) for r in rows.rows]
     times = [float(r["time_s"]) for r in rows.rows]

@@ -3,6 +3,7 @@ pipeline, on this machine or a Ray cluster, and the folder run's summary table."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from contextlib import ExitStack
@@ -155,7 +156,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
         from streamfer.report import Thumbnails, counted
         from streamfer.sinks import STDOUT, check_distinct, check_name, check_output
         from streamfer.smooth import parse_smoothing
-        from streamfer.sources import NOT_SOUGHT, STDIN, is_url, is_webcam, open_source
+        from streamfer.sources import NOT_SOUGHT, STDIN, SourceError, is_url, is_webcam, open_source
 
     log_warnings()
     if extra := click.get_current_context().args:  # ``-s footage/*.mp4``: the shell's list
@@ -284,6 +285,12 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
                 except KeyboardInterrupt:  # a live session's end, where it has no other
                     _report_so_far(report_path, csv_path, source, kept, meta)
                     raise
+                except SourceError as exc:  # a stream lost for good: the session's end too
+                    if csv_path and Path(csv_path).is_file():
+                        with contextlib.suppress(UserError):  # its own error is the one said
+                            _report_so_far(report_path, csv_path, source, kept, meta,
+                                           said=False)
+                    raise UserError(str(exc)) from None
                 dropped = f", {stats.dropped} stale frames passed over to keep up with the " \
                     "source" if stats.dropped else ""
                 speed = f", {stats.speed} fps" if stats.speed else ""
@@ -339,17 +346,18 @@ def _report(report_path, csv_path, source, folder: bool = False, meta=None,
     click.echo(f"report written to {report_path}", err=True)
 
 
-def _report_so_far(report_path, csv_path, source, kept, meta) -> None:
-    """After a Ctrl-C: a webcam's or a live stream's report (a session that has no end but
-    the one its user gives it: its CSV is the session's), else one line saying why there is
-    none (a file's part would look like the whole) and how to make it of the rows so far."""
+def _report_so_far(report_path, csv_path, source, kept, meta, said=True) -> None:
+    """After a Ctrl-C (or a stream lost for good): a webcam's or a live stream's report (a
+    session that has no end but the one its user gives it: its CSV is the session's), else,
+    where ``said``, one line saying why there is none (a file's part would look like the
+    whole) and how to make it of the rows so far."""
     if not report_path:
         return
     from streamfer.sources import is_url, is_webcam, recorded
 
     if is_webcam(source) or is_url(source) and recorded(source) is None:
         _report(report_path, csv_path, source, kept=kept.png if kept else None, meta=meta)
-    else:
+    elif said:
         click.echo(f"warning: {report_path} not written: the run was interrupted (streamfer "
                    f"report {csv_path} -o {report_path} makes it of the rows so far)", err=True)
 
