@@ -996,7 +996,9 @@ def photo_metadata(path: str | Path) -> tuple[bytes | None, bytes | None]:
     Display P3, a camera's Adobe RGB) and its EXIF (when it was taken, the camera, the
     place), as its file holds them — the EXIF's orientation set upright, as the copy's
     pixels are (a viewer would turn it again), and its thumbnail, the photo unannotated,
-    left out. None for either where the photo has none, or it cannot be read."""
+    left out; a profile of another colour space than the copy's RGB (a black-and-white
+    photo's Gray Gamma 2.2, a print's CMYK: the copy's pixels are RGB) left out too. None
+    for either where the photo has none, or it cannot be read."""
     try:
         if Path(path).suffix.lower() in HEIF_EXTS:
             import pillow_heif
@@ -1021,7 +1023,8 @@ def photo_metadata(path: str | Path) -> tuple[bytes | None, bytes | None]:
             exif = tags.tobytes() if tags else None  # IFD0 and its own (Exif, GPS) alone
         except (OSError, ValueError, KeyError, TypeError, SyntaxError, struct.error):
             exif = None
-    return info.get("icc_profile") or None, exif
+    profile = info.get("icc_profile") or None
+    return (profile if profile and profile[16:20] == b"RGB " else None), exif  # its space
 
 
 _ORIENTATION = 0x0112  # EXIF's Orientation tag

@@ -1166,7 +1166,8 @@ def test_a_photo_s_colour_profile_goes_with_its_annotated_copy(tmp_path, media, 
     annotated copy had no profile, so a viewer showed the photo's pixels as sRGB (a P3
     photo's colours washed out).
     The copy now carries the photo's profile (.jpg, .png, .webp; an iPhone HEIC's too); a
-    photo without one gives a copy without one, as before."""
+    photo without one gives a copy without one, as before, and so does one whose profile is
+    of another colour space than the copy's RGB (it carried a grey one into an RGB file)."""
     import pillow_heif
     from PIL import Image
 
@@ -1178,14 +1179,18 @@ def test_a_photo_s_colour_profile_goes_with_its_annotated_copy(tmp_path, media, 
     heic.save(tmp_path / "IMG_0001.HEIC", quality=90)
     plain = tmp_path / "plain.jpg"
     cv2.imwrite(str(plain), compose(face_bgr, (400, 360), 50, 30, scale=1.0))
+    grey = tmp_path / "bw.jpg"  # black and white, its profile a grey one (a print's CMYK
+    with Image.open(photo) as image:  # alike): not the RGB copy's, so not carried
+        image.convert("L").save(grey, icc_profile=profile[:16] + b"GRAY" + profile[20:])
     for source, out in ((photo, "smile.jpg"), (photo, "smile.webp"),
-                        (tmp_path / "IMG_0001.HEIC", "iphone.png"), (plain, "plain.jpg")):
+                        (tmp_path / "IMG_0001.HEIC", "iphone.png"), (plain, "plain.jpg"),
+                        (grey, "bw.jpg")):
         done = run_cli("-s", source, "-o", tmp_path / "out" / out, "-q")
         assert done.returncode == 0, done.stderr
         with Image.open(tmp_path / "out" / out) as copy:
             kept = copy.info.get("icc_profile")
             assert copy.size == Image.open(source).size
-        assert kept == (None if source == plain else profile), out  # before: None
+        assert kept == (None if source in (plain, grey) else profile), out  # before: None
 
 
 def test_a_photo_s_exif_goes_with_its_annotated_copy_upright(tmp_path, media, face_bgr):
