@@ -732,7 +732,11 @@ class Window:
     at their timestamps (files), not as fast as they come (live sources). ``pixel_aspect``:
     the frames' sample aspect ratio; frames of non-square pixels (a DVD's) are shown as a
     player shows them, widened or narrowed to it. ``mirrored``: whether its caller shows the
-    picture as a mirror does (a webcam's selfie view); m flips it while shown."""
+    picture as a mirror does (a webcam's selfie view).
+
+    Keys, as a player's: q or Esc quits; space pauses a file (the run waits, as a player
+    does) and freezes a live source's picture (the run goes on: the CSV misses nothing);
+    f toggles full screen; m flips the selfie view."""
 
     def __init__(self, size: tuple[int, int], title: str = "streamfer",
                  paced: bool = False, pixel_aspect: float | None = None,
@@ -751,7 +755,7 @@ class Window:
             raise SinkError("this OpenCV build has no GUI support; "
                             "pip install opencv-python to use --show") from None
         self.title, self.pacer = title, Pacer() if paced else None
-        self.mirrored = mirrored
+        self.mirrored, self.frozen, self._full = mirrored, False, False
         self._label = f"{title} · {named}" if named else title
         if named:
             with contextlib.suppress(cv2.error):  # a backend without titles
@@ -761,20 +765,48 @@ class Window:
     def show(self, image: np.ndarray, time_s: float = 0.0) -> bool:
         import cv2
 
-        if self.seen:
-            image = cv2.resize(image, self.seen, interpolation=cv2.INTER_LINEAR)
-        cv2.imshow(self.title, image)
+        if not self.frozen:  # a live picture frozen (space) stays as it is
+            if self.seen:
+                image = cv2.resize(image, self.seen, interpolation=cv2.INTER_LINEAR)
+            cv2.imshow(self.title, image)
         wait = self.pacer.wait(time_s) if self.pacer else 0.0
         key = cv2.waitKey(max(1, round(wait * 1000))) & 0xFF
-        if key in (ord("m"), ord("M")):
-            self.mirrored = not self.mirrored
+        if key == ord(" ") and self.pacer:  # a file: paused until space again
+            self._say_rate(paused=True)
+            while (key := cv2.waitKey(50) & 0xFF) not in (ord(" "), ord("q"), 27):
+                if self.closed():
+                    return False
+                self._keys(key)
+        self._keys(key)
         self._say_rate()
         return key not in (ord("q"), 27) and not self.closed()
 
-    def _say_rate(self) -> None:
+    def _keys(self, key: int) -> None:
+        """What f, m and (a live source's) space do."""
+        import cv2
+
+        if key in (ord("f"), ord("F")):
+            self._full = not self._full
+            with contextlib.suppress(cv2.error):  # a backend without it
+                cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN,
+                                      cv2.WINDOW_FULLSCREEN if self._full else cv2.WINDOW_NORMAL)
+        elif key in (ord("m"), ord("M")):
+            self.mirrored = not self.mirrored
+        elif key == ord(" ") and not self.pacer:
+            self.frozen = not self.frozen
+            self._say_rate(paused=self.frozen)
+
+    def _say_rate(self, paused: bool = False) -> None:
+        """The title's rate, each second; ``paused``: the title says so, at once."""
         import cv2
 
         now = time.perf_counter()
+        if paused:
+            with contextlib.suppress(cv2.error):  # a backend without titles
+                cv2.setWindowTitle(self.title, f"{self._label} · paused (space goes on)")
+            self._shown, self._since = 0, None
+        if paused or self.frozen:
+            return
         if self._since is None:
             self._since = now
             return
@@ -801,8 +833,9 @@ class Window:
         import cv2
 
         while not (stop is not None and stop.is_set()):
-            if (cv2.waitKey(100) & 0xFF) in (ord("q"), 27) or self.closed():
+            if (key := cv2.waitKey(100) & 0xFF) in (ord("q"), 27) or self.closed():
                 return
+            self._keys(key)
 
     def close(self) -> None:
         import cv2

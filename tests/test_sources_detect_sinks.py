@@ -1306,22 +1306,56 @@ def test_a_link_that_cannot_be_opened_says_why(tmp_path, monkeypatch):
         server.server_close()
 
 
+class _GUI:
+    """OpenCV's GUI calls stood in for, the keys pressed given (a process's GUI keeps the
+    display it first opened, so one test alone opens a real window, below): what was
+    shown, the titles set and the full-screen switches."""
+
+    def __init__(self, monkeypatch, keys):
+        self.keys, self.shown, self.titles, self.full = iter(keys), [], [], []
+        monkeypatch.setenv("DISPLAY", ":0")
+        for call in ("namedWindow", "resizeWindow", "destroyWindow"):
+            monkeypatch.setattr(cv2, call, lambda *args: None)
+        monkeypatch.setattr(cv2, "getWindowProperty", lambda *args: 1.0)
+        monkeypatch.setattr(cv2, "waitKey", lambda ms: next(self.keys, -1))
+        monkeypatch.setattr(cv2, "imshow", lambda title, image: self.shown.append(image))
+        monkeypatch.setattr(cv2, "setWindowTitle", lambda w, title: self.titles.append(title))
+        monkeypatch.setattr(cv2, "setWindowProperty",
+                            lambda w, prop, value: self.full.append((prop, value)))
+
+
 def test_m_flips_the_window_s_selfie_view(monkeypatch):
-    """m, pressed while a window shows, turns its mirrored (selfie) view on and off. (OpenCV's
-    GUI calls stand in: a process's GUI keeps the display it first opened, so one test alone
-    opens a real window, below.)"""
+    """m, pressed while a window shows, turns its mirrored (selfie) view on and off."""
     from streamfer import sinks
 
-    monkeypatch.setenv("DISPLAY", ":0")
-    for call in ("namedWindow", "resizeWindow", "imshow", "destroyWindow", "setWindowTitle"):
-        monkeypatch.setattr(cv2, call, lambda *args: None)
-    monkeypatch.setattr(cv2, "getWindowProperty", lambda *args: 1.0)
-    keys = iter([ord("m"), -1, ord("M")])
-    monkeypatch.setattr(cv2, "waitKey", lambda ms: next(keys, -1))
+    _GUI(monkeypatch, [ord("m"), -1, ord("M")])
     frame = np.zeros((240, 320, 3), np.uint8)
     with sinks.Window((320, 240), "selfie", mirrored=True) as window:
         seen = [window.show(frame) and window.mirrored for _ in range(3)]
     assert seen == [False, False, True]
+
+
+def test_space_pauses_a_file_and_freezes_a_live_picture_and_f_fills_the_screen(monkeypatch):
+    """Keys as a player's (the window knew q and Esc alone): space pauses a file's playback
+    — the run waits until space again, its title saying so — and freezes a live source's
+    picture while the run goes on (its CSV misses nothing); f toggles full screen."""
+    from streamfer import sinks
+
+    frames = [np.full((240, 320, 3), n, np.uint8) for n in range(4)]
+    gui = _GUI(monkeypatch, [ord(" "), -1, ord("f"), -1, ord(" ")])
+    with sinks.Window((320, 240), "file", paced=True, named="clip.mp4") as window:
+        assert window.show(frames[0]) is True  # returns once space is pressed again
+        assert not gui.keys.__length_hint__() and len(gui.shown) == 1
+        assert gui.titles == ["file · clip.mp4", "file · clip.mp4 · paused (space goes on)"]
+        assert gui.full == [(cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)]
+    gui = _GUI(monkeypatch, [ord(" "), -1, ord(" "), ord("f")])
+    with sinks.Window((320, 240), "live") as window:
+        assert all(window.show(frame) for frame in frames)  # never waits
+        assert [int(image[0, 0, 0]) for image in gui.shown] == [0, 3]  # 1, 2 frozen out
+        assert gui.full == [(cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)]
+    gui = _GUI(monkeypatch, [ord("q")])
+    with sinks.Window((320, 240), "quit") as window:
+        assert window.show(frames[0]) is False
 
 
 @pytest.mark.usefixtures("detector_ready")

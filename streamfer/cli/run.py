@@ -41,7 +41,8 @@ from streamfer.cli.common import (
               help="Folder source: one annotated video (or photo) per input, same relative path.")
 @click.option("--csv-dir", type=click.Path(file_okay=False),
               help="Folder source: one CSV per input.")
-@click.option("--show", is_flag=True, help="Live window (q or Esc quits). Needs a display.")
+@click.option("--show", is_flag=True, help="Live window (q or Esc quits; space pauses, f full "
+              "screen, m mirrors). Needs a display.")
 @click.option("--selfie-view/--no-selfie-view", default=None,
               help="With --show: the window shows the picture as a mirror does, its overlay "
                    "readable, as camera apps show you yourself (default: on for a webcam, off "
