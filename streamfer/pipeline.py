@@ -88,6 +88,9 @@ class Settings:
     lookahead: int = 8  # files: frames whose faces are classified in one batch
     csv_empty_frames: bool = False  # a row (empty face fields) for analysed faceless frames
     reconnect: float = RECONNECT_S  # live sources: how long a drop is tried again (0: never)
+    # a webcam's size (width, height) and frame rate to ask for; None: the camera's own
+    camera_size: tuple[int, int] | None = None
+    camera_fps: float | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -119,6 +122,9 @@ class Settings:
             "face_cadence": (whole(1), "a whole number ≥ 1"),
             "lookahead": (whole(1), "a whole number of frames ≥ 1"),
             "reconnect": (lambda v: v >= 0, "seconds ≥ 0"),
+            "camera_size": (optional(lambda v: len(v) == 2 and all(whole(1)(n) for n in v)),
+                            "None or (width, height), whole numbers of pixels ≥ 1"),
+            "camera_fps": (optional(lambda v: v > 0), "None or a rate > 0"),
         }
         for name, (check, wanted) in rules.items():
             value = getattr(self, name)
@@ -214,8 +220,9 @@ class Pipeline:
                 # included: a KeyboardInterrupt raised inside a library can be swallowed there),
                 # and it is raised once every sink below is finalised.
                 stack.enter_context(deferred_interrupt(stop))
-                source = stack.enter_context(open_source(spec, s.reconnect, s.start, s.end,
-                                                         sound=bool(output)))
+                source = stack.enter_context(open_source(
+                    spec, s.reconnect, s.start, s.end, sound=bool(output),
+                    camera=(s.camera_size, s.camera_fps)))
                 stats = RunStats(name or source.name, warnings=heard)
                 if output and source.photo and Path(output).suffix.lower() in PHOTOS:
                     video = stack.enter_context(PhotoSink(output, (spec,)))  # its annotated copy
@@ -301,7 +308,8 @@ class Pipeline:
             stop, threads = threading.Event(), []
             s = self.settings
             source = spec if isinstance(spec, Source) else stack.enter_context(
-                open_source(spec, s.reconnect, s.start, s.end))
+                open_source(spec, s.reconnect, s.start, s.end,
+                            camera=(s.camera_size, s.camera_fps)))
             stack.callback(_stop_threads, stop, threads)
             yield from self._results(source, stop, threads, RunStats(source.name))
 

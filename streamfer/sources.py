@@ -224,8 +224,10 @@ class Source:
     """Frames of one input. ``frame_count`` is None where the input does not say (cameras)."""
 
     def __init__(self, spec: str, reconnect: float = RECONNECT_S, start: float = 0.0,
-                 end: float | None = None, sound: bool = False) -> None:
+                 end: float | None = None, sound: bool = False,
+                 camera: tuple[tuple[int, int] | None, float | None] = (None, None)) -> None:
         self.spec = spec
+        self._camera = camera  # a webcam's size and rate asked for (None: its own)
         # standard input's sound, kept where ``sound`` (streamfer.stdin), until the ``with``
         self.sound = None  # ends (close() lets the capture go, earlier)
         self._keep_sound = sound
@@ -337,10 +339,24 @@ class Source:
                                       if self.format.sar else None)
         else:  # a live stream (a broadcast's MPEG-TS may be a DVD's 64:45) or a camera
             self.format = VideoFormat(_pixel_aspect(cap))
+            self._say_camera_mode(fps)
         if self.start and self.duration and self.start >= self.duration:
             cap.release()
             raise OutOfRange(f"{self.name}: --start {self.start:g} s is not before its end "
                               f"({self.duration:.2f} s)")
+
+    def _say_camera_mode(self, fps: float) -> None:
+        """A webcam that gives another size or rate than the one asked for, said once (the
+        camera decides: OpenCV takes the nearest it offers, or keeps its own)."""
+        size, rate = self._camera
+        if (not size or tuple(self.size) == tuple(size)) and (not rate or abs(fps - rate) < 0.5):
+            return
+        asked = " at ".join(filter(None, (size and "×".join(map(str, size)),
+                                          rate and f"{rate:g} fps")))
+        offers = f" (the modes it offers: v4l2-ctl --list-formats-ext -d /dev/video{self.spec})" \
+            if sys.platform.startswith("linux") else ""
+        log.warning("camera %s gives %d×%d at %g fps, not the %s asked for%s", self.spec,
+                    *self.size, fps, asked, offers)
 
     def _open_pipe(self) -> None:
         """Standard input (``--source -``): a video another program writes into a pipe, in a
@@ -388,7 +404,16 @@ class Source:
             return cv2.VideoCapture("pipe:0", cv2.CAP_FFMPEG)
         if is_webcam(self.spec):
             with native_stderr_silenced(_CAMERA_PROBE_NOISE):
-                return cv2.VideoCapture(int(self.spec))
+                cap = cv2.VideoCapture(int(self.spec))
+            size, fps = self._camera
+            if cap.isOpened() and (size or fps):  # asked: MJPEG first (a USB camera's larger
+                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))  # sizes, fast)
+                if size:
+                    cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+                    cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+                if fps:
+                    cap.set(cv2.CAP_PROP_FPS, fps)
+            return cap
         if self.url:  # bounded: a server that stops answering is a drop, not a hang
             with native_stderr_silenced(_STREAM_OPEN_NOISE):
                 return cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, [
@@ -1039,9 +1064,12 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
 
 
 def open_source(spec: str | int | Path, reconnect: float = RECONNECT_S, start: float = 0.0,
-                end: float | None = None, sound: bool = False) -> Source:
+                end: float | None = None, sound: bool = False,
+                camera: tuple[tuple[int, int] | None, float | None] = (None, None)) -> Source:
     """Open a webcam index ("0"), a stream URL, or a video/image file; ``reconnect``: how
     long a live source that dropped is tried again (0: never); ``start``, ``end``: the part
     of a file to read, in seconds of its time (a live source: ``end`` alone); ``sound``:
-    standard input's audio kept for an output video (:attr:`Source.sound`)."""
-    return Source(str(spec), reconnect, start, end, sound)
+    standard input's audio kept for an output video (:attr:`Source.sound`); ``camera``: a
+    webcam's size (width, height) and rate to ask for, each None for the camera's own
+    (OpenCV's, 640×480 for most)."""
+    return Source(str(spec), reconnect, start, end, sound, camera)

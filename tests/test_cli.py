@@ -242,6 +242,12 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
      "--end (0.2 s) must come after --start (0.5 s)"),
     (["--source", "{clip}", "--csv", "x.csv", "--start", "1:75"], "[H:]M:S"),
     (["--source", "0", "--csv", "x.csv", "--start", "2"], "a webcam starts now"),
+    (["--source", "{clip}", "--csv", "x.csv", "--camera-size", "1280x720"],
+     "--camera-size/--camera-fps ask a webcam for its mode: give one (--source 0)"),
+    (["--source", "0", "--csv", "x.csv", "--camera-size", "1280"],
+     "'1280': use WIDTHxHEIGHT in pixels (1280x720)"),
+    (["--source", "{clip}", "--csv", "x.csv", "--selfie-view"],
+     "--selfie-view is how --show's window shows the picture: give --show"),
     # found while reading the file: raised from the decoding thread (it was lost: exit 0)
     (["--source", "{clip}", "--csv", "x.csv", "--start", "0.501", "--end", "0.502"],
      "no frame from --start 0.501 s to --end 0.502 s"),

@@ -1405,6 +1405,58 @@ def test_the_selfie_view_mirrors_the_window_alone(tmp_path, face_bgr, monkeypatc
         assert np.abs(kept[strip].astype(int) - frame[strip]).mean() < 6  # (x264's loss)
 
 
+class _Camera:
+    """A USB webcam as OpenCV's V4L2 backend sees it (no camera here): it opens at 640×480,
+    offers 1280×720 too, at 30 fps alone; what it was asked for is kept."""
+
+    MODES = {(640, 480), (1280, 720)}
+
+    def __init__(self, index, *args):
+        self.asked, self.mode, self.width = [], (640, 480), None
+
+    def isOpened(self):
+        return True
+
+    def set(self, prop, value):
+        self.asked.append((prop, value))
+        if prop == cv2.CAP_PROP_FRAME_WIDTH:
+            self.width = int(value)
+        elif prop == cv2.CAP_PROP_FRAME_HEIGHT and (self.width, int(value)) in self.MODES:
+            self.mode = (self.width, int(value))
+        return True
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_WIDTH: self.mode[0], cv2.CAP_PROP_FRAME_HEIGHT: self.mode[1],
+                cv2.CAP_PROP_FPS: 30.0}.get(prop, 0.0)
+
+    def release(self):
+        pass
+
+
+def test_a_webcam_is_asked_for_the_size_and_rate_given(monkeypatch, caplog):
+    """--camera-size / --camera-fps: OpenCV opens a webcam at 640×480 (most cameras), where a
+    1080p camera's user wanted its picture; nothing could ask for more. The camera is now
+    asked (MJPEG first: a USB camera's larger sizes at full rate), and where it gives
+    another mode that is said once, with the command that lists the modes it offers; not
+    asked, the camera is left as it was."""
+    cameras = []
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *args: cameras.append(_Camera(*args))
+                        or cameras[-1])
+    mjpeg = (cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+    with open_source("0", camera=((1280, 720), None)) as source:
+        assert source.size == (1280, 720) and mjpeg in cameras[-1].asked
+    with open_source("0") as source:
+        assert source.size == (640, 480) and cameras[-1].asked == [
+            (cv2.CAP_PROP_ORIENTATION_AUTO, 1)]  # (what every input is asked)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    with open_source("0", camera=((1920, 1080), 60.0)) as source:
+        assert source.size == (640, 480)
+        assert (cv2.CAP_PROP_FPS, 60.0) in cameras[-1].asked
+    [said] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == ("camera 0 gives 640×480 at 30 fps, not the 1920×1080 at 60 fps asked for "
+                    "(the modes it offers: v4l2-ctl --list-formats-ext -d /dev/video0)")
+
+
 def test_a_window_shows_non_square_pixels_as_a_player_does(display, monkeypatch):
     """A widescreen DVD's 720×576 frames are shown 1024×576, as players show them (they were
     shown squeezed, at 720×576: faces 70 % of their width)."""

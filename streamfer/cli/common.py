@@ -69,6 +69,20 @@ class TimeParam(click.ParamType):
         return sum(part * 60 ** i for i, part in enumerate(reversed(parts)))
 
 
+class SizeParam(click.ParamType):
+    """A picture's size, ``WIDTHxHEIGHT`` (``1280x720``; ``×`` too)."""
+
+    name = "WxH"
+
+    def convert(self, value, param, ctx) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).strip().lower().replace("×", "x").split("x")
+        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            self.fail(f"{value!r}: use WIDTHxHEIGHT in pixels (1280x720)", param, ctx)
+        return int(parts[0]), int(parts[1])
+
+
 class RayAddress(click.ParamType):
     """Where a folder run's Ray is: ``local``, ``auto``, ``ray://host:port`` (Ray Client) or
     ``host:port`` (the head's address, from a node of the cluster)."""

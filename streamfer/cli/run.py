@@ -15,6 +15,7 @@ from streamfer.cli.common import (
     CONTEXT,
     FLIP_AVERAGE_OPTION,
     RayAddress,
+    SizeParam,
     TimeParam,
     UserError,
     interruptible,
@@ -110,6 +111,11 @@ from streamfer.cli.common import (
 @click.option("--csv-empty-frames", is_flag=True,
               help="Also write one row (empty face fields) for each analysed frame without "
                    "faces, so analysed frames can be told from skipped ones (--every).")
+@click.option("--camera-size", type=SizeParam(), default=None,
+              help="Webcam: the picture size to ask the camera for, e.g. 1280x720 (default: "
+                   "its own, 640x480 for most); said where it gives another.")
+@click.option("--camera-fps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Webcam: the frame rate to ask the camera for (default: its own).")
 @click.option("--reconnect", default=30.0, show_default=True, metavar="SECONDS",
               type=click.FloatRange(min=0),
               help="Webcam or stream: when it drops, try it again (with backoff) for this "
@@ -139,7 +145,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
         start, end, threshold_text, smooth_text, min_face, min_score, detector, tiles_text,
         detector_model, model_path,
         batch_size, backend, device, mirror, flip_average, face_cadence, csv_empty_frames,
-        reconnect, force, dry_run, ray_address, workers, report_path, quiet) -> None:
+        camera_size, camera_fps, reconnect, force, dry_run, ray_address, workers, report_path,
+        quiet) -> None:
     """Recognise facial emotions in a webcam, video, photo, folder of them or stream.
 
     \b
@@ -195,6 +202,9 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
     if start and is_webcam(source):
         raise UserError("a webcam starts now: --start is for files (--end stops a webcam "
                         "that long after its first frame)")
+    if (camera_size or camera_fps) and not is_webcam(source):
+        raise UserError("--camera-size/--camera-fps ask a webcam for its mode: give one "
+                        "(--source 0)")
     if selfie_view is not None and not show:
         raise UserError("--selfie-view is how --show's window shows the picture: give --show")
     if not (output or csv_path or show or output_dir or csv_dir):
@@ -215,6 +225,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
                         mirror="auto" if mirror == "off" else mirror,
                         face_cadence=face_cadence,
                         csv_empty_frames=csv_empty_frames, reconnect=reconnect,
+                        camera_size=camera_size, camera_fps=camera_fps,
                         progress=not quiet)
     try:  # everything a user can get wrong fails now, in seconds, before the model loads
         with deferred_interrupt():  # these open the input (OpenCV, PyAV): a Ctrl-C waits
