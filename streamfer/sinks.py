@@ -807,8 +807,10 @@ class Window:
             self._shown, self._since = 0, None
         if paused or self.frozen:
             return
-        if self._since is None:
+        if self._since is None:  # the first frame, or the first since a pause: no rate yet
             self._since = now
+            with contextlib.suppress(cv2.error):
+                cv2.setWindowTitle(self.title, self._label)
             return
         self._shown += 1
         if now - self._since >= 1.0:

@@ -291,8 +291,8 @@ def slow(self, faces, mirrored=None):
 classify.Classifier.classify = slow
 
 opened, open_source = [], pipeline.open_source
-def recording(*args):
-    opened.append(open_source(*args))
+def recording(*args, **kwargs):
+    opened.append(open_source(*args, **kwargs))
     return opened[-1]
 pipeline.open_source = recording
 
@@ -449,9 +449,10 @@ def test_a_recorded_file_behind_an_http_link_is_read_as_a_file(tmp_path, http_se
 def test_the_report_of_a_recorded_file_behind_an_http_link_has_its_thumbnails(tmp_path,
                                                                               http_server,
                                                                               face_bgr):
-    """--report on a link to a recorded file: the faces' thumbnails are read from the link, as
-    from a file (it warned "no thumbnails: the input http://… was not found"); once the
-    server is gone, the page is still made and the warning says why there are none."""
+    """--report on a link to a recorded file has the faces' thumbnails (it warned "no
+    thumbnails: the input http://… was not found"; the run now keeps them as it reads the
+    link), and so does `streamfer report --video LINK`, reading them from it as from a file;
+    once the server is gone, the page is still made and the warning says why there are none."""
     root, base = http_server  # two seconds: a face on screen under one is folded, no thumbnail
     write_video(root / "clip.mp4", [compose(face_bgr, (480, 360), 40 + 4 * i, 40, scale=0.8)
                                     for i in range(60)])

@@ -1346,7 +1346,8 @@ def test_space_pauses_a_file_and_freezes_a_live_picture_and_f_fills_the_screen(m
     with sinks.Window((320, 240), "file", paced=True, named="clip.mp4") as window:
         assert window.show(frames[0]) is True  # returns once space is pressed again
         assert not gui.keys.__length_hint__() and len(gui.shown) == 1
-        assert gui.titles == ["file · clip.mp4", "file · clip.mp4 · paused (space goes on)"]
+        assert gui.titles == ["file · clip.mp4", "file · clip.mp4 · paused (space goes on)",
+                              "file · clip.mp4"]  # until its rate is known again
         assert gui.full == [(cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)]
     gui = _GUI(monkeypatch, [ord(" "), -1, ord(" "), ord("f")])
     with sinks.Window((320, 240), "live") as window:
