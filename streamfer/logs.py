@@ -167,8 +167,25 @@ class _StderrNow(logging.StreamHandler):
         pass
 
 
+class _Said(logging.Formatter):
+    """``warning: …`` for a warning or worse; a notice (INFO) as it is."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return f"warning: {text}" if record.levelno >= logging.WARNING else text
+
+
+# loggers whose notices (INFO) the command line shows too: the first run's seconds of work
+# (building the int8 file, measuring the engines) were seconds of silence
+NOTICES = ("streamfer.runtimes",)
+
+
 def log_warnings() -> None:
     """The command line's ``warning: …`` lines (every logger's warnings and worse), on
-    standard error, above a progress bar that is on screen."""
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s",
-                        handlers=[_StderrNow()])
+    standard error, above a progress bar that is on screen; and the notices of
+    :data:`NOTICES`, as they are."""
+    handler = _StderrNow()
+    handler.setFormatter(_Said())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    for name in NOTICES:
+        logging.getLogger(name).setLevel(logging.INFO)

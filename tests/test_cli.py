@@ -1234,6 +1234,25 @@ def test_a_photo_s_exif_goes_with_its_annotated_copy_upright(tmp_path, media, fa
         assert kept.get_ifd(0x8825).get(1) == "N", out
 
 
+def test_the_first_run_says_what_its_seconds_of_work_are(tmp_path, face_clip, streamfer_home):
+    """A machine's first run builds the int8 model and measures the engines — about ten
+    seconds in which the command said nothing (on a terminal, a blank line until the bar).
+    It now says what it does, once: a later run says nothing of it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in DETECTOR_FILES:
+        shutil.copy(streamfer_home / name, home / name)
+    first, again = (run_cli("-s", face_clip, "--csv", tmp_path / "x.csv", "-q",
+                            env={"STREAMFER_HOME": str(home)}) for _ in range(2))
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    assert first.stderr.splitlines()[:2] == [
+        "first run of this model here: building its int8 file once (about ten seconds), "
+        f"cached in {home / 'onnx'}",
+        "first run on this CPU: measuring which int8 engine runs the model faster, once (a "
+        "few seconds)"], first.stderr
+    assert "first run" not in again.stderr, again.stderr
+
+
 def test_several_files_given_as_the_source_are_one_line_that_says_how(tmp_path, face_clip):
     """``--source footage/*.mp4``: the shell's list ended in click's 'Got unexpected extra
     arguments (b.mp4 c.mp4 …)' with every name, and a quoted pattern in 'no such file'. Both

@@ -175,7 +175,7 @@ def onnx_file(model_json: Path, int8: bool = True) -> Path:
     if not ranges and int8:
         log.warning("no %s beside %s: ONNX Runtime will run it at fp32 (`streamfer calibrate-int8` "
                     "makes the int8 one)", _ranges_file(model_json).name, model_json.name)
-    log.info("first use of these weights with an int8 engine: building the ONNX model once, "
+    log.info("first run of this model here: building its int8 file once (about ten seconds), "
              "cached in %s", target.parent)
     failed = target.with_suffix(".failed")
     failed.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import platform
 import statistics
 import time
@@ -38,6 +39,8 @@ from streamfer.runtimes.runners import (
     cpu_threads,
     installed,
 )
+
+log = logging.getLogger(__name__)
 
 # a file's look-ahead batches: 8 frames of one face, or of four faces, each scored one way
 PROBE_BATCHES = (8, 32)
@@ -109,6 +112,9 @@ def fastest(model_file: Path, engines=INT8_ENGINES, threads: int | None = None) 
         engine, speeds = known["engine"], known["inferences_per_s"]
         runner = RUNNERS[engine](model_file, threads)
     except (OSError, ValueError, KeyError):
+        if len(engines) > 1:  # a notice (the command line shows it): seconds of silence
+            log.info("first run on this CPU: measuring which int8 engine runs the model "
+                     "faster, once (a few seconds)")
         runners = {e: RUNNERS[e](model_file, threads) for e in engines}
         best = {(e, b): 0.0 for e in engines for b in PROBE_BATCHES}
         seconds = PROBE_SECONDS / 2 / len(PROBE_BATCHES)
