@@ -66,6 +66,7 @@ class FaceRows:
     smooth: list[list[float]] = field(default_factory=list)
     labels: list[tuple[str, ...]] = field(default_factory=list)
     best: tuple = (-1.0, 0, 0.0, (0, 0, 0, 0))  # det_score, frame, time_s, box
+    captured: tuple[str, str] | None = None  # a live source's: its first and last wall_time
 
 
 @dataclass
@@ -111,10 +112,9 @@ def read_csv(path: str | Path) -> Run:
                                       f"has {len(header)}")
                 try:
                     t, frame = float(row[col["time_s"]]), int(row[col["frame"]])
-                    if wall is not None and row[wall]:  # the first and last alone are kept
-                        moment = _moment(row[wall])
-                        moments = (moment, moment) if moments is None else \
-                            (min(moments[0], moment), max(moments[1], moment))
+                    moment = _moment(row[wall]) if wall is not None and row[wall] else None
+                    if moment:  # the first and last alone are kept
+                        moments = _spanning(moments, moment)
                     sources.setdefault(row[col["source"]], None)
                     times.add(t)
                     frames.add((row[col["source"]], frame))
@@ -125,6 +125,8 @@ def read_csv(path: str | Path) -> Run:
                     face.frames.append(frame)
                     face.smooth.append([float(row[col[c]]) for c in smooth])
                     face.labels.append(tuple(x for x in row[col["labels"]].split(";") if x))
+                    if moment:
+                        face.captured = _spanning(face.captured, moment)
                     score = float(row[col["det_score"]])
                     if score > face.best[0]:
                         box = tuple(int(row[col[c]]) for c in ("x", "y", "w", "h"))
@@ -153,7 +155,8 @@ def summarize(run: Run) -> dict:
     ``start_s``, ``end_s``, ``duration_s``: the time the rows cover (from the first analysed
     frame to one interval past the last: a part of a video, ``--start``/``--end``, is its
     own span, not the time since the file's beginning); ``captured_utc``, a live source's
-    alone: its first and last rows' ``wall_time``."""
+    alone: its first and last rows' ``wall_time``, and each face's ``first_utc`` and
+    ``last_utc``, when it was first and last seen (its first and last rows' ``wall_time``)."""
     faces, folded = [], 0
     for face_id, rows in run.faces.items():
         n = len(rows.times)
@@ -170,7 +173,9 @@ def summarize(run: Run) -> dict:
         faces.append({"id": face_id, "first_s": min(rows.times), "last_s": max(rows.times),
                       "seconds": seconds, "rows": n, "dominant": dominant, "shares": shares,
                       "mean": dict(zip(run.labels, smooth.mean(0).tolist())),
-                      "peak": dict(zip(run.labels, smooth.max(0).tolist()))})
+                      "peak": dict(zip(run.labels, smooth.max(0).tolist())),
+                      **({"first_utc": rows.captured[0], "last_utc": rows.captured[1]}
+                         if rows.captured else {})})
     faces.sort(key=lambda f: (-f["seconds"], f["id"]))
     return {"sources": run.sources, "start_s": run.start, "end_s": run.end,
             "duration_s": run.end - run.start, "frames": run.frames,
@@ -312,6 +317,12 @@ def _clock(seconds: float) -> str:
     return f"{int(m // 60)}:{int(m % 60):02d}:{s:04.1f}" if m >= 60 else f"{int(m)}:{s:04.1f}"
 
 
+def _spanning(span: tuple[str, str] | None, moment: str) -> tuple[str, str]:
+    """The first and last of ``span`` and ``moment`` (CSV wall times: ISO 8601 in one form,
+    so their text's order is their time's)."""
+    return (moment, moment) if span is None else (min(span[0], moment), max(span[1], moment))
+
+
 def _moment(text: str) -> str:
     """A CSV's ``wall_time`` as it came, once it is one (``ValueError`` if not)."""
     if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text):
@@ -391,7 +402,9 @@ def render_html(summary: dict, run: Run, thumbs: dict[int, bytes], meta: dict | 
             f"<div class='face' id='face-{face['id']}'>{thumb}<div>"
             f"<b>#{face['id']}</b> — {e(dominant)} · on screen {face['seconds']:.1f} s "
             f"({counted(face['rows'], 'row')}), seen {_clock(face['first_s'])} – "
-            f"{_clock(face['last_s'])}{table}{chart}</div></div>")
+            f"{_clock(face['last_s'])}"
+            + (f" ({_span(face['first_utc'], face['last_utc'])})" if "first_utc" in face
+               else "") + f"{table}{chart}</div></div>")
     if summary["folded"]:
         n = summary["folded"]
         parts.append(f"<p class='muted folded'>{counted(n, 'more face id')}, "

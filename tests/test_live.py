@@ -177,7 +177,8 @@ def test_a_live_source_s_csv_says_when_each_frame_was_captured(tmp_path, stream_
     stimulus log, another camera): time_s counts from its first frame, and nothing said
     when that was. Its CSV now ends with wall_time, the UTC moment each frame was captured
     (ISO 8601, ms), on the monotonic clock from the first frame's wall time; the report
-    says the span. A file's CSV keeps its columns (CSV_COLUMNS, tested with files)."""
+    says the span, and each face's. A file's CSV keeps its columns (CSV_COLUMNS, tested
+    with files)."""
     import datetime
 
     stream_server.start()
@@ -198,9 +199,15 @@ def test_a_live_source_s_csv_says_when_each_frame_was_captured(tmp_path, stream_
     assert before < moments[0] and moments[-1] < after, (before, moments, after)
     offsets = [m - float(r["time_s"]) for m, r in zip(moments, rows)]
     assert max(offsets) - min(offsets) < 0.002  # one clock: the first frame's, plus time_s
-    first, last = stamps[0].rstrip("Z").split("T"), stamps[-1].rstrip("Z").split("T")
-    span = f"{first[0]} {first[1]} – " + (last[1] if last[0] == first[0] else " ".join(last))
-    assert f"{span} UTC" in page.read_text()
+    def span(a, b):
+        first, last = a.rstrip("Z").split("T"), b.rstrip("Z").split("T")
+        return f"{first[0]} {first[1]} – " + (last[1] if last[0] == first[0] else
+                                               " ".join(last)) + " UTC"
+
+    assert span(stamps[0], stamps[-1]) in page.read_text()
+    # each face when it was first and last seen, on the same clock (it had time_s alone)
+    seen = [r["wall_time"] for r in rows if r["face_id"] == "1"]
+    assert f"({span(seen[0], seen[-1])})" in page.read_text()
 
 
 @pytest.mark.parametrize("how", ["stream", "stdin"])
