@@ -758,8 +758,7 @@ class Window:
         self.mirrored, self.frozen, self._full = mirrored, False, False
         self._label = f"{title} · {named}" if named else title
         if named:
-            with contextlib.suppress(cv2.error):  # a backend without titles
-                cv2.setWindowTitle(title, self._label)
+            self._title(self._label)
         self._shown, self._since = 0, None  # frames shown since the title said the rate
 
     def show(self, image: np.ndarray, time_s: float = 0.0) -> bool:
@@ -798,26 +797,26 @@ class Window:
 
     def _say_rate(self, paused: bool = False) -> None:
         """The title's rate, each second; ``paused``: the title says so, at once."""
-        import cv2
-
         now = time.perf_counter()
         if paused:
-            with contextlib.suppress(cv2.error):  # a backend without titles
-                cv2.setWindowTitle(self.title, f"{self._label} · paused (space goes on)")
+            self._title(f"{self._label} · paused (space goes on)")
             self._shown, self._since = 0, None
         if paused or self.frozen:
             return
         if self._since is None:  # the first frame, or the first since a pause: no rate yet
             self._since = now
-            with contextlib.suppress(cv2.error):
-                cv2.setWindowTitle(self.title, self._label)
+            self._title(self._label)
             return
         self._shown += 1
         if now - self._since >= 1.0:
-            with contextlib.suppress(cv2.error):  # a backend without titles
-                cv2.setWindowTitle(self.title, f"{self._label} · "
-                                   f"{self._shown / (now - self._since):.1f} fps")
+            self._title(f"{self._label} · {self._shown / (now - self._since):.1f} fps")
             self._shown, self._since = 0, now
+
+    def _title(self, text: str) -> None:
+        import cv2
+
+        with contextlib.suppress(cv2.error):  # a backend without titles
+            cv2.setWindowTitle(self.title, text)
 
     def closed(self) -> bool:
         """Whether the user closed the window (its title bar's ×): OpenCV opens a new one on

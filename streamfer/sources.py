@@ -1024,22 +1024,20 @@ def photo_metadata(path: str | Path) -> tuple[bytes | None, bytes | None]:
     left out; a profile of another colour space than the copy's RGB (a black-and-white
     photo's Gray Gamma 2.2, a print's CMYK: the copy's pixels are RGB) left out too. None
     for either where the photo has none, or it cannot be read."""
+    from PIL import Image
+
     try:
         if Path(path).suffix.lower() in HEIF_EXTS:
             import pillow_heif
 
             info = dict(pillow_heif.open_heif(path).info)
         else:
-            from PIL import Image
-
             with Image.open(path) as image:  # the header alone
                 info = dict(image.info)
     except (OSError, ValueError, RuntimeError, SyntaxError):
         return None, None
     exif = None
     if info.get("exif"):
-        from PIL import Image
-
         try:
             tags = Image.Exif()
             tags.load(info["exif"])

@@ -309,7 +309,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
                 click.echo(f"{stats.source}: {counted(stats.frames, 'frame')}, "
                            f"{counted(stats.faces, 'face')}{speed} "
                            f"({pipeline.classifier.backend}){dropped}", err=True)
-                _report(report_path, csv_path, source, kept=kept.png if kept else None, meta=meta)
+                _report(report_path, csv_path, source, kept=kept, meta=meta)
     except BrokenPipeError:  # --csv -: the reader stopped (``| head``); Python's last
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # flush goes nowhere
         click.echo("stopped: standard output was closed; every frame and CSV row written so "
@@ -337,7 +337,9 @@ def _join(csv_path, source, output_dir, csv_dir, results) -> None:
 
 def _report(report_path, csv_path, source, folder: bool = False, meta=None,
             kept=None) -> None:
-    """The run's report, if asked for (a folder run: one page per input and an index)."""
+    """The run's report, if asked for (a folder run: one page per input and an index);
+    ``kept``: the thumbnails the run kept as it went (:class:`streamfer.report.Thumbnails`),
+    for a source that cannot be read again."""
     if not report_path:
         return
     from streamfer.report import ReportError, write_folder_report, write_report
@@ -352,7 +354,8 @@ def _report(report_path, csv_path, source, folder: bool = False, meta=None,
         else:
             # a link as the run had it (the CSV's is masked: a password, a signed link's)
             video = source if Path(source).is_file() or is_url(source) else None
-            write_report(csv_path, report_path, video=video, meta=meta, warn=warn, kept=kept)
+            write_report(csv_path, report_path, video=video, meta=meta, warn=warn,
+                         kept=kept.png if kept else None)
     except ReportError as exc:
         raise UserError(f"report: {exc}") from None
     click.echo(f"report written to {report_path}", err=True)
@@ -368,7 +371,7 @@ def _report_so_far(report_path, csv_path, source, kept, meta, said=True) -> None
     from streamfer.sources import is_url, is_webcam, recorded
 
     if is_webcam(source) or is_url(source) and recorded(source) is None:
-        _report(report_path, csv_path, source, kept=kept.png if kept else None, meta=meta)
+        _report(report_path, csv_path, source, kept=kept, meta=meta)
     elif said:
         click.echo(f"warning: {report_path} not written: the run was interrupted (streamfer "
                    f"report {csv_path} -o {report_path} makes it of the rows so far)", err=True)
