@@ -98,8 +98,26 @@ class OutOfRange(SourceError):
     """A file holds no frame in the time range asked for (``--start``/``--end``)."""
 
 
+_VIDEO_NODE = re.compile(r"/dev/video(\d+)")  # a camera's device on Linux (V4L2)
+
+
+def camera_index(spec: str) -> int | None:
+    """A webcam's index: ``"0"``, or on Linux its device's path — ``/dev/video0``, or a name
+    that links to it, as ``/dev/v4l/by-id/usb-…-video-index0`` (the same camera after a
+    reboot or a replug, where the index may change); None for any other source, and for a
+    ``/dev/v4l/`` name that links to no device now (the camera unplugged)."""
+    if spec.isdigit():
+        return int(spec)
+    if not is_url(spec):  # a path: followed to its device
+        found = _VIDEO_NODE.fullmatch(os.path.realpath(spec))
+        return int(found.group(1)) if found else None
+    return None
+
+
 def is_webcam(spec: str) -> bool:
-    return spec.isdigit()
+    """True for a webcam: its index, or its device's path (:func:`camera_index`), a
+    ``/dev/v4l/`` name included where its camera is unplugged (said when it cannot open)."""
+    return camera_index(spec) is not None or spec.startswith("/dev/v4l/")
 
 
 def is_url(spec: str) -> bool:
@@ -312,7 +330,8 @@ class Source:
                        / 1000 else _NOTHING_CAME) if waited else _unreachable(spec)
                 raise SourceError(said + (f" ({why})" if why else ""))
             if is_webcam(spec):
-                raise SourceError(said + (f" ({why})" if (why := _no_camera(int(spec))) else ""))
+                check_camera(spec)
+                raise SourceError(said)
             raise SourceError(_unreadable(spec, said))
         self._cap = cap
         fps = cap.get(cv2.CAP_PROP_FPS)
@@ -353,7 +372,8 @@ class Source:
             return
         asked = " at ".join(filter(None, (size and "×".join(map(str, size)),
                                           rate and f"{rate:g} fps")))
-        offers = f" (the modes it offers: v4l2-ctl --list-formats-ext -d /dev/video{self.spec})" \
+        node = f"/dev/video{camera_index(self.spec)}"
+        offers = f" (the modes it offers: v4l2-ctl --list-formats-ext -d {node})" \
             if sys.platform.startswith("linux") else ""
         log.warning("camera %s gives %d×%d at %g fps, not the %s asked for%s", self.spec,
                     *self.size, fps, asked, offers)
@@ -404,7 +424,8 @@ class Source:
             return cv2.VideoCapture("pipe:0", cv2.CAP_FFMPEG)
         if is_webcam(self.spec):
             with native_stderr_silenced(_CAMERA_PROBE_NOISE):
-                cap = cv2.VideoCapture(int(self.spec))
+                index = camera_index(self.spec)  # None: a /dev/v4l/ name linking nowhere
+                cap = cv2.VideoCapture(index) if index is not None else cv2.VideoCapture()
             size, fps = self._camera
             if cap.isOpened() and (size or fps):  # asked: MJPEG first (a USB camera's larger
                 cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))  # sizes, fast)
@@ -897,15 +918,27 @@ def _edited_out(container, stream, look: int = 1000) -> int:
     return hidden
 
 
-def _no_camera(index: int, devices: Path = Path("/dev")) -> str | None:
+def check_camera(spec: str) -> None:
+    """:class:`SourceError` where webcam ``spec`` cannot be opened as Linux tells (no such
+    device, none at all, or not ours): said before the models load — a run opens its
+    camera after them, so that its first frame is fresh."""
+    if why := _no_camera(camera_index(spec)):
+        raise SourceError(f"cannot open camera: {spec} ({why})")
+
+
+def _no_camera(index: int | None, devices: Path = Path("/dev")) -> str | None:
     """Why camera ``index`` would not open, where Linux tells (its ``/dev/video*`` nodes):
     none here, which there are, or no permission on it; None elsewhere or where it is there
-    and ours to open (busy in another program, or not a camera)."""
+    and ours to open (busy in another program, or not a camera). ``index`` None: a
+    ``/dev/v4l/`` name that links to no device now."""
     if not sys.platform.startswith("linux") or not devices.is_dir():
         return None
     found = sorted(int(p.name[5:]) for p in devices.glob("video*") if p.name[5:].isdigit())
     if not found:
         return "this machine shows no camera: no /dev/video*"
+    if index is None:
+        return ("it links to no device now (the camera unplugged?); the video devices here: "
+                + ", ".join(map(str, found)))
     if index not in found:
         return f"no /dev/video{index}; the video devices here: {', '.join(map(str, found))}"
     node = devices / f"video{index}"

@@ -129,12 +129,31 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, content, expected):
 
 
 def test_missing_camera_is_one_line(tmp_path):
-    # OpenCV logs its own "Camera index out of range" line on some builds: not shown
-    done = run_cli("--source", "9", "--csv", tmp_path / "x.csv")
+    """Said before the models load (an empty cache: nothing to load them from here; a first
+    run took ten seconds to build the int8 file, then said it). OpenCV logs its own "Camera
+    index out of range" line on some builds: not shown."""
+    done = run_cli("--source", "9", "--csv", tmp_path / "x.csv",
+                   env={"STREAMFER_HOME": str(tmp_path / "empty")})
     assert_one_line_error(done)
     assert "cannot open camera: 9" in done.stderr
     if sys.platform.startswith("linux") and not list(Path("/dev").glob("video*")):
         assert "(this machine shows no camera: no /dev/video*)" in done.stderr  # it said none
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's /dev/video* names")
+def test_a_camera_device_path_not_there_is_a_camera_not_a_file(tmp_path):
+    """/dev/video97 (or a /dev/v4l/by-id name, its camera unplugged): it said 'no such file',
+    as if a video's name were mistyped."""
+    for spec in ("/dev/video97", "/dev/v4l/by-id/usb-Nobody_Cam-video-index0"):
+        done = run_cli("--source", spec, "--csv", tmp_path / "x.csv")
+        assert_one_line_error(done)
+        assert f"cannot open camera: {spec}" in done.stderr, done.stderr
+        assert not (tmp_path / "x.csv").exists()
+    from streamfer.sources import _no_camera
+
+    (tmp_path / "video0").touch()
+    assert _no_camera(None, tmp_path) == ("it links to no device now (the camera unplugged?); "
+                                          "the video devices here: 0")
 
 
 def test_a_camera_index_not_there_names_the_ones_that_are(tmp_path):

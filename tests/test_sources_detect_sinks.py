@@ -1413,7 +1413,7 @@ class _Camera:
     MODES = {(640, 480), (1280, 720)}
 
     def __init__(self, index, *args):
-        self.asked, self.mode, self.width = [], (640, 480), None
+        self.index, self.asked, self.mode, self.width = index, [], (640, 480), None
 
     def isOpened(self):
         return True
@@ -1456,6 +1456,30 @@ def test_a_webcam_is_asked_for_the_size_and_rate_given(monkeypatch, caplog):
     [said] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert said == ("camera 0 gives 640×480 at 30 fps, not the 1920×1080 at 60 fps asked for "
                     "(the modes it offers: v4l2-ctl --list-formats-ext -d /dev/video0)")
+
+
+def test_a_webcam_is_opened_by_its_device_path_as_by_its_index(monkeypatch, tmp_path):
+    """Linux names a camera /dev/video2, and names it stably by what it is,
+    /dev/v4l/by-id/usb-…-video-index0 (the same camera after a reboot or a replug, where the
+    index may change: a lab's two cameras): either given as --source was 'not a file' (a
+    device is no file), and a missing one 'no such file'. Now it is that camera, opened by
+    its index, a webcam in all (live, its mode asked for as an index's)."""
+    from streamfer.sources import camera_index, is_webcam
+
+    cameras = []
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *args: cameras.append(_Camera(*args))
+                        or cameras[-1])
+    by_id = tmp_path / "by-id" / "usb-Logitech_C920_ABC123-video-index0"
+    by_id.parent.mkdir()
+    by_id.symlink_to("/dev/video2")  # as udev links it (the node need not be there)
+    for spec, index in (("/dev/video2", 2), (str(by_id), 2), ("0", 0)):
+        assert camera_index(spec) == index and is_webcam(spec)
+        with open_source(spec, camera=((1280, 720), None)) as source:
+            assert source.live and source.size == (1280, 720)
+        assert cameras[-1].index == index
+    for spec in ("clip.mp4", str(tmp_path), "rtsp://cam/video0", "/dev/null", "-"):
+        assert camera_index(spec) is None and not is_webcam(spec)
+    assert is_webcam("/dev/v4l/by-id/usb-unplugged-video-index0")  # said as a camera's
 
 
 def test_a_window_shows_non_square_pixels_as_a_player_does(display, monkeypatch):

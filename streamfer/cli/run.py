@@ -164,7 +164,15 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
         from streamfer.report import Thumbnails, counted
         from streamfer.sinks import STDOUT, check_distinct, check_name, check_output
         from streamfer.smooth import parse_smoothing
-        from streamfer.sources import NOT_SOUGHT, STDIN, SourceError, is_url, is_webcam, open_source
+        from streamfer.sources import (
+            NOT_SOUGHT,
+            STDIN,
+            SourceError,
+            check_camera,
+            is_url,
+            is_webcam,
+            open_source,
+        )
 
     log_warnings()
     if extra := click.get_current_context().args:  # ``-s footage/*.mp4``: the shell's list
@@ -244,7 +252,9 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
                 photo = False
                 if source == STDIN and start:
                     raise UserError(NOT_SOUGHT)  # before the model loads
-                if not (is_webcam(source) or is_url(source) or source == STDIN):
+                if is_webcam(source):
+                    check_camera(source)  # before the models load
+                elif not (is_url(source) or source == STDIN):
                     opened = open_source(source, start=start, end=end)
                     photo = opened.photo
                     opened.close()
