@@ -331,7 +331,8 @@ class Pipeline:
                             labels=self.classifier.labels, **s.smoothing)
         # Live sources keep the newest frame (stale ones are passed over and counted), so
         # the overlay shows now however slow the model; files keep every frame.
-        captured = _newest(source, stop, threads, stats) if source.live \
+        captured = _newest(source, stop, threads, stats,
+                           due=lambda frame: source.origin + frame.time_s) if source.live \
             else _background(source, stop, threads)
         frames = _background(map(self._detect_when_due(), captured), stop, threads,
                              size=1 if source.live else 4, hand_over=source.live)
@@ -608,23 +609,35 @@ def _background(iterable, stop: threading.Event, threads: list, size: int = 4,
             stop.set()
 
 
-def _newest(iterable, stop: threading.Event, threads: list, stats: RunStats):
-    """Iterate ``iterable`` (a live source) in a daemon thread that never waits for the
-    consumer: it keeps only the newest item, and each one replaced before it was taken
-    counts in ``stats.dropped``. Errors and the end come after the last item; ``stop`` ends
-    both sides, as in :func:`_background`."""
-    slot: list = []
+def _newest(iterable, stop: threading.Event, threads: list, stats: RunStats,
+            due=lambda item: 0.0, hold_bytes: int = 256 << 20):
+    """Iterate ``iterable`` (a live source's frames) in a daemon thread that never waits for
+    the consumer while it keeps up: each item is given at its ``due`` time (``time.monotonic``;
+    a stream's burst is given at its frames' own times, see ``sources._StreamClock``), and of
+    those due, the newest alone — each one passed over counts in ``stats.dropped``. Items not
+    due yet are held, up to ``hold_bytes`` of their images (then the producer waits: a burst
+    larger than that is read as it is given). Errors and the end come after the last item;
+    ``stop`` ends both sides, as in :func:`_background`."""
+    held: list = []
     end: list = []
     ready = threading.Condition()
+
+    def size(item) -> int:
+        return getattr(getattr(item, "image", None), "nbytes", 0)
 
     def work() -> None:
         last = _END
         try:
             for item in iterable:
                 with ready:
-                    stats.dropped += len(slot)
-                    slot[:] = [item]
+                    if due(item) <= time.monotonic():  # the ones before it are stale
+                        stats.dropped += len(held)
+                        held.clear()
+                    held.append(item)
                     ready.notify()
+                    while len(held) > 2 and sum(map(size, held)) > hold_bytes \
+                            and not stop.is_set():
+                        ready.wait(0.05)
                 if stop.is_set():
                     return
         except BaseException as exc:  # handed to the consumer, which raises it
@@ -634,6 +647,7 @@ def _newest(iterable, stop: threading.Event, threads: list, stats: RunStats):
             if close is not None:
                 close()
             with ready:
+                stats.dropped += getattr(iterable, "passed_over", 0)
                 end.append(last)
                 ready.notify()
 
@@ -643,13 +657,22 @@ def _newest(iterable, stop: threading.Event, threads: list, stats: RunStats):
     try:
         while True:
             with ready:
-                while not slot and not end and not stop.is_set():
-                    ready.wait(0.05)
-                if slot:
-                    item = slot.pop()
-                elif end and isinstance(end[0], _Failure):
-                    raise end[0].exc
-                else:
+                item = None
+                while not stop.is_set():
+                    now = time.monotonic()
+                    ripe = sum(1 for held_item in held if due(held_item) <= now)  # a prefix
+                    if ripe:
+                        stats.dropped += ripe - 1
+                        item = held[ripe - 1]
+                        del held[:ripe]
+                        ready.notify()
+                        break
+                    if end and not held:
+                        break
+                    ready.wait(min(0.05, due(held[0]) - now) if held else 0.05)
+                if item is None:
+                    if end and isinstance(end[0], _Failure):
+                        raise end[0].exc
                     return
             yield item
     finally:

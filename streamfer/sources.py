@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import bisect
+import collections
 import errno
 import functools
 import itertools
@@ -257,6 +258,9 @@ class Source:
         self.reconnect = reconnect
         self.start, self.end = start, end
         self.origin: float | None = None  # live: time.monotonic() at the first frame
+        # a stream's frames timed by its own clock (a webcam's: by ours, as read)
+        self._clock = _StreamClock() if self.live and self.url else None
+        self.passed_over = 0  # its frames the catching up passed over
         self.wall_origin = 0.0  # live: time.time() at the first frame
         self._image: np.ndarray | None = None
         self.photo = False  # an image file: one frame
@@ -552,6 +556,10 @@ class Source:
                     break
                 continue
             time_s = self._timestamp(index)
+            if time_s is None:  # a live stream's catching up (see _StreamClock)
+                self.passed_over += 1
+                index += 1
+                continue
             if landing:  # the first frame after the seek: its number, or read from the start
                 landing = False
                 index = self._index_at(time_s)
@@ -650,11 +658,17 @@ class Source:
             self._cap = self._capture()  # a link to a recorded file: with its timeouts
             self._cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
 
-    def _timestamp(self, index: int) -> float:
+    def _timestamp(self, index: int) -> float | None:
         if self.live:  # the clock at capture, from the first frame
             now = time.monotonic()
             if self.origin is None:  # and the wall clock then: the rest follow the monotonic
                 self.origin, self.wall_origin = now, time.time()  # one (no NTP step)
+            if self._clock is not None:
+                msec = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self._cap is not None else -1
+                due = self._clock.due(msec / 1000 if msec >= 0 else None, now)
+                if due is None:
+                    return None
+                now = due
             return now - self.origin
         msec = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self._cap is not None else -1
         if msec < 0 or (msec == 0 and index > 0):
@@ -684,6 +698,51 @@ class Source:
         self.close()
         if self.sound is not None:  # at the end of the ``with``: an output video took it
             self.sound.close()
+
+
+class _StreamClock:
+    """When each frame of a live stream is due, on our monotonic clock: at its own timestamp
+    (its pts) plus the latest any frame came in the last ten seconds. A stream may come in
+    bursts — HLS a segment at a time, an encoder's first second at once, a network that held
+    packets back —; timed as read, such a burst's frames had one moment: the CSV's ``time_s``
+    said 24 frames in 30 ms, then nothing for a second, the video showed them so, and the
+    newest-frame rule passed over all but the last few (HLS at 24 fps was analysed 3 times a
+    second). Due at their own times, they are played as a player plays them, evenly, one
+    burst behind where they come so. A frame later than that moves them all later (a delay
+    is never hidden); once no frame has come that late for ten seconds, they are due
+    earlier again, and the frames that would now be due before one already given are
+    passed over (:meth:`due` gives None): the delay once needed does not stay, and the
+    times given stay those of the stream. A clock that restarts or jumps (a reconnect, a
+    discontinuity) starts again."""
+
+    WINDOW_S = 10.0  # how long the latest a frame came is kept in mind
+    JUMP_S = 5.0  # a step of the stream's clock past this (or back) is a new start
+
+    def __init__(self) -> None:
+        self.recent: collections.deque = collections.deque()  # (read at, how late)
+        self.pts: float | None = None  # the last frame's
+        self.last: float | None = None  # when the last frame given was due
+
+    def due(self, pts: float | None, now: float) -> float | None:
+        """When the frame of stream time ``pts`` (s; None: the stream has none), read at
+        ``now``, is due: ``now`` or later, and after the frame before; None where it is
+        passed over, a catching up."""
+        restart = pts is None or self.pts is None or not 0 <= pts - self.pts <= self.JUMP_S
+        if pts is None:
+            due = now
+        else:
+            if restart:
+                self.recent.clear()
+            self.recent.append((now, now - pts))
+            while self.recent[0][0] < now - self.WINDOW_S:
+                self.recent.popleft()
+            self.pts, due = pts, pts + max(late for _, late in self.recent)
+        if self.last is not None and due <= self.last:
+            if not restart:
+                return None
+            due = self.last + 1e-3  # a new start: after the frames given
+        self.last = due
+        return due
 
 
 class _Shapes:

@@ -514,3 +514,39 @@ def test_a_recorded_file_behind_an_http_link_is_probed_once(http_server, face_cl
     with sources.open_source(f"{base}/clip.mp4") as remote:
         assert not remote.live and remote.frame_count == 24 and remote.duration
     assert probed == [f"{base}/clip.mp4"]
+
+
+def test_a_stream_that_comes_in_bursts_is_timed_and_analysed_at_its_own_pace(
+        tmp_path, http_server, stream_server):
+    """Live HLS (what `yt-dlp -g` gives for a live video, what a media server relays) comes a
+    segment at a time: a second of frames read in a few milliseconds, then nothing. Timed as
+    read, those frames had one moment (the CSV said 24 frames within 30 ms, the video showed
+    them so) and the newest-frame rule passed over all but the last few: a 24 fps HLS
+    stream was analysed 3 times a second (31 rows in 10 s, measured). They are now given at
+    their own timestamps, evenly, as a player plays them."""
+    import imageio_ffmpeg
+
+    root, base = http_server
+    hls = subprocess.Popen(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-re", "-stream_loop", "-1", "-i",
+         str(stream_server.clip), "-c:v", "libx264", "-g", "25", "-f", "hls", "-hls_time", "1",
+         "-hls_list_size", "5", "-hls_flags", "delete_segments", str(root / "live.m3u8")],
+        stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(root.glob("*.ts"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)  # a live playlist of a few segments, as a player joins one
+        table, video = tmp_path / "hls.csv", tmp_path / "hls.mp4"
+        code, stderr = run_to_end("-s", f"{base}/live.m3u8", "--end", "6", "--csv", table,
+                                  "-o", video, "-q", "--csv-empty-frames")
+    finally:
+        hls.kill()
+        hls.wait(timeout=10)
+    assert code == 0, stderr
+    with open(table, newline="") as f:
+        times = sorted({float(row["time_s"]) for row in csv.DictReader(f)})
+    assert len(times) >= 0.6 * 25 * 6, (len(times), stderr)  # it was about 3 a second
+    steps = np.diff(times)
+    assert np.median(steps) == pytest.approx(0.04, abs=0.004), steps
+    assert np.mean(steps > 0.02) > 0.9, steps  # not bursts of a few ms apart
+    assert frame_count(video)[0] == len(times)
