@@ -550,3 +550,27 @@ def test_a_stream_that_comes_in_bursts_is_timed_and_analysed_at_its_own_pace(
     assert np.median(steps) == pytest.approx(0.04, abs=0.004), steps
     assert np.mean(steps > 0.02) > 0.9, steps  # not bursts of a few ms apart
     assert frame_count(video)[0] == len(times)
+
+
+def test_a_stream_s_clock_plays_bursts_evenly_and_does_not_keep_a_delay():
+    """The clock of the test above, frame by frame (25 fps): on time, a frame is due as it is
+    read; a burst is spread at the frames' own times; a stall's delay is kept while such
+    stalls may come again, then given up (the frames it would play late passed over); a
+    restarted stream (a reconnect) starts again, after the frames given."""
+    from streamfer.sources import _StreamClock
+
+    clock = _StreamClock()
+    assert [clock.due(i / 25, 100 + i / 25) for i in range(3)] == pytest.approx(
+        [100, 100.04, 100.08])  # steady: no delay added
+    burst = [clock.due(i / 25, 101.0) for i in range(25, 50)]  # a second read at once
+    assert burst == pytest.approx([100 + i / 25 for i in range(25, 50)])
+    late = [clock.due(i / 25, 104.0) for i in range(50, 100)]  # 2 s stalled, then at once
+    assert late == pytest.approx([102 + i / 25 for i in range(50, 100)])  # evenly, 2 s late
+    then = [clock.due(i / 25, 100 + i / 25) for i in range(100, 600)]  # on time again
+    passed = [i for i, due in zip(range(100, 600), then) if due is None]
+    assert len(passed) == pytest.approx(2 * 25, abs=2), passed  # the 2 s, once
+    assert 114 <= 100 + passed[0] / 25 <= 115  # ten seconds after the stall
+    assert then[0] == pytest.approx(106.0) and then[-1] == pytest.approx(100 + 599 / 25)
+    given = [due for due in then if due is not None]
+    assert all(b > a for a, b in zip(given, given[1:]))
+    assert clock.due(0.0, 200.0) == 200.0  # restarted: as read
