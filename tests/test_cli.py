@@ -58,7 +58,7 @@ def test_annotated_copy_and_csv_of_a_clip(tmp_path, face_clip):
     assert done.returncode == 0, done.stderr
     native = ("W0000", "I0000", "Logging before InitGoogle", "INFO:", "WARNING: All log")
     assert not [line for line in done.stderr.splitlines() if line.startswith(native)]
-    said = [line for line in done.stderr.splitlines() if not line.startswith("warning: first")]
+    said = [line for line in done.stderr.splitlines() if not line.startswith("first run")]
     assert len(said) == 1, done.stderr  # the summary line (after one-time conversions)
     assert frame_count(out) == (24, 30.0, (640, 480))
     assert has_audio(out)
