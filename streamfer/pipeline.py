@@ -49,9 +49,11 @@ from streamfer.sinks import (
     CSVSink,
     PhotoSink,
     SinkError,
+    StreamSink,
     VideoSink,
     Window,
     check_distinct,
+    is_stream,
 )
 from streamfer.smooth import Smoother
 from streamfer.sources import RECONNECT_S, OutOfRange, Source, SourceError, is_webcam, open_source
@@ -221,11 +223,16 @@ class Pipeline:
                 # and it is raised once every sink below is finalised.
                 stack.enter_context(deferred_interrupt(stop))
                 source = stack.enter_context(open_source(
-                    spec, s.reconnect, s.start, s.end, sound=bool(output),
+                    spec, s.reconnect, s.start, s.end,
+                    sound=bool(output) and not is_stream(output),
                     camera=(s.camera_size, s.camera_fps)))
                 stats = RunStats(name or source.name, warnings=heard)
                 if output and source.photo and Path(output).suffix.lower() in PHOTOS:
                     video = stack.enter_context(PhotoSink(output, (spec,)))  # its annotated copy
+                elif is_stream(output):  # sent as it is made: a file's at its own pace
+                    video = stack.enter_context(StreamSink(
+                        str(output), source.fps, source.size, fmt=source.format,
+                        paced=not source.live))
                 else:
                     video = stack.enter_context(VideoSink(
                         output, source.fps, source.size, fmt=source.format,

@@ -326,6 +326,7 @@ class VideoSink:
         self._audio_from, self._fmt = audio_from, fmt or VideoFormat()
         self._start = start  # the input's time of the video's 0 (a part of it: --start)
         self._pad = (size[1] % 2, size[0] % 2)
+        self.whole = not whole_only
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._part = part_path(self.path)
         codec = CONTAINERS[self.path.suffix.lower()]
@@ -333,13 +334,21 @@ class VideoSink:
             self._container = av.open(str(self._part), "w")
         except (OSError, av.FFmpegError) as exc:
             raise SinkError(cannot_write(self.path, exc)) from None
+        preset = "superfast" if size[0] * size[1] > 1920 * 1088 else "veryfast"
+        self._begin(codec, {"crf": str(quality), "preset": preset} if codec == "libx264" else
+                    {"crf": str(quality + 8), "b": "0", "deadline": "realtime", "cpu-used": "8"})
+
+    def _begin(self, codec: str, options: dict) -> None:
+        """The video stream in ``self._container`` (``codec`` with its ``options``, the size,
+        pixels and colour of the input) and the encoding thread."""
+        import av
+
+        size, fps = self.size, self.fps
         stream = self._container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001000))
         stream.width, stream.height = size[0] + self._pad[1], size[1] + self._pad[0]
         stream.pix_fmt = "yuv420p"
         stream.time_base = stream.codec_context.time_base = _TIME_BASE
-        preset = "superfast" if size[0] * size[1] > 1920 * 1088 else "veryfast"
-        stream.options = {"crf": str(quality), "preset": preset} if codec == "libx264" \
-            else {"crf": str(quality + 8), "b": "0", "deadline": "realtime", "cpu-used": "8"}
+        stream.options = options
         cc = stream.codec_context
         if self._fmt.sar:
             cc.sample_aspect_ratio = self._fmt.sar
@@ -360,16 +369,19 @@ class VideoSink:
             self._reformat["dst_color_range"] = "JPEG"
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._failed: BaseException | None = None
-        self.whole = not whole_only
         self._thread = threading.Thread(target=self._encode_all, name="encode", daemon=True)
         self._thread.start()
+
+    def _cannot(self, why) -> str:
+        """What a failure of this output is called (see :func:`cannot_write`)."""
+        return cannot_write(self.path, why)
 
     def write(self, image: np.ndarray, time_s: float | None = None) -> None:
         """Add a BGR frame shown from ``time_s`` on (default: one frame after the last)."""
         import cv2
 
         if self._failed is not None:
-            raise SinkError(cannot_write(self.path, self._failed))
+            raise SinkError(self._cannot(self._failed))
         if image.shape[1::-1] != self.size:
             raise SinkError(f"frame size {image.shape[1::-1]} differs from the video's {self.size}")
         if any(self._pad):
@@ -383,7 +395,7 @@ class VideoSink:
         item = (np.ascontiguousarray(image), pts)
         while True:  # never wait on an encoder that has stopped
             if self._failed is not None or not self._thread.is_alive():
-                raise SinkError(cannot_write(self.path, self._failed or "the encoder stopped"))
+                raise SinkError(self._cannot(self._failed or "the encoder stopped"))
             try:
                 self._queue.put(item, timeout=0.1)
                 break
@@ -552,6 +564,118 @@ class VideoSink:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# Where the annotated video can be sent as it is made, and the container each way takes
+STREAMED = {"rtmp": "flv", "rtmps": "flv", "tcp": "mpegts", "udp": "mpegts"}
+
+
+def is_stream(output: str | Path | None) -> bool:
+    """True where ``output`` is a link to send the video to (``rtmp://…``), not a file."""
+    return output is not None and "://" in str(output)
+
+
+def stream_name(url: str) -> str:
+    """``url`` as it is shown: its secrets masked (:func:`streamfer.sources.redacted`), and
+    an RTMP link's stream key too, the last part of its path (``…/live2/****``), which is
+    the password of a channel (a video site's, a server's)."""
+    from streamfer.sources import redacted
+
+    shown = redacted(url)
+    if shown.split("://")[0].lower() in ("rtmp", "rtmps"):
+        head, _, query = shown.partition("?")
+        scheme, _, rest = head.partition("://")
+        if rest.count("/") >= 2 and not rest.endswith("/"):
+            head = f"{scheme}://{rest.rsplit('/', 1)[0]}/****"
+        shown = head + (f"?{query}" if query else "")
+    return shown
+
+
+def check_stream(url: str) -> str:
+    """The FFmpeg container ``url`` is sent in, or :class:`SinkError` for a way we do not
+    send by (said before any frame is read)."""
+    scheme = url.split("://")[0].lower()
+    if scheme not in STREAMED:
+        raise SinkError(f"cannot send the video to {stream_name(url)}: give rtmp:// (a "
+                        "streaming server, a video site's live ingest), tcp:// or udp:// "
+                        "(MPEG-TS, to a player or a relay: ffplay, ffmpeg, VLC), or a file"
+                        + ("; for SRT relay it: --output udp://127.0.0.1:5000 and ffmpeg "
+                           "-i udp://127.0.0.1:5000 -c copy -f mpegts srt://…"
+                           if scheme == "srt" else ""))
+    return STREAMED[scheme]
+
+
+class StreamSink(VideoSink):
+    """The annotated video sent live as it is made (``--output rtmp://…``, ``tcp://…``,
+    ``udp://…``): H.264 at low delay (x264's ``zerolatency``, a key frame every two
+    seconds, so a viewer who joins has a picture within two), its rate capped for the
+    network, picture only. Each frame at its timestamp; ``paced`` (a file's frames, which
+    come as fast as they are made): sent at the pace of those timestamps, as a live source's
+    come, for a server that plays what it gets as it gets it. The connection is made here,
+    so a server that is not there is said before any frame is read; a stream cut mid-run
+    (the server gone) is a :class:`SinkError` at the next frame. Nothing is left on disk."""
+
+    def __init__(self, url: str, fps: float, size: tuple[int, int],
+                 fmt: VideoFormat | None = None, paced: bool = False) -> None:
+        import av
+
+        container_format = check_stream(url)
+        self.path, self.url = stream_name(url), url
+        self.size, self.fps, self.frames = tuple(size), fps, 0
+        self._fmt, self._start, self.whole = fmt or VideoFormat(), 0.0, True
+        self._pad = (size[1] % 2, size[0] % 2)
+        self._pacer = Pacer() if paced else None
+        options = {"flvflags": "no_duration_filesize"} if container_format == "flv" else {}
+        try:
+            self._container = av.open(url, "w", format=container_format, options=options,
+                                      timeout=10)
+        except (OSError, av.FFmpegError) as exc:
+            raise SinkError(self._cannot(exc)) from None
+        pixels = size[0] * size[1]
+        rate = max(500_000, round(pixels * min(fps, 60) * 0.07))  # 1080p30: 4.4 Mb/s
+        self._begin("libx264", {
+            "preset": "superfast" if pixels > 1920 * 1088 else "veryfast",
+            "tune": "zerolatency", "crf": "23", "maxrate": str(rate), "bufsize": str(2 * rate),
+            "g": str(max(1, round(2 * fps))), "x264-params": "scenecut=0"})
+        try:  # connect now: a server that is not there is said before the first frame
+            self._container.start_encoding()
+        except (OSError, av.FFmpegError) as exc:
+            self._queue.put(None)
+            self._thread.join()
+            self._container = None
+            raise SinkError(self._cannot(exc)) from None
+
+    def _cannot(self, why) -> str:
+        if isinstance(why, OSError) and why.strerror:
+            why = why.strerror
+        return f"cannot send the video to {self.path}: {why}"
+
+    def write(self, image: np.ndarray, time_s: float | None = None) -> None:
+        if self._pacer is not None and time_s is not None:
+            time.sleep(self._pacer.wait(time_s))
+        super().write(image, time_s)
+
+    def close(self) -> None:
+        """Send what is queued, flush the encoder and end the stream."""
+        container = getattr(self, "_container", None)
+        if container is None:
+            return
+        try:
+            if self._thread.is_alive():
+                self._queue.put(None)
+                self._thread.join()
+            if self.frames and self._failed is None:
+                container.mux(self._stream.encode(None))
+        except Exception as exc:
+            self._failed = self._failed or exc
+        finally:
+            self._container = None
+            try:
+                container.close()
+            except Exception as exc:
+                self._failed = self._failed or exc
+        if self._failed is not None:
+            raise SinkError(self._cannot(self._failed))
 
 
 class PhotoSink:

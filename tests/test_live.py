@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -574,3 +575,73 @@ def test_a_stream_s_clock_plays_bursts_evenly_and_does_not_keep_a_delay():
     given = [due for due in then if due is not None]
     assert all(b > a for a, b in zip(given, given[1:]))
     assert clock.due(0.0, 200.0) == 200.0  # restarted: as read
+
+
+def _listening(port: int, within: float = 20.0) -> bool:
+    """True once something listens on the loopback's ``port`` (read from /proc/net/tcp, so
+    that no connection is spent on asking: FFmpeg's ``-listen 1`` takes one alone)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.split(":")[1], 16) == port:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads Linux's /proc/net/tcp")
+@pytest.mark.parametrize("scheme", ["rtmp", "tcp"])
+def test_the_annotated_video_is_sent_live_to_a_server(tmp_path, stream_server, scheme):
+    """--output rtmp://server/app/key (a streaming server, a video site's live ingest) or
+    tcp://host:port (MPEG-TS, to a player or a relay): the overlay sent as it is made, a
+    file's frames at the pace of their timestamps, as a live source's come. It was 'cannot
+    write video 'key': name it .mp4 …'. The stream key is a channel's password: never shown."""
+    import imageio_ffmpeg
+
+    port, received = _free_port(), tmp_path / "received.mkv"
+    listen = (["-listen", "1", "-i", f"rtmp://127.0.0.1:{port}/live/Key-s3cr3t"]
+              if scheme == "rtmp" else ["-i", f"tcp://127.0.0.1:{port}?listen=1"])
+    server = subprocess.Popen([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", *listen,
+                               "-c", "copy", "-y", str(received)],
+                              stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _listening(port), "the receiving FFmpeg did not listen"
+        url = f"rtmp://127.0.0.1:{port}/live/Key-s3cr3t" if scheme == "rtmp" \
+            else f"tcp://127.0.0.1:{port}"
+        began = time.monotonic()
+        code, stderr = run_to_end("-s", stream_server.clip, "-o", url, "--csv",
+                                  tmp_path / "sent.csv")
+        took = time.monotonic() - began
+        server.wait(timeout=30)  # the stream's end ends the receiver
+    finally:
+        server.kill()
+    assert code == 0, stderr
+    assert "s3cr3t" not in stderr
+    assert frame_count(received)[0] == 100  # every frame of the 4 s clip
+    assert took >= 0.9 * 4.0  # at the clip's own pace, not as fast as made
+    with open(tmp_path / "sent.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 100
+
+
+def test_a_server_that_is_not_there_is_said_before_the_run(tmp_path, stream_server):
+    """One line, before any frame (the connection is made first), the key masked; nothing
+    written. A way we do not send by (srt://, http://) is said with the ways we do."""
+    port = _free_port()  # nothing listens there
+    table = tmp_path / "x.csv"
+    code, stderr = run_to_end("-s", stream_server.clip, "-o",
+                              f"rtmp://127.0.0.1:{port}/live/Key-s3cr3t", "--csv", table)
+    assert code == 1 and not table.exists(), stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"Error: cannot send the video to rtmp://127.0.0.1:{port}/live/****: Connection refused")
+    assert "s3cr3t" not in stderr
+    code, stderr = run_to_end("-s", stream_server.clip, "-o", "srt://127.0.0.1:9000",
+                              "--csv", table)
+    assert code == 1 and "give rtmp:// (a streaming server" in stderr
+    assert "for SRT relay it" in stderr and "Traceback" not in stderr

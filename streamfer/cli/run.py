@@ -33,7 +33,9 @@ from streamfer.cli.common import (
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Annotated video: .mp4, .mov, .m4v, .mkv, .avi (H.264) or .webm (VP9); "
                    "each frame at its input timestamp, with the input's size and audio. "
-                   "For a photo also .png, .jpg, .bmp or .webp: its annotated copy.")
+                   "For a photo also .png, .jpg, .bmp or .webp: its annotated copy. Or sent "
+                   "live as it is made: rtmp://server/app/key, tcp://host:port or "
+                   "udp://host:port (picture only).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
               help="Frame-level CSV: one row per face per analysed frame; - for standard "
                    "output (one source). For a folder source (with --csv-dir): every "
@@ -162,7 +164,14 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
         from streamfer.batch import first_few, plan_folder
         from streamfer.pipeline import Pipeline, Settings
         from streamfer.report import Thumbnails, counted
-        from streamfer.sinks import STDOUT, check_distinct, check_name, check_output
+        from streamfer.sinks import (
+            STDOUT,
+            check_distinct,
+            check_name,
+            check_output,
+            check_stream,
+            is_stream,
+        )
         from streamfer.smooth import parse_smoothing
         from streamfer.sources import (
             NOT_SOUGHT,
@@ -261,10 +270,17 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
                     if photo and (start or end is not None):
                         raise UserError(f"{source} is a photo: --start/--end are times in a "
                                         "video")
-                for path in (output, None if piped else csv_path, report_path):
+                if is_stream(output):
+                    if photo:
+                        raise UserError(f"{source} is a photo: its annotated copy is a file "
+                                        "(--output annotated.png), not a stream")
+                    check_stream(output)  # before the models load
+                for path in (None if is_stream(output) else output,
+                             None if piped else csv_path, report_path):
                     if path:
                         check_output(path, (source,), video=path == output, photo=photo)
-                check_distinct({"--output": output, "--csv": csv_path,
+                check_distinct({"--output": None if is_stream(output) else output,
+                                "--csv": csv_path,
                                 "--report": report_path})
                 for path, holds in ((None if piped else csv_path, "csv"),
                                     (report_path, "page")):
