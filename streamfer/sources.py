@@ -701,46 +701,51 @@ class Source:
 
 
 class _StreamClock:
-    """When each frame of a live stream is due, on our monotonic clock: at its own timestamp
-    (its pts) plus the latest any frame came in the last ten seconds. A stream may come in
-    bursts — HLS a segment at a time, an encoder's first second at once, a network that held
-    packets back —; timed as read, such a burst's frames had one moment: the CSV's ``time_s``
-    said 24 frames in 30 ms, then nothing for a second, the video showed them so, and the
-    newest-frame rule passed over all but the last few (HLS at 24 fps was analysed 3 times a
-    second). Due at their own times, they are played as a player plays them, evenly, one
-    burst behind where they come so. A frame later than that moves them all later (a delay
-    is never hidden); once no frame has come that late for ten seconds, they are due
-    earlier again, and the frames that would now be due before one already given are
-    passed over (:meth:`due` gives None): the delay once needed does not stay, and the
-    times given stay those of the stream. A clock that restarts or jumps (a reconnect, a
-    discontinuity) starts again."""
+    """When each frame of a live stream is due, on our monotonic clock. A stream may come in
+    bursts — live HLS a segment at a time, an encoder's first half second at once, a network
+    that held packets back —; timed as read, a burst's frames had one moment (the CSV's
+    ``time_s`` said 24 frames in 30 ms, then nothing for a second, and the video showed them
+    so), and the newest-frame rule passed over all but the last few: a 24 fps HLS stream was
+    analysed 3 times a second. A frame is now due a step of its own timestamps (its pts)
+    after the frame before, as a player plays them — but never before it is read, and never
+    held longer than the longest wait between two reads of the last ten seconds, times 1.5
+    (a burst is spread until the next one comes, and no further): a stream's clock that
+    runs fast (MJPEG over HTTP has no timestamps: FFmpeg makes them at a rate it guesses,
+    25 fps for a 40 fps camera) cannot delay it more than that, and a stream joined with a
+    backlog (HLS's first three segments, read at once) is not played late: its frames are due
+    as read, the newest taken. A frame that would be due before one already given (a delay
+    once needed, given back once such waits stop) is passed over (:meth:`due` gives None)."""
 
-    WINDOW_S = 10.0  # how long the latest a frame came is kept in mind
-    JUMP_S = 5.0  # a step of the stream's clock past this (or back) is a new start
+    WINDOW_S = 10.0  # how long the longest wait between two reads is kept in mind
+    MAX_STEP_S = 1.0  # a step of the stream's clock past this, or back, is no step to keep
 
     def __init__(self) -> None:
-        self.recent: collections.deque = collections.deque()  # (read at, how late)
-        self.pts: float | None = None  # the last frame's
+        self.waits: collections.deque = collections.deque()  # (read at, wait before it)
+        self.read: float | None = None  # when the last frame was read
+        self.pts: float | None = None  # its timestamp
         self.last: float | None = None  # when the last frame given was due
 
     def due(self, pts: float | None, now: float) -> float | None:
         """When the frame of stream time ``pts`` (s; None: the stream has none), read at
-        ``now``, is due: ``now`` or later, and after the frame before; None where it is
-        passed over, a catching up."""
-        restart = pts is None or self.pts is None or not 0 <= pts - self.pts <= self.JUMP_S
-        if pts is None:
-            due = now
+        ``now``, is due: ``now`` or later, after the frame before; None where it is passed
+        over."""
+        if self.read is not None:
+            self.waits.append((now, now - self.read))
+        self.read = now
+        while self.waits and self.waits[0][0] < now - self.WINDOW_S:
+            self.waits.popleft()
+        hold = 1.5 * max((wait for _, wait in self.waits), default=0.0)
+        step = None if pts is None or self.pts is None else pts - self.pts
+        if pts is not None:
+            self.pts = pts
+        if self.last is None or step is None or not 0 < step <= self.MAX_STEP_S:
+            step, due = None, now  # the first frame, or no step to go by: as read
         else:
-            if restart:
-                self.recent.clear()
-            self.recent.append((now, now - pts))
-            while self.recent[0][0] < now - self.WINDOW_S:
-                self.recent.popleft()
-            self.pts, due = pts, pts + max(late for _, late in self.recent)
+            due = max(now, min(self.last + step, now + hold))
         if self.last is not None and due <= self.last:
-            if not restart:
+            if step is not None:
                 return None
-            due = self.last + 1e-3  # a new start: after the frames given
+            due = self.last + 1e-3
         self.last = due
         return due
 
