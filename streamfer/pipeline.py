@@ -46,6 +46,7 @@ from streamfer.render import Renderer
 from streamfer.report import Thumbnails
 from streamfer.sinks import (
     PHOTOS,
+    STDOUT,
     CSVSink,
     PhotoSink,
     SinkError,
@@ -232,7 +233,7 @@ class Pipeline:
                 elif is_stream(output):  # sent as it is made: a file's at its own pace
                     video = stack.enter_context(StreamSink(
                         str(output), source.fps, source.size, fmt=source.format,
-                        paced=not source.live))
+                        paced=not source.live and output != STDOUT))  # a pipe: its reader
                 else:
                     video = stack.enter_context(VideoSink(
                         output, source.fps, source.size, fmt=source.format,

@@ -571,8 +571,9 @@ STREAMED = {"rtmp": "flv", "rtmps": "flv", "tcp": "mpegts", "udp": "mpegts"}
 
 
 def is_stream(output: str | Path | None) -> bool:
-    """True where ``output`` is a link to send the video to (``rtmp://…``), not a file."""
-    return output is not None and "://" in str(output)
+    """True where ``output`` is a link to send the video to (``rtmp://…``), or ``-``
+    (standard output, MPEG-TS, for a player or another program), not a file."""
+    return output is not None and ("://" in str(output) or str(output) == STDOUT)
 
 
 def stream_name(url: str) -> str:
@@ -581,6 +582,8 @@ def stream_name(url: str) -> str:
     the password of a channel (a video site's, a server's)."""
     from streamfer.sources import redacted
 
+    if url == STDOUT:
+        return "standard output"
     shown = redacted(url)
     if shown.split("://")[0].lower() in ("rtmp", "rtmps"):
         head, _, query = shown.partition("?")
@@ -594,6 +597,12 @@ def stream_name(url: str) -> str:
 def check_stream(url: str) -> str:
     """The FFmpeg container ``url`` is sent in, or :class:`SinkError` for a way we do not
     send by (said before any frame is read)."""
+    if url == STDOUT:
+        if sys.stdout.isatty():
+            raise SinkError("--output - writes the video (MPEG-TS) to standard output, which "
+                            "is a terminal here: pipe it into a player or another program "
+                            "(| ffplay -), or name a file")
+        return "mpegts"
     scheme = url.split("://")[0].lower()
     if scheme not in STREAMED:
         raise SinkError(f"cannot send the video to {stream_name(url)}: give rtmp:// (a "
@@ -627,8 +636,8 @@ class StreamSink(VideoSink):
         self._pacer = Pacer() if paced else None
         options = {"flvflags": "no_duration_filesize"} if container_format == "flv" else {}
         try:
-            self._container = av.open(url, "w", format=container_format, options=options,
-                                      timeout=10)
+            self._container = av.open("pipe:1" if url == STDOUT else url, "w",
+                                      format=container_format, options=options, timeout=10)
         except (OSError, av.FFmpegError) as exc:
             raise SinkError(self._cannot(exc)) from None
         pixels = size[0] * size[1]
@@ -646,6 +655,8 @@ class StreamSink(VideoSink):
             raise SinkError(self._cannot(exc)) from None
 
     def _cannot(self, why) -> str:
+        if self.url == STDOUT and isinstance(why, BrokenPipeError):  # the reader stopped
+            raise BrokenPipeError(why.errno, why.strerror)  # as ``--csv -``'s: exit 141
         if isinstance(why, OSError) and why.strerror:
             why = why.strerror
         return f"cannot send the video to {self.path}: {why}"

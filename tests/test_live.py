@@ -654,3 +654,31 @@ def test_a_server_that_is_not_there_is_said_before_the_run(tmp_path, stream_serv
                               "--csv", table)
     assert code == 1 and "give rtmp:// (a streaming server" in stderr
     assert "for SRT relay it" in stderr and "Traceback" not in stderr
+
+
+def test_the_annotated_video_goes_to_standard_output_for_another_program(tmp_path,
+                                                                         stream_server):
+    """--output -: MPEG-TS on standard output, streamfer a filter between two programs
+    (`… | streamfer -s - -o - | ffplay -`); it was "cannot write video '-'". A reader that
+    stops ends the run as --csv -'s does (exit 141, the CSV kept); both on standard output,
+    or a terminal there, is one line."""
+    environment = {k: v for k, v in os.environ.items() if k not in QUIETING}
+    command = [sys.executable, str(ROOT / "run_stream.py"), "-s", str(stream_server.clip),
+               "-o", "-", "--csv", str(tmp_path / "rows.csv")]
+    video = tmp_path / "piped.ts"
+    with open(video, "wb") as out:
+        done = subprocess.run(command, stdout=out, stderr=subprocess.PIPE, text=True,
+                              env=environment, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert frame_count(video)[0] == 100  # every frame, as MPEG-TS
+    reader = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=environment)
+    reader.stdout.read(4096)  # `| head -c 4096`
+    reader.stdout.close()
+    stderr = reader.communicate(timeout=120)[1].decode()
+    assert reader.returncode == 141, stderr
+    assert "stopped: standard output was closed" in stderr and "Traceback" not in stderr
+    code, stderr = run_to_end("-s", stream_server.clip, "-o", "-", "--csv", "-")
+    assert code == 1, stderr
+    assert stderr.strip().splitlines()[-1] == ("Error: --output - and --csv - both name "
+                                               "standard output: give one of them a file")

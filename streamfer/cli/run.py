@@ -30,12 +30,13 @@ from streamfer.cli.common import (
 @click.option("--source", "-s", required=True,
               help="Webcam index (0), video or image file, folder of them, stream URL, or - "
                    "(a video piped into standard input: MPEG-TS, Matroska).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False),
+@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True),
               help="Annotated video: .mp4, .mov, .m4v, .mkv, .avi (H.264) or .webm (VP9); "
                    "each frame at its input timestamp, with the input's size and audio. "
                    "For a photo also .png, .jpg, .bmp or .webp: its annotated copy. Or sent "
-                   "live as it is made: rtmp://server/app/key, tcp://host:port or "
-                   "udp://host:port (picture only).")
+                   "live as it is made: rtmp://server/app/key, tcp://host:port, "
+                   "udp://host:port, or - (standard output, MPEG-TS: | ffplay -); picture "
+                   "only.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
               help="Frame-level CSV: one row per face per analysed frame; - for standard "
                    "output (one source). For a folder source (with --csv-dir): every "
@@ -209,6 +210,9 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
         raise UserError("--report is made from the run's CSV: give --csv (--csv-dir for a "
                         "folder)")
     piped = csv_path == STDOUT
+    if piped and output == STDOUT:
+        raise UserError("--output - and --csv - both name standard output: give one of them "
+                        "a file")
     if piped and folder:
         raise UserError("--csv - (standard output) is for one source's rows; a folder's "
                         "joined CSV and --report need a file")
