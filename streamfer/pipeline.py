@@ -233,7 +233,8 @@ class Pipeline:
                 elif is_stream(output):  # sent as it is made: a file's at its own pace
                     video = stack.enter_context(StreamSink(
                         str(output), source.fps, source.size, fmt=source.format,
-                        paced=not source.live and output != STDOUT))  # a pipe: its reader
+                        paced=not source.live and output != STDOUT,  # a pipe: its reader
+                        reconnect=s.reconnect))
                 else:
                     video = stack.enter_context(VideoSink(
                         output, source.fps, source.size, fmt=source.format,

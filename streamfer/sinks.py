@@ -20,6 +20,7 @@ import csv
 import datetime
 import errno
 import io
+import itertools
 import logging
 import os
 import queue
@@ -338,13 +339,28 @@ class VideoSink:
         self._begin(codec, {"crf": str(quality), "preset": preset} if codec == "libx264" else
                     {"crf": str(quality + 8), "b": "0", "deadline": "realtime", "cpu-used": "8"})
 
-    def _begin(self, codec: str, options: dict) -> None:
-        """The video stream in ``self._container`` (``codec`` with its ``options``, the size,
-        pixels and colour of the input) and the encoding thread."""
+    def _begin(self, codec: str, options: dict, stream=None) -> None:
+        """The video stream in ``self._container`` (:meth:`_add_video`, or ``stream`` where
+        it was added) and the encoding thread."""
+        self._stream = stream or self._add_video(self._container, codec, options)
+        self._last_pts = None
+        self._reformat = {"format": "yuv420p"}
+        if self._fmt.colorspace in _MATRIX:  # the inverse of the matrix the decoder used
+            self._reformat["dst_colorspace"] = _MATRIX[self._fmt.colorspace]
+        if self._fmt.color_range == 2:
+            self._reformat["dst_color_range"] = "JPEG"
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._encode_all, name="encode", daemon=True)
+        self._thread.start()
+
+    def _add_video(self, container, codec: str, options: dict):
+        """A video stream added to ``container``: ``codec`` with its ``options``, the size,
+        pixels and colour of the input."""
         import av
 
         size, fps = self.size, self.fps
-        stream = self._container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001000))
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001000))
         stream.width, stream.height = size[0] + self._pad[1], size[1] + self._pad[0]
         stream.pix_fmt = "yuv420p"
         stream.time_base = stream.codec_context.time_base = _TIME_BASE
@@ -361,16 +377,7 @@ class VideoSink:
         for tag in ("color_range", "colorspace", "color_primaries", "color_trc"):
             if getattr(self._fmt, tag) is not None:
                 setattr(cc, tag, getattr(self._fmt, tag))
-        self._stream, self._last_pts = stream, None
-        self._reformat = {"format": "yuv420p"}
-        if self._fmt.colorspace in _MATRIX:  # the inverse of the matrix the decoder used
-            self._reformat["dst_colorspace"] = _MATRIX[self._fmt.colorspace]
-        if self._fmt.color_range == 2:
-            self._reformat["dst_color_range"] = "JPEG"
-        self._queue: queue.Queue = queue.Queue(maxsize=4)
-        self._failed: BaseException | None = None
-        self._thread = threading.Thread(target=self._encode_all, name="encode", daemon=True)
-        self._thread.start()
+        return stream
 
     def _cannot(self, why) -> str:
         """What a failure of this output is called (see :func:`cannot_write`)."""
@@ -407,23 +414,27 @@ class VideoSink:
     def _encode_all(self) -> None:
         """The encoding thread: convert and encode queued frames until the ``None`` that
         ``close`` sends; after a failure, keep taking frames (so nobody waits) and drop them."""
-        import av
-
         while (item := self._queue.get()) is not None:
             if self._failed is not None:
                 continue
             image, pts = item
             try:
-                frame = av.VideoFrame(image.shape[1], image.shape[0], "bgr24")
-                if frame.planes[0].line_size == image.shape[1] * 3:
-                    frame.planes[0].update(image)  # one copy, where from_ndarray made two
-                else:
-                    frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-                frame = frame.reformat(**self._reformat)
-                frame.pts, frame.time_base = pts, _TIME_BASE
-                self._container.mux(self._stream.encode(frame))
+                self._container.mux(self._stream.encode(self._picture(image, pts)))
             except Exception as exc:  # any failure: the run ends with it, nobody waits
                 self._failed = exc
+
+    def _picture(self, image: np.ndarray, pts: int):
+        """``image`` (BGR) as the encoder takes it, at ``pts``."""
+        import av
+
+        frame = av.VideoFrame(image.shape[1], image.shape[0], "bgr24")
+        if frame.planes[0].line_size == image.shape[1] * 3:
+            frame.planes[0].update(image)  # one copy, where from_ndarray made two
+        else:
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame = frame.reformat(**self._reformat)
+        frame.pts, frame.time_base = pts, _TIME_BASE
+        return frame
 
     def finish(self) -> None:
         """Every frame is written: :meth:`close` puts the video under its name."""
@@ -616,42 +627,61 @@ def check_stream(url: str) -> str:
 
 class StreamSink(VideoSink):
     """The annotated video sent live as it is made (``--output rtmp://…``, ``tcp://…``,
-    ``udp://…``): H.264 at low delay (x264's ``zerolatency``, a key frame every two
-    seconds, so a viewer who joins has a picture within two), its rate capped for the
-    network, picture only. Each frame at its timestamp; ``paced`` (a file's frames, which
-    come as fast as they are made): sent at the pace of those timestamps, as a live source's
-    come, for a server that plays what it gets as it gets it. The connection is made here,
-    so a server that is not there is said before any frame is read; a stream cut mid-run
-    (the server gone) is a :class:`SinkError` at the next frame. Nothing is left on disk."""
+    ``udp://…``, or ``-``: standard output): H.264 at low delay (x264's ``zerolatency``, a
+    key frame every two seconds, so a viewer who joins has a picture within two), its rate
+    capped for the network, picture only. Each frame at its timestamp; ``paced`` (a file's
+    frames, which come as fast as they are made): sent at the pace of those timestamps, as
+    a live source's come, for a server that plays what it gets as it gets it. The
+    connection is made here, so a server that is not there is said before any frame is
+    read. A stream cut mid-run (the server restarted, the network gone) is connected again,
+    with backoff, for up to ``reconnect`` seconds, as a source is (each cut and return said
+    in one warning; the frames made meanwhile are not sent, the CSV misses none), then a
+    :class:`SinkError` at the next frame; standard output's reader gone is a
+    :class:`BrokenPipeError` (as ``--csv -``'s). Nothing is left on disk."""
 
     def __init__(self, url: str, fps: float, size: tuple[int, int],
-                 fmt: VideoFormat | None = None, paced: bool = False) -> None:
-        import av
-
-        container_format = check_stream(url)
+                 fmt: VideoFormat | None = None, paced: bool = False,
+                 reconnect: float = 0.0) -> None:
+        self._format = check_stream(url)
         self.path, self.url = stream_name(url), url
         self.size, self.fps, self.frames = tuple(size), fps, 0
         self._fmt, self._start, self.whole = fmt or VideoFormat(), 0.0, True
         self._pad = (size[1] % 2, size[0] % 2)
         self._pacer = Pacer() if paced else None
-        options = {"flvflags": "no_duration_filesize"} if container_format == "flv" else {}
-        try:
-            self._container = av.open("pipe:1" if url == STDOUT else url, "w",
-                                      format=container_format, options=options, timeout=10)
-        except (OSError, av.FFmpegError) as exc:
-            raise SinkError(self._cannot(exc)) from None
+        self._reconnect = 0.0 if url == STDOUT else reconnect
+        self._lock = threading.Lock()
+        self._cut: tuple[float, float] | None = None  # while cut: (when, the video's time)
+        self._base: int | None = None  # the pts the connection's video starts from
+        self._unsent, self._closing = 0, False
         pixels = size[0] * size[1]
         rate = max(500_000, round(pixels * min(fps, 60) * 0.07))  # 1080p30: 4.4 Mb/s
-        self._begin("libx264", {
+        self._options = {
             "preset": "superfast" if pixels > 1920 * 1088 else "veryfast",
             "tune": "zerolatency", "crf": "23", "maxrate": str(rate), "bufsize": str(2 * rate),
-            "g": str(max(1, round(2 * fps))), "x264-params": "scenecut=0"})
-        try:  # connect now: a server that is not there is said before the first frame
-            self._container.start_encoding()
-        except (OSError, av.FFmpegError) as exc:
-            self._queue.put(None)
-            self._thread.join()
+            "g": str(max(1, round(2 * fps))), "x264-params": "scenecut=0"}
+        try:  # connected now: a server that is not there is said before the first frame
+            self._container, stream = self._connect()
+        except SinkError:
             self._container = None
+            raise
+        self._begin("libx264", self._options, stream)
+
+    def _connect(self):
+        """A new connection and its video stream, its header sent; else :class:`SinkError`."""
+        import av
+
+        options = {"flvflags": "no_duration_filesize"} if self._format == "flv" else {}
+        container = None
+        try:
+            container = av.open("pipe:1" if self.url == STDOUT else self.url, "w",
+                                format=self._format, options=options, timeout=10)
+            stream = self._add_video(container, "libx264", self._options)
+            container.start_encoding()
+            return container, stream
+        except (OSError, av.FFmpegError) as exc:
+            if container is not None:
+                with contextlib.suppress(Exception):
+                    container.close()
             raise SinkError(self._cannot(exc)) from None
 
     def _cannot(self, why) -> str:
@@ -666,25 +696,92 @@ class StreamSink(VideoSink):
             time.sleep(self._pacer.wait(time_s))
         super().write(image, time_s)
 
+    def _encode_all(self) -> None:
+        while (item := self._queue.get()) is not None:
+            image, pts = item
+            with self._lock:
+                if self._failed is not None or self._cut is not None:
+                    self._unsent += self._cut is not None  # not sent while cut
+                    continue
+                container, stream = self._container, self._stream
+                if self._base is None:  # each connection's video from 0
+                    self._base = pts
+            try:
+                container.mux(stream.encode(self._picture(image, pts - self._base)))
+            except Exception as exc:
+                if self._reconnect <= 0:
+                    self._failed = exc
+                    continue
+                self._cut_off(exc, float(pts * _TIME_BASE), container)
+
+    def _cut_off(self, why: Exception, at: float, container) -> None:
+        """The stream was cut (``why``) at the video's time ``at``: connected again in a
+        thread of its own, the frames meanwhile not sent."""
+        with self._lock:
+            self._cut = (time.monotonic(), at)
+            self._unsent = 0
+        with contextlib.suppress(Exception):
+            container.close()
+        said = why.strerror if isinstance(why, OSError) and why.strerror else why
+        log.warning("%s: the stream was cut at %.1f s (%s); connecting again (for up to %g s)",
+                    self.path, at, said, self._reconnect)
+        threading.Thread(target=self._again, name="reconnect", daemon=True).start()
+
+    def _again(self) -> None:
+        from streamfer.sources import _BACKOFF_S
+
+        began, at = self._cut
+        for attempt in itertools.count():
+            deadline = min(time.monotonic() + _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)],
+                           began + self._reconnect)
+            while time.monotonic() < deadline:
+                if self._closing:
+                    return
+                time.sleep(0.05)
+            if time.monotonic() - began >= self._reconnect:
+                with self._lock:
+                    self._failed = RuntimeError(
+                        f"cut at {at:.1f} s and not back within {self._reconnect:g} s "
+                        "(--reconnect)")
+                return
+            try:
+                container, stream = self._connect()
+            except SinkError:
+                continue
+            with self._lock:
+                if self._closing:
+                    with contextlib.suppress(Exception):
+                        container.close()
+                    return
+                self._container, self._stream, self._base = container, stream, None
+                self._cut, unsent = None, self._unsent
+            log.warning("%s: connected again after %.1f s; %d frames made meanwhile not sent",
+                        self.path, time.monotonic() - began, unsent)
+            return
+
     def close(self) -> None:
         """Send what is queued, flush the encoder and end the stream."""
-        container = getattr(self, "_container", None)
-        if container is None:
+        if getattr(self, "_container", None) is None:
             return
+        self._closing = True
         try:
             if self._thread.is_alive():
                 self._queue.put(None)
                 self._thread.join()
-            if self.frames and self._failed is None:
-                container.mux(self._stream.encode(None))
+            with self._lock:
+                container, stream, cut = self._container, self._stream, self._cut
+            if self.frames and self._failed is None and cut is None:
+                container.mux(stream.encode(None))
         except Exception as exc:
             self._failed = self._failed or exc
         finally:
-            self._container = None
-            try:
-                container.close()
-            except Exception as exc:
-                self._failed = self._failed or exc
+            with self._lock:
+                container, self._container = self._container, None
+            if self._cut is None:
+                try:
+                    container.close()
+                except Exception as exc:
+                    self._failed = self._failed or exc
         if self._failed is not None:
             raise SinkError(self._cannot(self._failed))
 

@@ -682,3 +682,52 @@ def test_the_annotated_video_goes_to_standard_output_for_another_program(tmp_pat
     assert code == 1, stderr
     assert stderr.strip().splitlines()[-1] == ("Error: --output - and --csv - both name "
                                                "standard output: give one of them a file")
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads Linux's /proc/net/tcp")
+def test_a_stream_sent_to_a_server_that_restarts_is_connected_again(tmp_path, face_bgr):
+    """A live overlay sent for hours meets a server restarted or a network gone a moment:
+    the run ended there with one line. It connects again, with backoff, within --reconnect,
+    as a source does; each cut and return said in one warning; the frames made meanwhile
+    not sent, the CSV missing none."""
+    import imageio_ffmpeg
+
+    frames = [compose(face_bgr, (320, 240), 10 + (i % 50), 10, scale=0.6) for i in range(250)]
+    clip = write_video(tmp_path / "ten_seconds.mp4", frames, fps=25.0)
+    port = _free_port()
+    url = f"rtmp://127.0.0.1:{port}/live/Key-s3cr3t"
+
+    def receiver(into):
+        return subprocess.Popen([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-listen",
+                                 "1", "-i", url, "-c", "copy", "-y", str(into)],
+                                stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    first, second = tmp_path / "first.flv", tmp_path / "second.flv"
+    servers = [receiver(first)]
+    try:
+        assert _listening(port), "the receiving FFmpeg did not listen"
+        run = cli("-s", clip, "-o", url, "--csv", tmp_path / "sent.csv", "-q")
+        table, deadline = tmp_path / "sent.csv", time.monotonic() + 120
+        while (not table.is_file() or len(table.read_bytes().splitlines()) < 50) \
+                and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.05)  # two seconds of it sent (paced: 25 rows a second)
+        servers[0].terminate()  # the server goes (what it received kept) ...
+        servers[0].wait(timeout=10)
+        time.sleep(0.5)
+        servers.append(receiver(second))  # ... and comes back
+        stderr = run.communicate(timeout=120)[1]
+        servers[1].wait(timeout=30) if run.returncode == 0 else None
+    finally:
+        for server in servers:
+            server.kill()
+    assert run.returncode == 0, stderr
+    assert re.search(r"warning: rtmp://127\.0\.0\.1:\d+/live/\*\*\*\*: the stream was cut at "
+                     r"[\d.]+ s \(.+\); connecting again \(for up to 30 s\)", stderr), stderr
+    assert (unsent := re.search(r"connected again after [\d.]+ s; (\d+) frames made "
+                                r"meanwhile not sent", stderr)), stderr
+    received = frame_count(first)[0], frame_count(second)[0]
+    assert received[0] > 0 and received[1] > 25, received
+    assert sum(received) + int(unsent.group(1)) >= 245, received  # (a frame or two in flight)
+    with open(tmp_path / "sent.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 250
+    assert "s3cr3t" not in stderr
