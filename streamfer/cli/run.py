@@ -121,8 +121,9 @@ from streamfer.cli.common import (
               help="Webcam: the frame rate to ask the camera for (default: its own).")
 @click.option("--reconnect", default=30.0, show_default=True, metavar="SECONDS",
               type=click.FloatRange(min=0),
-              help="Webcam or stream: when it drops, try it again (with backoff) for this "
-                   "long before the run ends with an error; 0: never.")
+              help="Webcam or stream, and a stream sent (--output rtmp://…): when it "
+                   "drops, try it again (with backoff) for this long before the run ends "
+                   "with an error; 0: never.")
 @click.option("--force", is_flag=True, help="Folder source: redo inputs already done (a "
                                             "changed setting redoes an input by itself).")
 @click.option("--dry-run", is_flag=True,
