@@ -194,7 +194,10 @@ class Pipeline:
     def run(self, spec: str, output: str | Path | None = None, csv_path: str | Path | None = None,
             show: bool = False, name: str | None = None, whole_only: bool = False,
             selfie_view: bool | None = None, thumbnails: Thumbnails | None = None) -> RunStats:
-        """Process one source; every sink is finalised however the run ends. ``show``: a live
+        """Process one source; every sink is finalised however the run ends. ``output``: the
+        annotated video's file, or a link it is sent to as it is made (``rtmp://…``,
+        ``tcp://…``, ``udp://…``, ``-`` for standard output; :class:`~streamfer.sinks.
+        StreamSink`). ``show``: a live
         window (:class:`~streamfer.sinks.Window`), the picture in it as a mirror shows it
         where ``selfie_view`` (default: for a webcam, as camera apps show you yourself; m
         flips it; the outputs are never mirrored). ``thumbnails``: where given, each face's
