@@ -249,6 +249,8 @@ class Source:
         self._camera = camera  # a webcam's size and rate asked for (None: its own)
         # standard input's sound, kept where ``sound`` (streamfer.stdin), until the ``with``
         self.sound = None  # ends (close() lets the capture go, earlier)
+        self._tee = None  # standard input's reader beside OpenCV (streamfer.stdin)
+        self._stamped = False  # a frame past its first had a timestamp
         self._keep_sound = sound
         self.name = redacted(spec)  # a link's password is not shown, nor written
         self.piped = spec == STDIN  # a stream from another program: read once, in order
@@ -391,14 +393,13 @@ class Source:
                               "is: e.g. ffmpeg -i rtsp://cam -c copy -f mpegts - | streamfer "
                               "run --source - …")
         self.name = STDIN_NAME
-        if self._keep_sound:
-            from streamfer.stdin import StdinSound
+        from streamfer.stdin import StdinTee
 
-            self.sound = StdinSound()
+        self._tee = StdinTee(sound=self._keep_sound)  # its shapes and sound, read beside
+        self.sound = self._tee if self._keep_sound else None
         self._cap = self._capture()
         if not self._cap.isOpened():
-            if self.sound is not None:  # no ``with`` will end it: its folder goes now
-                self.sound.close()
+            self._tee.close()  # no ``with`` will end it: its folder goes now
             raise SourceError(f"cannot read standard input as video ({_PIPED})")
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else 30.0
@@ -509,7 +510,8 @@ class Source:
             yield Frame(self.name, 0, 0.0, self._image)
             return
         # a file's frames each at its own shape (a local file's: read twice, key frames alone)
-        shapes = None if self.live or self.url or self.piped else \
+        shapes = _PipedShapes(self._tee, self.size, self.format.sar, self.name) \
+            if self._tee is not None else None if self.live or self.url else \
             _Shapes(self.spec, self.size, self.format.sar, self._turned, self.start, self.name)
         try:
             yield from self._read(shapes)
@@ -519,6 +521,7 @@ class Source:
 
     def _read(self, shapes: _Shapes | None) -> Iterator[Frame]:
         index, bad, last, ended = 0, 0, None, False
+        part, offset, last_raw = 0, 0.0, None  # see _Runs
         landing = self._seek() if self.start and not self.live else False
         while True:
             with self._lock:
@@ -560,12 +563,17 @@ class Source:
                 self.passed_over += 1
                 index += 1
                 continue
+            raw = time_s
+            if not self.live:  # its timestamps start again (two recordings joined)
+                if last_raw is not None and raw < last_raw:  # see _Runs
+                    part, offset = part + 1, (last or 0.0) + 1 / self.fps - raw
+                last_raw, time_s = raw, raw + offset
             if landing:  # the first frame after the seek: its number, or read from the start
                 landing = False
                 index = self._index_at(time_s)
                 if index is None:  # landed past --start (or cannot tell): frames before it
                     self._rewind(shapes)
-                    index = 0
+                    index, part, offset, last_raw = 0, 0, 0.0, None
                     continue
             if self.end is not None and time_s >= self.end:
                 ended = True
@@ -578,7 +586,8 @@ class Source:
                             self.name, last, time_s)
             bad, last = 0, time_s
             image = _as_bgr(image)
-            yield Frame(self.name, index, time_s, shapes.fit(image, time_s) if shapes else image,
+            yield Frame(self.name, index, time_s,
+                        shapes.fit(image, time_s, part, offset) if shapes else image,
                         wall_time=self.wall_origin + time_s if self.live else None)
             index += 1
         if self._closing:
@@ -671,8 +680,11 @@ class Source:
                 now = due
             return now - self.origin
         msec = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self._cap is not None else -1
-        if msec < 0 or (msec == 0 and index > 0):
+        # 0 past the first frame: no timestamps, where none came before (else a run of them
+        # starting again: two recordings joined, see _Runs)
+        if msec < 0 or (msec == 0 and index > 0 and not self._stamped):
             return index / self.fps
+        self._stamped = self._stamped or msec > 0
         return msec / 1000.0
 
     def close(self) -> None:
@@ -696,8 +708,8 @@ class Source:
 
     def __exit__(self, *exc) -> None:
         self.close()
-        if self.sound is not None:  # at the end of the ``with``: an output video took it
-            self.sound.close()
+        if self._tee is not None:  # at the end of the ``with``: an output video took its sound
+            self._tee.close()
 
 
 class _StreamClock:
@@ -750,6 +762,25 @@ class _StreamClock:
         return due
 
 
+class _Runs:
+    """The runs of a stream's timestamps (:meth:`part` of each): where its timestamps go
+    back, they start again — two recordings joined (``cat a.ts b.ts``, a recorder's files),
+    each timed from its own 0. Frames come in the order they are shown, packets in the
+    order they are decoded (their ``dts``): in each, the timestamps of one run only go on.
+    Its frames are then timed on from the last before (time_s went back to 0 in the CSV,
+    and the video's frames were crowded into a moment), and its key frames' shapes matched
+    run by run."""
+
+    def __init__(self) -> None:
+        self.count, self.latest = 0, None
+
+    def part(self, time_s: float) -> int:
+        if self.latest is not None and time_s < self.latest:
+            self.count += 1
+        self.latest = time_s
+        return self.count
+
+
 class _Shapes:
     """The shape each frame of a file had before OpenCV made it its first frame's. A file
     whose picture changes shape midway — a browser's recording of a call (the phone turned:
@@ -777,10 +808,11 @@ class _Shapes:
         self._next = next(self._keys, None)
 
     def _key_frames(self, start: float):
-        """(time from the first frame, ((w, h), pixels' aspect), upright) of each key frame
-        from the one at or before ``start`` on; nothing more once the file cannot be read,
-        nor where every frame is a key frame (ProRes, MJPEG, DV, an all-intra H.264: each
-        would be decoded twice, and their shape does not change)."""
+        """((part, time from the first frame), ((w, h), pixels' aspect)), upright, of each
+        key frame from the one at or before ``start`` on (part: the run of timestamps it is
+        in, see :class:`_Runs`); nothing more once the file cannot be read, nor where
+        every frame is a key frame (ProRes, MJPEG, DV, an all-intra H.264: each would be
+        decoded twice, and their shape does not change)."""
         import av
 
         try:
@@ -793,9 +825,13 @@ class _Shapes:
                 first, base = stream.start_time or 0, stream.time_base
                 if start > 1.0:  # to the key frame before it
                     container.seek(first + int((start - 1.0) / base), stream=stream)
-                times = []
+                times, runs = [], _Runs()
                 for packet in container.demux(stream):
-                    if not packet.is_keyframe or not packet.size or packet.pts is None:
+                    if not packet.size or packet.pts is None:
+                        continue
+                    decoded = packet.pts if packet.dts is None else packet.dts
+                    part = runs.part(float((decoded - first) * base))
+                    if not packet.is_keyframe:
                         continue
                     # the key frame alone, decoded on its own (it needs no other; not every
                     # decoder passes over the rest when told to)
@@ -808,24 +844,35 @@ class _Shapes:
                     if len(times) == _DENSE_KEYS[0] and times[-1] - times[0] < _DENSE_KEYS[1]:
                         return
                     w, h = frames[0].width, frames[0].height
-                    yield times[-1], ((h, w), 1 / sar) if self.turned else ((w, h), sar)
+                    yield (part, times[-1]), ((h, w), 1 / sar) if self.turned else ((w, h), sar)
         except (OSError, IndexError, av.FFmpegError, ValueError, ZeroDivisionError):
             return
 
-    def fit(self, image: np.ndarray, time_s: float) -> np.ndarray:
+    def fit(self, image: np.ndarray, time_s: float, part: int = 0,
+            offset: float = 0.0) -> np.ndarray:
         """``image``, the frame at ``time_s``, at its own shape within the first's (as seen,
-        in the first's pixels)."""
-        while self._next is not None and self._next[0] <= time_s + _SAME_TIME_S:
-            if self._next[1] != self.shape:  # where it goes: worked out once a shape
-                self.shape = self._next[1]
-                self._place = self._placed(self._next[0])
-            self._next = next(self._keys, None)
+        in the first's pixels); where its timestamps start again (:class:`_Runs`), in the
+        ``part``-th run of them, timed on by ``offset`` (its own timestamp ``time_s -
+        offset``)."""
+        self._offset = offset  # (the time said where its shape changes)
+        self._advance((part, time_s - offset + _SAME_TIME_S))
         if self._place is None:
             return image
         x, y, w, h = self._place
         out = np.zeros_like(image)
         out[y:y + h, x:x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
         return out
+
+    def _advance(self, at: tuple[int, float]) -> None:
+        """The shape of the frame ``at`` (part, time): its key frame's."""
+        while self._next is not None and self._next[0] <= at:
+            self._shaped(*self._next)
+            self._next = next(self._keys, None)
+
+    def _shaped(self, at: tuple[int, float], shape: tuple[tuple[int, int], Fraction]) -> None:
+        if shape != self.shape:  # where it goes: worked out once a shape
+            self.shape = shape
+            self._place = self._placed(at[1] + self._offset)
 
     def _placed(self, since: float) -> tuple[int, int, int, int] | None:
         """Where a frame of the current shape goes in the first's (x, y, w, h), or None
@@ -848,6 +895,28 @@ class _Shapes:
         keys = getattr(self, "_keys", None)
         if keys is not None:
             keys.close()  # the file it holds open, closed
+
+
+class _PipedShapes(_Shapes):
+    """:class:`_Shapes` of standard input, which cannot be read twice: its key frames come
+    from the demuxer beside OpenCV (:meth:`streamfer.stdin.StdinTee.key_frames`)."""
+
+    def __init__(self, tee, size: tuple[int, int], sar: Fraction | None, name: str) -> None:
+        self._tee, self._taken = tee, 0
+        super().__init__("", size, sar, name=name)
+
+    def restart(self) -> None:
+        self.shape, self._place = (self.size, self.sar), None
+
+    def _advance(self, at: tuple[int, float]) -> None:
+        for since, shape in self._tee.key_frames(at, self._taken):
+            if since > at:
+                break
+            self._shaped(since, shape)
+            self._taken += 1
+
+    def close(self) -> None:
+        pass
 
 
 def _shape(w: int, h: int, sar: Fraction) -> str:

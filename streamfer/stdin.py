@@ -1,12 +1,17 @@
-"""Standard input (``--source -``) with its sound kept for the output video.
+"""Standard input (``--source -``): read by OpenCV, and beside it by PyAV for what OpenCV
+does not give.
 
-OpenCV reads a piped video from file descriptor 0 and has no use for its audio; a pipe can be
-read only once. :class:`StdinSound` puts a pipe of its own in place of descriptor 0 and a
-thread copies what comes in into it and, beside, into a second pipe that PyAV demuxes: its
+OpenCV reads a piped video from file descriptor 0; it has no use for its audio, and it
+gives every frame at its first frame's size, a picture that changes shape midway (two
+recordings piped one after the other, landscape then portrait) stretched into it. A pipe
+can be read only once: :class:`StdinTee` puts a pipe of its own in place of descriptor 0,
+and a thread copies what comes in into it and, first, into a second pipe that PyAV
+demuxes as it comes: each video key frame (where a new shape may begin) is decoded on its
+own and its shape kept with its time (:meth:`StdinTee.key_frames`); where ``sound``, its
 audio streams' packets (a broadcast's languages) are copied, not decoded, into a Matroska
 file in a temporary folder (a minute of AAC at 160 kb/s is about 1.2 MB, where the whole
-stream would be the video's size), with when its first sound comes after the first
-picture. The output video takes it when it is finished (:meth:`StdinSound.take`).
+stream would be the video's size), with when its first sound comes after the first picture.
+The output video takes it when it is finished (:meth:`StdinTee.take`).
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ import os
 import shutil
 import tempfile
 import threading
+import time
+from fractions import Fraction
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
+_WAIT_S = 2.0  # the most a frame waits for the demuxer to know its shape (then: as it was)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -29,38 +37,70 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-class StdinSound:
-    """A tee of standard input: the video for OpenCV on descriptor 0, its audio streams kept
-    in :attr:`path`. :meth:`take` when the picture is written; :meth:`close` after."""
+class _Reader:
+    """The demuxer's end of its pipe, as a file PyAV reads: it counts what it has read and
+    says when it waits for more (having then had, and demuxed, all that came)."""
 
-    def __init__(self) -> None:
-        self._folder = Path(tempfile.mkdtemp(prefix="streamfer-stdin-"))
-        self.path = self._folder / "sound.mka"
+    def __init__(self, fd: int, changed: threading.Condition) -> None:
+        self.fd, self.changed = fd, changed
+        self.read_bytes, self.blocked = 0, False
+
+    def read(self, size: int = -1) -> bytes:
+        with self.changed:
+            self.blocked = True
+            self.changed.notify_all()
+        data = os.read(self.fd, size if size > 0 else _CHUNK)
+        with self.changed:
+            self.read_bytes += len(data)
+            self.blocked = False
+        return data
+
+
+class StdinTee:
+    """A tee of standard input: the video for OpenCV on descriptor 0; its key frames'
+    shapes (:meth:`key_frames`) and, where ``sound``, its audio streams kept in
+    :attr:`path`. :meth:`take` when the picture is written; :meth:`close` after."""
+
+    def __init__(self, sound: bool = False) -> None:
+        self._folder = Path(tempfile.mkdtemp(prefix="streamfer-stdin-")) if sound else None
+        self.path = self._folder / "sound.mka" if sound else None
         self.delay: float | None = None  # its first sound, in seconds after the first picture
+        self.changed = threading.Condition()  # what the demuxer knows, changed
+        # each key frame's (part, time from the first frame), ((w, h), pixels' aspect); the
+        # part: the run of timestamps it is in (streamfer.sources._Runs)
+        self.keys: list[tuple[tuple[int, float], tuple[tuple[int, int], Fraction]]] = []
+        self.until: tuple[int, float] = (0, -1.0)  # the latest video packet demuxed
+        self.written, self.ended = 0, False  # bytes into the demuxer's pipe; its end
+        self._reader: _Reader | None = None
+        from streamfer.sources import _Runs
+
+        self._runs = _Runs()
         self._saved = os.dup(0)  # what the other program writes into: the copier's
         self._restore = os.dup(0)  # and close()'s, to put back
         read, self._picture = os.pipe()
         os.dup2(read, 0)  # OpenCV's pipe:0 is ours now
         os.close(read)
-        sound_read, self._sound = os.pipe()
+        demuxed, self._beside = os.pipe()
         self._lock = threading.Lock()
         self._closed = False
         self._copier = threading.Thread(target=self._copy, name="stdin-tee", daemon=True)
-        self._demuxer = threading.Thread(target=self._keep_sound, args=(sound_read,),
-                                         name="stdin-sound", daemon=True)
+        self._demuxer = threading.Thread(target=self._demux, args=(demuxed,),
+                                         name="stdin-demux", daemon=True)
         self._demuxer.start()
         self._copier.start()
 
     def _copy(self) -> None:
-        """What comes in, to the sound's pipe first (it has all the picture has), then to
+        """What comes in, to the demuxer's pipe first (it has all the picture has), then to
         OpenCV's; ends at the input's end, or where OpenCV's end is closed (the run ended)."""
         try:
             while chunk := os.read(self._saved, _CHUNK):
                 with self._lock:
-                    if self._sound is not None:
+                    if self._beside is not None:
+                        with self.changed:
+                            self.written += len(chunk)
                         try:
-                            _write_all(self._sound, chunk)
-                        except OSError:  # no sound in it: its reader is gone
+                            _write_all(self._beside, chunk)
+                        except OSError:  # its reader is gone (it could not read it)
                             self._cut()
                 _write_all(self._picture, chunk)
         except OSError:
@@ -72,44 +112,98 @@ class StdinSound:
             os.close(self._saved)
 
     def _cut(self) -> None:  # under the lock
-        if self._sound is not None:
-            os.close(self._sound)
-            self._sound = None
+        if self._beside is not None:
+            os.close(self._beside)
+            self._beside = None
 
-    def _keep_sound(self, fd: int) -> None:
+    def _demux(self, fd: int) -> None:
         import av
 
+        out = None
         try:
-            with av.open(f"pipe:{fd}", "r") as source:
-                if not source.streams.audio or not source.streams.video:
+            self._reader = _Reader(fd, self.changed)
+            with av.open(self._reader, "r") as source:
+                if not source.streams.video:
                     return
-                audio, video = list(source.streams.audio), source.streams.video[0]
-                first = float((video.start_time or 0) * video.time_base)
-                with av.open(str(self.path), "w", format="matroska") as out:
-                    kept = {}  # each audio stream's in the file: language, default flag
-                    for track in audio:
+                video = source.streams.video[0]
+                audio = list(source.streams.audio) if self.path else []
+                base, first = video.time_base, video.start_time or 0
+                decoder = video.codec_context
+                decoder.thread_count = 1
+                intra = decoder.codec.intra_only  # every frame a key frame: no shape change
+                start = float(first * base)
+                kept = {}
+                if audio:
+                    out = av.open(str(self.path), "w", format="matroska")
+                    for track in audio:  # each audio stream's: language, default flag
                         kept[track.index] = out.add_stream_from_template(track)
                         kept[track.index].metadata.update(track.metadata)
                         kept[track.index].disposition = track.disposition
-                    for packet in source.demux(audio):
-                        if packet.pts is None or not packet.size:
-                            continue
-                        at = float(packet.pts * packet.time_base)
-                        if at < first:  # before the first picture: not in the output
-                            continue
-                        if self.delay is None:  # the file's timeline starts at its first
-                            self.delay = at - first
-                        packet.stream = kept[packet.stream_index]
-                        out.mux(packet)
-        except Exception as exc:  # noqa: BLE001 (the sound is a bonus: the run goes on)
-            log.debug("standard input's sound not kept: %s", exc)
-            self.delay = None
+                for packet in source.demux(video, *audio):
+                    if packet.pts is None or not packet.size:
+                        continue
+                    if packet.stream is video:
+                        self._video_packet(packet, decoder, first, base, intra)
+                        continue
+                    at = float(packet.pts * packet.time_base)
+                    if at < start:  # before the first picture: not in the output
+                        continue
+                    if self.delay is None:  # the file's timeline starts at its first
+                        self.delay = at - start
+                    packet.stream = kept[packet.stream_index]
+                    out.mux(packet)
+        except Exception as exc:  # noqa: BLE001 (a bonus: the run goes on without it)
+            log.debug("standard input read beside OpenCV no further: %s", exc)
+            if out is None:
+                self.delay = None
         finally:
+            if out is not None:
+                try:
+                    out.close()
+                except Exception:  # noqa: BLE001
+                    self.delay = None
+            with self.changed:
+                self.ended = True
+                self.changed.notify_all()
             os.close(fd)  # the copier then stops writing to its pipe
+
+    def _video_packet(self, packet, decoder, first: int, base: Fraction, intra: bool) -> None:
+        """A video packet demuxed: its time known; a key frame's shape (decoded on its own,
+        as :class:`streamfer.sources._Shapes` does a file's) kept."""
+        decoded = packet.pts if packet.dts is None else packet.dts  # see sources._Runs
+        at = (self._runs.part(float((decoded - first) * base)),
+              float((packet.pts - first) * base))
+        if packet.is_keyframe and not intra:
+            frames = decoder.decode(packet) + decoder.decode(None)
+            sar = Fraction(decoder.sample_aspect_ratio or 1) or Fraction(1)
+            decoder.flush_buffers()
+            if frames:
+                with self.changed:
+                    self.keys.append((at, ((frames[0].width, frames[0].height), sar)))
+        with self.changed:
+            self.until = max(self.until, at)
+            self.changed.notify_all()
+
+    def key_frames(self, at: tuple[int, float], since: int = 0
+                   ) -> list[tuple[tuple[int, float], tuple[tuple[int, int], Fraction]]]:
+        """The key frames demuxed so far (:attr:`keys`), from the ``since``-th on, once the
+        demuxer has come to ``at`` (part, time: a video packet of then, all that came read,
+        or its end; at most :data:`_WAIT_S`)."""
+        deadline = time.monotonic() + _WAIT_S
+        with self.changed:
+            while not (self.until >= at or self.ended or self._reader is not None and
+                       self._reader.blocked and self._reader.read_bytes == self.written):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.changed.wait(min(left, 0.05))
+            return self.keys[since:]
 
     def take(self) -> tuple[Path, float] | None:
         """The sound kept up to now and its delay after the first picture, or None where
         there was none (or it could not be read): what came in so far is the end of it."""
+        if self.path is None:
+            return None
         with self._lock:
             self._cut()
         self._demuxer.join(timeout=10)
@@ -128,4 +222,5 @@ class StdinSound:
         os.dup2(self._restore, 0)
         os.close(self._restore)
         self._demuxer.join(timeout=10)
-        shutil.rmtree(self._folder, ignore_errors=True)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)

@@ -115,6 +115,26 @@ def joined(path: Path, clips: list[tuple[Path, tuple]]) -> Path:
     return path
 
 
+def recordings(tmp_path: Path, face_bgr: np.ndarray) -> tuple[Path, list, list]:
+    """Two recordings of a face (15 fps, 1 s each), landscape 640×480 then portrait
+    360×480, as MPEG-TS files each timed from its own start, their bytes joined (``cat
+    a.ts b.ts``, as a recorder's files or a pipe of one after the other): its timestamps
+    start again where the second begins."""
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    wide = [compose(face_bgr, (640, 480), 200 + 4 * i, 60) for i in range(15)]
+    tall = [compose(face_bgr, (360, 480), 40 + 4 * i, 120) for i in range(15)]
+    data = b""
+    for name, frames in (("wide", wide), ("tall", tall)):
+        clip = write_video(tmp_path / f"{name}.mp4", frames, fps=15)
+        subprocess.run([ffmpeg, "-y", "-v", "error", "-i", clip, "-c", "copy", "-f", "mpegts",
+                        tmp_path / f"{name}.ts"], check=True)
+        data += (tmp_path / f"{name}.ts").read_bytes()
+    (tmp_path / "both.ts").write_bytes(data)
+    return tmp_path / "both.ts", wide, tall
+
+
 def flash_clip(path: Path, lead_s: float, flash_s: float = 1.2, seconds: float = 3.0,
                fps: int = 25) -> Path:
     """A clip to measure audio against picture: black frames with one white frame at

@@ -25,6 +25,7 @@ from conftest import (
     flash_clip,
     frame_count,
     has_audio,
+    recordings,
     run_on_terminal,
     write_video,
 )
@@ -1058,6 +1059,32 @@ def test_a_video_piped_into_standard_input_is_a_source(tmp_path, face_clip):
     assert sought.returncode != 0 and sought.stderr.decode().strip() == (
         "Error: standard input cannot be sought: --start is for files (--end stops it at that "
         "time)")
+
+
+def test_a_piped_picture_that_changes_shape_keeps_each_frames_shape(tmp_path, face_bgr,
+                                                                     detector_ready):
+    """Two recordings piped one after the other (`cat land.ts port.ts | streamfer -s -`),
+    landscape then portrait: the portrait part came at the first's shape, stretched, and
+    its face was found on no frame of it; each recording timed from its own 0, time_s went
+    back to 0 where the second began. A file's is followed by reading its key frames a
+    second time, which a pipe cannot give: they are now read beside OpenCV, as the pipe
+    comes (streamfer.stdin), and the second recording timed on from the first."""
+    both, wide, tall = recordings(tmp_path, face_bgr)
+    environment = {k: v for k, v in os.environ.items() if k not in QUIETING}
+    done = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), "-s", "-", "--csv",
+                           tmp_path / "both.csv", "--csv-empty-frames", "-o",
+                           tmp_path / "both.mp4"], input=both.read_bytes(),
+                          capture_output=True, timeout=300, env=environment)
+    said = done.stderr.decode()
+    assert done.returncode == 0, said
+    rows = read_csv(tmp_path / "both.csv")
+    times = [float(r["time_s"]) for r in rows]
+    assert len(rows) == 30 and all(b > a for a, b in zip(times, times[1:])), times
+    found = [int(r["frame"]) for r in rows if r["face_id"]]
+    assert len([f for f in found if f < 15]) >= 14 and len([f for f in found if f >= 15]) >= 14
+    assert ("stdin: its picture changes shape at 1.00 s (640×480, then 360×480): each frame "
+            "is kept at its own shape within 640×480, with bars, as a player shows it") in said
+    assert frame_count(tmp_path / "both.mp4")[0] == 30
 
 
 @pytest.mark.parametrize("container", ["mpegts", "matroska"])

@@ -12,7 +12,7 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from conftest import compose, frame_count, has_audio, joined, write_video
+from conftest import compose, frame_count, has_audio, joined, recordings, write_video
 
 from streamfer.detect import FaceDetector, eye_roll, square_crop
 from streamfer.frame import Face, Frame
@@ -422,6 +422,30 @@ def test_a_picture_that_changes_shape_midway_keeps_each_frames_shape(tmp_path, f
         "dvb.ts: its picture changes shape at 1.00 s (720×576 of 16:15 pixels, then 720×576 "
         "of 64:45 pixels): each frame is kept at its own shape within 720×576, with bars, as "
         "a player shows it"]
+
+
+def test_recordings_joined_with_their_own_timestamps_are_timed_on_and_keep_their_shapes(
+        tmp_path, face_bgr, caplog):
+    """Two recordings' bytes joined, each timed from its own 0: time_s went back to 0 where
+    the second began (the CSV's times repeated, the video crowded the second's frames
+    into a moment), and the second's first key frame, at its 0, was taken for the first's
+    frames: the landscape part was squeezed into a portrait's shape. Now the second is
+    timed on from the first, and each part keeps its own shape."""
+    both, wide, tall = recordings(tmp_path, face_bgr)
+    with open_source(both) as source:
+        frames = list(source)
+    times = [frame.time_s for frame in frames]
+    assert len(frames) == 30 and all(b > a for a, b in zip(times, times[1:])), times
+    assert times[15] == pytest.approx(times[14] + 1 / 15, abs=1e-3)
+    for got, want in zip(frames[:15], wide):  # the landscape part as it is
+        assert np.abs(got.image.astype(int) - want).mean() < 3
+    expected = np.zeros((480, 640, 3), np.uint8)
+    for got, want in zip(frames[15:], tall):  # the portrait part within it, with bars
+        expected[:, 140:500] = want
+        assert np.abs(got.image.astype(int) - expected).mean() < 3
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "both.ts: its picture changes shape at 1.00 s (640×480, then 360×480): each frame is "
+        "kept at its own shape within 640×480, with bars, as a player shows it"]
 
 
 def test_a_file_of_several_video_tracks_says_which_is_read(tmp_path, face_clip, face_bgr,
