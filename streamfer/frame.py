@@ -2,6 +2,8 @@
 
 Sources create a ``Frame``; detect adds faces (box, score, roll, crop); track sets ``face_id``;
 classify sets ``scores``; smooth sets ``smoothed`` and ``labels``; render and the sinks read it.
+Beside it, what a frame's pixels and time are read with: :class:`VideoFormat` (how its pixels
+are seen), :class:`TimestampRuns` (where its input's timestamps start again, its time goes on).
 
 Example:
     >>> import numpy as np
@@ -76,3 +78,22 @@ class VideoFormat:
         a DVD's 64:45, HDV's 4:3, an anamorphic lens's 2:1), else None — a header's
         nonsense (60:1) would stretch a frame 60 times to look at it."""
         return self.sar if self.sar and Fraction(1, 4) <= self.sar <= 4 else None
+
+
+class TimestampRuns:
+    """The runs of a stream's timestamps (:meth:`part` of each): where its timestamps go
+    back, they start again — two recordings joined (``cat a.ts b.ts``, a recorder's files),
+    each timed from its own 0. Frames come in the order they are shown, packets in the
+    order they are decoded (their ``dts``): in each, the timestamps of one run only go on.
+    Its frames are then timed on from the last before (time_s went back to 0 in the CSV,
+    and the video's frames were crowded into a moment), and its key frames' shapes matched
+    run by run."""
+
+    def __init__(self) -> None:
+        self.count, self.latest = 0, None
+
+    def part(self, time_s: float) -> int:
+        if self.latest is not None and time_s < self.latest:
+            self.count += 1
+        self.latest = time_s
+        return self.count

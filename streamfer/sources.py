@@ -51,7 +51,7 @@ from natsort import natsorted, ns
 
 from streamfer.assets import native_stderr_silenced
 from streamfer.files import opencv_name, printable
-from streamfer.frame import Frame, VideoFormat
+from streamfer.frame import Frame, TimestampRuns, VideoFormat
 
 log = logging.getLogger(__name__)
 
@@ -521,7 +521,7 @@ class Source:
 
     def _read(self, shapes: _Shapes | None) -> Iterator[Frame]:
         index, bad, last, ended = 0, 0, None, False
-        part, offset, last_raw = 0, 0.0, None  # see _Runs
+        part, offset, last_raw = 0, 0.0, None  # see frame.TimestampRuns
         landing = self._seek() if self.start and not self.live else False
         while True:
             with self._lock:
@@ -565,7 +565,7 @@ class Source:
                 continue
             raw = time_s
             if not self.live:  # its timestamps start again (two recordings joined)
-                if last_raw is not None and raw < last_raw:  # see _Runs
+                if last_raw is not None and raw < last_raw:  # see frame.TimestampRuns
                     part, offset = part + 1, (last or 0.0) + 1 / self.fps - raw
                 last_raw, time_s = raw, raw + offset
             if landing:  # the first frame after the seek: its number, or read from the start
@@ -681,7 +681,7 @@ class Source:
             return now - self.origin
         msec = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self._cap is not None else -1
         # 0 past the first frame: no timestamps, where none came before (else a run of them
-        # starting again: two recordings joined, see _Runs)
+        # starting again: two recordings joined, see TimestampRuns)
         if msec < 0 or (msec == 0 and index > 0 and not self._stamped):
             return index / self.fps
         self._stamped = self._stamped or msec > 0
@@ -762,25 +762,6 @@ class _StreamClock:
         return due
 
 
-class _Runs:
-    """The runs of a stream's timestamps (:meth:`part` of each): where its timestamps go
-    back, they start again — two recordings joined (``cat a.ts b.ts``, a recorder's files),
-    each timed from its own 0. Frames come in the order they are shown, packets in the
-    order they are decoded (their ``dts``): in each, the timestamps of one run only go on.
-    Its frames are then timed on from the last before (time_s went back to 0 in the CSV,
-    and the video's frames were crowded into a moment), and its key frames' shapes matched
-    run by run."""
-
-    def __init__(self) -> None:
-        self.count, self.latest = 0, None
-
-    def part(self, time_s: float) -> int:
-        if self.latest is not None and time_s < self.latest:
-            self.count += 1
-        self.latest = time_s
-        return self.count
-
-
 class _Shapes:
     """The shape each frame of a file had before OpenCV made it its first frame's. A file
     whose picture changes shape midway — a browser's recording of a call (the phone turned:
@@ -810,7 +791,7 @@ class _Shapes:
     def _key_frames(self, start: float):
         """((part, time from the first frame), ((w, h), pixels' aspect)), upright, of each
         key frame from the one at or before ``start`` on (part: the run of timestamps it is
-        in, see :class:`_Runs`); nothing more once the file cannot be read, nor where
+        in, see :class:`TimestampRuns`); nothing more once the file cannot be read, nor where
         every frame is a key frame (ProRes, MJPEG, DV, an all-intra H.264: each would be
         decoded twice, and their shape does not change)."""
         import av
@@ -825,7 +806,7 @@ class _Shapes:
                 first, base = stream.start_time or 0, stream.time_base
                 if start > 1.0:  # to the key frame before it
                     container.seek(first + int((start - 1.0) / base), stream=stream)
-                times, runs = [], _Runs()
+                times, runs = [], TimestampRuns()
                 for packet in container.demux(stream):
                     if not packet.size or packet.pts is None:
                         continue
@@ -851,7 +832,7 @@ class _Shapes:
     def fit(self, image: np.ndarray, time_s: float, part: int = 0,
             offset: float = 0.0) -> np.ndarray:
         """``image``, the frame at ``time_s``, at its own shape within the first's (as seen,
-        in the first's pixels); where its timestamps start again (:class:`_Runs`), in the
+        in the first's pixels); where its timestamps start again (:class:`TimestampRuns`), in the
         ``part``-th run of them, timed on by ``offset`` (its own timestamp ``time_s -
         offset``)."""
         self._offset = offset  # (the time said where its shape changes)

@@ -25,6 +25,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+from streamfer.frame import TimestampRuns
+
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
@@ -67,14 +69,12 @@ class StdinTee:
         self.delay: float | None = None  # its first sound, in seconds after the first picture
         self.changed = threading.Condition()  # what the demuxer knows, changed
         # each key frame's (part, time from the first frame), ((w, h), pixels' aspect); the
-        # part: the run of timestamps it is in (streamfer.sources._Runs)
+        # part: the run of timestamps it is in (streamfer.frame.TimestampRuns)
         self.keys: list[tuple[tuple[int, float], tuple[tuple[int, int], Fraction]]] = []
         self.until: tuple[int, float] = (0, -1.0)  # the latest video packet demuxed
         self.written, self.ended = 0, False  # bytes into the demuxer's pipe; its end
         self._reader: _Reader | None = None
-        from streamfer.sources import _Runs
-
-        self._runs = _Runs()
+        self._runs = TimestampRuns()
         self._saved = os.dup(0)  # what the other program writes into: the copier's
         self._restore = os.dup(0)  # and close()'s, to put back
         read, self._picture = os.pipe()
@@ -170,7 +170,7 @@ class StdinTee:
     def _video_packet(self, packet, decoder, first: int, base: Fraction, intra: bool) -> None:
         """A video packet demuxed: its time known; a key frame's shape (decoded on its own,
         as :class:`streamfer.sources._Shapes` does a file's) kept."""
-        decoded = packet.pts if packet.dts is None else packet.dts  # see sources._Runs
+        decoded = packet.pts if packet.dts is None else packet.dts  # see frame.TimestampRuns
         at = (self._runs.part(float((decoded - first) * base)),
               float((packet.pts - first) * base))
         if packet.is_keyframe and not intra:
