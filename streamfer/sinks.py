@@ -20,7 +20,6 @@ import csv
 import datetime
 import errno
 import io
-import itertools
 import logging
 import os
 import queue
@@ -728,22 +727,10 @@ class StreamSink(VideoSink):
         threading.Thread(target=self._again, name="reconnect", daemon=True).start()
 
     def _again(self) -> None:
-        from streamfer.sources import _BACKOFF_S
+        from streamfer.sources import attempts
 
         began, at = self._cut
-        for attempt in itertools.count():
-            deadline = min(time.monotonic() + _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)],
-                           began + self._reconnect)
-            while time.monotonic() < deadline:
-                if self._closing:
-                    return
-                time.sleep(0.05)
-            if time.monotonic() - began >= self._reconnect:
-                with self._lock:
-                    self._failed = RuntimeError(
-                        f"cut at {at:.1f} s and not back within {self._reconnect:g} s "
-                        "(--reconnect)")
-                return
+        for _ in attempts(self._reconnect, lambda: self._closing):
             try:
                 container, stream = self._connect()
             except SinkError:
@@ -758,6 +745,10 @@ class StreamSink(VideoSink):
             log.warning("%s: connected again after %.1f s; %d frames made meanwhile not sent",
                         self.path, time.monotonic() - began, unsent)
             return
+        if not self._closing:
+            with self._lock:
+                self._failed = RuntimeError(f"cut at {at:.1f} s and not back within "
+                                            f"{self._reconnect:g} s (--reconnect)")
 
     def close(self) -> None:
         """Send what is queued, flush the encoder and end the stream."""

@@ -99,6 +99,23 @@ class OutOfRange(SourceError):
     """A file holds no frame in the time range asked for (``--start``/``--end``)."""
 
 
+def attempts(within: float, stopped) -> Iterator[int]:
+    """The attempts to connect again after a drop, each after a wait of backoff
+    (:data:`_BACKOFF_S`), for up to ``within`` seconds from now; none more once ``stopped()``
+    (checked through each wait)."""
+    start = time.monotonic()
+    for attempt in itertools.count():
+        deadline = min(time.monotonic() + _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)],
+                       start + within)
+        while time.monotonic() < deadline:
+            if stopped():
+                return
+            time.sleep(0.05)
+        if time.monotonic() - start >= within or stopped():
+            return
+        yield attempt
+
+
 _VIDEO_NODE = re.compile(r"/dev/video(\d+)")  # a camera's device on Linux (V4L2)
 
 
@@ -483,15 +500,7 @@ class Source:
             log.warning("camera %s gave no frame; opening it again (for up to %g s)",
                         self.spec, self.reconnect)
         start = time.monotonic()
-        for attempt in itertools.count():
-            wait = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
-            deadline = min(time.monotonic() + wait, start + self.reconnect)
-            while time.monotonic() < deadline:  # a close() meanwhile ends the wait
-                if self._closing:
-                    return False
-                time.sleep(0.05)
-            if time.monotonic() - start >= self.reconnect:
-                return False
+        for _ in attempts(self.reconnect, lambda: self._closing):
             cap = self._capture()
             with self._lock:
                 if self._closing:
@@ -504,6 +513,7 @@ class Source:
                                     time.monotonic() - start)
                     return True
             cap.release()
+        return False
 
     def __iter__(self) -> Iterator[Frame]:
         if self._image is not None:
@@ -521,7 +531,7 @@ class Source:
 
     def _read(self, shapes: _Shapes | None) -> Iterator[Frame]:
         index, bad, last, ended = 0, 0, None, False
-        part, offset, last_raw = 0, 0.0, None  # see frame.TimestampRuns
+        runs, part, offset = TimestampRuns(), 0, 0.0  # timestamps starting again
         landing = self._seek() if self.start and not self.live else False
         while True:
             with self._lock:
@@ -563,17 +573,15 @@ class Source:
                 self.passed_over += 1
                 index += 1
                 continue
-            raw = time_s
-            if not self.live:  # its timestamps start again (two recordings joined)
-                if last_raw is not None and raw < last_raw:  # see frame.TimestampRuns
-                    part, offset = part + 1, (last or 0.0) + 1 / self.fps - raw
-                last_raw, time_s = raw, raw + offset
+            if not self.live and runs.part(time_s) != part:  # two recordings joined: the
+                part, offset = runs.count, (last or 0.0) + 1 / self.fps - time_s  # next on
+            time_s += offset
             if landing:  # the first frame after the seek: its number, or read from the start
                 landing = False
                 index = self._index_at(time_s)
                 if index is None:  # landed past --start (or cannot tell): frames before it
                     self._rewind(shapes)
-                    index, part, offset, last_raw = 0, 0, 0.0, None
+                    index, runs, part, offset = 0, TimestampRuns(), 0, 0.0
                     continue
             if self.end is not None and time_s >= self.end:
                 ended = True
