@@ -1,5 +1,5 @@
-"""Sinks: the annotated video (a photo's annotated copy), the frame-level CSV and the live
-window.
+"""Sinks: the annotated video (a photo's annotated copy; or sent live as it is made, to a
+server or standard output), the frame-level CSV and the live window.
 
 Each is a context manager that finalises what it holds on exit, errors and Ctrl-C
 included: the video is flushed, closed and renamed into place (the source's audio muxed in),
