@@ -625,10 +625,11 @@ def _newest(iterable, stop: threading.Event, threads: list, stats: RunStats,
             due=lambda item: 0.0, hold_bytes: int = 256 << 20):
     """Iterate ``iterable`` (a live source's frames) in a daemon thread that never waits for
     the consumer while it keeps up: each item is given at its ``due`` time (``time.monotonic``;
-    a stream's burst is given at its frames' own times, see ``sources._StreamClock``), and of
-    those due, the newest alone — each one passed over counts in ``stats.dropped``. Items not
-    due yet are held, up to ``hold_bytes`` of their images (then the producer waits: a burst
-    larger than that is read as it is given). Errors and the end come after the last item;
+    a stream's burst is given at its frames' own times, see
+    :class:`~streamfer.sources.streams.StreamClock`), and of those due, the newest alone —
+    each one passed over counts in ``stats.dropped``. Items not due yet are held, up to
+    ``hold_bytes`` of their images (then the producer waits: a burst larger than that is
+    read as it is given). Errors and the end come after the last item;
     ``stop`` ends both sides, as in :func:`_background`."""
     held: list = []
     end: list = []

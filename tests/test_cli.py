@@ -150,7 +150,7 @@ def test_a_camera_device_path_not_there_is_a_camera_not_a_file(tmp_path):
         assert_one_line_error(done)
         assert f"cannot open camera: {spec}" in done.stderr, done.stderr
         assert not (tmp_path / "x.csv").exists()
-    from streamfer.sources import _no_camera
+    from streamfer.sources.cameras import _no_camera
 
     (tmp_path / "video0").touch()
     assert _no_camera(None, tmp_path) == ("it links to no device now (the camera unplugged?); "
@@ -159,7 +159,7 @@ def test_a_camera_device_path_not_there_is_a_camera_not_a_file(tmp_path):
 
 def test_a_camera_index_not_there_names_the_ones_that_are(tmp_path):
     """Linux lists its cameras as /dev/video*: a wrong index is told which there are."""
-    from streamfer.sources import _no_camera
+    from streamfer.sources.cameras import _no_camera
 
     for name in ("video0", "video2", "vhci"):
         (tmp_path / name).touch()
@@ -649,8 +649,8 @@ def test_ctrl_c_at_any_moment_keeps_a_playable_video_of_the_csv_frames(tmp_path,
 # Ctrl-C at the wrong moment used to be lost, the run going on to the end with exit 0.
 SWALLOWING_PROBE = """
 import os, signal, sys
-import streamfer.sources as sources
-probe, calls = sources._probe, []
+import streamfer.sources.reader as reader
+probe, calls = reader.probe, []
 def swallowing_probe(path):
     calls.append(path)
     if len(calls) == {call}:
@@ -660,7 +660,7 @@ def swallowing_probe(path):
         except KeyboardInterrupt:
             pass
     return probe(path)
-sources._probe = swallowing_probe
+reader.probe = swallowing_probe
 sys.argv = ["run_stream.py", *sys.argv[1:]]
 from streamfer.cli.run import run
 run()
@@ -1068,7 +1068,7 @@ def test_a_piped_picture_that_changes_shape_keeps_each_frames_shape(tmp_path, fa
     its face was found on no frame of it; each recording timed from its own 0, time_s went
     back to 0 where the second began. A file's is followed by reading its key frames a
     second time, which a pipe cannot give: they are now read beside OpenCV, as the pipe
-    comes (streamfer.stdin), and the second recording timed on from the first."""
+    comes (streamfer.sources.stdin), and the second recording timed on from the first."""
     both, wide, tall = recordings(tmp_path, face_bgr)
     environment = {k: v for k, v in os.environ.items() if k not in QUIETING}
     done = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), "-s", "-", "--csv",

@@ -505,14 +505,15 @@ def test_a_recorded_file_behind_an_http_link_is_probed_once(http_server, face_cl
                                                             monkeypatch):
     """Telling a recorded file from a live stream reads the link's header; that reading is
     the file's format too (it used to be read a second time over the network)."""
-    from streamfer import sources
+    from streamfer.sources import open_source, probe, reader
 
     root, base = http_server
     shutil.copy(face_clip, root / "clip.mp4")
     probed = []
-    real = sources._probe
-    monkeypatch.setattr(sources, "_probe", lambda path: probed.append(path) or real(path))
-    with sources.open_source(f"{base}/clip.mp4") as remote:
+    real = probe.probe
+    for module in (probe, reader):  # the link's look (probe.recorded), a file's (reader)
+        monkeypatch.setattr(module, "probe", lambda path: probed.append(path) or real(path))
+    with open_source(f"{base}/clip.mp4") as remote:
         assert not remote.live and remote.frame_count == 24 and remote.duration
     assert probed == [f"{base}/clip.mp4"]
 
@@ -559,9 +560,9 @@ def test_a_stream_s_clock_plays_bursts_evenly_and_does_not_keep_a_delay():
     delay is kept while such stalls may come again, then given up (the frames it would
     play late passed over); a backlog read at once at the start is not played late; a
     clock that runs fast (a camera's made-up timestamps) delays no frame more than a little."""
-    from streamfer.sources import _StreamClock
+    from streamfer.sources.streams import StreamClock
 
-    clock = _StreamClock()
+    clock = StreamClock()
     assert [clock.due(i / 25, 100 + i / 25) for i in range(3)] == pytest.approx(
         [100, 100.04, 100.08])  # steady: no delay added
     burst = [clock.due(i / 25, 101.0) for i in range(25, 50)]  # a second read at once
@@ -576,11 +577,11 @@ def test_a_stream_s_clock_plays_bursts_evenly_and_does_not_keep_a_delay():
     given = [due for due in burst + late + then if due is not None]
     assert all(b > a for a, b in zip(given, given[1:]))
 
-    joined = _StreamClock()  # HLS's backlog: 3 s read in 60 ms, then a segment a second
+    joined = StreamClock()  # HLS's backlog: 3 s read in 60 ms, then a segment a second
     backlog = [joined.due(i / 25, 50 + i / 1000) for i in range(75)]
     assert backlog == pytest.approx([50 + i / 1000 for i in range(75)], abs=0.002)
 
-    fast = _StreamClock()  # a 40 fps camera whose timestamps say 25 fps
+    fast = StreamClock()  # a 40 fps camera whose timestamps say 25 fps
     dues = [fast.due(i / 25, 10 + i / 40) for i in range(400)]
     assert None not in dues
     assert max(due - (10 + i / 40) for i, due in enumerate(dues)) < 0.05

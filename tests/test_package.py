@@ -125,3 +125,15 @@ def test_every_entry_point_says_the_installed_version():
     done = subprocess.run([sys.executable, "-m", "streamfer", "run", "--help"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT.parent)
     assert done.stdout.startswith("Usage: streamfer run [OPTIONS]"), done.stdout[:200]
+
+
+def test_the_wheel_carries_every_subpackage():
+    """pyproject.toml lists the packages the wheel carries by name: a folder of the package
+    left off it (streamfer/sources/ and streamfer/sinks/ when they became folders) is
+    missing from an installed streamfer, whose first run fails to import it."""
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11's tomllib reads pyproject")
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    folders = {".".join(init.parent.relative_to(ROOT).parts)
+               for init in (ROOT / "streamfer").rglob("__init__.py")}
+    assert folders and folders <= listed, sorted(folders - listed)

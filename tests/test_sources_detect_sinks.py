@@ -346,7 +346,7 @@ def test_subtitles_chapters_and_tags_are_carried_over_and_a_part_starts_at_its_s
                             ["00:00:00,200 --> 00:00:00,400", "Later"]]
     assert kept["starts"]["video"] == 0.0 and kept["starts"]["audio"] < 0.05, kept["starts"]
     # a DVD's subtitles are pictures: Matroska holds them, MP4 too, WebM not
-    from streamfer.sinks import _Carried
+    from streamfer.sinks.video import _Carried
     dvd = _Carried(audio=1, subtitles=(("dvdsub", False), ("ass", True)))
     assert dvd.subtitles_for(".mkv") == ([("1:s:0", "copy"), ("1:s:1", "copy")], None)
     assert dvd.subtitles_for(".mp4") == ([("1:s:0", "copy"), ("1:s:1", "mov_text")], None)
@@ -1303,8 +1303,7 @@ def test_a_link_that_cannot_be_opened_says_why(tmp_path, monkeypatch):
     import http.server
     import socket
 
-    from streamfer import sources
-    from streamfer.sources import SourceError, open_source
+    from streamfer.sources import SourceError, open_source, reader
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     handler.log_message = lambda *args: None
@@ -1321,7 +1320,7 @@ def test_a_link_that_cannot_be_opened_says_why(tmp_path, monkeypatch):
             assert str(caught.value).startswith(f"cannot open stream: {url} (")
             assert why in str(caught.value), str(caught.value)
         asked = []
-        monkeypatch.setattr(sources, "_unreachable", lambda url: asked.append(url))
+        monkeypatch.setattr(reader, "unreachable", lambda url: asked.append(url))
         with pytest.raises(SourceError) as caught:  # (with --reconnect, waited for: see
             open_source(f"udp://127.0.0.1:{closed}", reconnect=0)  # test_live)
         assert str(caught.value).endswith("(nothing came in 5 s)") and not asked, asked

@@ -29,6 +29,12 @@ from streamfer.frame import TimestampRuns
 
 log = logging.getLogger(__name__)
 
+STDIN = "-"  # the source that means standard input (``--source -``)
+STDIN_NAME = "stdin"  # what names it in the CSV, the summary and the report
+NOT_SOUGHT = "standard input cannot be sought: --start is for files (--end stops it at that time)"
+# how to pipe a video in, said where what came is not read
+PIPED = ("pipe MPEG-TS or Matroska: an MP4 or MOV with its index at its end, as most are "
+         "written, cannot come through a pipe; ffmpeg -i x -c copy -f mpegts - | …")
 _CHUNK = 1 << 16
 _WAIT_S = 2.0  # the most a frame waits for the demuxer to know its shape (then: as it was)
 
@@ -169,7 +175,7 @@ class StdinTee:
 
     def _video_packet(self, packet, decoder, first: int, base: Fraction, intra: bool) -> None:
         """A video packet demuxed: its time known; a key frame's shape (decoded on its own,
-        as :class:`streamfer.sources._Shapes` does a file's) kept."""
+        as :class:`streamfer.sources.Shapes` does a file's) kept."""
         decoded = packet.pts if packet.dts is None else packet.dts  # see frame.TimestampRuns
         at = (self._runs.part(float((decoded - first) * base)),
               float((packet.pts - first) * base))

@@ -1,0 +1,228 @@
+"""The annotated video sent live as it is made: to an RTMP server, over TCP or UDP as
+MPEG-TS, or to standard output; its key hidden where it is shown, cut connections made
+again within ``--reconnect``.
+
+Example:
+    >>> from streamfer.sinks import StreamSink
+    >>> with StreamSink("rtmp://localhost/live/KEY", fps=30, size=(1280, 720)) as sent:
+    ...     sent.write(frame_image, time_s=frame.time_s)           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from streamfer.frame import VideoFormat
+from streamfer.sinks.errors import SinkError
+from streamfer.sinks.names import STDOUT
+from streamfer.sinks.pacing import Pacer
+from streamfer.sinks.video import TIME_BASE, VideoSink
+
+log = logging.getLogger(__name__)
+
+# Where the annotated video can be sent as it is made, and the container each way takes
+STREAMED = {"rtmp": "flv", "rtmps": "flv", "tcp": "mpegts", "udp": "mpegts"}
+
+
+def is_stream(output: str | Path | None) -> bool:
+    """True where ``output`` is a link to send the video to (``rtmp://…``), or ``-``
+    (standard output, MPEG-TS, for a player or another program), not a file."""
+    return output is not None and ("://" in str(output) or str(output) == STDOUT)
+
+
+def stream_name(url: str) -> str:
+    """``url`` as it is shown: its secrets masked (:func:`streamfer.sources.redacted`), and
+    an RTMP link's stream key too, the last part of its path (``…/live2/****``), which is
+    the password of a channel (a video site's, a server's)."""
+    from streamfer.sources import redacted
+
+    if url == STDOUT:
+        return "standard output"
+    shown = redacted(url)
+    if shown.split("://")[0].lower() in ("rtmp", "rtmps"):
+        head, _, query = shown.partition("?")
+        scheme, _, rest = head.partition("://")
+        if rest.count("/") >= 2 and not rest.endswith("/"):
+            head = f"{scheme}://{rest.rsplit('/', 1)[0]}/****"
+        shown = head + (f"?{query}" if query else "")
+    return shown
+
+
+def check_stream(url: str) -> str:
+    """The FFmpeg container ``url`` is sent in, or :class:`SinkError` for a way we do not
+    send by (said before any frame is read)."""
+    if url == STDOUT:
+        if sys.stdout.isatty():
+            raise SinkError("--output - writes the video (MPEG-TS) to standard output, which "
+                            "is a terminal here: pipe it into a player or another program "
+                            "(| ffplay -), or name a file")
+        return "mpegts"
+    scheme = url.split("://")[0].lower()
+    if scheme not in STREAMED:
+        raise SinkError(f"cannot send the video to {stream_name(url)}: give rtmp:// (a "
+                        "streaming server, a video site's live ingest), tcp:// or udp:// "
+                        "(MPEG-TS, to a player or a relay: ffplay, ffmpeg, VLC), or a file"
+                        + ("; for SRT relay it: --output udp://127.0.0.1:5000 and ffmpeg "
+                           "-i udp://127.0.0.1:5000 -c copy -f mpegts srt://…"
+                           if scheme == "srt" else ""))
+    return STREAMED[scheme]
+
+
+class StreamSink(VideoSink):
+    """The annotated video sent live as it is made (``--output rtmp://…``, ``tcp://…``,
+    ``udp://…``, or ``-``: standard output): H.264 at low delay (x264's ``zerolatency``, a
+    key frame every two seconds, so a viewer who joins has a picture within two), its rate
+    capped for the network, picture only. Each frame at its timestamp; ``paced`` (a file's
+    frames, which come as fast as they are made): sent at the pace of those timestamps, as
+    a live source's come, for a server that plays what it gets as it gets it. The
+    connection is made here, so a server that is not there is said before any frame is
+    read. A stream cut mid-run (the server restarted, the network gone) is connected again,
+    with backoff, for up to ``reconnect`` seconds, as a source is (each cut and return said
+    in one warning; the frames made meanwhile are not sent, the CSV misses none), then a
+    :class:`SinkError` at the next frame; standard output's reader gone is a
+    :class:`BrokenPipeError` (as ``--csv -``'s). Nothing is left on disk."""
+
+    def __init__(self, url: str, fps: float, size: tuple[int, int],
+                 fmt: VideoFormat | None = None, paced: bool = False,
+                 reconnect: float = 0.0) -> None:
+        self._format = check_stream(url)
+        self.path, self.url = stream_name(url), url
+        self.size, self.fps, self.frames = tuple(size), fps, 0
+        self._fmt, self._start, self.whole = fmt or VideoFormat(), 0.0, True
+        self._pad = (size[1] % 2, size[0] % 2)
+        self._pacer = Pacer() if paced else None
+        self._reconnect = 0.0 if url == STDOUT else reconnect
+        self._lock = threading.Lock()
+        self._cut: tuple[float, float] | None = None  # while cut: (when, the video's time)
+        self._base: int | None = None  # the pts the connection's video starts from
+        self._unsent, self._closing = 0, False
+        pixels = size[0] * size[1]
+        rate = max(500_000, round(pixels * min(fps, 60) * 0.07))  # 1080p30: 4.4 Mb/s
+        self._options = {
+            "preset": "superfast" if pixels > 1920 * 1088 else "veryfast",
+            "tune": "zerolatency", "crf": "23", "maxrate": str(rate), "bufsize": str(2 * rate),
+            "g": str(max(1, round(2 * fps))), "x264-params": "scenecut=0"}
+        try:  # connected now: a server that is not there is said before the first frame
+            self._container, stream = self._connect()
+        except SinkError:
+            self._container = None
+            raise
+        self._begin("libx264", self._options, stream)
+
+    def _connect(self):
+        """A new connection and its video stream, its header sent; else :class:`SinkError`."""
+        import av
+
+        options = {"flvflags": "no_duration_filesize"} if self._format == "flv" else {}
+        container = None
+        try:
+            container = av.open("pipe:1" if self.url == STDOUT else self.url, "w",
+                                format=self._format, options=options, timeout=10)
+            stream = self._add_video(container, "libx264", self._options)
+            container.start_encoding()
+            return container, stream
+        except (OSError, av.FFmpegError) as exc:
+            if container is not None:
+                with contextlib.suppress(Exception):
+                    container.close()
+            raise SinkError(self._cannot(exc)) from None
+
+    def _cannot(self, why) -> str:
+        if self.url == STDOUT and isinstance(why, BrokenPipeError):  # the reader stopped
+            raise BrokenPipeError(why.errno, why.strerror)  # as ``--csv -``'s: exit 141
+        if isinstance(why, OSError) and why.strerror:
+            why = why.strerror
+        return f"cannot send the video to {self.path}: {why}"
+
+    def write(self, image: np.ndarray, time_s: float | None = None) -> None:
+        if self._pacer is not None and time_s is not None:
+            time.sleep(self._pacer.wait(time_s))
+        super().write(image, time_s)
+
+    def _encode_all(self) -> None:
+        while (item := self._queue.get()) is not None:
+            image, pts = item
+            with self._lock:
+                if self._failed is not None or self._cut is not None:
+                    self._unsent += self._cut is not None  # not sent while cut
+                    continue
+                container, stream = self._container, self._stream
+                if self._base is None:  # each connection's video from 0
+                    self._base = pts
+            try:
+                container.mux(stream.encode(self._picture(image, pts - self._base)))
+            except Exception as exc:
+                if self._reconnect <= 0:
+                    self._failed = exc
+                    continue
+                self._cut_off(exc, float(pts * TIME_BASE), container)
+
+    def _cut_off(self, why: Exception, at: float, container) -> None:
+        """The stream was cut (``why``) at the video's time ``at``: connected again in a
+        thread of its own, the frames meanwhile not sent."""
+        with self._lock:
+            self._cut = (time.monotonic(), at)
+            self._unsent = 0
+        with contextlib.suppress(Exception):
+            container.close()
+        said = why.strerror if isinstance(why, OSError) and why.strerror else why
+        log.warning("%s: the stream was cut at %.1f s (%s); connecting again (for up to %g s)",
+                    self.path, at, said, self._reconnect)
+        threading.Thread(target=self._again, name="reconnect", daemon=True).start()
+
+    def _again(self) -> None:
+        from streamfer.sources import attempts
+
+        began, at = self._cut
+        for _ in attempts(self._reconnect, lambda: self._closing):
+            try:
+                container, stream = self._connect()
+            except SinkError:
+                continue
+            with self._lock:
+                if self._closing:
+                    with contextlib.suppress(Exception):
+                        container.close()
+                    return
+                self._container, self._stream, self._base = container, stream, None
+                self._cut, unsent = None, self._unsent
+            log.warning("%s: connected again after %.1f s; %d frames made meanwhile not sent",
+                        self.path, time.monotonic() - began, unsent)
+            return
+        if not self._closing:
+            with self._lock:
+                self._failed = RuntimeError(f"cut at {at:.1f} s and not back within "
+                                            f"{self._reconnect:g} s (--reconnect)")
+
+    def close(self) -> None:
+        """Send what is queued, flush the encoder and end the stream."""
+        if getattr(self, "_container", None) is None:
+            return
+        self._closing = True
+        try:
+            if self._thread.is_alive():
+                self._queue.put(None)
+                self._thread.join()
+            with self._lock:
+                container, stream, cut = self._container, self._stream, self._cut
+            if self.frames and self._failed is None and cut is None:
+                container.mux(stream.encode(None))
+        except Exception as exc:
+            self._failed = self._failed or exc
+        finally:
+            with self._lock:
+                container, self._container = self._container, None
+            if self._cut is None:
+                try:
+                    container.close()
+                except Exception as exc:
+                    self._failed = self._failed or exc
+        if self._failed is not None:
+            raise SinkError(self._cannot(self._failed))

@@ -1,0 +1,101 @@
+"""Which files are photos and videos a run reads, and the ones a folder holds.
+
+Example:
+    >>> from streamfer.sources.media import list_media
+    >>> list_media(Path("footage"))                                # doctest: +SKIP
+    [PosixPath('footage/cam1/clip2.mp4'), PosixPath('footage/cam1/clip10.mp4')]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from natsort import natsorted, ns
+
+log = logging.getLogger(__name__)
+
+# The files a folder run takes: every kind a run of one file reads (FFmpeg, OpenCV), each
+# checked by a run of its own (camcorders' .mts/.m2ts, broadcast .mxf, DVD .vob, DV, animated
+# GIFs; AVIF, JPEG 2000, Netpbm, Targa photos)
+VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
+              ".ts", ".3gp", ".3g2", ".mts", ".m2ts", ".mxf", ".ogv", ".vob", ".dv", ".asf",
+              ".f4v", ".m2v", ".m1v", ".qt", ".gif", ".apng"}
+HEIF_EXTS = {".heic", ".heif", ".hif"}  # phones' photos: read by libheif (pillow-heif)
+IMAGE_EXTS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".tif", ".tiff",
+              ".avif", ".jp2", ".tga", ".pbm", ".pgm", ".ppm", ".pnm", *HEIF_EXTS}
+# Photo and video kinds a folder run cannot read here, said (not passed over in silence):
+# mimetypes' image/ and video/ names, and these it may not know
+_OTHER_MEDIA = {".jxl", ".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf",
+                ".orf", ".rw2", ".psd", ".braw", ".r3d"}
+
+
+def list_media(folder: Path, skip: tuple[Path, ...] = (),
+               left_out: list[Path] | None = None, marked: tuple[str, ...] = (),
+               outputs: list[Path] | None = None) -> list[Path]:
+    """Video and photo files below ``folder`` (recursively, through linked folders too, each
+    folder once), in the order a file manager shows them (``clip2`` before ``clip10``, ``a``
+    before ``B``, a folder's files together); never a hidden file or one in a hidden folder
+    (our part files are hidden) nor anything below a folder of ``skip`` (a run's own output
+    folders, when they lie inside ``folder``). A folder that cannot be listed is said (a
+    warning). ``left_out``, if given, gets the photos and videos of kinds not read
+    (``.jxl``, camera raw files), in the same order. A folder below ``folder`` holding a
+    file named in ``marked`` (an earlier run's output folder, by its done-record) is not
+    listed either, and is added to ``outputs`` if given."""
+    folder = Path(folder)
+    skip = tuple(Path(s).resolve() for s in skip)
+    found, other, seen = [], [], set()
+
+    def unlisted(exc: OSError) -> None:
+        log.warning("cannot list %s: %s", exc.filename, exc.strerror or exc)
+
+    links: list[Path] = []  # folders linked to: listed after every folder itself, so a
+    # folder also linked to is listed under its own path, whatever order the disk gives
+
+    def walk(top: Path, follow: bool) -> None:
+        for root, dirs, files in os.walk(top, onerror=unlisted, followlinks=follow):
+            here = Path(root)
+            try:
+                st = here.stat()
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:  # listed already (or a loop)
+                dirs[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            if here != folder:  # a run's output folder: this run's, or an earlier one's
+                ours = any(here.resolve().is_relative_to(s) for s in skip)
+                if ours or any(name in files for name in marked):
+                    if outputs is not None and not ours:
+                        outputs.append(here)
+                    dirs[:] = []
+                    continue
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            if not follow:
+                links.extend(here / d for d in dirs if (here / d).is_symlink())
+            for name in files:
+                p = here / name
+                ours = p.suffix.lower() in VIDEO_EXTS | IMAGE_EXTS
+                if name.startswith(".") \
+                        or not ours and (left_out is None or not other_media(p)):
+                    continue
+                if any(p.resolve().is_relative_to(s) for s in skip) or not p.is_file():
+                    continue
+                (found if ours else other).append(p)
+
+    walk(folder, follow=False)
+    for link in sorted(links):
+        walk(link, follow=True)
+    if left_out is not None:
+        left_out.extend(natsorted(other, alg=ns.PATH | ns.IGNORECASE))
+    return natsorted(found, alg=ns.PATH | ns.IGNORECASE)
+
+
+def other_media(path: Path) -> bool:
+    """A photo or video by its name, of a kind a folder run does not read."""
+    import mimetypes
+
+    suffix, kind = path.suffix.lower(), mimetypes.guess_type(path.name)[0] or ""
+    return suffix not in VIDEO_EXTS | IMAGE_EXTS \
+        and (suffix in _OTHER_MEDIA or kind.startswith(("image/", "video/")))
