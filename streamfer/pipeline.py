@@ -237,7 +237,8 @@ class Pipeline:
                     video = stack.enter_context(StreamSink(
                         str(output), source.fps, source.size, fmt=source.format,
                         paced=not source.live and output != STDOUT,  # a pipe: its reader
-                        reconnect=s.reconnect))
+                        reconnect=s.reconnect,
+                        audio_from=None if source.live or source.piped else spec))
                 else:
                     video = stack.enter_context(VideoSink(
                         output, source.fps, source.size, fmt=source.format,

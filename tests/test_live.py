@@ -22,7 +22,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import QUIETING, ROOT, compose, frame_count, has_audio, write_video
+from conftest import (
+    QUIETING,
+    ROOT,
+    compose,
+    flash_and_click,
+    flash_clip,
+    frame_count,
+    has_audio,
+    write_video,
+)
 
 pytestmark = pytest.mark.usefixtures("detector_ready")
 
@@ -638,6 +647,47 @@ def test_the_annotated_video_is_sent_live_to_a_server(tmp_path, stream_server, s
     assert took >= 0.9 * 4.0  # at the clip's own pace, not as fast as made
     with open(tmp_path / "sent.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 100
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads Linux's /proc/net/tcp")
+@pytest.mark.parametrize("scheme,start", [("rtmp", None), ("tcp", "1.0")])
+def test_a_files_sound_is_sent_with_its_picture_in_step(tmp_path, scheme, start):
+    """A recorded file sent live (a talk, a match, a film annotated for an audience) went
+    picture only: its viewers heard nothing. Its sound goes with it now, as the saved
+    video's does: the click heard with the white frame it was recorded with (the picture
+    starting 0.5 s after the sound, as in face_recognition's clip), from --start too, and
+    no longer than the picture."""
+    import av
+    import imageio_ffmpeg
+
+    clip = flash_clip(tmp_path / "late.mp4", lead_s=0.5)  # the flash at 1.2 s, 3 s long
+    port, received = _free_port(), tmp_path / "received.mkv"
+    url = f"rtmp://127.0.0.1:{port}/live/key" if scheme == "rtmp" \
+        else f"tcp://127.0.0.1:{port}"
+    listen = ["-listen", "1", "-i", url] if scheme == "rtmp" else ["-i", f"{url}?listen=1"]
+    server = subprocess.Popen([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", *listen,
+                               "-c", "copy", "-y", str(received)],
+                              stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _listening(port), "the receiving FFmpeg did not listen"
+        code, stderr = run_to_end("-s", clip, "-o", url, *(["--start", start] if start else []),
+                                  "--csv", tmp_path / "sent.csv")
+        server.wait(timeout=30)
+    finally:
+        server.kill()
+    assert code == 0, stderr
+    assert has_audio(received), "picture only"
+    seen, heard = flash_and_click(received)
+    assert abs(seen - heard) < 0.03, (seen, heard)
+    assert abs(seen - (1.2 - float(start or 0))) < 0.05, seen  # the stream from its first frame
+    def sound(path):  # its length (s) and its loudest sample
+        with av.open(str(path)) as container:
+            frames = [frame.to_ndarray() for frame in container.decode(audio=0)]
+        return sum(f.shape[-1] for f in frames) / 48000, max(abs(f).max() for f in frames)
+
+    (length, loudest), (_, was) = sound(received), sound(clip)
+    assert abs(length - (3.0 - float(start or 0))) < 0.1, length
+    assert abs(loudest / was - 1) < 0.15, (loudest, was)  # (a mono track made stereo: 0.71)
 
 
 def test_a_server_that_is_not_there_is_said_before_the_run(tmp_path, stream_server):

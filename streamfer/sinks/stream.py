@@ -1,6 +1,6 @@
 """The annotated video sent live as it is made: to an RTMP server, over TCP or UDP as
-MPEG-TS, or to standard output; its key hidden where it is shown, cut connections made
-again within ``--reconnect``.
+MPEG-TS, or to standard output, a file's sound with it; its key hidden where it is shown,
+cut connections made again within ``--reconnect``.
 
 Example:
     >>> from streamfer.sinks import StreamSink
@@ -15,6 +15,7 @@ import logging
 import sys
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,9 @@ class StreamSink(VideoSink):
     """The annotated video sent live as it is made (``--output rtmp://…``, ``tcp://…``,
     ``udp://…``, or ``-``: standard output): H.264 at low delay (x264's ``zerolatency``, a
     key frame every two seconds, so a viewer who joins has a picture within two), its rate
-    capped for the network, picture only. Each frame at its timestamp; ``paced`` (a file's
+    capped for the network; with the first sound track of ``audio_from`` (a file, as the
+    saved video takes it: :class:`_Sound`), in step with the picture. Each frame at its
+    timestamp; ``paced`` (a file's
     frames, which come as fast as they are made): sent at the pace of those timestamps, as
     a live source's come, for a server that plays what it gets as it gets it. The
     connection is made here, so a server that is not there is said before any frame is
@@ -91,7 +94,7 @@ class StreamSink(VideoSink):
 
     def __init__(self, url: str, fps: float, size: tuple[int, int],
                  fmt: VideoFormat | None = None, paced: bool = False,
-                 reconnect: float = 0.0) -> None:
+                 reconnect: float = 0.0, audio_from: str | Path | None = None) -> None:
         self._format = check_stream(url)
         self.path, self.url = stream_name(url), url
         self.size, self.fps, self.frames = tuple(size), fps, 0
@@ -103,6 +106,8 @@ class StreamSink(VideoSink):
         self._cut: tuple[float, float] | None = None  # while cut: (when, the video's time)
         self._base: int | None = None  # the pts the connection's video starts from
         self._unsent, self._closing = 0, False
+        self._sound = _Sound.of(audio_from) if audio_from is not None else None
+        self._sent_pts: int | None = None  # the last frame sent (the sound goes as far)
         pixels = size[0] * size[1]
         rate = max(500_000, round(pixels * min(fps, 60) * 0.07))  # 1080p30: 4.4 Mb/s
         self._options = {
@@ -110,14 +115,17 @@ class StreamSink(VideoSink):
             "tune": "zerolatency", "crf": "23", "maxrate": str(rate), "bufsize": str(2 * rate),
             "g": str(max(1, round(2 * fps))), "x264-params": "scenecut=0"}
         try:  # connected now: a server that is not there is said before the first frame
-            self._container, stream = self._connect()
+            self._container, stream, self._audio = self._connect()
         except SinkError:
             self._container = None
+            if self._sound is not None:
+                self._sound.close()
             raise
         self._begin("libx264", self._options, stream)
 
     def _connect(self):
-        """A new connection and its video stream, its header sent; else :class:`SinkError`."""
+        """A new connection, its video stream and its sound's (None without), its header
+        sent; else :class:`SinkError`."""
         import av
 
         options = {"flvflags": "no_duration_filesize"} if self._format == "flv" else {}
@@ -126,8 +134,9 @@ class StreamSink(VideoSink):
             container = av.open("pipe:1" if self.url == STDOUT else self.url, "w",
                                 format=self._format, options=options, timeout=10)
             stream = self._add_video(container, "libx264", self._options)
+            audio = self._sound.add_to(container) if self._sound is not None else None
             container.start_encoding()
-            return container, stream
+            return container, stream, audio
         except (OSError, av.FFmpegError) as exc:
             if container is not None:
                 with contextlib.suppress(Exception):
@@ -153,11 +162,16 @@ class StreamSink(VideoSink):
                 if self._failed is not None or self._cut is not None:
                     self._unsent += self._cut is not None  # not sent while cut
                     continue
-                container, stream = self._container, self._stream
-                if self._base is None:  # each connection's video from 0
+                container, stream, audio = self._container, self._stream, self._audio
+                if self._base is None:  # each connection's video from 0, its sound too
                     self._base = pts
+                    if self._sound is not None:
+                        self._sound.begin(audio, float(pts * TIME_BASE))
             try:
                 container.mux(stream.encode(self._picture(image, pts - self._base)))
+                self._sent_pts = pts
+                if self._sound is not None:  # as far as the frame after it
+                    container.mux(self._sound.until(float(pts * TIME_BASE) + 2 / self.fps))
             except Exception as exc:
                 if self._reconnect <= 0:
                     self._failed = exc
@@ -183,7 +197,7 @@ class StreamSink(VideoSink):
         began, at = self._cut
         for _ in attempts(self._reconnect, lambda: self._closing):
             try:
-                container, stream = self._connect()
+                container, *stream = self._connect()
             except SinkError:
                 continue
             with self._lock:
@@ -191,7 +205,7 @@ class StreamSink(VideoSink):
                     with contextlib.suppress(Exception):
                         container.close()
                     return
-                self._container, self._stream, self._base = container, stream, None
+                self._container, (self._stream, self._audio), self._base = container, stream, None
                 self._cut, unsent = None, self._unsent
             log.warning("%s: connected again after %.1f s; %d frames made meanwhile not sent",
                         self.path, time.monotonic() - began, unsent)
@@ -213,6 +227,9 @@ class StreamSink(VideoSink):
             with self._lock:
                 container, stream, cut = self._container, self._stream, self._cut
             if self.frames and self._failed is None and cut is None:
+                if self._sound is not None and self._sent_pts is not None:  # to the end
+                    container.mux(self._sound.finish(float(self._sent_pts * TIME_BASE)
+                                                     + 1 / self.fps))
                 container.mux(stream.encode(None))
         except Exception as exc:
             self._failed = self._failed or exc
@@ -224,5 +241,122 @@ class StreamSink(VideoSink):
                     container.close()
                 except Exception as exc:
                     self._failed = self._failed or exc
+            if self._sound is not None:
+                self._sound.close()
         if self._failed is not None:
             raise SinkError(self._cannot(self._failed))
+
+
+class _Sound:
+    """A file's first sound track, sent with its picture: decoded as the frames go, and
+    encoded beside them (AAC at 48 kHz, mono as it came or else stereo: what FLV and
+    MPEG-TS players and video sites take, whatever the file holds) at the times the file
+    gives it, against its picture's (OpenCV's frame times count from the video track's
+    start). Each connection's sound
+    starts with its first frame: what comes before it (a file whose sound starts first,
+    ``--start``, the time a cut stream was away) is not sent. A track that stops decoding
+    is said once, and the picture goes on alone."""
+
+    RATE = 48000
+    _TIME_BASE = Fraction(1, RATE)
+
+    def __init__(self, container) -> None:
+        self._container, self._track = container, container.streams.audio[0]
+        video = container.streams.video[0] if container.streams.video else None
+        self._origin = float(video.start_time * video.time_base) \
+            if video is not None and video.start_time is not None else 0.0
+        # (a mono track made stereo would be 3 dB quieter: its one channel is the centre)
+        self._layout = "mono" if self._track.codec_context.channels == 1 else "stereo"
+        self._frames = self._decoded()
+        self._held = None  # a decoded frame past the time asked for: sent next time
+        self._stream, self._at, self._resampler, self._sent = None, 0.0, None, 0
+
+    @classmethod
+    def of(cls, path: str | Path) -> _Sound | None:
+        """``path``'s sound, or None where it has none (or cannot be read)."""
+        import av
+
+        try:  # (a link to a recorded file: bounded, as its reading is)
+            container = av.open(str(path), timeout=10)
+        except (OSError, av.FFmpegError, ValueError):
+            return None
+        if not container.streams.audio:
+            container.close()
+            return None
+        return cls(container)
+
+    def _decoded(self):
+        """(time from the picture's start, frame) of each decoded frame of the track."""
+        import av
+
+        at = self._at
+        try:
+            for frame in self._container.decode(self._track):
+                if frame.pts is not None:
+                    at = float(frame.pts * frame.time_base) - self._origin
+                    yield at, frame
+        except (OSError, av.FFmpegError, ValueError) as exc:
+            log.warning("the sound sent stops at %.1f s (%s); the picture goes on",
+                        max(0.0, at), exc)
+
+    def add_to(self, container):
+        """Its stream in ``container`` (a connection's)."""
+        stream = container.add_stream("aac", rate=self.RATE)
+        stream.layout = self._layout
+        stream.codec_context.bit_rate = 128_000
+        return stream
+
+    def begin(self, stream, at: float) -> None:
+        """A connection's sound, into ``stream``, from ``at`` (the time of its first
+        frame)."""
+        self._stream, self._at, self._resampler = stream, at, None
+        if self._held is not None and self._held[0] < at - 2.0 \
+                or self._held is None and at > 2.0:  # far ahead (--start): sought
+            self._frames.close()
+            self._container.seek(int((at - 1.0 + self._origin) / self._track.time_base),
+                                 stream=self._track)
+            self._frames, self._held = self._decoded(), None
+
+    def until(self, time_s: float) -> list:
+        """The packets of its sound up to ``time_s`` (of the picture's time)."""
+        import av
+
+        packets = []
+        while True:
+            if self._held is None:
+                self._held = next(self._frames, None)
+                if self._held is None:
+                    return packets
+            at, frame = self._held
+            if at >= time_s:
+                return packets
+            self._held = None
+            if at + frame.samples / frame.sample_rate <= self._at:
+                continue  # before this connection's first frame
+            if self._resampler is None:  # its first frame: the samples from here on
+                self._resampler = av.AudioResampler(
+                    "fltp", self._layout, self.RATE,
+                    frame_size=self._stream.codec_context.frame_size)
+                self._sent = round((at - self._at) * self.RATE)  # (before it: < 0)
+            frame.pts = None
+            packets += self._encoded(self._resampler.resample(frame))
+
+    def _encoded(self, frames) -> list:
+        packets = []
+        for frame in frames:  # each from the sample after the last: one track, no gaps
+            frame.pts, frame.time_base = self._sent, self._TIME_BASE
+            self._sent += frame.samples
+            if frame.pts >= 0:  # (the part before the connection's first frame: not sent)
+                packets += self._stream.encode(frame)
+        return packets
+
+    def finish(self, time_s: float) -> list:
+        """The packets of its sound up to ``time_s`` (the picture's end), and the last."""
+        packets = self.until(time_s)
+        if self._resampler is not None:
+            packets += self._encoded(self._resampler.resample(None))
+        return packets + self._stream.encode(None)
+
+    def close(self) -> None:
+        self._frames.close()
+        self._container.close()
