@@ -228,7 +228,7 @@ class Pipeline:
                 stack.enter_context(deferred_interrupt(stop))
                 source = stack.enter_context(open_source(
                     spec, s.reconnect, s.start, s.end,
-                    sound=bool(output) and not is_stream(output),
+                    sound=bool(output) and ("live" if is_stream(output) else True),
                     camera=(s.camera_size, s.camera_fps)))
                 stats = RunStats(name or source.name, warnings=heard)
                 if output and source.photo and Path(output).suffix.lower() in PHOTOS:
@@ -238,7 +238,8 @@ class Pipeline:
                         str(output), source.fps, source.size, fmt=source.format,
                         paced=not source.live and output != STDOUT,  # a pipe: its reader
                         reconnect=s.reconnect,
-                        audio_from=None if source.live or source.piped else spec))
+                        audio_from=source.sound if source.piped else
+                        None if source.live else spec))
                 else:
                     video = stack.enter_context(VideoSink(
                         output, source.fps, source.size, fmt=source.format,

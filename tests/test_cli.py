@@ -1144,6 +1144,30 @@ def test_a_piped_video_s_sound_is_carried_over_in_time(tmp_path, container):
     assert set(Path(tempfile.gettempdir()).glob("streamfer-stdin-*")) == kept
 
 
+def test_a_piped_video_sent_on_goes_with_its_sound(tmp_path):
+    """streamfer a filter between two programs (`ffmpeg … -f mpegts - | streamfer -s - -o -
+    | ffplay -`, or on to a server) sent the picture alone: the sound that came in with it
+    was lost. It goes on with the picture now, as it comes, in step with it (the flash and
+    the click of one moment, the picture 0.5 s after the sound), and no longer than it."""
+    import imageio_ffmpeg
+
+    clip = flash_clip(tmp_path / "late.mp4", lead_s=0.5)
+    data = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(clip),
+                           "-c", "copy", "-f", "mpegts", "-"], capture_output=True,
+                          check=True).stdout
+    environment = {k: v for k, v in os.environ.items() if k not in QUIETING}
+    sent = tmp_path / "sent.ts"
+    with open(sent, "wb") as out:
+        done = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), "-s", "-", "-o",
+                               "-", "-q"], input=data, stdout=out, stderr=subprocess.PIPE,
+                              timeout=300, env=environment)
+    assert done.returncode == 0, done.stderr.decode()
+    assert has_audio(sent), "picture only"
+    seen, heard = flash_and_click(sent)
+    assert abs(heard - seen) < 0.03, (seen, heard)
+    assert frame_count(sent)[0] == 75
+
+
 def test_native_noise_is_kept_off_standard_error_whenever_it_comes(streamfer_home):
     """LiteRT warns, once a process, where MediaPipe's input tensor for a frame happens not
     to be 64-byte aligned: on any frame of a run (the detector's silenced warm-up did not

@@ -248,56 +248,41 @@ class StreamSink(VideoSink):
 
 
 class _Sound:
-    """A file's first sound track, sent with its picture: decoded as the frames go, and
-    encoded beside them (AAC at 48 kHz, mono as it came or else stereo: what FLV and
-    MPEG-TS players and video sites take, whatever the file holds) at the times the file
-    gives it, against its picture's (OpenCV's frame times count from the video track's
-    start). Each connection's sound
-    starts with its first frame: what comes before it (a file whose sound starts first,
-    ``--start``, the time a cut stream was away) is not sent. A track that stops decoding
-    is said once, and the picture goes on alone."""
+    """A source's sound, sent with its picture: a file's first track (:class:`_FileSound`),
+    or a piped video's as it comes (its tee's, :meth:`streamfer.sources.stdin.StdinTee.heard`),
+    encoded beside the frames (AAC at 48 kHz, mono as it came or else stereo: what FLV and
+    MPEG-TS players and video sites take, whatever it was) at the times it comes with,
+    against its picture's (OpenCV's frame times count from the video track's start). Each
+    connection's sound starts with its first frame: what comes before it (a file whose sound
+    starts first, ``--start``, the time a cut stream was away) is not sent."""
 
     RATE = 48000
     _TIME_BASE = Fraction(1, RATE)
 
-    def __init__(self, container) -> None:
-        self._container, self._track = container, container.streams.audio[0]
-        video = container.streams.video[0] if container.streams.video else None
-        self._origin = float(video.start_time * video.time_base) \
-            if video is not None and video.start_time is not None else 0.0
+    def __init__(self, channels: int, take) -> None:
         # (a mono track made stereo would be 3 dB quieter: its one channel is the centre)
-        self._layout = "mono" if self._track.codec_context.channels == 1 else "stereo"
-        self._frames = self._decoded()
+        self._layout = "mono" if channels == 1 else "stereo"
+        self._take = take  # the next (time from the picture's start, frame); None: not now
         self._held = None  # a decoded frame past the time asked for: sent next time
         self._stream, self._at, self._resampler, self._sent = None, 0.0, None, 0
 
     @classmethod
-    def of(cls, path: str | Path) -> _Sound | None:
-        """``path``'s sound, or None where it has none (or cannot be read)."""
+    def of(cls, source) -> _Sound | None:
+        """The sound of ``source`` (a file's path or link, or a piped video's tee), or None
+        where it has none (or it cannot be read)."""
         import av
 
+        if hasattr(source, "heard"):
+            channels = source.channels()
+            return cls(channels, source.heard) if channels else None
         try:  # (a link to a recorded file: bounded, as its reading is)
-            container = av.open(str(path), timeout=10)
+            container = av.open(str(source), timeout=10)
         except (OSError, av.FFmpegError, ValueError):
             return None
         if not container.streams.audio:
             container.close()
             return None
-        return cls(container)
-
-    def _decoded(self):
-        """(time from the picture's start, frame) of each decoded frame of the track."""
-        import av
-
-        at = self._at
-        try:
-            for frame in self._container.decode(self._track):
-                if frame.pts is not None:
-                    at = float(frame.pts * frame.time_base) - self._origin
-                    yield at, frame
-        except (OSError, av.FFmpegError, ValueError) as exc:
-            log.warning("the sound sent stops at %.1f s (%s); the picture goes on",
-                        max(0.0, at), exc)
+        return _FileSound(container)
 
     def add_to(self, container):
         """Its stream in ``container`` (a connection's)."""
@@ -310,21 +295,16 @@ class _Sound:
         """A connection's sound, into ``stream``, from ``at`` (the time of its first
         frame)."""
         self._stream, self._at, self._resampler = stream, at, None
-        if self._held is not None and self._held[0] < at - 2.0 \
-                or self._held is None and at > 2.0:  # far ahead (--start): sought
-            self._frames.close()
-            self._container.seek(int((at - 1.0 + self._origin) / self._track.time_base),
-                                 stream=self._track)
-            self._frames, self._held = self._decoded(), None
 
     def until(self, time_s: float) -> list:
-        """The packets of its sound up to ``time_s`` (of the picture's time)."""
+        """The packets of its sound up to ``time_s`` (of the picture's time), as far as it
+        has come."""
         import av
 
         packets = []
         while True:
             if self._held is None:
-                self._held = next(self._frames, None)
+                self._held = self._take()
                 if self._held is None:
                     return packets
             at, frame = self._held
@@ -356,6 +336,46 @@ class _Sound:
         if self._resampler is not None:
             packets += self._encoded(self._resampler.resample(None))
         return packets + self._stream.encode(None)
+
+    def close(self) -> None:
+        pass
+
+
+class _FileSound(_Sound):
+    """A file's first sound track, decoded as the frames go (sought where a connection
+    starts far into it: ``--start``); a track that stops decoding is said once, and the
+    picture goes on alone."""
+
+    def __init__(self, container) -> None:
+        self._container, self._track = container, container.streams.audio[0]
+        video = container.streams.video[0] if container.streams.video else None
+        self._origin = float(video.start_time * video.time_base) \
+            if video is not None and video.start_time is not None else 0.0
+        self._frames = self._decoded()
+        super().__init__(self._track.codec_context.channels, lambda: next(self._frames, None))
+
+    def _decoded(self):
+        """(time from the picture's start, frame) of each decoded frame of the track."""
+        import av
+
+        at = 0.0
+        try:
+            for frame in self._container.decode(self._track):
+                if frame.pts is not None:
+                    at = float(frame.pts * frame.time_base) - self._origin
+                    yield at, frame
+        except (OSError, av.FFmpegError, ValueError) as exc:
+            log.warning("the sound sent stops at %.1f s (%s); the picture goes on",
+                        max(0.0, at), exc)
+
+    def begin(self, stream, at: float) -> None:
+        super().begin(stream, at)
+        if self._held is not None and self._held[0] < at - 2.0 \
+                or self._held is None and at > 2.0:  # far ahead (--start): sought
+            self._frames.close()
+            self._container.seek(int((at - 1.0 + self._origin) / self._track.time_base),
+                                 stream=self._track)
+            self._frames, self._held = self._decoded(), None
 
     def close(self) -> None:
         self._frames.close()

@@ -71,12 +71,12 @@ class Source:
     """Frames of one input. ``frame_count`` is None where the input does not say (cameras)."""
 
     def __init__(self, spec: str, reconnect: float = RECONNECT_S, start: float = 0.0,
-                 end: float | None = None, sound: bool = False,
+                 end: float | None = None, sound: bool | str = False,
                  camera: tuple[tuple[int, int] | None, float | None] = (None, None)) -> None:
         self.spec = spec
         self._camera = camera  # a webcam's size and rate asked for (None: its own)
-        # standard input's sound, kept where ``sound`` (streamfer.sources.stdin), until the ``with``
-        self.sound = None  # ends (close() lets the capture go, earlier)
+        # standard input's sound, where ``sound`` (streamfer.sources.stdin), until the
+        self.sound = None  # ``with`` ends (close() lets the capture go, earlier)
         self._tee = None  # standard input's reader beside OpenCV (streamfer.sources.stdin)
         self._stamped = False  # a frame past its first had a timestamp
         self._keep_sound = sound
@@ -530,12 +530,13 @@ class Source:
 
 
 def open_source(spec: str | int | Path, reconnect: float = RECONNECT_S, start: float = 0.0,
-                end: float | None = None, sound: bool = False,
+                end: float | None = None, sound: bool | str = False,
                 camera: tuple[tuple[int, int] | None, float | None] = (None, None)) -> Source:
     """Open a webcam index ("0"), a stream URL, or a video/image file; ``reconnect``: how
     long a live source that dropped is tried again (0: never); ``start``, ``end``: the part
     of a file to read, in seconds of its time (a live source: ``end`` alone); ``sound``:
-    standard input's audio kept for an output video (:attr:`Source.sound`); ``camera``: a
-    webcam's size (width, height) and rate to ask for, each None for the camera's own
-    (OpenCV's, 640×480 for most)."""
+    standard input's audio kept for an output video (:attr:`Source.sound`; ``"live"``: as
+    it comes, for a video sent on: :meth:`~streamfer.sources.stdin.StdinTee.heard`);
+    ``camera``: a webcam's size (width, height) and rate to ask for, each None for the
+    camera's own (OpenCV's, 640×480 for most)."""
     return Source(str(spec), reconnect, start, end, sound, camera)

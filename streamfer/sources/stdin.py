@@ -11,7 +11,9 @@ own and its shape kept with its time (:meth:`StdinTee.key_frames`); where ``soun
 audio streams' packets (a broadcast's languages) are copied, not decoded, into a Matroska
 file in a temporary folder (a minute of AAC at 160 kb/s is about 1.2 MB, where the whole
 stream would be the video's size), with when its first sound comes after the first picture.
-The output video takes it when it is finished (:meth:`StdinTee.take`).
+The output video takes it when it is finished (:meth:`StdinTee.take`). Where ``sound`` is
+``"live"`` (the video sent on as it is made), the first audio stream is decoded as it comes
+instead, its frames given in turn (:meth:`StdinTee.heard`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 
@@ -37,6 +40,7 @@ PIPED = ("pipe MPEG-TS or Matroska: an MP4 or MOV with its index at its end, as 
          "written, cannot come through a pipe; ffmpeg -i x -c copy -f mpegts - | …")
 _CHUNK = 1 << 16
 _WAIT_S = 2.0  # the most a frame waits for the demuxer to know its shape (then: as it was)
+_HEARD_S = 30.0  # the most live sound kept that nothing took (a stream cut meanwhile)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -67,11 +71,16 @@ class _Reader:
 class StdinTee:
     """A tee of standard input: the video for OpenCV on descriptor 0; its key frames'
     shapes (:meth:`key_frames`) and, where ``sound``, its audio streams kept in
-    :attr:`path`. :meth:`take` when the picture is written; :meth:`close` after."""
+    :attr:`path` (:meth:`take` when the picture is written; :meth:`close` after) — or,
+    ``sound="live"``, its first one's frames as they come (:meth:`heard`)."""
 
-    def __init__(self, sound: bool = False) -> None:
-        self._folder = Path(tempfile.mkdtemp(prefix="streamfer-stdin-")) if sound else None
-        self.path = self._folder / "sound.mka" if sound else None
+    def __init__(self, sound: bool | str = False) -> None:
+        kept = bool(sound) and sound != "live"
+        self._folder = Path(tempfile.mkdtemp(prefix="streamfer-stdin-")) if kept else None
+        self.path = self._folder / "sound.mka" if kept else None
+        self.live = sound == "live"
+        self._heard: deque = deque()  # live: (time from the first picture, decoded frame)
+        self._channels: int | None = None  # live: its sound's (0: none), once opened
         self.delay: float | None = None  # its first sound, in seconds after the first picture
         self.changed = threading.Condition()  # what the demuxer knows, changed
         # each key frame's (part, time from the first frame), ((w, h), pixels' aspect); the
@@ -132,14 +141,18 @@ class StdinTee:
                 if not source.streams.video:
                     return
                 video = source.streams.video[0]
-                audio = list(source.streams.audio) if self.path else []
+                audio = list(source.streams.audio)[:1 if self.live else None] \
+                    if self.path or self.live else []
+                with self.changed:
+                    self._channels = audio[0].codec_context.channels if audio else 0
+                    self.changed.notify_all()
                 base, first = video.time_base, video.start_time or 0
                 decoder = video.codec_context
                 decoder.thread_count = 1
                 intra = decoder.codec.intra_only  # every frame a key frame: no shape change
                 start = float(first * base)
                 kept = {}
-                if audio:
+                if audio and not self.live:
                     out = av.open(str(self.path), "w", format="matroska")
                     for track in audio:  # each audio stream's: language, default flag
                         kept[track.index] = out.add_stream_from_template(track)
@@ -152,6 +165,9 @@ class StdinTee:
                         self._video_packet(packet, decoder, first, base, intra)
                         continue
                     at = float(packet.pts * packet.time_base)
+                    if self.live:
+                        self._hear(packet, start)
+                        continue
                     if at < start:  # before the first picture: not in the output
                         continue
                     if self.delay is None:  # the file's timeline starts at its first
@@ -189,6 +205,39 @@ class StdinTee:
         with self.changed:
             self.until = max(self.until, at)
             self.changed.notify_all()
+
+    def _hear(self, packet, start: float) -> None:
+        """A live sound's packet, decoded: its frames kept in turn, with their times from
+        the first picture (the oldest let go past :data:`_HEARD_S`)."""
+        import av
+
+        try:
+            frames = packet.decode()
+        except (av.FFmpegError, ValueError):  # a damaged packet: a moment's sound left out
+            return
+        for frame in frames:
+            pts, base = (frame.pts, frame.time_base) if frame.pts is not None \
+                else (packet.pts, packet.time_base)
+            at = float(pts * (base or packet.time_base)) - start
+            with self.changed:
+                self._heard.append((at, frame))
+                while self._heard and self._heard[0][0] < at - _HEARD_S:
+                    self._heard.popleft()
+
+    def channels(self) -> int:
+        """The live sound's channels, 0 where it has none: known once the demuxer has
+        opened the input (waited for, :data:`_WAIT_S` at most)."""
+        deadline = time.monotonic() + _WAIT_S
+        with self.changed:
+            while self._channels is None and not self.ended and time.monotonic() < deadline:
+                self.changed.wait(0.05)
+            return self._channels or 0
+
+    def heard(self):
+        """The next frame of live sound that came, ``(time from the first picture, frame)``,
+        or None where none has come since (more may come)."""
+        with self.changed:
+            return self._heard.popleft() if self._heard else None
 
     def key_frames(self, at: tuple[int, float], since: int = 0
                    ) -> list[tuple[tuple[int, float], tuple[tuple[int, int], Fraction]]]:
