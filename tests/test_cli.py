@@ -30,7 +30,13 @@ from conftest import (
     write_video,
 )
 
-pytestmark = pytest.mark.usefixtures("detector_ready")
+
+@pytest.fixture(autouse=True)
+def _detector(request):
+    """Every run here loads the detector (from ../shared/weights: skipped without it), but
+    those marked ``before_models``: what is said before the models load runs anywhere."""
+    if request.node.get_closest_marker("before_models") is None:
+        request.getfixturevalue("detector_ready")
 
 
 def run_cli(*args, env=None, timeout=300, cwd=None):
@@ -118,6 +124,7 @@ def test_every_nth_frame(tmp_path, face_clip):
     assert sorted({int(r["frame"]) for r in read_csv(table)}) == list(range(0, 24, 4))
 
 
+@pytest.mark.before_models
 @pytest.mark.parametrize("content,expected", [
     (None, "no such file"), (b"", "empty file"), (b"not a video\n" * 100, "cannot open video")])
 def test_bad_input_is_one_line_and_nonzero(tmp_path, content, expected):
@@ -129,6 +136,7 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, content, expected):
     assert expected in done.stderr
 
 
+@pytest.mark.before_models
 def test_missing_camera_is_one_line(tmp_path):
     """Said before the models load (an empty cache: nothing to load them from here; a first
     run took ten seconds to build the int8 file, then said it). OpenCV logs its own "Camera
@@ -141,6 +149,7 @@ def test_missing_camera_is_one_line(tmp_path):
         assert "(this machine shows no camera: no /dev/video*)" in done.stderr  # it said none
 
 
+@pytest.mark.before_models
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's /dev/video* names")
 def test_a_camera_device_path_not_there_is_a_camera_not_a_file(tmp_path):
     """/dev/video97 (or a /dev/v4l/by-id name, its camera unplugged): it said 'no such file',
@@ -157,6 +166,7 @@ def test_a_camera_device_path_not_there_is_a_camera_not_a_file(tmp_path):
                                           "the video devices here: 0")
 
 
+@pytest.mark.before_models
 def test_a_camera_index_not_there_names_the_ones_that_are(tmp_path):
     """Linux lists its cameras as /dev/video*: a wrong index is told which there are."""
     from streamfer.sources.cameras import _no_camera
@@ -234,6 +244,12 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
     assert len(rows) == 1 and rows[0]["labels"] == "Happiness"
 
 
+# what the cases below say once the models have loaded (the others: before)
+SAID_AFTER_THE_MODELS = {"no display", "not a streamfer model file",
+                         "no frame from --start 0.501 s to --end 0.502 s",
+                         "cannot write /proc/streamfer.mp4: "}
+
+
 @pytest.mark.parametrize("args,expected", [
     (["--source", "{clip}", "--show"], "no display"),
     (["--source", "{clip}"], "nothing to do"),
@@ -306,7 +322,10 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
     # a file named as a folder: "not a video or photo format FFmpeg reads" of a good file
     (["--source", "{clip}/", "--csv", "x.csv"], "face.mp4 is a file: drop the /"),
 ])
-def test_usage_errors_are_one_line(tmp_path, face_clip, args, expected):
+@pytest.mark.before_models
+def test_usage_errors_are_one_line(tmp_path, face_clip, args, expected, request):
+    if expected in SAID_AFTER_THE_MODELS:
+        request.getfixturevalue("detector_ready")
     args = [a.format(clip=face_clip, folder=face_clip.parent) for a in args]
     expected = expected.format(clip=face_clip)
     env = {"DISPLAY": "", "WAYLAND_DISPLAY": ""}
@@ -374,6 +393,7 @@ def test_a_folder_of_photos_and_videos_gets_annotated_copies_and_a_csv_each(tmp_
     assert again.returncode == 0 and again.stderr.count("│ skipped") == 4, again.stderr
 
 
+@pytest.mark.before_models
 def test_a_long_batchs_summary_lists_the_inputs_that_need_a_look(capsys):
     """The summary of 20,000 inputs was 20,000 rows (6.5 s to draw), the one that failed
     somewhere among them. Past 100 inputs the table lists those not ok or skipped (done)
@@ -576,6 +596,7 @@ def test_folder_batch_outputs_never_collide(tmp_path, face_clip):
     assert "0 │ 0 │ 0.0" not in done.stderr
 
 
+@pytest.mark.before_models
 def test_outputs_that_would_overwrite_an_input_are_refused(tmp_path, face_clip):
     footage = tmp_path / "footage"
     footage.mkdir()
@@ -591,6 +612,7 @@ def test_outputs_that_would_overwrite_an_input_are_refused(tmp_path, face_clip):
     assert (footage / "a.mp4").read_bytes() == before
 
 
+@pytest.mark.before_models
 @pytest.mark.parametrize("name", ["clip.gif", "noext"])
 def test_unwritable_output_formats_fail_before_any_work(tmp_path, face_clip, name):
     done = run_cli("-s", face_clip, "-o", tmp_path / name, "--csv", tmp_path / "x.csv")
