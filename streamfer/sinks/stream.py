@@ -1,6 +1,6 @@
 """The annotated video sent live as it is made: to an RTMP server, over TCP or UDP as
-MPEG-TS, or to standard output, a file's sound with it; its key hidden where it is shown,
-cut connections made again within ``--reconnect``.
+MPEG-TS, or to standard output, with a file's or a pipe's sound; its key hidden where it is
+shown, cut connections made again within ``--reconnect``.
 
 Example:
     >>> from streamfer.sinks import StreamSink
@@ -78,19 +78,18 @@ def check_stream(url: str) -> str:
 
 class StreamSink(VideoSink):
     """The annotated video sent live as it is made (``--output rtmp://…``, ``tcp://…``,
-    ``udp://…``, or ``-``: standard output): H.264 at low delay (x264's ``zerolatency``, a
-    key frame every two seconds, so a viewer who joins has a picture within two), its rate
-    capped for the network; with the first sound track of ``audio_from`` (a file, as the
-    saved video takes it: :class:`_Sound`), in step with the picture. Each frame at its
-    timestamp; ``paced`` (a file's
-    frames, which come as fast as they are made): sent at the pace of those timestamps, as
-    a live source's come, for a server that plays what it gets as it gets it. The
-    connection is made here, so a server that is not there is said before any frame is
-    read. A stream cut mid-run (the server restarted, the network gone) is connected again,
-    with backoff, for up to ``reconnect`` seconds, as a source is (each cut and return said
-    in one warning; the frames made meanwhile are not sent, the CSV misses none), then a
-    :class:`SinkError` at the next frame; standard output's reader gone is a
-    :class:`BrokenPipeError` (as ``--csv -``'s). Nothing is left on disk."""
+    ``udp://…``, or ``-``: standard output): H.264 at low delay (x264's ``zerolatency``, a key
+    frame every two seconds, so a viewer who joins has a picture within two), its rate capped
+    for the network; with the first sound track of ``audio_from`` (a file, or a piped video's
+    tee: :class:`_Sound`), in step with the picture. Each frame at its timestamp; ``paced`` (a
+    file's frames, which come as fast as they are made): sent at the pace of those timestamps,
+    as a live source's come, for a server that plays what it gets as it gets it. The connection
+    is made here, so a server that is not there is said before any frame is read. A stream cut
+    mid-run (the server restarted, the network gone) is connected again, with backoff, for up to
+    ``reconnect`` seconds, as a source is (each cut and return said in one warning; the frames
+    made meanwhile are not sent, the CSV misses none), then a :class:`SinkError` at the next
+    frame; standard output's reader gone is a :class:`BrokenPipeError` (as ``--csv -``'s).
+    Nothing is left on disk."""
 
     def __init__(self, url: str, fps: float, size: tuple[int, int],
                  fmt: VideoFormat | None = None, paced: bool = False,
@@ -227,7 +226,7 @@ class StreamSink(VideoSink):
             with self._lock:
                 container, stream, cut = self._container, self._stream, self._cut
             if self.frames and self._failed is None and cut is None:
-                if self._sound is not None and self._sent_pts is not None:  # to the end
+                if self._sound is not None and self._base is not None:  # to the end
                     container.mux(self._sound.finish(float(self._sent_pts * TIME_BASE)
                                                      + 1 / self.fps))
                 container.mux(stream.encode(None))
