@@ -14,15 +14,15 @@ A time range (``start``, ``end``: seconds of the input's time, the ``time_s`` of
 reads part of a file: it seeks to a second before ``start`` and passes over the frames before
 it, so the first frame is the first at or after ``start`` even where the container's seek
 lands late or fails (read again from the beginning then), and frames keep the numbers and
-timestamps they have in the whole file. A live source takes ``end`` alone: it stops ``end`` seconds
-after its first frame.
+timestamps they have in the whole file. A live source takes ``end`` alone: it stops ``end``
+seconds after its first frame.
 
-Example:
-    >>> from streamfer.sources import open_source
-    >>> with open_source("clip.mp4") as source:                # doctest: +SKIP
-    ...     print(source.fps, source.size, source.frame_count)
-    ...     for frame in source:
-    ...         pass
+Example (a minute of a 25 fps match, its frames numbered as in the whole file):
+    >>> from streamfer.sources.reader import open_source
+    >>> with open_source("match.mp4", start=60, end=120) as source:   # doctest: +SKIP
+    ...     first = next(iter(source))
+    >>> first.index, first.time_s                                     # doctest: +SKIP
+    (1500, 60.0)
 """
 
 from __future__ import annotations
