@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -656,6 +657,57 @@ def test_interrupted_video_keeps_the_frames_written(tmp_path):
         raise KeyboardInterrupt
     assert frame_count(out)[0] == 10
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+# A run killed outright (SIGKILL: the OOM killer, a power cut, a scheduler's hard stop) while
+# its video is written: 8 s of picture made, a moment for the encoder, then no close at all
+KILLED_WHILE_WRITING = """
+import os, signal, sys, time
+import numpy as np
+from streamfer.sinks import VideoSink
+video = VideoSink(sys.argv[1], 25, (320, 240))
+noise = np.random.default_rng(0)
+for i in range(200):
+    video.write(noise.integers(0, 255, (240, 320, 3), dtype=np.uint8), i / 25)
+time.sleep(2)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".m4v", ".mkv", ".webm"])
+def test_a_video_killed_outright_keeps_what_was_encoded_but_its_last_seconds(tmp_path, suffix):
+    """An MP4 holds its index at its end: a run killed outright (hours of a webcam session,
+    a long file) left a part file no player opens — every frame lost, where its CSV kept its
+    rows. It is written in fragments of a second now (each one whole on disk), and made a
+    plain MP4 as it is closed; a Matroska or WebM kept its last 5 s or more in memory (123
+    of 200 frames here), now a second's cluster. A killed run's part file plays to its last
+    second or two (what the encoder held included)."""
+    out = tmp_path / f"v{suffix}"
+    done = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert not out.exists()
+    count, fps, size = frame_count(tmp_path / f".v.part{suffix}")
+    assert count >= 140 and fps == 25 and size == (320, 240), (count, fps, size)
+
+
+def test_a_whole_video_is_a_plain_mp4(tmp_path):
+    """Written in fragments, closed as a plain MP4: one index at its end, its frame count
+    known to a reader without decoding (a fragmented file's is not, to OpenCV: -1)."""
+    import struct
+
+    out = tmp_path / "v.mp4"
+    with VideoSink(out, 25, (64, 48)) as video:
+        for i in range(60):
+            video.write(np.full((48, 64, 3), i * 4, np.uint8), i / 25)
+    data, boxes, at = out.read_bytes(), [], 0
+    while at + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        boxes.append(kind.decode("latin-1"))
+        at += struct.unpack(">Q", data[at + 8:at + 16])[0] if size == 1 else max(size, 8)
+    assert "moof" not in boxes and boxes.count("moov") == 1, boxes
+    cap = cv2.VideoCapture(str(out))
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == 60 == frame_count(out)[0]
 
 
 def test_write_video_helper_makes_audio(tmp_path, face_bgr):

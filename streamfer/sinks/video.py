@@ -11,6 +11,8 @@ Example:
 from __future__ import annotations
 
 import errno
+import functools
+import io
 import logging
 import os
 import queue
@@ -33,6 +35,17 @@ log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 90000)  # the outputs' timestamps: in MPEG's 90 kHz ticks
 _MATRIX = {1: "ITU709", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+# What a video killed outright (no close) keeps. MP4 and MOV hold their index at their end:
+# such a file opened in no player. They are written in fragments of a second, each whole
+# on disk as it is done, and made plain files as they are closed (FFmpeg 7.1's
+# hybrid_fragmented; its first frame shown at 0 without an edit list, where B-frames delay
+# it: negative_cts_offsets); Matroska and WebM in clusters of a second, each on disk as it
+# is done (they kept 5 s or more in memory)
+_FRAGMENTED = {"movflags": "+frag_keyframe+empty_moov+hybrid_fragmented+negative_cts_offsets",
+               "frag_duration": "1000000", "flush_packets": "1"}
+_CLUSTERED = {"cluster_time_limit": "1000", "flush_packets": "1"}
+_KEPT_AS_WRITTEN = {".mp4": _FRAGMENTED, ".mov": _FRAGMENTED, ".m4v": _FRAGMENTED,
+                    ".mkv": _CLUSTERED, ".webm": _CLUSTERED}
 # FFmpeg's last line naming one of these (a full disk while the audio is muxed in) is a
 # write that failed, not audio that cannot be carried over
 _DISK_REFUSALS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
@@ -76,8 +89,11 @@ class VideoSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._part = part_path(self.path)
         codec = CONTAINERS[self.path.suffix.lower()]
+        options = _KEPT_AS_WRITTEN.get(self.path.suffix.lower(), {})
+        if options is _FRAGMENTED and not _fragments_kept():
+            options = {}
         try:
-            self._container = av.open(str(self._part), "w")
+            self._container = av.open(str(self._part), "w", options=dict(options))
         except (OSError, av.FFmpegError) as exc:
             raise SinkError(cannot_write(self.path, exc)) from None
         preset = "superfast" if size[0] * size[1] > 1920 * 1088 else "veryfast"
@@ -399,3 +415,19 @@ def _carried(path: str | Path) -> _Carried | None:
             return _Carried(lead, len(container.streams.audio), subtitles, extras)
     except (OSError, av.FFmpegError):
         return None
+
+
+@functools.cache
+def _fragments_kept() -> bool:
+    """Whether this FFmpeg writes an MP4 in fragments and makes it a plain one at its end
+    (7.1 and later; an earlier one writes it plain, as it was)."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(), "w", format="mp4", options=dict(_FRAGMENTED)) as probe:
+            stream = probe.add_stream("mpeg4", rate=25)
+            stream.width = stream.height = 16
+            probe.start_encoding()
+        return True
+    except (av.FFmpegError, ValueError):
+        return False
