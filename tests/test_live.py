@@ -690,6 +690,39 @@ def test_a_files_sound_is_sent_with_its_picture_in_step(tmp_path, scheme, start)
     assert abs(loudest / was - 1) < 0.15, (loudest, was)  # (a mono track made stereo: 0.71)
 
 
+def test_a_sound_that_changes_midway_is_sent_on(tmp_path):
+    """A broadcast's sound changes midway (5.1 for a film, stereo for its ads), as two
+    recordings joined do (stereo at 48 kHz, then mono at 44.1 kHz): the stream sent ended
+    there, 'cannot send the video to standard output: Frame does not match
+    AudioResampler setup.' — a file's and a pipe's alike. The sound goes on, as it is."""
+    import av
+    import imageio_ffmpeg
+
+    parts = []
+    for rate, channels in ((48000, 2), (44100, 1)):
+        part = tmp_path / f"part{rate}.ts"
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                        "testsrc=size=320x240:rate=25:duration=2", "-f", "lavfi", "-i",
+                        f"sine=frequency=440:sample_rate={rate}:duration=2", "-ac",
+                        str(channels), "-c:v", "libx264", "-g", "25", "-c:a", "aac", "-f",
+                        "mpegts", str(part)], check=True)
+        parts.append(part.read_bytes())
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(parts))
+    environment = {k: v for k, v in os.environ.items() if k not in QUIETING}
+    for source, data in ((joined, None), ("-", joined.read_bytes())):
+        sent = tmp_path / "sent.ts"
+        with open(sent, "wb") as out:
+            done = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), "-s",
+                                   str(source), "-o", "-", "-q"], input=data, stdout=out,
+                                  stderr=subprocess.PIPE, timeout=300, env=environment)
+        assert done.returncode == 0, done.stderr.decode()
+        with av.open(str(sent)) as container:
+            sound = sum(f.samples / f.sample_rate for f in container.decode(audio=0))
+        assert abs(sound - 4.0) < 0.1, (source, sound)
+        assert frame_count(sent)[0] == 100
+
+
 def test_a_server_that_is_not_there_is_said_before_the_run(tmp_path, stream_server):
     """One line, before any frame (the connection is made first), the key masked; nothing
     written. A way we do not send by (srt://, http://) is said with the ways we do."""

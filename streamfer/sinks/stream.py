@@ -264,6 +264,7 @@ class _Sound:
         self._take = take  # the next (time from the picture's start, frame); None: not now
         self._held = None  # a decoded frame past the time asked for: sent next time
         self._stream, self._at, self._resampler, self._sent = None, 0.0, None, 0
+        self._heard_as = None  # the frames' format, layout and rate the resampler takes
 
     @classmethod
     def of(cls, source) -> _Sound | None:
@@ -293,7 +294,7 @@ class _Sound:
     def begin(self, stream, at: float) -> None:
         """A connection's sound, into ``stream``, from ``at`` (the time of its first
         frame)."""
-        self._stream, self._at, self._resampler = stream, at, None
+        self._stream, self._at, self._resampler, self._heard_as = stream, at, None, None
 
     def until(self, time_s: float) -> list:
         """The packets of its sound up to ``time_s`` (of the picture's time), as far as it
@@ -313,10 +314,14 @@ class _Sound:
             if at + frame.samples / frame.sample_rate <= self._at:
                 continue  # before this connection's first frame
             if self._resampler is None:  # its first frame: the samples from here on
-                self._resampler = av.AudioResampler(
-                    "fltp", self._layout, self.RATE,
-                    frame_size=self._stream.codec_context.frame_size)
                 self._sent = round((at - self._at) * self.RATE)  # (before it: < 0)
+            heard_as = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if heard_as != self._heard_as:  # the first, or the sound changed (a broadcast's
+                if self._resampler is not None:  # 5.1 to stereo, two recordings joined):
+                    packets += self._encoded(self._resampler.resample(None))  # on, as it is
+                self._resampler, self._heard_as = av.AudioResampler(
+                    "fltp", self._layout, self.RATE,
+                    frame_size=self._stream.codec_context.frame_size), heard_as
             frame.pts = None
             packets += self._encoded(self._resampler.resample(frame))
 
