@@ -299,8 +299,6 @@ class _Sound:
     def until(self, time_s: float) -> list:
         """The packets of its sound up to ``time_s`` (of the picture's time), as far as it
         has come."""
-        import av
-
         packets = []
         while True:
             if self._held is None:
@@ -311,19 +309,27 @@ class _Sound:
             if at >= time_s:
                 return packets
             self._held = None
-            if at + frame.samples / frame.sample_rate <= self._at:
-                continue  # before this connection's first frame
-            if self._resampler is None:  # its first frame: the samples from here on
-                self._sent = round((at - self._at) * self.RATE)  # (before it: < 0)
-            heard_as = (frame.format.name, frame.layout.name, frame.sample_rate)
-            if heard_as != self._heard_as:  # the first, or the sound changed (a broadcast's
-                if self._resampler is not None:  # 5.1 to stereo, two recordings joined):
-                    packets += self._encoded(self._resampler.resample(None))  # on, as it is
-                self._resampler, self._heard_as = av.AudioResampler(
-                    "fltp", self._layout, self.RATE,
-                    frame_size=self._stream.codec_context.frame_size), heard_as
-            frame.pts = None
-            packets += self._encoded(self._resampler.resample(frame))
+            if at + frame.samples / frame.sample_rate > self._at:  # (before this connection's
+                packets += self._resampled(frame, at)  # first frame: not sent)
+
+    def _resampled(self, frame, at: float) -> list:
+        """The packets of ``frame`` (at ``at``), resampled; the resampler made at a
+        connection's first frame, and again where the sound changes (a broadcast's 5.1 and
+        stereo, two recordings joined: it takes one kind alone), what it held sent first."""
+        packets = []
+        heard_as = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if heard_as != self._heard_as:
+            import av
+
+            if self._resampler is None:  # the samples from here on (before it: < 0)
+                self._sent = round((at - self._at) * self.RATE)
+            else:
+                packets = self._encoded(self._resampler.resample(None))
+            self._resampler, self._heard_as = av.AudioResampler(
+                "fltp", self._layout, self.RATE,
+                frame_size=self._stream.codec_context.frame_size), heard_as
+        frame.pts = None
+        return packets + self._encoded(self._resampler.resample(frame))
 
     def _encoded(self, frames) -> list:
         packets = []

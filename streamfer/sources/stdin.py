@@ -141,8 +141,9 @@ class StdinTee:
                 if not source.streams.video:
                     return
                 video = source.streams.video[0]
-                audio = list(source.streams.audio)[:1 if self.live else None] \
-                    if self.path or self.live else []
+                audio = list(source.streams.audio) if self.path or self.live else []
+                if self.live:  # (its first track alone: the one sent)
+                    audio = audio[:1]
                 with self.changed:
                     self._channels = audio[0].codec_context.channels if audio else 0
                     self.changed.notify_all()
