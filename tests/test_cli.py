@@ -1152,6 +1152,15 @@ def test_a_piped_video_s_sound_is_carried_over_in_time(tmp_path, container):
     with av.open(str(tmp_path / "two.mp4")) as out:
         assert [a.language for a in out.streams.audio] == ["eng", "fra"]
     assert abs(flash_and_click(tmp_path / "two.mp4")[1] - heard) < 0.025  # the first's click
+    if container == "matroska":  # an IP camera's G.711, which Matroska's muxer does not
+        alaw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i",  # take:
+                               str(clip), "-c:v", "copy", "-c:a", "pcm_alaw", "-ar", "8000",
+                               "-f", container, "-"], capture_output=True, check=True).stdout
+        done = piped(alaw, "-o", tmp_path / "alaw.mp4")  # it was left out
+        assert done.returncode == 0, done.stderr.decode()
+        assert has_audio(tmp_path / "alaw.mp4"), "picture only"
+        seen, heard = flash_and_click(tmp_path / "alaw.mp4")
+        assert abs(heard - seen) < 0.045, (seen, heard)
     cut = piped(data, "-o", tmp_path / "cut.mp4", "--end", "1")
     assert cut.returncode == 0, cut.stderr.decode()
     assert has_audio(tmp_path / "cut.mp4") and frame_count(tmp_path / "cut.mp4")[0] == 25

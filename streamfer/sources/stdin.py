@@ -9,8 +9,9 @@ and a thread copies what comes in into it and, first, into a second pipe that Py
 demuxes as it comes: each video key frame (where a new shape may begin) is decoded on its
 own and its shape kept with its time (:meth:`StdinTee.key_frames`); where ``sound``, its
 audio streams' packets (a broadcast's languages) are copied, not decoded, into a Matroska
-file in a temporary folder (a minute of AAC at 160 kb/s is about 1.2 MB, where the whole
-stream would be the video's size), with when its first sound comes after the first picture.
+file in a temporary folder (NUT where Matroska does not take one: :func:`sound_file`; a
+minute of AAC at 160 kb/s is about 1.2 MB, where the whole stream would be the video's
+size), with when its first sound comes after the first picture.
 The output video takes it when it is finished (:meth:`StdinTee.take`). Where ``sound`` is
 ``"live"`` (the video sent on as it is made), the first audio stream is decoded as it comes
 instead, its frames given in turn (:meth:`StdinTee.heard`).
@@ -41,6 +42,35 @@ PIPED = ("pipe MPEG-TS or Matroska: an MP4 or MOV with its index at its end, as 
 _CHUNK = 1 << 16
 _WAIT_S = 2.0  # the most a frame waits for the demuxer to know its shape (then: as it was)
 _HEARD_S = 30.0  # the most live sound kept that nothing took (a stream cut meanwhile)
+
+
+def sound_file(folder: Path, tracks) -> tuple:
+    """A file in ``folder`` that keeps ``tracks``' packets as they come (copied, not
+    decoded), and each track's stream in it: ``(container, {track index: stream}, path)``.
+    Matroska, or NUT (FFmpeg's own, which takes every codec FFmpeg has) where Matroska does
+    not take one of them: an IP camera's G.711 (``pcm_alaw``, ``pcm_mulaw``) was left out.
+    Each stream keeps its track's language and default flag. ValueError where neither
+    takes them."""
+    import av
+
+    for name, kind in (("sound.mka", "matroska"), ("sound.nut", "nut")):
+        path = folder / name
+        out = av.open(str(path), "w", format=kind)
+        try:
+            kept = {track.index: out.add_stream_from_template(track) for track in tracks}
+        except ValueError as exc:
+            refused = exc
+            try:
+                out.close()
+            except Exception:  # noqa: BLE001 (nothing written yet)
+                pass
+            path.unlink(missing_ok=True)
+            continue
+        for track in tracks:
+            kept[track.index].metadata.update(track.metadata)
+            kept[track.index].disposition = track.disposition
+        return out, kept, path
+    raise refused
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -77,7 +107,7 @@ class StdinTee:
     def __init__(self, sound: bool | str = False) -> None:
         kept = bool(sound) and sound != "live"
         self._folder = Path(tempfile.mkdtemp(prefix="streamfer-stdin-")) if kept else None
-        self.path = self._folder / "sound.mka" if kept else None
+        self.path: Path | None = None  # the sound kept (sound_file), once the input opened
         self.live = sound == "live"
         self._heard: deque = deque()  # live: (time from the first picture, decoded frame)
         self._channels: int | None = None  # live: its sound's (0: none), once opened
@@ -141,7 +171,7 @@ class StdinTee:
                 if not source.streams.video:
                     return
                 video = source.streams.video[0]
-                audio = list(source.streams.audio) if self.path or self.live else []
+                audio = list(source.streams.audio) if self._folder or self.live else []
                 if self.live:  # (its first track alone: the one sent)
                     audio = audio[:1]
                 with self.changed:
@@ -154,11 +184,7 @@ class StdinTee:
                 start = float(first * base)
                 kept = {}
                 if audio and not self.live:
-                    out = av.open(str(self.path), "w", format="matroska")
-                    for track in audio:  # each audio stream's: language, default flag
-                        kept[track.index] = out.add_stream_from_template(track)
-                        kept[track.index].metadata.update(track.metadata)
-                        kept[track.index].disposition = track.disposition
+                    out, kept, self.path = sound_file(self._folder, audio)
                 for packet in source.demux(video, *audio):
                     if packet.pts is None or not packet.size:
                         continue
@@ -258,12 +284,13 @@ class StdinTee:
     def take(self) -> tuple[Path, float] | None:
         """The sound kept up to now and its delay after the first picture, or None where
         there was none (or it could not be read): what came in so far is the end of it."""
-        if self.path is None:
+        if self._folder is None:
             return None
         with self._lock:
             self._cut()
         self._demuxer.join(timeout=10)
-        if self._demuxer.is_alive() or self.delay is None or not self.path.is_file():
+        if self._demuxer.is_alive() or self.delay is None or self.path is None \
+                or not self.path.is_file():
             return None
         return self.path, self.delay
 
