@@ -238,13 +238,11 @@ class Pipeline:
                         str(output), source.fps, source.size, fmt=source.format,
                         paced=not source.live and output != STDOUT,  # a pipe: its reader
                         reconnect=s.reconnect,
-                        audio_from=source.sound if source.piped else
-                        None if source.live else spec))
+                        audio_from=source.sound if source.piped or source.live else spec))
                 else:
                     video = stack.enter_context(VideoSink(
                         output, source.fps, source.size, fmt=source.format,
-                        audio_from=source.sound if source.piped else
-                        None if source.live else spec,
+                        audio_from=source.sound if source.piped or source.live else spec,
                         whole_only=whole_only,
                         start=0.0 if source.live else s.start)) \
                         if output else None

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from conftest import (
@@ -815,3 +816,108 @@ def test_a_stream_sent_to_a_server_that_restarts_is_connected_again(tmp_path, fa
     with open(tmp_path / "sent.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 250
     assert "s3cr3t" not in stderr
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads Linux's /proc/net/tcp")
+@pytest.mark.parametrize("output,sound", [("saved.mkv", "aac"), ("-", "aac"),
+                                          ("saved.mp4", "pcm_alaw")])
+def test_a_live_links_sound_is_kept_and_sent_in_step(tmp_path, output, sound):
+    """A camera's or a server's stream with sound (an IP camera's microphone, a talk
+    relayed over RTMP) was saved and sent picture only: OpenCV read the link and dropped
+    its sound. It is read in the picture's connection now (a server that takes one viewer
+    has one), and kept, or sent on, in step with it: the click heard with the white frame it
+    came with, though the link's picture is timed by our clock; an IP camera's G.711 too
+    (served as Matroska over TCP). Nothing of it is left in the temporary folder."""
+    import imageio_ffmpeg
+
+    clip = flash_clip(tmp_path / "served.mp4", lead_s=0.5, flash_s=2.5, seconds=4.0)
+    port = _free_port()
+    url = f"rtmp://127.0.0.1:{port}/live/key" if sound == "aac" else f"tcp://127.0.0.1:{port}"
+    served = ["-c", "copy", "-f", "flv", "-listen", "1", url] if sound == "aac" else \
+        ["-c:v", "copy", "-c:a", sound, "-ar", "8000", "-f", "matroska", f"{url}?listen=1"]
+    server = subprocess.Popen([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-re",
+                               "-stream_loop", "-1", "-i", str(clip), *served],
+                              stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    environment = {k: v for k, v in os.environ.items() if k not in QUIETING}
+    received = tmp_path / ("sent.ts" if output == "-" else output)
+    try:
+        assert _listening(port), "the serving FFmpeg did not listen"
+        with open(received if output == "-" else os.devnull, "wb") as out:
+            done = subprocess.run(
+                [sys.executable, str(ROOT / "run_stream.py"), "-s", url, "-o",
+                 output if output == "-" else received, "--end", "9", "-q"],
+                stdout=out, stderr=subprocess.PIPE, text=True, timeout=120,
+                env={**environment, "TMPDIR": str(scratch)})
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+    assert done.returncode == 0, done.stderr
+    assert has_audio(received), "picture only"
+    seen, heard = _flashes_and_clicks(received)
+    assert len(seen) >= 2 and len(heard) >= 2, (seen, heard)  # one a loop of the clip
+    for flash in seen:  # each with its click, within a frame (25 fps)
+        assert min(abs(flash - click) for click in heard) < 0.05, (seen, heard)
+    assert not list(scratch.glob("streamfer-*"))  # (a library's own .ses file may stay)
+
+
+def _flashes_and_clicks(path: Path) -> tuple[list[float], list[float]]:
+    """When each white frame shows and each click sounds, in seconds of ``path``'s
+    timeline (a click: the first loud sample after a quiet one of a tenth of a second)."""
+    import av
+
+    with av.open(str(path)) as container:
+        flashes = [float(frame.pts * frame.time_base) for frame in container.decode(video=0)
+                   if frame.to_ndarray(format="gray").mean() > 128]
+    clicks, quiet_since = [], -1.0
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            samples = np.abs(frame.to_ndarray()).max(axis=0)
+            loud = np.flatnonzero(samples > 0.1 * (1.0 if samples.dtype.kind == "f" else 32767))
+            at = float(frame.pts * frame.time_base)
+            if loud.size:
+                if at + loud[0] / frame.sample_rate - quiet_since > 0.1:
+                    clicks.append(at + loud[0] / frame.sample_rate)
+                quiet_since = at + (loud[-1] + 1) / frame.sample_rate
+    return flashes, clicks
+
+
+def test_a_live_streams_picture_that_changes_shape_is_kept_at_its_shape(tmp_path):
+    """A stream whose picture turns midway (a phone's stream, landscape then portrait; a
+    broadcast's 16:9 then 4:3) was stretched into its first shape, faces with it, as a
+    file's was before. It is kept at its own shape within the first's, with bars, as a
+    player shows it, and that is said once."""
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    parts = []
+    for size in ("320x240", "240x320"):
+        part = tmp_path / f"{size}.ts"
+        subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i",
+                        f"color=white:size={size}:rate=25:duration=3", "-c:v", "libx264",
+                        "-g", "25", "-f", "mpegts", str(part)], check=True)
+        parts.append(part.read_bytes())
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(parts))
+    port = _free_port()
+    server = subprocess.Popen([ffmpeg, "-v", "error", "-re", "-i", str(joined), "-c", "copy",
+                               "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"],
+                              stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _listening(port), "the serving FFmpeg did not listen"
+        code, stderr = run_to_end("-s", f"tcp://127.0.0.1:{port}", "-o", tmp_path / "out.mkv",
+                                  "--reconnect", "0", "-q")
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+    assert "not reopened" in stderr, stderr  # the stream's end
+    assert stderr.count("its picture changes shape") == 1, stderr
+    assert "(320×240, then 240×320)" in stderr, stderr
+    cap = cv2.VideoCapture(str(tmp_path / "out.mkv"))
+    frames = []
+    while (read := cap.read())[0]:
+        frames.append(read[1])
+    assert (320, 240) == (frames[-1].shape[1], frames[-1].shape[0])
+    assert frames[0][:, :40].mean() > 200  # white to its sides
+    assert frames[-1][:, :40].mean() < 20 and frames[-1][:, 140:180].mean() > 200  # bars

@@ -1,6 +1,6 @@
 """The annotated video sent live as it is made: to an RTMP server, over TCP or UDP as
-MPEG-TS, or to standard output, with a file's or a pipe's sound; its key hidden where it is
-shown, cut connections made again within ``--reconnect``.
+MPEG-TS, or to standard output, with a file's, a pipe's or a live link's sound; its key
+hidden where it is shown, cut connections made again within ``--reconnect``.
 
 Example:
     >>> from streamfer.sinks import StreamSink
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # Where the annotated video can be sent as it is made, and the container each way takes
 STREAMED = {"rtmp": "flv", "rtmps": "flv", "tcp": "mpegts", "udp": "mpegts"}
+_GAP_S = 0.04  # a sound that resumes this much after where it got to: a gap kept, not closed
 
 
 def is_stream(output: str | Path | None) -> bool:
@@ -248,12 +249,16 @@ class StreamSink(VideoSink):
 
 class _Sound:
     """A source's sound, sent with its picture: a file's first track (:class:`_FileSound`),
-    or a piped video's as it comes (its tee's, :meth:`streamfer.sources.stdin.StdinTee.heard`),
+    or a piped video's or a live link's as it comes (:meth:`StdinTee.heard
+    <streamfer.sources.stdin.StdinTee.heard>`, :meth:`LiveSound.heard
+    <streamfer.sources.live.LiveSound.heard>`),
     encoded beside the frames (AAC at 48 kHz, mono as it came or else stereo: what FLV and
     MPEG-TS players and video sites take, whatever it was) at the times it comes with,
     against its picture's (OpenCV's frame times count from the video track's start). Each
     connection's sound starts with its first frame: what comes before it (a file whose sound
-    starts first, ``--start``, the time a cut stream was away) is not sent."""
+    starts first, ``--start``, the time a cut stream was away) is not sent. A sound that
+    resumes later than where it got to (a live link that dropped, or whose picture was held)
+    goes on at its own time, the gap kept."""
 
     RATE = 48000
     _TIME_BASE = Fraction(1, RATE)
@@ -265,6 +270,7 @@ class _Sound:
         self._held = None  # a decoded frame past the time asked for: sent next time
         self._stream, self._at, self._resampler, self._sent = None, 0.0, None, 0
         self._heard_as = None  # the frames' format, layout and rate the resampler takes
+        self._next = 0.0  # where the sound sent so far ends (a gap after it: a live link's)
 
     @classmethod
     def of(cls, source) -> _Sound | None:
@@ -295,6 +301,7 @@ class _Sound:
         """A connection's sound, into ``stream``, from ``at`` (the time of its first
         frame)."""
         self._stream, self._at, self._resampler, self._heard_as = stream, at, None, None
+        self._next = at
 
     def until(self, time_s: float) -> list:
         """The packets of its sound up to ``time_s`` (of the picture's time), as far as it
@@ -317,6 +324,11 @@ class _Sound:
         connection's first frame, and again where the sound changes (a broadcast's 5.1 and
         stereo, two recordings joined: it takes one kind alone), what it held sent first."""
         packets = []
+        if self._resampler is not None and at > self._next + _GAP_S:  # a live link's picture
+            packets = self._encoded(self._resampler.resample(None))  # held, or the link
+            self._resampler = self._heard_as = None  # away: the sound goes on at its time
+            self._next = at
+        self._next = max(self._next, at) + frame.samples / frame.sample_rate
         heard_as = (frame.format.name, frame.layout.name, frame.sample_rate)
         if heard_as != self._heard_as:
             import av
@@ -324,7 +336,7 @@ class _Sound:
             if self._resampler is None:  # the samples from here on (before it: < 0)
                 self._sent = round((at - self._at) * self.RATE)
             else:
-                packets = self._encoded(self._resampler.resample(None))
+                packets += self._encoded(self._resampler.resample(None))
             self._resampler, self._heard_as = av.AudioResampler(
                 "fltp", self._layout, self.RATE,
                 frame_size=self._stream.codec_context.frame_size), heard_as

@@ -7,7 +7,8 @@ auto-orientation, on). A live source (a webcam, a stream) is stamped by the cloc
 (monotonic seconds from its first frame), so a camera that delivers fewer frames than it
 announces, or drops some, keeps true times; a stream that drops is reopened, with backoff,
 for up to ``reconnect`` seconds (each drop and reconnect logged in one line; frame numbers
-go on and ``time_s`` shows the gap), and then it ends with one :class:`SourceError`.
+go on and ``time_s`` shows the gap), and then it ends with one :class:`SourceError`. A live
+link is read by PyAV (:mod:`streamfer.sources.live`: its sound in the same connection).
 A link to a recorded file (``http(s)://`` with a duration) is read as a file.
 
 A time range (``start``, ``end``: seconds of the input's time, the ``time_s`` of its frames)
@@ -45,10 +46,11 @@ from streamfer.files import opencv_name, printable
 from streamfer.frame import Frame, TimestampRuns, VideoFormat
 from streamfer.sources.cameras import CAMERA_PROBE_NOISE, camera_index, check_camera, is_webcam
 from streamfer.sources.errors import OutOfRange, SourceError
+from streamfer.sources.live import LiveCapture, LiveSound
 from streamfer.sources.media import IMAGE_EXTS, other_media
 from streamfer.sources.photos import as_bgr, read_photo
 from streamfer.sources.probe import pixel_aspect, probe, recorded, unreadable
-from streamfer.sources.shapes import SAME_TIME_S, PipedShapes, Shapes
+from streamfer.sources.shapes import SAME_TIME_S, LiveShapes, PipedShapes, Shapes
 from streamfer.sources.stdin import NOT_SOUGHT, PIPED, STDIN, STDIN_NAME, StdinTee
 from streamfer.sources.streams import (
     NETWORK_TIMEOUT_MS,
@@ -75,8 +77,8 @@ class Source:
                  camera: tuple[tuple[int, int] | None, float | None] = (None, None)) -> None:
         self.spec = spec
         self._camera = camera  # a webcam's size and rate asked for (None: its own)
-        # standard input's sound, where ``sound`` (streamfer.sources.stdin), until the
-        self.sound = None  # ``with`` ends (close() lets the capture go, earlier)
+        # standard input's or a live link's sound, where ``sound`` (streamfer.sources.stdin,
+        self.sound = None  # .live), until the ``with`` ends (close() lets the capture go)
         self._tee = None  # standard input's reader beside OpenCV (streamfer.sources.stdin)
         self._stamped = False  # a frame past its first had a timestamp
         self._keep_sound = sound
@@ -108,7 +110,14 @@ class Source:
                               "(--end stops a live source that long after its first frame)")
         if start and self.piped:
             raise SourceError(NOT_SOUGHT)
-        self._open()
+        if sound and self.live and self.url:  # read in the picture's connection
+            self.sound = LiveSound(live=sound == "live")
+        try:
+            self._open()
+        except BaseException:
+            if self.sound is not None:
+                self.sound.close()
+            raise
 
     def _open(self) -> None:
         spec = self.spec
@@ -266,6 +275,8 @@ class Source:
                 if fps:
                     cap.set(cv2.CAP_PROP_FPS, fps)
             return cap
+        if self.url and self.live:  # by PyAV, picture and sound (bounded, as below)
+            return LiveCapture(self.spec, NETWORK_TIMEOUT_MS / 1000, self.sound)
         if self.url:  # bounded: a server that stops answering is a drop, not a hang
             with native_stderr_silenced(STREAM_OPEN_NOISE):
                 return cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, [
@@ -328,15 +339,25 @@ class Source:
         if self._image is not None:
             yield Frame(self.name, 0, 0.0, self._image)
             return
-        # a file's frames each at its own shape (a local file's: read twice, key frames alone)
-        shapes = PipedShapes(self._tee, self.size, self.format.sar, self.name) \
-            if self._tee is not None else None if self.live or self.url else \
-            Shapes(self.spec, self.size, self.format.sar, self._turned, self.start, self.name)
+        shapes = self._shapes()
         try:
             yield from self._read(shapes)
         finally:
             if shapes is not None:
                 shapes.close()
+
+    def _shapes(self) -> Shapes | None:
+        """What keeps each frame at its own shape within the first's: a file's (read twice,
+        its key frames alone), a pipe's (from its tee), a live link's (as its capture reads
+        them); None for a webcam and a recorded file behind a link."""
+        if self._tee is not None:
+            return PipedShapes(self._tee, self.size, self.format.sar, self.name)
+        if self.live and self.url:
+            return LiveShapes(lambda: getattr(self._cap, "shape", None), self.size,
+                              self.format.sar, self.name)
+        if self.live or self.url:
+            return None
+        return Shapes(self.spec, self.size, self.format.sar, self._turned, self.start, self.name)
 
     def _read(self, shapes: Shapes | None) -> Iterator[Frame]:
         index, bad, last, ended = 0, 0, None, False
@@ -495,6 +516,8 @@ class Source:
                 if due is None:
                     return None
                 now = due
+                if self.sound is not None and msec >= 0:  # its sound timed by the picture
+                    self.sound.anchor(msec / 1000, now - self.origin)
             return now - self.origin
         msec = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self._cap is not None else -1
         # 0 past the first frame: no timestamps, where none came before (else a run of them
@@ -525,7 +548,9 @@ class Source:
 
     def __exit__(self, *exc) -> None:
         self.close()
-        if self._tee is not None:  # at the end of the ``with``: an output video took its sound
+        if self.sound is not None:  # at the end of the ``with``: an output video took it
+            self.sound.close()
+        if self._tee is not None:
             self._tee.close()
 
 
@@ -535,8 +560,8 @@ def open_source(spec: str | int | Path, reconnect: float = RECONNECT_S, start: f
     """Open a webcam index ("0"), a stream URL, or a video/image file; ``reconnect``: how
     long a live source that dropped is tried again (0: never); ``start``, ``end``: the part
     of a file to read, in seconds of its time (a live source: ``end`` alone); ``sound``:
-    standard input's audio kept for an output video (:attr:`Source.sound`; ``"live"``: as
-    it comes, for a video sent on: :meth:`~streamfer.sources.stdin.StdinTee.heard`);
+    standard input's or a live link's audio kept for an output video (:attr:`Source.sound`;
+    ``"live"``: as it comes, for a video sent on: its ``heard()``);
     ``camera``: a webcam's size (width, height) and rate to ask for, each None for the
     camera's own (OpenCV's, 640×480 for most)."""
     return Source(str(spec), reconnect, start, end, sound, camera)

@@ -157,6 +157,26 @@ class PipedShapes(Shapes):
         pass
 
 
+class LiveShapes(Shapes):
+    """:class:`Shapes` of a live link, whose capture says each frame's own shape as it
+    reads it (``shape_read()``: ((w, h), pixels' aspect), or None)."""
+
+    def __init__(self, shape_read, size: tuple[int, int], sar: Fraction | None,
+                 name: str) -> None:
+        self._shape_read = shape_read
+        super().__init__("", size, sar, name=name)
+
+    def restart(self) -> None:
+        self.shape, self._place = (self.size, self.sar), None
+
+    def _advance(self, at: tuple[int, float]) -> None:
+        if (shape := self._shape_read()) is not None:
+            self._shaped(at, shape)
+
+    def close(self) -> None:
+        pass
+
+
 def _shape(w: int, h: int, sar: Fraction) -> str:
     """A picture's size, and its pixels' shape where they are not square."""
     return f"{w}×{h}" + (f" of {sar.numerator}:{sar.denominator} pixels" if sar != 1 else "")
