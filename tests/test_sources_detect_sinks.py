@@ -1572,3 +1572,38 @@ def test_a_window_shows_non_square_pixels_as_a_player_does(display, monkeypatch)
         window.show(frame)
         cv2.waitKey(100)
         assert cv2.getWindowImageRect("square")[2:] == (720, 576)
+
+
+def test_a_live_links_sound_takes_the_time_of_the_frame_of_its_moment(tmp_path):
+    """A live link's sound goes with the frame of its moment, whose time is our clock's: a
+    picture held (a stall) or hurried (a burst) takes its sound with it. A decoder gives a
+    frame some packets after its own, and the sound that came meanwhile took the time of
+    the last frame given: at a drop, where the frames still in the decoder came at once, a
+    click came 0.09 s after its flash. Here 0.6 s of sound comes before the frames that
+    time it, and the picture stalls 0.2 s after 0.48 s."""
+    import av
+
+    from streamfer.sources.live import LiveSound
+
+    tone = tmp_path / "tone.mka"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=48000:duration=1", "-c:a", "aac",
+                    str(tone)], check=True)
+    sound = LiveSound(live=True)
+    with av.open(str(tone)) as container:
+        track = container.streams.audio[0]
+        sound.connected(track)
+        for packet in container.demux(track):
+            if packet.size and packet.pts is not None and packet.pts * packet.time_base <= 0.6:
+                sound.packet(packet, float(packet.pts * packet.time_base))
+        for i in range(16):  # frames every 0.04 s; from 0.52 s, 0.2 s late
+            pts = i * 0.04
+            sound.anchor(pts, pts + (0.2 if pts > 0.5 else 0.0))
+        heard = []
+        while (got := sound.heard()) is not None:
+            heard.append(got[0])
+    sound.close()
+    assert heard[0] < 0.03 and heard == sorted(heard)
+    steps = np.diff(heard)
+    assert steps.max() > 0.19  # the stall, kept in the sound
+    assert max(heard) > 0.75  # its last moment with the frame at 0.60 s, given at 0.80 s

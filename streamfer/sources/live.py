@@ -9,8 +9,8 @@ or a camera may take one viewer, and two connections' timestamps need not agree.
 it :class:`~streamfer.sources.reader.Source` uses); its sound's packets go to the run's
 :class:`LiveSound`, which outlives each connection (a stream that drops and comes back is
 one run) and times them by the picture: a packet of stream time ``pts`` is at ``pts``
-plus what the frame nearest before it was given, ``time_s − pts`` (:meth:`LiveSound.anchor`;
-a live stream's frames are timed by our clock, see
+plus what the first frame at or after it was given, ``time_s − pts``
+(:meth:`LiveSound.anchor`; a live stream's frames are timed by our clock, see
 :class:`~streamfer.sources.streams.StreamClock`). A sound that would overlap the one
 before (a connection's bursts) is let go; the time a dropped stream was away stays
 silent. Kept for an output video (packets copied, not decoded, into a Matroska file, or
@@ -79,21 +79,22 @@ class LiveSound:
                                 "without it", exc)
 
     def packet(self, packet, pts: float) -> None:
-        """A packet of the sound, at ``pts`` (s) of the stream's time (the picture's)."""
+        """A packet of the sound, at ``pts`` (s) of the stream's time (the picture's): it
+        waits for the frame of its time (a decoder gives a frame some packets after its
+        own, and a frame may be passed over)."""
         with self._lock:
-            if self._offset is None:
-                self._waiting.append((pts, packet))
-                while len(self._waiting) > 1 and self._waiting[-1][0] - self._waiting[0][0] \
-                        > _HEARD_S:
-                    self._waiting.popleft()
-                return
-            self._place(packet, pts + self._offset)
+            self._waiting.append((pts, packet))
+            while len(self._waiting) > 1 and self._waiting[-1][0] - self._waiting[0][0] \
+                    > _HEARD_S:
+                self._waiting.popleft()
 
     def anchor(self, pts: float, time_s: float) -> None:
-        """The frame of stream time ``pts`` is at ``time_s``: the sound about it timed so."""
+        """The frame of stream time ``pts`` is at ``time_s``: the sound up to it timed so
+        (a picture held or hurried, as a live stream's is where it came in a burst or
+        stopped, takes its sound with it)."""
         with self._lock:
             self._offset = time_s - pts
-            while self._waiting:
+            while self._waiting and self._waiting[0][0] <= pts:
                 at, packet = self._waiting.popleft()
                 self._place(packet, at + self._offset)
 
@@ -137,6 +138,9 @@ class LiveSound:
         """The sound kept up to now and its delay after the first picture, or None where
         there was none: an output video's, as it is finished."""
         with self._lock:
+            while self._waiting and self._offset is not None:  # its last moment, after the
+                at, packet = self._waiting.popleft()  # last frame's start
+                self._place(packet, at + self._offset)
             out, self._out = self._out, None
             self._end = float("inf")  # nothing more
             if out is not None:
