@@ -48,10 +48,11 @@ def is_url(spec: str) -> bool:
 
 # A query's (or a path's, as some cameras take them) parameters that hold a secret:
 # ``password=``, ``pwd=`` (Foscam), ``token=``, ``access_token=``, ``api_key=``, a signed
-# link's ``X-Amz-Signature=`` and ``X-Amz-Credential=``, ``sig=``, ``auth=``, ``key=``
+# link's ``X-Amz-Signature=`` and ``X-Amz-Credential=``, ``sig=``, ``auth=``, ``key=``, an
+# SRT link's ``passphrase=`` (its encryption's)
 _SECRET_PARAM = re.compile(
-    r"(?i)(?<=[?&;/])((?:[\w.-]*[_.-])?(?:pass|passwd|password|pwd|psw|token|secret|key|"
-    r"apikey|auth|authorization|sig|signature|credential|credentials)=)[^&;#/]*")
+    r"(?i)(?<=[?&;/])((?:[\w.-]*[_.-])?(?:pass|passwd|password|passphrase|pwd|psw|token|"
+    r"secret|key|apikey|auth|authorization|sig|signature|credential|credentials)=)[^&;#/]*")
 
 
 def redacted(url: str) -> str:
@@ -65,6 +66,8 @@ def redacted(url: str) -> str:
         'rtsp://admin:****@cam.local:554/Streaming/Channels/101'
         >>> redacted("http://cam/videostream.cgi?user=admin&pwd=s3cret&rate=0")
         'http://cam/videostream.cgi?user=admin&pwd=****&rate=0'
+        >>> redacted("srt://cam.local:9000?passphrase=s3cret-s3cret&latency=200")
+        'srt://cam.local:9000?passphrase=****&latency=200'
         >>> redacted("https://ghp_abc123@example.com/clip.mp4"), redacted("clip.mp4")
         ('https://****@example.com/clip.mp4', 'clip.mp4')
     """
