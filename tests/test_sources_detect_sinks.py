@@ -1371,6 +1371,13 @@ def test_a_link_that_cannot_be_opened_says_why(tmp_path, monkeypatch):
                 open_source(url)
             assert str(caught.value).startswith(f"cannot open stream: {url} (")
             assert why in str(caught.value), str(caught.value)
+        with pytest.raises(SourceError) as caught:  # a way this FFmpeg does not read: it said
+            open_source("srt://cam.local:9000?passphrase=s3cret")  # "Protocol not found"
+        assert str(caught.value) == (
+            "cannot open stream: srt://cam.local:9000?passphrase=**** (this FFmpeg, PyAV's, "
+            "does not read srt://: relay it through an FFmpeg that does, ffmpeg -i "
+            "'srt://cam.local:9000?passphrase=****' -c copy -f mpegts udp://127.0.0.1:5000, "
+            "and give --source udp://127.0.0.1:5000)")
         asked = []
         monkeypatch.setattr(reader, "unreachable", lambda url: asked.append(url))
         with pytest.raises(SourceError) as caught:  # (with --reconnect, waited for: see

@@ -151,6 +151,11 @@ def unreachable(url: str) -> str | None:
     except (OSError, av.FFmpegError, ValueError) as exc:
         if isinstance(exc, av.error.InvalidDataError) and (page := _web_page(url)):
             return page
+        if isinstance(exc, av.error.ProtocolNotFoundError):  # SRT, RIST: not in its build
+            scheme = url.split("://", 1)[0].lower()
+            return (f"this FFmpeg, PyAV's, does not read {scheme}://: relay it through an "
+                    f"FFmpeg that does, ffmpeg -i '{redacted(url)}' -c copy -f mpegts "
+                    "udp://127.0.0.1:5000, and give --source udp://127.0.0.1:5000")
         if getattr(exc, "errno", None) not in (None, errno.EIO) and exc.strerror:
             return exc.strerror  # its own words: Connection refused, 404 Not Found
         lines = [line.strip() for _, _, line in said if line.strip()]
