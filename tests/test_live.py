@@ -921,3 +921,48 @@ def test_a_live_streams_picture_that_changes_shape_is_kept_at_its_shape(tmp_path
     assert (320, 240) == (frames[-1].shape[1], frames[-1].shape[0])
     assert frames[0][:, :40].mean() > 200  # white to its sides
     assert frames[-1][:, :40].mean() < 20 and frames[-1][:, 140:180].mean() > 200  # bars
+
+
+def test_a_live_hls_links_largest_rendition_is_read_alone(tmp_path):
+    """A live HLS link with several renditions (a master playlist, as a broadcaster's or a
+    camera server's: 1080p, 720p, 360p…) was read at its first, often its smallest —
+    FFmpeg's and OpenCV's choice: far faces lost at a quarter of the pixels. Its largest is
+    read, with that rendition's sound, and the others' segments are not fetched."""
+    import imageio_ffmpeg
+
+    fetched = []
+
+    class Seen(_Quiet):
+        def do_GET(self):
+            fetched.append(self.path)
+            super().do_GET()
+
+    root, base, server = _serve(tmp_path, Seen)
+    making = subprocess.Popen(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-re", "-f", "lavfi", "-i",
+         "testsrc=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440",
+         "-filter_complex", "[0:v]split=2[a][b];[a]scale=320:180[small];[b]null[large]",
+         "-map", "[small]", "-map", "[large]", "-map", "1:a", "-map", "1:a",
+         "-c:v", "libx264", "-g", "25", "-c:a", "aac", "-f", "hls", "-hls_time", "1",
+         "-hls_list_size", "4", "-hls_flags", "delete_segments", "-var_stream_map",
+         "v:0,a:0 v:1,a:1", "-master_pl_name", "master.m3u8", str(root / "v%v.m3u8")],
+        stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(root.glob("v1*.ts"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        fetched.clear()
+        code, stderr = run_to_end("-s", f"{base}/master.m3u8", "-o", tmp_path / "out.mkv",
+                                  "--end", "3", "-q")
+    finally:
+        making.kill()
+        making.wait(timeout=10)
+        server.shutdown()
+        server.server_close()
+    assert code == 0, stderr
+    assert frame_count(tmp_path / "out.mkv")[2] == (640, 360)
+    assert has_audio(tmp_path / "out.mkv")
+    small = [path for path in fetched if path.startswith("/v0") and path.endswith(".ts")]
+    large = [path for path in fetched if path.startswith("/v1") and path.endswith(".ts")]
+    assert len(set(large)) >= 3 and len(set(small)) <= 1, fetched  # (one: FFmpeg's look
+    # at each rendition on opening, as it tells a recorded link from a live one and reads it)

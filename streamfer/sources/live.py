@@ -190,6 +190,7 @@ class LiveCapture:
 
     def __init__(self, url: str, timeout_s: float, sound: LiveSound | None = None) -> None:
         import av
+        from av.stream import Discard
 
         self._container = self._video = self._audio = None
         self._sound, self._frames = sound, deque()
@@ -200,12 +201,11 @@ class LiveCapture:
             self._container = av.open(url, timeout=(timeout_s, timeout_s))
         except (OSError, av.FFmpegError, ValueError):
             return
-        videos = [s for s in self._container.streams.video
-                  if s.codec_context.width and s.codec_context.height]
-        if not videos:  # no picture (or none known yet: joined between two key frames)
+        video, audio = _chosen(self._container)
+        if video is None:  # no picture (or none known yet: joined between two key frames)
             self.release()
             return
-        self._video = video = videos[0]
+        self._video = video
         video.thread_type = "AUTO"
         context = video.codec_context
         self.size = (context.width, context.height)
@@ -217,9 +217,11 @@ class LiveCapture:
         self._start = video.start_time * video.time_base if video.start_time is not None \
             else None
         if sound is not None:
-            tracks = self._container.streams.audio
-            self._audio = tracks[0] if tracks else None
-            sound.connected(self._audio)
+            self._audio = audio
+            sound.connected(audio)
+        for stream in self._container.streams:  # not fetched (an HLS link's other
+            if stream is not video and stream is not self._audio:  # renditions), nor read
+                stream.discard = Discard.all
         self._packets = self._container.demux(*filter(None, (video, self._audio)))
 
     def isOpened(self) -> bool:  # noqa: N802 (cv2.VideoCapture's name)
@@ -283,3 +285,20 @@ class LiveCapture:
                 container.close()
             except Exception:  # noqa: BLE001 (a connection already gone)
                 pass
+
+
+def _chosen(container) -> tuple:
+    """The picture a live link is read by and its sound (None where it has none): of an
+    HLS link's renditions (a master playlist: 1080p, 720p, 360p…), the largest — FFmpeg
+    and OpenCV read its first, often its smallest: far faces lost — and that rendition's
+    sound (the first audio after its picture, before the next picture), else the first."""
+    videos = [s for s in container.streams.video
+              if s.codec_context.width and s.codec_context.height]
+    if not videos:
+        return None, None
+    video = max(videos, key=lambda s: (s.codec_context.width * s.codec_context.height,
+                                       s.codec_context.bit_rate or 0, -s.index))
+    after = [s.index for s in container.streams.video if s.index > video.index]
+    tracks = list(container.streams.audio)
+    own = [a for a in tracks if video.index < a.index < min(after, default=a.index + 1)]
+    return video, (own or tracks or [None])[0]
