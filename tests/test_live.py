@@ -928,29 +928,10 @@ def test_a_live_hls_links_largest_rendition_is_read_alone(tmp_path):
     camera server's: 1080p, 720p, 360p…) was read at its first, often its smallest —
     FFmpeg's and OpenCV's choice: far faces lost at a quarter of the pixels. Its largest is
     read, with that rendition's sound, and the others' segments are not fetched."""
-    import imageio_ffmpeg
 
-    fetched = []
-
-    class Seen(_Quiet):
-        def do_GET(self):
-            fetched.append(self.path)
-            super().do_GET()
-
-    root, base, server = _serve(tmp_path, Seen)
-    making = subprocess.Popen(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-re", "-f", "lavfi", "-i",
-         "testsrc=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440",
-         "-filter_complex", "[0:v]split=2[a][b];[a]scale=320:180[small];[b]null[large]",
-         "-map", "[small]", "-map", "[large]", "-map", "1:a", "-map", "1:a",
-         "-c:v", "libx264", "-g", "25", "-c:a", "aac", "-f", "hls", "-hls_time", "1",
-         "-hls_list_size", "4", "-hls_flags", "delete_segments", "-var_stream_map",
-         "v:0,a:0 v:1,a:1", "-master_pl_name", "master.m3u8", str(root / "v%v.m3u8")],
-        stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    root, base, server, fetched = _seen_server(tmp_path)
+    making = _live_hls(root)
     try:
-        deadline = time.monotonic() + 30
-        while len(list(root.glob("v1*.ts"))) < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
         fetched.clear()
         code, stderr = run_to_end("-s", f"{base}/master.m3u8", "-o", tmp_path / "out.mkv",
                                   "--end", "3", "-q")
@@ -962,7 +943,59 @@ def test_a_live_hls_links_largest_rendition_is_read_alone(tmp_path):
     assert code == 0, stderr
     assert frame_count(tmp_path / "out.mkv")[2] == (640, 360)
     assert has_audio(tmp_path / "out.mkv")
-    small = [path for path in fetched if path.startswith("/v0") and path.endswith(".ts")]
-    large = [path for path in fetched if path.startswith("/v1") and path.endswith(".ts")]
+    small = [path for path, _ in fetched if path.startswith("/v0") and path.endswith(".ts")]
+    large = [path for path, _ in fetched if path.startswith("/v1") and path.endswith(".ts")]
     assert len(set(large)) >= 3 and len(set(small)) <= 1, fetched  # (one: FFmpeg's look
     # at each rendition on opening, as it tells a recorded link from a live one and reads it)
+
+
+def test_opencvs_capture_options_reach_ffmpeg(tmp_path, monkeypatch):
+    """OPENCV_FFMPEG_CAPTURE_OPTIONS (``rtsp_transport;tcp``, set for a camera behind a
+    firewall), which OpenCV honoured when it read links, reaches FFmpeg now that PyAV reads
+    them: the user agent asked for is the one the server sees."""
+    root, base, server, fetched = _seen_server(tmp_path)
+    making = _live_hls(root)
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "user_agent;cam-viewer/1.0")
+    try:
+        code, stderr = run_to_end("-s", f"{base}/master.m3u8", "--csv", tmp_path / "x.csv",
+                                  "--end", "1", "-q")
+    finally:
+        making.kill()
+        making.wait(timeout=10)
+        server.shutdown()
+        server.server_close()
+    assert code == 0, stderr
+    assert "cam-viewer/1.0" in {agent for path, agent in fetched if path.endswith(".ts")}
+
+
+def _seen_server(tmp_path):
+    """:func:`_serve` recording what is fetched: (path, user agent) of each request."""
+    fetched = []
+
+    class Seen(_Quiet):
+        def do_GET(self):
+            fetched.append((self.path, self.headers.get("User-Agent")))
+            super().do_GET()
+
+    return *_serve(tmp_path, Seen), fetched
+
+
+def _live_hls(root: Path) -> subprocess.Popen:
+    """FFmpeg making a live HLS stream in ``root`` (``master.m3u8``) of a test picture and a
+    tone, in real time, in two renditions (``v0``: 320×180, ``v1``: 640×360); returned once
+    three segments of each are there."""
+    import imageio_ffmpeg
+
+    making = subprocess.Popen(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-re", "-f", "lavfi", "-i",
+         "testsrc=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440",
+         "-filter_complex", "[0:v]split=2[a][b];[a]scale=320:180[small];[b]null[large]",
+         "-map", "[small]", "-map", "[large]", "-map", "1:a", "-map", "1:a",
+         "-c:v", "libx264", "-g", "25", "-c:a", "aac", "-f", "hls", "-hls_time", "1",
+         "-hls_list_size", "4", "-hls_flags", "delete_segments", "-var_stream_map",
+         "v:0,a:0 v:1,a:1", "-master_pl_name", "master.m3u8", str(root / "v%v.m3u8")],
+        stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while len(list(root.glob("v1*.ts"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return making

@@ -21,6 +21,7 @@ does), or decoded as it comes for a video sent on (:meth:`LiveSound.heard`).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -38,6 +39,15 @@ log = logging.getLogger(__name__)
 
 _HEARD_S = 30.0  # the most live sound kept that nothing took (a sent stream cut meanwhile)
 _WAIT_S = 2.0  # the most a sent stream waits to know whether the link has sound
+
+
+def capture_options() -> dict[str, str]:
+    """FFmpeg's options for opening a link, from ``OPENCV_FFMPEG_CAPTURE_OPTIONS``
+    (``rtsp_transport;tcp|user_agent;cam-viewer``: OpenCV's form, which users of OpenCV set
+    for their cameras and which OpenCV honoured when it read the links)."""
+    said = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS", "")
+    pairs = (item.split(";", 1) for item in said.split("|") if ";" in item)
+    return {key.strip(): value.strip() for key, value in pairs if key.strip()}
 
 
 class LiveSound:
@@ -198,7 +208,8 @@ class LiveCapture:
         self.size, self.fps, self.sar = (0, 0), 0.0, None
         self.shape: tuple[tuple[int, int], Fraction] | None = None
         try:
-            self._container = av.open(url, timeout=(timeout_s, timeout_s))
+            self._container = av.open(url, timeout=(timeout_s, timeout_s),
+                                      options=capture_options())
         except (OSError, av.FFmpegError, ValueError):
             return
         video, audio = _chosen(self._container)
