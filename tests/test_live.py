@@ -999,3 +999,26 @@ def _live_hls(root: Path) -> subprocess.Popen:
     while len(list(root.glob("v1*.ts"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.2)
     return making
+
+
+def test_a_live_link_with_sound_and_no_picture_says_so(tmp_path):
+    """A link that carries sound alone (an audio stream's, a camera's microphone channel)
+    said "Connection refused" from a server that takes one connection, the one the reading
+    had taken: it says what it is."""
+    import imageio_ffmpeg
+
+    port = _free_port()
+    server = subprocess.Popen([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-re", "-f",
+                               "lavfi", "-i", "sine", "-c:a", "aac", "-f", "mpegts",
+                               f"tcp://127.0.0.1:{port}?listen=1"],
+                              stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _listening(port), "the serving FFmpeg did not listen"
+        code, stderr = run_to_end("-s", f"tcp://127.0.0.1:{port}", "--csv", tmp_path / "x.csv")
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+    assert code == 1 and not (tmp_path / "x.csv").exists(), stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"Error: cannot open stream: tcp://127.0.0.1:{port} (it has sound and no picture)")
+

@@ -207,6 +207,7 @@ class LiveCapture:
         self._pts: float | None = None  # the last frame's time (s), from the stream's start
         self.size, self.fps, self.sar = (0, 0), 0.0, None
         self.shape: tuple[tuple[int, int], Fraction] | None = None
+        self.why: str | None = None  # why it opened with no picture, where it can be told
         try:
             self._container = av.open(url, timeout=(timeout_s, timeout_s),
                                       options=capture_options())
@@ -214,7 +215,9 @@ class LiveCapture:
             return
         video, audio = _chosen(self._container)
         if video is None:  # no picture (or none known yet: joined between two key frames)
-            self.release()
+            if audio is not None and not self._container.streams.video:
+                self.why = "it has sound and no picture"  # (asked again, a server of one
+            self.release()  # connection refused it: "Connection refused")
             return
         self._video = video
         video.thread_type = "AUTO"
@@ -299,14 +302,15 @@ class LiveCapture:
 
 
 def _chosen(container) -> tuple:
-    """The picture a live link is read by and its sound (None where it has none): of an
+    """The picture a live link is read by and its sound, each None where it has none (a
+    picture whose size is not known yet is none): of an
     HLS link's renditions (a master playlist: 1080p, 720p, 360p…), the largest — FFmpeg
     and OpenCV read its first, often its smallest: far faces lost — and that rendition's
     sound (the first audio after its picture, before the next picture), else the first."""
     videos = [s for s in container.streams.video
               if s.codec_context.width and s.codec_context.height]
     if not videos:
-        return None, None
+        return None, next(iter(container.streams.audio), None)
     video = max(videos, key=lambda s: (s.codec_context.width * s.codec_context.height,
                                        s.codec_context.bit_rate or 0, -s.index))
     after = [s.index for s in container.streams.video if s.index > video.index]

@@ -170,7 +170,8 @@ class Source:
             if self.url:  # OpenCV's wait ran out (UDP: no packet): not waited out again
                 took = time.monotonic() - began
                 why = (f"no picture came in {took:.0f} s" if took > 1.5 * NETWORK_TIMEOUT_MS
-                       / 1000 else NOTHING_CAME) if waited else unreachable(spec)
+                       / 1000 else NOTHING_CAME) if waited else \
+                    getattr(cap, "why", None) or unreachable(spec)
                 raise SourceError(said + (f" ({why})" if why else ""))
             if is_webcam(spec):
                 check_camera(spec)
