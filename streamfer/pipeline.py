@@ -54,6 +54,7 @@ from streamfer.sinks import (
     VideoSink,
     Window,
     check_distinct,
+    is_playlist,
     is_stream,
 )
 from streamfer.smooth import Smoother
@@ -236,7 +237,8 @@ class Pipeline:
                 elif is_stream(output):  # sent as it is made: a file's at its own pace
                     video = stack.enter_context(StreamSink(
                         str(output), source.fps, source.size, fmt=source.format,
-                        paced=not source.live and output != STDOUT,  # a pipe: its reader
+                        paced=not source.live and output != STDOUT  # a pipe: its reader;
+                        and not is_playlist(output),  # a playlist: as fast as it is made
                         reconnect=s.reconnect,
                         audio_from=source.sound if source.piped or source.live else spec))
                 else:

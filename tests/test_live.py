@@ -1022,3 +1022,48 @@ def test_a_live_link_with_sound_and_no_picture_says_so(tmp_path):
     assert stderr.strip().splitlines()[-1] == (
         f"Error: cannot open stream: tcp://127.0.0.1:{port} (it has sound and no picture)")
 
+
+
+def test_the_annotated_video_is_written_as_an_hls_playlist_as_it_is_made(tmp_path,
+                                                                         stream_server):
+    """--output live.m3u8: the annotated video in segments of 2 s beside a playlist that
+    grows as they are made, for a browser or a player to follow from any web server (a
+    live webcam's overlay seen on another machine, where --show needs a display here), an
+    event's playlist that says it ended once the run has; a file's at once, with its sound
+    in step. A folder that cannot be written is one line before any work."""
+    clip = flash_clip(tmp_path / "late.mp4", lead_s=0.5)  # the flash at 1.2 s, 3 s long
+    out = tmp_path / "hls"
+    out.mkdir()
+    code, stderr = run_to_end("-s", clip, "-o", out / "clip.m3u8", "-q")
+    assert code == 0, stderr
+    playlist = (out / "clip.m3u8").read_text()
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in playlist and playlist.endswith("#EXT-X-ENDLIST\n")
+    assert frame_count(out / "clip.m3u8")[0] == 75
+    seen, heard = flash_and_click(out / "clip.m3u8")
+    assert abs(seen - heard) < 0.03, (seen, heard)
+    stream_server.start()  # a live source: the playlist grows while the run goes on
+    time.sleep(1.0)
+    proc = cli("-s", stream_server.url, "-o", out / "live.m3u8", "--end", "8", "-q")
+    try:
+        growing, deadline = None, time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            listed = (out / "live.m3u8").read_text() if (out / "live.m3u8").exists() else ""
+            if listed.count(".ts") >= 2:
+                growing = listed
+                break
+            time.sleep(0.1)
+        stderr = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert growing is not None and "#EXT-X-ENDLIST" not in growing, growing
+    assert (out / "live.m3u8").read_text().endswith("#EXT-X-ENDLIST\n")
+    assert not list(out.glob("*.tmp"))  # each written whole, then named
+    (tmp_path / "a file").write_text("")
+    code, stderr = run_to_end("-s", clip, "-o", tmp_path / "a file" / "x.m3u8")
+    assert code == 1 and stderr.strip().splitlines()[-1] == (
+        f"Error: cannot write {tmp_path / 'a file' / 'x.m3u8'}: {tmp_path / 'a file'} is a "
+        "file, not a folder"), stderr
+    code, stderr = run_to_end("-s", clip, "-o", tmp_path / "new" / "x.m3u8", "-q")
+    assert code == 0 and (tmp_path / "new" / "x.m3u8").is_file(), stderr  # made, as a video's

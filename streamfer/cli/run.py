@@ -35,8 +35,9 @@ from streamfer.cli.common import (
                    "each frame at its input timestamp, with the input's size and audio. "
                    "For a photo also .png, .jpg, .bmp or .webp: its annotated copy. Or sent "
                    "live as it is made: rtmp://server/app/key, tcp://host:port, "
-                   "udp://host:port, or - (standard output, MPEG-TS: | ffplay -), the "
-                   "input's sound with it.")
+                   "udp://host:port, - (standard output, MPEG-TS: | ffplay -), or an HLS "
+                   "playlist, out/live.m3u8 (2 s segments beside it, for a browser or a "
+                   "player), the input's sound with it.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
               help="Frame-level CSV: one row per face per analysed frame; - for standard "
                    "output (one source). For a folder source (with --csv-dir): every "

@@ -33,7 +33,14 @@ from streamfer.sinks.names import (
 )
 from streamfer.sinks.pacing import Pacer
 from streamfer.sinks.photo import PhotoSink
-from streamfer.sinks.stream import STREAMED, StreamSink, check_stream, is_stream, stream_name
+from streamfer.sinks.stream import (
+    STREAMED,
+    StreamSink,
+    check_stream,
+    is_playlist,
+    is_stream,
+    stream_name,
+)
 from streamfer.sinks.table import CSV_COLUMNS, WALL_TIME, CSVSink, wall_clock
 from streamfer.sinks.video import VideoSink
 from streamfer.sinks.window import Window, fitted, screen_size
@@ -41,4 +48,4 @@ from streamfer.sinks.window import Window, fitted, screen_size
 __all__ = ["CONTAINERS", "CSV_COLUMNS", "PHOTOS", "STDOUT", "STREAMED", "WALL_TIME", "CSVSink",
            "Inputs", "Pacer", "PhotoSink", "SinkError", "StreamSink", "VideoSink", "Window",
            "check_distinct", "check_name", "check_output", "check_stream", "fitted",
-           "is_stream", "screen_size", "stream_name", "wall_clock"]
+           "is_playlist", "is_stream", "screen_size", "stream_name", "wall_clock"]

@@ -1,6 +1,7 @@
 """The annotated video sent live as it is made: to an RTMP server, over TCP or UDP as
-MPEG-TS, or to standard output, with a file's, a pipe's or a live link's sound; its key
-hidden where it is shown, cut connections made again within ``--reconnect``.
+MPEG-TS, to standard output, or into an HLS playlist on disk, with a file's, a pipe's or a
+live link's sound; its key hidden where it is shown, cut connections made again within
+``--reconnect``.
 
 Example:
     >>> from streamfer.sinks import StreamSink
@@ -30,13 +31,27 @@ log = logging.getLogger(__name__)
 
 # Where the annotated video can be sent as it is made, and the container each way takes
 STREAMED = {"rtmp": "flv", "rtmps": "flv", "tcp": "mpegts", "udp": "mpegts"}
+# An HLS playlist's: segments of 2 s (a key frame every 2 s), every one kept and listed, an
+# event's playlist (it grows; #EXT-X-ENDLIST once the run ends), each file written whole
+# before it is named (a player never reads half a segment)
+_PLAYLIST = {"hls_time": "2", "hls_list_size": "0", "hls_playlist_type": "event",
+             "hls_flags": "independent_segments+temp_file"}
 _GAP_S = 0.04  # a sound that resumes this much after where it got to: a gap kept, not closed
 
 
 def is_stream(output: str | Path | None) -> bool:
-    """True where ``output`` is a link to send the video to (``rtmp://…``), or ``-``
-    (standard output, MPEG-TS, for a player or another program), not a file."""
-    return output is not None and ("://" in str(output) or str(output) == STDOUT)
+    """True where ``output`` is a link to send the video to (``rtmp://…``), ``-``
+    (standard output, MPEG-TS, for a player or another program) or an HLS playlist
+    (``live.m3u8``, :func:`is_playlist`), not a video file."""
+    return output is not None and ("://" in str(output) or str(output) == STDOUT
+                                   or is_playlist(output))
+
+
+def is_playlist(output: str | Path | None) -> bool:
+    """True where ``output`` names an HLS playlist on disk (``out/live.m3u8``): the video
+    written as it is made, in segments beside it, for a browser or a player to follow."""
+    return output is not None and "://" not in str(output) \
+        and str(output).lower().endswith(".m3u8")
 
 
 def stream_name(url: str) -> str:
@@ -60,6 +75,12 @@ def stream_name(url: str) -> str:
 def check_stream(url: str) -> str:
     """The FFmpeg container ``url`` is sent in, or :class:`SinkError` for a way we do not
     send by (said before any frame is read)."""
+    if is_playlist(url):
+        from streamfer.files import cannot_write, unwritable
+
+        if why := unwritable(Path(url)):
+            raise SinkError(cannot_write(Path(url), why))
+        return "hls"
     if url == STDOUT:
         if sys.stdout.isatty():
             raise SinkError("--output - writes the video (MPEG-TS) to standard output, which "
@@ -79,7 +100,8 @@ def check_stream(url: str) -> str:
 
 class StreamSink(VideoSink):
     """The annotated video sent live as it is made (``--output rtmp://…``, ``tcp://…``,
-    ``udp://…``, or ``-``: standard output): H.264 at low delay (x264's ``zerolatency``, a key
+    ``udp://…``, ``-``: standard output, or ``live.m3u8``: an HLS playlist, its segments
+    beside it, :data:`_PLAYLIST`): H.264 at low delay (x264's ``zerolatency``, a key
     frame every two seconds, so a viewer who joins has a picture within two), its rate capped
     for the network; with the first sound track of ``audio_from`` (a file, or a piped video's
     tee: :class:`_Sound`), in step with the picture. Each frame at its timestamp; ``paced`` (a
@@ -90,7 +112,7 @@ class StreamSink(VideoSink):
     ``reconnect`` seconds, as a source is (each cut and return said in one warning; the frames
     made meanwhile are not sent, the CSV misses none), then a :class:`SinkError` at the next
     frame; standard output's reader gone is a :class:`BrokenPipeError` (as ``--csv -``'s).
-    Nothing is left on disk."""
+    Nothing is left on disk but a playlist's segments."""
 
     def __init__(self, url: str, fps: float, size: tuple[int, int],
                  fmt: VideoFormat | None = None, paced: bool = False,
@@ -101,7 +123,7 @@ class StreamSink(VideoSink):
         self._fmt, self._start, self.whole = fmt or VideoFormat(), 0.0, True
         self._pad = (size[1] % 2, size[0] % 2)
         self._pacer = Pacer() if paced else None
-        self._reconnect = 0.0 if url == STDOUT else reconnect
+        self._reconnect = 0.0 if url == STDOUT or self._format == "hls" else reconnect
         self._lock = threading.Lock()
         self._cut: tuple[float, float] | None = None  # while cut: (when, the video's time)
         self._base: int | None = None  # the pts the connection's video starts from
@@ -128,9 +150,12 @@ class StreamSink(VideoSink):
         sent; else :class:`SinkError`."""
         import av
 
-        options = {"flvflags": "no_duration_filesize"} if self._format == "flv" else {}
+        options = {"flvflags": "no_duration_filesize"} if self._format == "flv" else \
+            _PLAYLIST if self._format == "hls" else {}
         container = None
         try:
+            if self._format == "hls":  # its folders made, as a video file's are
+                Path(self.url).parent.mkdir(parents=True, exist_ok=True)
             container = av.open("pipe:1" if self.url == STDOUT else self.url, "w",
                                 format=self._format, options=options, timeout=10)
             stream = self._add_video(container, "libx264", self._options)
@@ -148,6 +173,8 @@ class StreamSink(VideoSink):
             raise BrokenPipeError(why.errno, why.strerror)  # as ``--csv -``'s: exit 141
         if isinstance(why, OSError) and why.strerror:
             why = why.strerror
+        if self._format == "hls":
+            return f"cannot write the video to {self.path}: {why}"
         return f"cannot send the video to {self.path}: {why}"
 
     def write(self, image: np.ndarray, time_s: float | None = None) -> None:
