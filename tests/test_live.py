@@ -1067,3 +1067,9 @@ def test_the_annotated_video_is_written_as_an_hls_playlist_as_it_is_made(tmp_pat
         "file, not a folder"), stderr
     code, stderr = run_to_end("-s", clip, "-o", tmp_path / "new" / "x.m3u8", "-q")
     assert code == 0 and (tmp_path / "new" / "x.m3u8").is_file(), stderr  # made, as a video's
+    for args, said in ((("-o", "x.m3u8", "--csv", "x.m3u8"),  # said "cannot write video"
+                        "--output and --csv name the same file (x.m3u8); give each its own"),
+                       (("--csv", "y.m3u8"), "cannot write a CSV as 'y.m3u8': it would be "
+                        "taken for an HLS playlist; name it y.csv")):
+        code, stderr = run_to_end("-s", clip, *args)
+        assert code == 1 and stderr.strip().splitlines()[-1] == f"Error: {said}", stderr

@@ -173,6 +173,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
             check_name,
             check_output,
             check_stream,
+            is_playlist,
             is_stream,
         )
         from streamfer.smooth import parse_smoothing
@@ -281,11 +282,13 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
                         raise UserError(f"{source} is a photo: its annotated copy is a file "
                                         "(--output annotated.png), not a stream")
                     check_stream(output)  # before the models load
-                for path in (None if is_stream(output) else output,
-                             None if piped else csv_path, report_path):
+                for path, video in ((None if is_stream(output) else output, True),
+                                    (None if piped else csv_path, False),
+                                    (report_path, False)):
                     if path:
-                        check_output(path, (source,), video=path == output, photo=photo)
-                check_distinct({"--output": None if is_stream(output) else output,
+                        check_output(path, (source,), video=video, photo=photo)
+                check_distinct({"--output": output if is_playlist(output) or
+                                not is_stream(output) else None,
                                 "--csv": csv_path,
                                 "--report": report_path})
                 for path, holds in ((None if piped else csv_path, "csv"),

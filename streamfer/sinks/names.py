@@ -28,7 +28,7 @@ STDOUT = "-"  # an output that means standard output (``--csv -``, ``--output -`
 _HELD_AS = ({suffix: "a video" for suffix in (*CONTAINERS, *VIDEO_EXTS)}
             | {suffix: "a photo" for suffix in (*PHOTOS, *IMAGE_EXTS)}
             | {".html": "an HTML page", ".htm": "an HTML page", ".csv": "a CSV",
-               ".json": "JSON"})
+               ".json": "JSON", ".m3u8": "an HLS playlist"})
 _NAMED = {"csv": (".csv", "a CSV"), "json": (".json", "JSON"), "page": (".html", "an HTML page")}
 
 
