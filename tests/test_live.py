@@ -923,23 +923,13 @@ def test_a_live_streams_picture_that_changes_shape_is_kept_at_its_shape(tmp_path
     assert frames[-1][:, :40].mean() < 20 and frames[-1][:, 140:180].mean() > 200  # bars
 
 
-def test_a_live_hls_links_largest_rendition_is_read_alone(tmp_path):
+def test_a_live_hls_links_largest_rendition_is_read_alone(tmp_path, live_hls):
     """A live HLS link with several renditions (a master playlist, as a broadcaster's or a
     camera server's: 1080p, 720p, 360p…) was read at its first, often its smallest —
     FFmpeg's and OpenCV's choice: far faces lost at a quarter of the pixels. Its largest is
     read, with that rendition's sound, and the others' segments are not fetched."""
-
-    root, base, server, fetched = _seen_server(tmp_path)
-    making = _live_hls(root)
-    try:
-        fetched.clear()
-        code, stderr = run_to_end("-s", f"{base}/master.m3u8", "-o", tmp_path / "out.mkv",
-                                  "--end", "3", "-q")
-    finally:
-        making.kill()
-        making.wait(timeout=10)
-        server.shutdown()
-        server.server_close()
+    link, fetched = live_hls
+    code, stderr = run_to_end("-s", link, "-o", tmp_path / "out.mkv", "--end", "3", "-q")
     assert code == 0, stderr
     assert frame_count(tmp_path / "out.mkv")[2] == (640, 360)
     assert has_audio(tmp_path / "out.mkv")
@@ -949,27 +939,25 @@ def test_a_live_hls_links_largest_rendition_is_read_alone(tmp_path):
     # at each rendition on opening, as it tells a recorded link from a live one and reads it)
 
 
-def test_opencvs_capture_options_reach_ffmpeg(tmp_path, monkeypatch):
+def test_opencvs_capture_options_reach_ffmpeg(tmp_path, monkeypatch, live_hls):
     """OPENCV_FFMPEG_CAPTURE_OPTIONS (``rtsp_transport;tcp``, set for a camera behind a
     firewall), which OpenCV honoured when it read links, reaches FFmpeg now that PyAV reads
     them: the user agent asked for is the one the server sees."""
-    root, base, server, fetched = _seen_server(tmp_path)
-    making = _live_hls(root)
+    link, fetched = live_hls
     monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "user_agent;cam-viewer/1.0")
-    try:
-        code, stderr = run_to_end("-s", f"{base}/master.m3u8", "--csv", tmp_path / "x.csv",
-                                  "--end", "1", "-q")
-    finally:
-        making.kill()
-        making.wait(timeout=10)
-        server.shutdown()
-        server.server_close()
+    code, stderr = run_to_end("-s", link, "--csv", tmp_path / "x.csv", "--end", "1", "-q")
     assert code == 0, stderr
     assert "cam-viewer/1.0" in {agent for path, agent in fetched if path.endswith(".ts")}
 
 
-def _seen_server(tmp_path):
-    """:func:`_serve` recording what is fetched: (path, user agent) of each request."""
+@pytest.fixture
+def live_hls(tmp_path):
+    """FFmpeg making a live HLS stream of a test picture and a tone, in real time, in two
+    renditions (``v0``: 320×180, ``v1``: 640×360), served on the loopback: its link
+    (``…/master.m3u8``, once three segments of each are there) and a list of what is
+    fetched from then on, (path, user agent) of each request; both stopped after."""
+    import imageio_ffmpeg
+
     fetched = []
 
     class Seen(_Quiet):
@@ -977,15 +965,7 @@ def _seen_server(tmp_path):
             fetched.append((self.path, self.headers.get("User-Agent")))
             super().do_GET()
 
-    return *_serve(tmp_path, Seen), fetched
-
-
-def _live_hls(root: Path) -> subprocess.Popen:
-    """FFmpeg making a live HLS stream in ``root`` (``master.m3u8``) of a test picture and a
-    tone, in real time, in two renditions (``v0``: 320×180, ``v1``: 640×360); returned once
-    three segments of each are there."""
-    import imageio_ffmpeg
-
+    root, base, server = _serve(tmp_path, Seen)
     making = subprocess.Popen(
         [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-re", "-f", "lavfi", "-i",
          "testsrc=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440",
@@ -998,7 +978,12 @@ def _live_hls(root: Path) -> subprocess.Popen:
     deadline = time.monotonic() + 30
     while len(list(root.glob("v1*.ts"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.2)
-    return making
+    fetched.clear()
+    yield f"{base}/master.m3u8", fetched
+    making.kill()
+    making.wait(timeout=10)
+    server.shutdown()
+    server.server_close()
 
 
 def test_a_live_link_with_sound_and_no_picture_says_so(tmp_path):
