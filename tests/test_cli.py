@@ -617,7 +617,7 @@ def test_outputs_that_would_overwrite_an_input_are_refused(tmp_path, face_clip):
 def test_unwritable_output_formats_fail_before_any_work(tmp_path, face_clip, name):
     done = run_cli("-s", face_clip, "-o", tmp_path / name, "--csv", tmp_path / "x.csv")
     assert_one_line_error(done)
-    assert "name it .mp4" in done.stderr
+    assert "name it .mp4" in done.stderr and "or .m3u8 (an HLS playlist)" in done.stderr
     assert not list(tmp_path.iterdir())  # no CSV, no broken video
 
 

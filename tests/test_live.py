@@ -738,6 +738,7 @@ def test_a_server_that_is_not_there_is_said_before_the_run(tmp_path, stream_serv
     code, stderr = run_to_end("-s", stream_server.clip, "-o", "srt://127.0.0.1:9000",
                               "--csv", table)
     assert code == 1 and "give rtmp:// (a streaming server" in stderr
+    assert "or an HLS playlist (out/live.m3u8)" in stderr
     assert "for SRT relay it" in stderr and "Traceback" not in stderr
 
 

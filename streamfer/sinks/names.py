@@ -93,7 +93,8 @@ def check_output(path: str | Path, inputs=(), video: bool = True, photo: bool = 
     if video and suffix not in CONTAINERS and suffix not in PHOTOS:
         raise SinkError(f"cannot write video {path.name!r}: name it .mp4 (H.264), .mkv, .mov, "
                         f".m4v, .avi (H.264) or .webm (VP9)"
-                        + (f"; a photo {', '.join(PHOTOS)}" if photo else ""))
+                        + (f"; a photo {', '.join(PHOTOS)}" if photo
+                           else ", or .m3u8 (an HLS playlist)"))
     if path in (inputs if isinstance(inputs, Inputs) else Inputs(inputs)):
         raise SinkError(f"the output {path} is the input; choose another name")
     why = unwritable(path)

@@ -91,7 +91,8 @@ def check_stream(url: str) -> str:
     if scheme not in STREAMED:
         raise SinkError(f"cannot send the video to {stream_name(url)}: give rtmp:// (a "
                         "streaming server, a video site's live ingest), tcp:// or udp:// "
-                        "(MPEG-TS, to a player or a relay: ffplay, ffmpeg, VLC), or a file"
+                        "(MPEG-TS, to a player or a relay: ffplay, ffmpeg, VLC), a file, or an "
+                        "HLS playlist (out/live.m3u8)"
                         + ("; for SRT relay it: --output udp://127.0.0.1:5000 and ffmpeg "
                            "-i udp://127.0.0.1:5000 -c copy -f mpegts srt://…"
                            if scheme == "srt" else ""))
