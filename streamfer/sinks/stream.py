@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamfer.files import cannot_write, unwritable
 from streamfer.frame import VideoFormat
 from streamfer.sinks.errors import SinkError
 from streamfer.sinks.names import STDOUT
@@ -76,8 +77,6 @@ def check_stream(url: str) -> str:
     """The FFmpeg container ``url`` is sent in, or :class:`SinkError` for a way we do not
     send by (said before any frame is read)."""
     if is_playlist(url):
-        from streamfer.files import cannot_write, unwritable
-
         if why := unwritable(Path(url)):
             raise SinkError(cannot_write(Path(url), why))
         return "hls"
@@ -302,8 +301,9 @@ class _Sound:
 
     @classmethod
     def of(cls, source) -> _Sound | None:
-        """The sound of ``source`` (a file's path or link, or a piped video's tee), or None
-        where it has none (or it cannot be read)."""
+        """The sound of ``source`` (a file's path or link, or what hears a piped video's or
+        a live link's: ``channels()`` and ``heard()``), or None where it has none (or it
+        cannot be read)."""
         import av
 
         if hasattr(source, "heard"):

@@ -9,6 +9,7 @@ One concept a module:
 - :mod:`~streamfer.sources.streams` — links, their secrets masked; a live stream's clock
 - :mod:`~streamfer.sources.stdin` — a video piped in, its sound and shapes read beside
 - :mod:`~streamfer.sources.live` — a live link read by PyAV, its sound timed by its picture
+- :mod:`~streamfer.sources.sound` — a source's sound read beside its picture: kept, or heard
 - :mod:`~streamfer.sources.probe` — what FFmpeg reads of a file that OpenCV does not tell
 - :mod:`~streamfer.sources.shapes` — a picture that changes shape midway
 - :mod:`~streamfer.sources.photos` — photos upright, and what a copy carries of them

@@ -25,7 +25,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
@@ -33,13 +32,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamfer.sources.stdin import sound_file
+from streamfer.sources.sound import HEARD_S, Heard, sound_file
 
 log = logging.getLogger(__name__)
-
-_HEARD_S = 30.0  # the most live sound kept that nothing took (a sent stream cut meanwhile)
-_WAIT_S = 2.0  # the most a sent stream waits to know whether the link has sound
-
 
 def capture_options() -> dict[str, str]:
     """FFmpeg's options for opening a link, from ``OPENCV_FFMPEG_CAPTURE_OPTIONS``
@@ -60,13 +55,13 @@ class LiveSound:
         self._folder = None if live else Path(tempfile.mkdtemp(prefix="streamfer-live-"))
         self.path: Path | None = None  # the sound kept (sound_file), once a connection had it
         self.delay: float | None = None  # its first sound, in seconds after the first picture
-        self._lock = threading.Condition()
+        self._lock = threading.Lock()
         self._offset: float | None = None  # time_s − pts of the last frame given, this one's
         self._waiting: deque = deque()  # its packets before a frame timed them
         self._end = 0.0  # where the sound kept so far ends (time from the first picture)
         self._out = self._track = None  # the file it is kept in, its stream
-        self._heard: deque = deque()  # live: (time from the first picture, frame)
-        self._channels: int | None = None  # its channels once a connection said (0: none)
+        self._heard = Heard()  # live: decoded as it comes
+        self._refused = False  # no file would take it (not tried again)
         self._closed = False
 
     # the capture's side (the reading thread)
@@ -75,16 +70,14 @@ class LiveSound:
         with self._lock:
             self._offset = None
             self._waiting.clear()
-            if self._channels is None or track is not None and not self._channels:
-                self._channels = track.codec_context.channels if track is not None else 0
-                self._lock.notify_all()
-            if track is not None and not self.live and self._out is None and not self._closed \
-                    and self.path is None:  # (once: a file that failed is not made again)
+            self._heard.opened(track.codec_context.channels if track is not None else 0)
+            if track is not None and not self.live and self.path is None \
+                    and not self._refused and not self._closed:  # (its first sound's file)
                 try:
                     self._out, kept, self.path = sound_file(self._folder, [track])
                     self._track = kept[track.index]
                 except ValueError as exc:  # no container takes it: the picture alone
-                    self.path = self._folder / "none"
+                    self._refused = True
                     log.warning("the stream's sound cannot be kept (%s): the video is written "
                                 "without it", exc)
 
@@ -95,7 +88,7 @@ class LiveSound:
         with self._lock:
             self._waiting.append((pts, packet))
             while len(self._waiting) > 1 and self._waiting[-1][0] - self._waiting[0][0] \
-                    > _HEARD_S:
+                    > HEARD_S:
                 self._waiting.popleft()
 
     def anchor(self, pts: float, time_s: float) -> None:
@@ -120,14 +113,7 @@ class LiveSound:
             at = self._end
         self._end = at + duration
         if self.live:
-            try:
-                frames = packet.decode()
-            except (av.FFmpegError, ValueError):  # a damaged packet: a moment left out
-                return
-            for n, frame in enumerate(frames):
-                self._heard.append((at + n * frame.samples / frame.sample_rate, frame))
-            while self._heard and self._heard[0][0] < at - _HEARD_S:
-                self._heard.popleft()
+            self._heard.packet(packet, at - float(packet.pts * packet.time_base))
             return
         if self._out is None:
             return
@@ -163,18 +149,14 @@ class LiveSound:
         return self.path, self.delay
 
     def channels(self) -> int:
-        """The sound's channels, 0 where it has none: known once a connection opened."""
-        deadline = time.monotonic() + _WAIT_S
-        with self._lock:
-            while self._channels is None and time.monotonic() < deadline:
-                self._lock.wait(0.05)
-            return self._channels or 0
+        """The sound's channels, 0 where it has none: known once a connection opened
+        (:meth:`Heard.channels <streamfer.sources.sound.Heard.channels>`)."""
+        return self._heard.channels()
 
     def heard(self):
         """The next frame of sound that came, ``(time from the first picture, frame)``, or
-        None where none has come since (more may come)."""
-        with self._lock:
-            return self._heard.popleft() if self._heard else None
+        None (:meth:`Heard.heard <streamfer.sources.sound.Heard.heard>`)."""
+        return self._heard.heard()
 
     def close(self) -> None:
         with self._lock:

@@ -9,9 +9,10 @@ and a thread copies what comes in into it and, first, into a second pipe that Py
 demuxes as it comes: each video key frame (where a new shape may begin) is decoded on its
 own and its shape kept with its time (:meth:`StdinTee.key_frames`); where ``sound``, its
 audio streams' packets (a broadcast's languages) are copied, not decoded, into a Matroska
-file in a temporary folder (NUT where Matroska does not take one: :func:`sound_file`; a
-minute of AAC at 160 kb/s is about 1.2 MB, where the whole stream would be the video's
-size), with when its first sound comes after the first picture.
+file in a temporary folder (NUT where Matroska does not take one:
+:func:`~streamfer.sources.sound.sound_file`; a minute of AAC at 160 kb/s is about 1.2 MB,
+where the whole stream would be the video's size), with when its first sound comes after
+the first picture.
 The output video takes it when it is finished (:meth:`StdinTee.take`). Where ``sound`` is
 ``"live"`` (the video sent on as it is made), the first audio stream is decoded as it comes
 instead, its frames given in turn (:meth:`StdinTee.heard`).
@@ -25,11 +26,11 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import deque
 from fractions import Fraction
 from pathlib import Path
 
 from streamfer.frame import TimestampRuns
+from streamfer.sources.sound import Heard, sound_file
 
 log = logging.getLogger(__name__)
 
@@ -41,36 +42,6 @@ PIPED = ("pipe MPEG-TS or Matroska: an MP4 or MOV with its index at its end, as 
          "written, cannot come through a pipe; ffmpeg -i x -c copy -f mpegts - | …")
 _CHUNK = 1 << 16
 _WAIT_S = 2.0  # the most a frame waits for the demuxer to know its shape (then: as it was)
-_HEARD_S = 30.0  # the most live sound kept that nothing took (a stream cut meanwhile)
-
-
-def sound_file(folder: Path, tracks) -> tuple:
-    """A file in ``folder`` that keeps ``tracks``' packets as they come (copied, not
-    decoded), and each track's stream in it: ``(container, {track index: stream}, path)``.
-    Matroska, or NUT (FFmpeg's own, which takes every codec FFmpeg has) where Matroska does
-    not take one of them: an IP camera's G.711 (``pcm_alaw``, ``pcm_mulaw``) was left out.
-    Each stream keeps its track's language and default flag. ValueError where neither
-    takes them."""
-    import av
-
-    for name, kind in (("sound.mka", "matroska"), ("sound.nut", "nut")):
-        path = folder / name
-        out = av.open(str(path), "w", format=kind)
-        try:
-            kept = {track.index: out.add_stream_from_template(track) for track in tracks}
-        except ValueError as exc:
-            refused = exc
-            try:
-                out.close()
-            except Exception:  # noqa: BLE001 (nothing written yet)
-                pass
-            path.unlink(missing_ok=True)
-            continue
-        for track in tracks:
-            kept[track.index].metadata.update(track.metadata)
-            kept[track.index].disposition = track.disposition
-        return out, kept, path
-    raise refused
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -109,8 +80,7 @@ class StdinTee:
         self._folder = Path(tempfile.mkdtemp(prefix="streamfer-stdin-")) if kept else None
         self.path: Path | None = None  # the sound kept (sound_file), once the input opened
         self.live = sound == "live"
-        self._heard: deque = deque()  # live: (time from the first picture, decoded frame)
-        self._channels: int | None = None  # live: its sound's (0: none), once opened
+        self._heard = Heard()  # live: its first sound track, decoded as it comes
         self.delay: float | None = None  # its first sound, in seconds after the first picture
         self.changed = threading.Condition()  # what the demuxer knows, changed
         # each key frame's (part, time from the first frame), ((w, h), pixels' aspect); the
@@ -174,9 +144,7 @@ class StdinTee:
                 audio = list(source.streams.audio) if self._folder or self.live else []
                 if self.live:  # (its first track alone: the one sent)
                     audio = audio[:1]
-                with self.changed:
-                    self._channels = audio[0].codec_context.channels if audio else 0
-                    self.changed.notify_all()
+                self._heard.opened(audio[0].codec_context.channels if audio else 0)
                 base, first = video.time_base, video.start_time or 0
                 decoder = video.codec_context
                 decoder.thread_count = 1
@@ -192,8 +160,8 @@ class StdinTee:
                         self._video_packet(packet, decoder, first, base, intra)
                         continue
                     at = float(packet.pts * packet.time_base)
-                    if self.live:
-                        self._hear(packet, start)
+                    if self.live:  # its time from the first picture
+                        self._heard.packet(packet, -start)
                         continue
                     if at < start:  # before the first picture: not in the output
                         continue
@@ -211,6 +179,7 @@ class StdinTee:
                     out.close()
                 except Exception:  # noqa: BLE001
                     self.delay = None
+            self._heard.opened(0)  # (where it never came to the sound: none)
             with self.changed:
                 self.ended = True
                 self.changed.notify_all()
@@ -233,38 +202,15 @@ class StdinTee:
             self.until = max(self.until, at)
             self.changed.notify_all()
 
-    def _hear(self, packet, start: float) -> None:
-        """A live sound's packet, decoded: its frames kept in turn, with their times from
-        the first picture (the oldest let go past :data:`_HEARD_S`)."""
-        import av
-
-        try:
-            frames = packet.decode()
-        except (av.FFmpegError, ValueError):  # a damaged packet: a moment's sound left out
-            return
-        for frame in frames:
-            pts, base = (frame.pts, frame.time_base) if frame.pts is not None \
-                else (packet.pts, packet.time_base)
-            at = float(pts * (base or packet.time_base)) - start
-            with self.changed:
-                self._heard.append((at, frame))
-                while self._heard and self._heard[0][0] < at - _HEARD_S:
-                    self._heard.popleft()
-
     def channels(self) -> int:
         """The live sound's channels, 0 where it has none: known once the demuxer has
-        opened the input (waited for, :data:`_WAIT_S` at most)."""
-        deadline = time.monotonic() + _WAIT_S
-        with self.changed:
-            while self._channels is None and not self.ended and time.monotonic() < deadline:
-                self.changed.wait(0.05)
-            return self._channels or 0
+        opened the input (:meth:`Heard.channels <streamfer.sources.sound.Heard.channels>`)."""
+        return self._heard.channels()
 
     def heard(self):
         """The next frame of live sound that came, ``(time from the first picture, frame)``,
-        or None where none has come since (more may come)."""
-        with self.changed:
-            return self._heard.popleft() if self._heard else None
+        or None (:meth:`Heard.heard <streamfer.sources.sound.Heard.heard>`)."""
+        return self._heard.heard()
 
     def key_frames(self, at: tuple[int, float], since: int = 0
                    ) -> list[tuple[tuple[int, float], tuple[tuple[int, int], Fraction]]]:
