@@ -240,11 +240,11 @@ class Pipeline:
                         paced=not source.live and output != STDOUT  # a pipe: its reader;
                         and not is_playlist(output),  # a playlist: as fast as it is made
                         reconnect=s.reconnect,
-                        audio_from=source.sound if source.piped or source.live else spec))
+                        audio_from=source.audio_from))
                 else:
                     video = stack.enter_context(VideoSink(
                         output, source.fps, source.size, fmt=source.format,
-                        audio_from=source.sound if source.piped or source.live else spec,
+                        audio_from=source.audio_from,
                         whole_only=whole_only,
                         start=0.0 if source.live else s.start)) \
                         if output else None

@@ -940,6 +940,40 @@ def test_a_live_hls_links_largest_rendition_is_read_alone(tmp_path, live_hls):
     # at each rendition on opening, as it tells a recorded link from a live one and reads it)
 
 
+@pytest.mark.parametrize("sound", ["in each rendition", "a rendition of its own"])
+def test_a_recorded_hls_links_largest_rendition_is_read_with_its_sound_alone(
+        tmp_path, http_server, sound):
+    """A recorded HLS link (a video site's or a lecture archive's master playlist: 1080p,
+    720p, 360p…) was read as a file at its first rendition, often its smallest — 320×180 of
+    a 640×360 video, with a warning and an ``ffmpeg -map`` command for a link — and its
+    annotated copy had every rendition's sound, the same sound twice. Its largest is read,
+    with the sound that goes with it, once: in the rendition's segments, or in an audio
+    rendition of its own (``EXT-X-MEDIA``), as players take it."""
+    import av
+    import imageio_ffmpeg
+
+    root, base = http_server
+    layout = "v:0,a:0 v:1,a:1" if sound == "in each rendition" else \
+        "a:0,agroup:aud,default:yes v:0,agroup:aud v:1,agroup:aud"
+    tracks = ["-map", "[small]", "-map", "[large]", "-map", "1:a"] + \
+        (["-map", "1:a"] if sound == "in each rendition" else [])
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+         "testsrc=size=640x360:rate=25:duration=4", "-f", "lavfi", "-i",
+         "sine=frequency=440:duration=4", "-filter_complex",
+         "[0:v]split=2[a][b];[a]scale=320:180[small];[b]null[large]", *tracks,
+         "-c:v", "libx264", "-g", "25", "-c:a", "aac", "-f", "hls", "-hls_time", "1",
+         "-hls_playlist_type", "vod", "-var_stream_map", layout, "-master_pl_name",
+         "master.m3u8", str(root / "v%v.m3u8")], check=True, timeout=120)
+    out = tmp_path / "out.mkv"
+    code, stderr = run_to_end("-s", f"{base}/master.m3u8", "-o", out, "-q")
+    assert code == 0 and "video tracks" not in stderr, stderr
+    assert frame_count(out)[:1] == (100,) and frame_count(out)[2] == (640, 360)
+    with av.open(str(out)) as container:
+        assert len(container.streams.audio) == 1
+        assert 3.9 < container.duration / 1e6 < 4.2
+
+
 def test_opencvs_capture_options_reach_ffmpeg(tmp_path, monkeypatch, live_hls):
     """OPENCV_FFMPEG_CAPTURE_OPTIONS (``rtsp_transport;tcp``, set for a camera behind a
     firewall), which OpenCV honoured when it read links, reaches FFmpeg now that PyAV reads

@@ -61,6 +61,7 @@ from streamfer.sources.streams import (
     attempts,
     is_url,
     redacted,
+    rendition,
     unreachable,
 )
 
@@ -87,6 +88,11 @@ class Source:
         self.url = is_url(spec)
         self._probed = recorded(spec) if self.url else None  # read once over the network
         self.live = is_webcam(spec) or self.url and self._probed is None
+        # what is read: the spec, or of a recorded HLS master its largest rendition, and
+        self.reads = self._sound_from = spec  # its sound (streamfer.sources.streams)
+        if self._probed is not None and (chosen := rendition(spec)) is not None:
+            self.reads, self._sound_from = chosen
+            self._probed = recorded(self.reads) or self._probed
         self.reconnect = reconnect
         self.start, self.end = start, end
         self.origin: float | None = None  # live: time.monotonic() at the first frame
@@ -244,6 +250,13 @@ class Source:
         self.format = VideoFormat(pixel_aspect(self._cap))
 
     @property
+    def audio_from(self):
+        """What an output video's sound comes from: standard input's or a live link's, as
+        heard (:attr:`sound`); else the file or link read (of a recorded HLS master, its
+        chosen rendition's sound alone)."""
+        return self.sound if self.piped or self.live else self._sound_from
+
+    @property
     def frames_to_read(self) -> int | None:
         """The frames of the time range (an estimate where it is part of a file), or None
         where the source does not say."""
@@ -280,7 +293,7 @@ class Source:
             return LiveCapture(self.spec, NETWORK_TIMEOUT_MS / 1000, self.sound)
         if self.url:  # bounded: a server that stops answering is a drop, not a hang
             with native_stderr_silenced(STREAM_OPEN_NOISE):
-                return cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, [
+                return cv2.VideoCapture(self.reads, cv2.CAP_FFMPEG, [
                     cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS,
                     cv2.CAP_PROP_READ_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS])
         with opencv_name(self.spec) as name:  # FFmpeg holds the file open: the link can go
@@ -480,7 +493,7 @@ class Source:
         if msec <= 0:
             return None
         try:
-            with av.open(self.spec, timeout=NETWORK_TIMEOUT_MS / 1000) as container:
+            with av.open(self.reads, timeout=NETWORK_TIMEOUT_MS / 1000) as container:
                 stream = container.streams.video[0]
                 first, base = stream.start_time or 0, float(stream.time_base)
                 past, pts = first + (time_s + 2.0) / base, []

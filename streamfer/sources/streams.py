@@ -1,4 +1,5 @@
-"""Links: telling one, showing it without its secrets, why one is out of reach; a live
+"""Links: telling one, showing it without its secrets, why one is out of reach, which
+rendition of a recorded HLS link to read; a live
 stream's clock (its bursts played at their own pace) and the backoff of connecting again.
 
 Example:
@@ -162,6 +163,63 @@ def unreachable(url: str) -> str | None:
         return lines[-1] if lines else getattr(exc, "strerror", None) or str(exc)
     finally:
         av.logging.set_level(level)
+
+
+_ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')  # an HLS tag's NAME=value, …
+_SOUND_ONLY = ("mp4a", "ac-3", "ec-3", "opus", "flac", "mp3")  # codecs of no picture
+
+
+def rendition(url: str) -> tuple[str, str] | None:
+    """Of a link to a recorded HLS master playlist (one video in several renditions: 1080p,
+    720p, 360p…), the links to the largest rendition's own playlist and to its sound's (the
+    same one, or the default of its audio group, ``EXT-X-MEDIA``); None for any other link,
+    or one whose playlist cannot be read (it is read as it is). FFmpeg and OpenCV read a
+    master's first rendition, often its smallest, and take each rendition's sound as a
+    track of its own: the same sound, several times. (A live link's is chosen among its
+    streams as it is read: :mod:`streamfer.sources.live`.)"""
+    import http.client
+    import urllib.parse
+    import urllib.request
+
+    if url.split("://", 1)[0].lower() not in ("http", "https"):
+        return None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={
+                "User-Agent": "streamfer"}), timeout=NETWORK_TIMEOUT_MS / 1000) as reply:
+            head = reply.read(16)  # a video file's link: its first bytes alone
+            if not head.removeprefix(b"\xef\xbb\xbf").startswith(b"#EXTM3U"):
+                return None
+            text = (head + reply.read(1 << 20)).decode("utf-8", "replace")
+            base = reply.geturl()
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    lines = [line.strip() for line in text.lstrip("\ufeff").splitlines() if line.strip()]
+    renditions, sounds = [], []
+    for k, line in enumerate(lines):
+        tag, _, rest = line.partition(":")
+        attributes = {name: value.strip('"') for name, value in _ATTRIBUTE.findall(rest)}
+        if tag == "#EXT-X-STREAM-INF":
+            uri = next((x for x in lines[k + 1:] if not x.startswith("#")), None)
+            codecs = [c.strip() for c in attributes.get("CODECS", "").split(",") if c.strip()]
+            if uri and not (codecs and all(c.lower().startswith(_SOUND_ONLY) for c in codecs)):
+                renditions.append((attributes, uri))
+        elif tag == "#EXT-X-MEDIA" and attributes.get("TYPE") == "AUDIO" \
+                and attributes.get("URI"):
+            sounds.append(attributes)
+    if len(renditions) < 2:
+        return None
+
+    def size(rendition) -> tuple[int, int]:
+        w, _, h = rendition[0].get("RESOLUTION", "").partition("x")
+        area = int(w) * int(h) if w.isdigit() and h.isdigit() else 0
+        bandwidth = rendition[0].get("BANDWIDTH", "")
+        return area, int(bandwidth) if bandwidth.isdigit() else 0
+
+    attributes, uri = max(renditions, key=size)
+    group = [s for s in sounds if s.get("GROUP-ID") == attributes.get("AUDIO")]
+    sound = next((s["URI"] for s in group if s.get("DEFAULT") == "YES"),
+                 group[0]["URI"] if group else uri)
+    return urllib.parse.urljoin(base, uri), urllib.parse.urljoin(base, sound)
 
 
 def _web_page(url: str) -> str | None:
