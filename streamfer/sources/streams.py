@@ -1,6 +1,6 @@
 """Links: telling one, showing it without its secrets, why one is out of reach, which
-rendition of a recorded HLS link to read; a live
-stream's clock (its bursts played at their own pace) and the backoff of connecting again.
+rendition of a recorded HLS link to read; a live stream's clock (its bursts played at their
+own pace) and the backoff of connecting again.
 
 Example:
     >>> from streamfer.sources.streams import redacted
