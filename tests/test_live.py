@@ -940,15 +940,17 @@ def test_a_live_hls_links_largest_rendition_is_read_alone(tmp_path, live_hls):
     # at each rendition on opening, as it tells a recorded link from a live one and reads it)
 
 
+@pytest.mark.parametrize("where", ["link", "file"])
 @pytest.mark.parametrize("sound", ["in each rendition", "a rendition of its own"])
-def test_a_recorded_hls_links_largest_rendition_is_read_with_its_sound_alone(
-        tmp_path, http_server, sound):
+def test_a_recorded_hls_masters_largest_rendition_is_read_with_its_sound_alone(
+        tmp_path, http_server, sound, where):
     """A recorded HLS link (a video site's or a lecture archive's master playlist: 1080p,
-    720p, 360p…) was read as a file at its first rendition, often its smallest — 320×180 of
-    a 640×360 video, with a warning and an ``ffmpeg -map`` command for a link — and its
-    annotated copy had every rendition's sound, the same sound twice. Its largest is read,
-    with the sound that goes with it, once: in the rendition's segments, or in an audio
-    rendition of its own (``EXT-X-MEDIA``), as players take it."""
+    720p, 360p…), or such a playlist on disk with its segments, was read as a file at its
+    first rendition, often its smallest — 320×180 of a 640×360 video, with a warning and an
+    ``ffmpeg -map`` command — and its annotated copy had every rendition's sound, the same
+    sound twice. Its largest is read, with the sound that goes with it, once: in the
+    rendition's segments, or in an audio rendition of its own (``EXT-X-MEDIA``), as
+    players take it."""
     import av
     import imageio_ffmpeg
 
@@ -966,7 +968,8 @@ def test_a_recorded_hls_links_largest_rendition_is_read_with_its_sound_alone(
          "-hls_playlist_type", "vod", "-var_stream_map", layout, "-master_pl_name",
          "master.m3u8", str(root / "v%v.m3u8")], check=True, timeout=120)
     out = tmp_path / "out.mkv"
-    code, stderr = run_to_end("-s", f"{base}/master.m3u8", "-o", out, "-q")
+    master = f"{base}/master.m3u8" if where == "link" else root / "master.m3u8"
+    code, stderr = run_to_end("-s", master, "-o", out, "-q")
     assert code == 0 and "video tracks" not in stderr, stderr
     assert frame_count(out)[:1] == (100,) and frame_count(out)[2] == (640, 360)
     with av.open(str(out)) as container:

@@ -90,9 +90,9 @@ class Source:
         self.live = is_webcam(spec) or self.url and self._probed is None
         # what is read: the spec, or of a recorded HLS master its largest rendition, and
         self.reads = self._sound_from = spec  # its sound (streamfer.sources.streams)
-        if self._probed is not None and (chosen := rendition(spec)) is not None:
+        if not self.live and not self.piped and (chosen := rendition(spec)) is not None:
             self.reads, self._sound_from = chosen
-            self._probed = recorded(self.reads) or self._probed
+            self._probed = (recorded(self.reads) or self._probed) if self.url else None
         self.reconnect = reconnect
         self.start, self.end = start, end
         self.origin: float | None = None  # live: time.monotonic() at the first frame
@@ -197,7 +197,7 @@ class Source:
             raise SourceError(said if self.url else unreadable(spec, said))
         if not self.live:
             self.format, self.duration, self._indexed, self.note = \
-                self._probed or probe(spec)
+                self._probed or probe(self.reads)
             if self._indexed and self.frame_count and self._indexed < self.frame_count:
                 self.frame_count = self._indexed  # OpenCV's counts the hidden frames too
             self._turned = round(cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180 == 90
@@ -296,7 +296,7 @@ class Source:
                 return cv2.VideoCapture(self.reads, cv2.CAP_FFMPEG, [
                     cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS,
                     cv2.CAP_PROP_READ_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS])
-        with opencv_name(self.spec) as name:  # FFmpeg holds the file open: the link can go
+        with opencv_name(self.reads) as name:  # FFmpeg holds the file open: the link can go
             return cv2.VideoCapture(name)
 
     def _wait_for_picture(self, cap: cv2.VideoCapture, began: float) -> cv2.VideoCapture:
@@ -371,7 +371,7 @@ class Source:
                               self.format.sar, self.name)
         if self.live or self.url:
             return None
-        return Shapes(self.spec, self.size, self.format.sar, self._turned, self.start, self.name)
+        return Shapes(self.reads, self.size, self.format.sar, self._turned, self.start, self.name)
 
     def _read(self, shapes: Shapes | None) -> Iterator[Frame]:
         index, bad, last, ended = 0, 0, None, False
@@ -472,7 +472,7 @@ class Source:
         if not ok or image is None:
             return None
         if self._seen is None and not self.url:
-            self._seen = Shapes(self.spec, self.size, self.format.sar, self._turned,
+            self._seen = Shapes(self.reads, self.size, self.format.sar, self._turned,
                                  name=self.name, quiet=True)
         image = as_bgr(image)
         return self._seen.fit(image, time_s) if self._seen is not None else image

@@ -13,9 +13,11 @@ from __future__ import annotations
 import collections
 import errno
 import itertools
+import os
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 RECONNECT_S = 30.0  # how long a live source that dropped is tried again, by default
 _BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between reconnect attempts (then the last, again)
@@ -169,28 +171,35 @@ _ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')  # an HLS tag's NAME=va
 _SOUND_ONLY = ("mp4a", "ac-3", "ec-3", "opus", "flac", "mp3")  # codecs of no picture
 
 
-def rendition(url: str) -> tuple[str, str] | None:
-    """Of a link to a recorded HLS master playlist (one video in several renditions: 1080p,
-    720p, 360p…), the links to the largest rendition's own playlist and to its sound's (the
-    same one, or the default of its audio group, ``EXT-X-MEDIA``); None for any other link,
-    or one whose playlist cannot be read (it is read as it is). FFmpeg and OpenCV read a
-    master's first rendition, often its smallest, and take each rendition's sound as a
-    track of its own: the same sound, several times. (A live link's is chosen among its
-    streams as it is read: :mod:`streamfer.sources.live`.)"""
+def rendition(spec: str) -> tuple[str, str] | None:
+    """Of a recorded HLS master playlist (one video in several renditions: 1080p, 720p,
+    360p…), behind an ``http(s)`` link or a ``.m3u8`` file, where the largest rendition's
+    own playlist is and where its sound's is (the same one, or the default of its audio
+    group, ``EXT-X-MEDIA``); None for anything else, or a playlist that cannot be read (it
+    is read as it is). FFmpeg and OpenCV read a master's first rendition, often its
+    smallest, and take each rendition's sound as a track of its own: the same sound,
+    several times. (A live link's is chosen among its streams as it is read:
+    :mod:`streamfer.sources.live`.)"""
     import http.client
     import urllib.parse
     import urllib.request
 
-    if url.split("://", 1)[0].lower() not in ("http", "https"):
-        return None
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else None
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers={
-                "User-Agent": "streamfer"}), timeout=NETWORK_TIMEOUT_MS / 1000) as reply:
-            head = reply.read(16)  # a video file's link: its first bytes alone
-            if not head.removeprefix(b"\xef\xbb\xbf").startswith(b"#EXTM3U"):
-                return None
-            text = (head + reply.read(1 << 20)).decode("utf-8", "replace")
-            base = reply.geturl()
+        if scheme in ("http", "https"):
+            with urllib.request.urlopen(urllib.request.Request(spec, headers={
+                    "User-Agent": "streamfer"}), timeout=NETWORK_TIMEOUT_MS / 1000) as reply:
+                head = reply.read(16)  # a video file's link: its first bytes alone
+                if not head.removeprefix(b"\xef\xbb\xbf").startswith(b"#EXTM3U"):
+                    return None
+                text, base = (head + reply.read(1 << 20)).decode("utf-8", "replace"), \
+                    reply.geturl()
+        elif scheme is None and spec.lower().endswith((".m3u8", ".m3u")):
+            with open(spec, "rb") as file:
+                text = file.read(1 << 20).decode("utf-8", "replace")
+            base = Path(os.path.abspath(spec)).as_uri()
+        else:
+            return None
     except (OSError, ValueError, http.client.HTTPException):
         return None
     lines = [line.strip() for line in text.lstrip("\ufeff").splitlines() if line.strip()]
@@ -219,7 +228,9 @@ def rendition(url: str) -> tuple[str, str] | None:
     group = [s for s in sounds if s.get("GROUP-ID") == attributes.get("AUDIO")]
     sound = next((s["URI"] for s in group if s.get("DEFAULT") == "YES"),
                  group[0]["URI"] if group else uri)
-    return urllib.parse.urljoin(base, uri), urllib.parse.urljoin(base, sound)
+    picture, sound = urllib.parse.urljoin(base, uri), urllib.parse.urljoin(base, sound)
+    return tuple(urllib.request.url2pathname(urllib.parse.urlsplit(link).path)
+                 if link.startswith("file:") else link for link in (picture, sound))
 
 
 def _web_page(url: str) -> str | None:
