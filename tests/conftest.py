@@ -97,6 +97,28 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0,
     return path
 
 
+def write_hls(folder: Path, own_sound: bool = False) -> Path:
+    """A recorded HLS video of 4 s (a test picture and a tone, 25 fps) in two renditions,
+    ``v0`` 320×180 and ``v1`` 640×360, 1 s segments, into ``folder``: its master playlist.
+    The sound in each rendition's segments, or (``own_sound``) an audio rendition of its
+    own (``EXT-X-MEDIA``)."""
+    import imageio_ffmpeg
+
+    layout = "a:0,agroup:aud,default:yes v:0,agroup:aud v:1,agroup:aud" if own_sound \
+        else "v:0,a:0 v:1,a:1"
+    tracks = ["-map", "[small]", "-map", "[large]", "-map", "1:a"] + \
+        ([] if own_sound else ["-map", "1:a"])
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+         "testsrc=size=640x360:rate=25:duration=4", "-f", "lavfi", "-i",
+         "sine=frequency=440:duration=4", "-filter_complex",
+         "[0:v]split=2[a][b];[a]scale=320:180[small];[b]null[large]", *tracks,
+         "-c:v", "libx264", "-g", "25", "-c:a", "aac", "-f", "hls", "-hls_time", "1",
+         "-hls_playlist_type", "vod", "-var_stream_map", layout, "-master_pl_name",
+         "master.m3u8", str(folder / "v%v.m3u8")], check=True, timeout=120)
+    return folder / "master.m3u8"
+
+
 def joined(path: Path, clips: list[tuple[Path, tuple]]) -> Path:
     """``clips`` — each a video and the FFmpeg output options it is made an MPEG-TS with
     — joined as they are (FFmpeg's concat demuxer) into ``path``: one file whose picture

@@ -27,6 +27,7 @@ from conftest import (
     has_audio,
     recordings,
     run_on_terminal,
+    write_hls,
     write_video,
 )
 
@@ -391,6 +392,29 @@ def test_a_folder_of_photos_and_videos_gets_annotated_copies_and_a_csv_each(tmp_
          "stills/c.png", "stills/c.png.csv"])
     again = run_cli("--source", footage, "--output-dir", out, "--csv-dir", out, "-q")
     assert again.returncode == 0 and again.stderr.count("│ skipped") == 4, again.stderr
+
+
+def test_an_hls_recording_in_a_folder_is_one_video(tmp_path, face_clip):
+    """A folder holding an HLS recording (a VOD downloaded with its segments, a recorder's
+    HLS output: a master playlist, its renditions' playlists, their 1 s segments) was run
+    as a video a segment, each rendition's: eight inputs of a second of picture each, the
+    playlist left out. It is one input, its master playlist, read at its largest rendition
+    (as `--source master.m3u8` reads it); a player's ``.m3u`` list of videos hides none."""
+    footage, out = tmp_path / "footage", tmp_path / "out"
+    (footage / "lecture").mkdir(parents=True)
+    write_hls(footage / "lecture")
+    shutil.copy(face_clip, footage / "a.mp4")
+    (footage / "mine.m3u").write_text("#EXTM3U\n#EXTINF:1,a\na.mp4\n")
+    listing = run_cli("--source", footage, "--output-dir", out, "--dry-run")
+    assert listing.returncode == 0, listing.stderr
+    assert re.findall(r"^│ (\S+)", listing.stderr, re.M) == ["a.mp4", "lecture/master.m3u8"]
+    done = run_cli("--source", footage, "--output-dir", out, "-q")
+    assert done.returncode == 0, done.stderr
+    assert frame_count(out / "lecture" / "master.m3u8.mp4") == (100, 25, (640, 360))
+    assert has_audio(out / "lecture" / "master.m3u8.mp4") and frame_count(out / "a.mp4")[0] == 24
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                  if p.is_file() and not p.name.startswith(".")) == ["a.mp4",
+                                                                     "lecture/master.m3u8.mp4"]
 
 
 @pytest.mark.before_models

@@ -31,6 +31,7 @@ from conftest import (
     flash_clip,
     frame_count,
     has_audio,
+    write_hls,
     write_video,
 )
 
@@ -952,21 +953,9 @@ def test_a_recorded_hls_masters_largest_rendition_is_read_with_its_sound_alone(
     rendition's segments, or in an audio rendition of its own (``EXT-X-MEDIA``), as
     players take it."""
     import av
-    import imageio_ffmpeg
 
     root, base = http_server
-    layout = "v:0,a:0 v:1,a:1" if sound == "in each rendition" else \
-        "a:0,agroup:aud,default:yes v:0,agroup:aud v:1,agroup:aud"
-    tracks = ["-map", "[small]", "-map", "[large]", "-map", "1:a"] + \
-        (["-map", "1:a"] if sound == "in each rendition" else [])
-    subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
-         "testsrc=size=640x360:rate=25:duration=4", "-f", "lavfi", "-i",
-         "sine=frequency=440:duration=4", "-filter_complex",
-         "[0:v]split=2[a][b];[a]scale=320:180[small];[b]null[large]", *tracks,
-         "-c:v", "libx264", "-g", "25", "-c:a", "aac", "-f", "hls", "-hls_time", "1",
-         "-hls_playlist_type", "vod", "-var_stream_map", layout, "-master_pl_name",
-         "master.m3u8", str(root / "v%v.m3u8")], check=True, timeout=120)
+    write_hls(root, own_sound=sound == "a rendition of its own")
     out = tmp_path / "out.mkv"
     master = f"{base}/master.m3u8" if where == "link" else root / "master.m3u8"
     code, stderr = run_to_end("-s", master, "-o", out, "-q")

@@ -8,6 +8,7 @@ One concept a module:
 - :mod:`~streamfer.sources.cameras` — webcams, by index or Linux device
 - :mod:`~streamfer.sources.streams` — links, their secrets masked; a live stream's clock
 - :mod:`~streamfer.sources.stdin` — a video piped in, its sound and shapes read beside
+- :mod:`~streamfer.sources.hls` — HLS playlists as a video: a master's rendition, its files
 - :mod:`~streamfer.sources.live` — a live link read by PyAV, its sound timed by its picture
 - :mod:`~streamfer.sources.sound` — a source's sound read beside its picture: kept, or heard
 - :mod:`~streamfer.sources.probe` — what FFmpeg reads of a file that OpenCV does not tell

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from natsort import natsorted, ns
 
+from streamfer.sources.hls import SUFFIXES, is_hls, listed
+
 log = logging.getLogger(__name__)
 
 # The files a folder run takes: every kind a run of one file reads (FFmpeg, OpenCV), each
@@ -42,10 +44,13 @@ def list_media(folder: Path, skip: tuple[Path, ...] = (),
     warning). ``left_out``, if given, gets the photos and videos of kinds not read
     (``.jxl``, camera raw files), in the same order. A folder below ``folder`` holding a
     file named in ``marked`` (an earlier run's output folder, by its done-record) is not
-    listed either, and is added to ``outputs`` if given."""
+    listed either, and is added to ``outputs`` if given. An HLS recording on disk is one
+    video, its playlist (its master's, where it has renditions): its segments and its
+    renditions' playlists are not listed."""
     folder = Path(folder)
     skip = tuple(Path(s).resolve() for s in skip)
     found, other, seen = [], [], set()
+    playlists: list[Path] = []  # HLS recordings' playlists (streamfer.sources.hls)
 
     def unlisted(exc: OSError) -> None:
         log.warning("cannot list %s: %s", exc.filename, exc.strerror or exc)
@@ -76,6 +81,10 @@ def list_media(folder: Path, skip: tuple[Path, ...] = (),
                 links.extend(here / d for d in dirs if (here / d).is_symlink())
             for name in files:
                 p = here / name
+                if p.suffix.lower() in SUFFIXES and not name.startswith(".") \
+                        and is_hls(p) and not any(p.resolve().is_relative_to(s) for s in skip):
+                    playlists.append(p)
+                    continue
                 ours = p.suffix.lower() in VIDEO_EXTS | IMAGE_EXTS
                 if name.startswith(".") \
                         or not ours and (left_out is None or not other_media(p)):
@@ -87,6 +96,10 @@ def list_media(folder: Path, skip: tuple[Path, ...] = (),
     walk(folder, follow=False)
     for link in sorted(links):
         walk(link, follow=True)
+    # an HLS recording (a playlist, its renditions', their segments) is one video: its
+    # playlist, read whole; its segments and its renditions' playlists are its parts
+    parts = set().union(*(listed(p) for p in playlists))
+    found = [p for p in found + playlists if p.resolve() not in parts]
     if left_out is not None:
         left_out.extend(natsorted(other, alg=ns.PATH | ns.IGNORECASE))
     return natsorted(found, alg=ns.PATH | ns.IGNORECASE)

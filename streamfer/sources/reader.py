@@ -46,6 +46,7 @@ from streamfer.files import opencv_name, printable
 from streamfer.frame import Frame, TimestampRuns, VideoFormat
 from streamfer.sources.cameras import CAMERA_PROBE_NOISE, camera_index, check_camera, is_webcam
 from streamfer.sources.errors import OutOfRange, SourceError
+from streamfer.sources.hls import rendition
 from streamfer.sources.live import LiveCapture, LiveSound
 from streamfer.sources.media import IMAGE_EXTS, other_media
 from streamfer.sources.photos import as_bgr, read_photo
@@ -61,7 +62,6 @@ from streamfer.sources.streams import (
     attempts,
     is_url,
     redacted,
-    rendition,
     unreachable,
 )
 
@@ -89,7 +89,7 @@ class Source:
         self._probed = recorded(spec) if self.url else None  # read once over the network
         self.live = is_webcam(spec) or self.url and self._probed is None
         # what is read: the spec, or of a recorded HLS master its largest rendition, and
-        self.reads = self._sound_from = spec  # its sound (streamfer.sources.streams)
+        self.reads = self._sound_from = spec  # its sound (streamfer.sources.hls)
         if not self.live and not self.piped and (chosen := rendition(spec)) is not None:
             self.reads, self._sound_from = chosen
             self._probed = (recorded(self.reads) or self._probed) if self.url else None

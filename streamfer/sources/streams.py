@@ -1,6 +1,5 @@
-"""Links: telling one, showing it without its secrets, why one is out of reach, which
-rendition of a recorded HLS link to read; a live stream's clock (its bursts played at their
-own pace) and the backoff of connecting again.
+"""Links: telling one, showing it without its secrets, why one is out of reach; a live
+stream's clock (its bursts played at their own pace) and the backoff of connecting again.
 
 Example:
     >>> from streamfer.sources.streams import redacted
@@ -13,11 +12,9 @@ from __future__ import annotations
 import collections
 import errno
 import itertools
-import os
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 RECONNECT_S = 30.0  # how long a live source that dropped is tried again, by default
 _BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between reconnect attempts (then the last, again)
@@ -165,72 +162,6 @@ def unreachable(url: str) -> str | None:
         return lines[-1] if lines else getattr(exc, "strerror", None) or str(exc)
     finally:
         av.logging.set_level(level)
-
-
-_ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')  # an HLS tag's NAME=value, …
-_SOUND_ONLY = ("mp4a", "ac-3", "ec-3", "opus", "flac", "mp3")  # codecs of no picture
-
-
-def rendition(spec: str) -> tuple[str, str] | None:
-    """Of a recorded HLS master playlist (one video in several renditions: 1080p, 720p,
-    360p…), behind an ``http(s)`` link or a ``.m3u8`` file, where the largest rendition's
-    own playlist is and where its sound's is (the same one, or the default of its audio
-    group, ``EXT-X-MEDIA``); None for anything else, or a playlist that cannot be read (it
-    is read as it is). FFmpeg and OpenCV read a master's first rendition, often its
-    smallest, and take each rendition's sound as a track of its own: the same sound,
-    several times. (A live link's is chosen among its streams as it is read:
-    :mod:`streamfer.sources.live`.)"""
-    import http.client
-    import urllib.parse
-    import urllib.request
-
-    scheme = spec.split("://", 1)[0].lower() if "://" in spec else None
-    try:
-        if scheme in ("http", "https"):
-            with urllib.request.urlopen(urllib.request.Request(spec, headers={
-                    "User-Agent": "streamfer"}), timeout=NETWORK_TIMEOUT_MS / 1000) as reply:
-                head = reply.read(16)  # a video file's link: its first bytes alone
-                if not head.removeprefix(b"\xef\xbb\xbf").startswith(b"#EXTM3U"):
-                    return None
-                text, base = (head + reply.read(1 << 20)).decode("utf-8", "replace"), \
-                    reply.geturl()
-        elif scheme is None and spec.lower().endswith((".m3u8", ".m3u")):
-            with open(spec, "rb") as file:
-                text = file.read(1 << 20).decode("utf-8", "replace")
-            base = Path(os.path.abspath(spec)).as_uri()
-        else:
-            return None
-    except (OSError, ValueError, http.client.HTTPException):
-        return None
-    lines = [line.strip() for line in text.lstrip("\ufeff").splitlines() if line.strip()]
-    renditions, sounds = [], []
-    for k, line in enumerate(lines):
-        tag, _, rest = line.partition(":")
-        attributes = {name: value.strip('"') for name, value in _ATTRIBUTE.findall(rest)}
-        if tag == "#EXT-X-STREAM-INF":
-            uri = next((x for x in lines[k + 1:] if not x.startswith("#")), None)
-            codecs = [c.strip() for c in attributes.get("CODECS", "").split(",") if c.strip()]
-            if uri and not (codecs and all(c.lower().startswith(_SOUND_ONLY) for c in codecs)):
-                renditions.append((attributes, uri))
-        elif tag == "#EXT-X-MEDIA" and attributes.get("TYPE") == "AUDIO" \
-                and attributes.get("URI"):
-            sounds.append(attributes)
-    if len(renditions) < 2:
-        return None
-
-    def size(rendition) -> tuple[int, int]:
-        w, _, h = rendition[0].get("RESOLUTION", "").partition("x")
-        area = int(w) * int(h) if w.isdigit() and h.isdigit() else 0
-        bandwidth = rendition[0].get("BANDWIDTH", "")
-        return area, int(bandwidth) if bandwidth.isdigit() else 0
-
-    attributes, uri = max(renditions, key=size)
-    group = [s for s in sounds if s.get("GROUP-ID") == attributes.get("AUDIO")]
-    sound = next((s["URI"] for s in group if s.get("DEFAULT") == "YES"),
-                 group[0]["URI"] if group else uri)
-    picture, sound = urllib.parse.urljoin(base, uri), urllib.parse.urljoin(base, sound)
-    return tuple(urllib.request.url2pathname(urllib.parse.urlsplit(link).path)
-                 if link.startswith("file:") else link for link in (picture, sound))
 
 
 def _web_page(url: str) -> str | None:

@@ -1,0 +1,155 @@
+"""HLS playlists (``.m3u8``) read as a recorded video: which rendition of a master playlist
+to read, with which sound, and which files a playlist on disk holds (its segments, not
+videos of their own).
+
+Example:
+    >>> from streamfer.sources.hls import rendition
+    >>> rendition("https://example.com/vod/master.m3u8")       # doctest: +SKIP
+    ('https://example.com/vod/1080p.m3u8', 'https://example.com/vod/1080p.m3u8')
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamfer.sources.streams import NETWORK_TIMEOUT_MS
+
+SUFFIXES = (".m3u8", ".m3u")
+_ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')  # a tag's NAME=value, NAME="…", …
+_SOUND_ONLY = ("mp4a", "ac-3", "ec-3", "opus", "flac", "mp3")  # codecs of no picture
+
+
+@dataclass
+class Playlist:
+    """What an HLS playlist's text says: a master's renditions (their attributes and
+    links) and audio renditions (attributes, ``URI`` among them); every link it names —
+    renditions, audio renditions, segments, a fragmented MP4's initialisation file."""
+
+    hls: bool = False  # HLS's own tags (``#EXT-X-…``): not a player's list of files
+    renditions: list[tuple[dict[str, str], str]] = field(default_factory=list)
+    sounds: list[dict[str, str]] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, text: str) -> Playlist | None:
+        """The playlist ``text`` is, or None where it is none (no ``#EXTM3U`` first)."""
+        lines = [line.strip() for line in text.lstrip("\ufeff").splitlines() if line.strip()]
+        if not lines or lines[0] != "#EXTM3U":
+            return None
+        playlist = cls()
+        for k, line in enumerate(lines):
+            if not line.startswith("#"):
+                playlist.links.append(line)
+                continue
+            tag, _, rest = line.partition(":")
+            playlist.hls |= tag.startswith("#EXT-X-")
+            attributes = {name: value.strip('"') for name, value in _ATTRIBUTE.findall(rest)}
+            if attributes.get("URI"):  # EXT-X-MEDIA, EXT-X-MAP, EXT-X-I-FRAME-STREAM-INF
+                playlist.links.append(attributes["URI"])
+            if tag == "#EXT-X-STREAM-INF":
+                uri = next((x for x in lines[k + 1:] if not x.startswith("#")), None)
+                codecs = [c.strip() for c in attributes.get("CODECS", "").split(",")
+                          if c.strip()]
+                if uri and not (codecs and all(c.lower().startswith(_SOUND_ONLY)
+                                               for c in codecs)):
+                    playlist.renditions.append((attributes, uri))
+            elif tag == "#EXT-X-MEDIA" and attributes.get("TYPE") == "AUDIO" \
+                    and attributes.get("URI"):
+                playlist.sounds.append(attributes)
+        return playlist
+
+
+def rendition(spec: str) -> tuple[str, str] | None:
+    """Of a recorded HLS master playlist (one video in several renditions: 1080p, 720p,
+    360p…), behind an ``http(s)`` link or a ``.m3u8`` file, where the largest rendition's
+    own playlist is and where its sound's is (the same one, or the default of its audio
+    group, ``EXT-X-MEDIA``); None for anything else, or a playlist that cannot be read (it
+    is read as it is). FFmpeg and OpenCV read a master's first rendition, often its
+    smallest, and take each rendition's sound as a track of its own: the same sound,
+    several times. (A live link's is chosen among its streams as it is read:
+    :mod:`streamfer.sources.live`.)"""
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else None
+    try:
+        if scheme in ("http", "https"):
+            with urllib.request.urlopen(urllib.request.Request(spec, headers={
+                    "User-Agent": "streamfer"}), timeout=NETWORK_TIMEOUT_MS / 1000) as reply:
+                head = reply.read(16)  # a video file's link: its first bytes alone
+                if not head.removeprefix(b"\xef\xbb\xbf").startswith(b"#EXTM3U"):
+                    return None
+                text, base = (head + reply.read(1 << 20)).decode("utf-8", "replace"), \
+                    reply.geturl()
+        elif scheme is None and spec.lower().endswith(SUFFIXES):
+            text, base = _text(Path(spec)), Path(os.path.abspath(spec)).as_uri()
+        else:
+            return None
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    playlist = Playlist.of(text)
+    if playlist is None or len(playlist.renditions) < 2:
+        return None
+
+    def size(rendition) -> tuple[int, int]:
+        w, _, h = rendition[0].get("RESOLUTION", "").partition("x")
+        area = int(w) * int(h) if w.isdigit() and h.isdigit() else 0
+        bandwidth = rendition[0].get("BANDWIDTH", "")
+        return area, int(bandwidth) if bandwidth.isdigit() else 0
+
+    attributes, uri = max(playlist.renditions, key=size)
+    group = [s for s in playlist.sounds if s.get("GROUP-ID") == attributes.get("AUDIO")]
+    sound = next((s["URI"] for s in group if s.get("DEFAULT") == "YES"),
+                 group[0]["URI"] if group else uri)
+    return _local(urllib.parse.urljoin(base, uri)), _local(urllib.parse.urljoin(base, sound))
+
+
+def is_hls(path: Path) -> bool:
+    """Whether ``path`` is an HLS playlist file (a player's ``.m3u`` list of files is not)."""
+    if path.suffix.lower() not in SUFFIXES:
+        return False
+    try:
+        playlist = Playlist.of(_text(path))
+    except OSError:
+        return False
+    return playlist is not None and playlist.hls
+
+
+def listed(path: Path) -> set[Path]:
+    """The files on disk an HLS playlist file names, its renditions' playlists' too,
+    resolved (empty where it is none, or cannot be read): parts of the video it is, not
+    videos of their own."""
+    seen: set[Path] = set()
+    todo = [Path(path).resolve()]
+    while todo:
+        playlist_path = todo.pop()
+        try:
+            playlist = Playlist.of(_text(playlist_path))
+        except OSError:
+            continue
+        if playlist is None or not playlist.hls:
+            continue
+        for link in playlist.links:
+            if "://" in link:  # on a server, not here
+                continue
+            named = (playlist_path.parent / urllib.parse.unquote(link.split("?")[0])).resolve()
+            if named not in seen:
+                seen.add(named)
+                if named.suffix.lower() in SUFFIXES:
+                    todo.append(named)
+    return seen
+
+
+def _text(path: Path) -> str:
+    with open(path, "rb") as file:
+        return file.read(1 << 20).decode("utf-8", "replace")
+
+
+def _local(link: str) -> str:
+    """A ``file:`` link as its path (OpenCV and FFmpeg take both; a path prints as one)."""
+    if link.startswith("file:"):
+        return urllib.request.url2pathname(urllib.parse.urlsplit(link).path)
+    return link
