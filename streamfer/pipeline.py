@@ -335,7 +335,7 @@ class Pipeline:
         s = self.settings
         tracker, views = Tracker(), {}
         self.detector.reset(source.format.pixel_aspect)
-        if source.note:  # which of its video tracks is read
+        if source.note:  # which of its video tracks is read, how far a playlist is
             log.warning("%s", source.note)
         if (sar := source.format.sar) and not source.format.pixel_aspect:
             log.warning("%s: its pixel aspect ratio %d:%d is none a picture is made with: its "

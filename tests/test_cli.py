@@ -417,6 +417,32 @@ def test_an_hls_recording_in_a_folder_is_one_video(tmp_path, face_clip):
                                                                      "lecture/master.m3u8.mp4"]
 
 
+@pytest.mark.parametrize("renditions", ["one", "a master's two"])
+def test_an_hls_recording_cut_off_before_its_end_is_read_to_where_it_stops(tmp_path,
+                                                                          renditions):
+    """A recorder killed while it wrote HLS leaves its playlist without an end mark
+    (``#EXT-X-ENDLIST``); FFmpeg reads such a playlist as a live one, and at its last
+    segment waits for more — the run hung there (1,000 reloads: a quarter of an hour of
+    1 s segments). It is read as far as it lists, picture and sound, said once, and the
+    ended copies of its playlists are removed after."""
+    write_hls(tmp_path)
+    for playlist in tmp_path.glob("v*.m3u8"):
+        playlist.write_text(playlist.read_text().replace("#EXT-X-ENDLIST\n", ""))
+    if renditions == "one":
+        (tmp_path / "master.m3u8").unlink()
+    source = tmp_path / ("v1.m3u8" if renditions == "one" else "master.m3u8")
+    scratch, out = tmp_path / "scratch", tmp_path / "out.mkv"
+    scratch.mkdir()
+    done = run_cli("--source", source, "--output", out, "--csv", tmp_path / "x.csv", "-q",
+                   env={**os.environ, "TMPDIR": str(scratch)}, timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("has no end mark (#EXT-X-ENDLIST") == 1, done.stderr
+    assert "read as far as it lists now, 4 segments" in done.stderr
+    assert frame_count(out) == (100, 25, (640, 360)) and has_audio(out)
+    assert len(read_csv(tmp_path / "x.csv")) == 0  # (a test picture: no face)
+    assert not list(scratch.glob("streamfer-*"))
+
+
 @pytest.mark.before_models
 def test_a_long_batchs_summary_lists_the_inputs_that_need_a_look(capsys):
     """The summary of 20,000 inputs was 20,000 rows (6.5 s to draw), the one that failed

@@ -271,9 +271,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
                 if is_webcam(source):
                     check_camera(source)  # before the models load
                 elif not (is_url(source) or source == STDIN):
-                    opened = open_source(source, start=start, end=end)
-                    photo = opened.photo
-                    opened.close()
+                    with open_source(source, start=start, end=end) as opened:
+                        photo = opened.photo
                     if photo and (start or end is not None):
                         raise UserError(f"{source} is a photo: --start/--end are times in a "
                                         "video")

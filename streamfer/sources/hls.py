@@ -1,6 +1,6 @@
 """HLS playlists (``.m3u8``) read as a recorded video: which rendition of a master playlist
-to read, with which sound, and which files a playlist on disk holds (its segments, not
-videos of their own).
+to read, with which sound; which files a playlist on disk holds (its segments, not videos
+of their own); a recording's playlist cut off before its end, read to where it stops.
 
 Example:
     >>> from streamfer.sources.hls import rendition
@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import tempfile
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -141,6 +142,41 @@ def listed(path: Path) -> set[Path]:
                 if named.suffix.lower() in SUFFIXES:
                     todo.append(named)
     return seen
+
+
+def ended_copy(path: str) -> tuple[str, int] | None:
+    """Of an HLS media playlist file without its end mark (``#EXT-X-ENDLIST``: a recording
+    cut off, as a killed recorder leaves it, or one still being made), a copy that has it,
+    each link in it made absolute, in a temporary folder of its own (the caller removes
+    it), and the number of segments it lists; None for any other file. FFmpeg reads a
+    playlist without its end as a live one: after its segments it waits for more (1,000
+    reloads: a quarter of an hour of 1 s segments), and a run of it hung at its end."""
+    try:
+        text = _text(Path(path))
+    except OSError:
+        return None
+    playlist = Playlist.of(text)
+    if playlist is None or not playlist.hls or playlist.renditions \
+            or "#EXT-X-ENDLIST" in text:
+        return None
+    here = os.path.dirname(os.path.abspath(path))
+
+    def absolute(link: str) -> str:  # as FFmpeg joins a relative one to the playlist's
+        return link if "://" in link or os.path.isabs(link) else os.path.join(here, link)
+
+    lines = []
+    for line in text.lstrip("\ufeff").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            line = absolute(line)
+        elif line.startswith("#"):
+            line = re.sub(r'URI="([^"]*)"', lambda m: f'URI="{absolute(m[1])}"', line)
+        lines.append(line)
+    folder = tempfile.mkdtemp(prefix="streamfer-hls-")
+    copy = os.path.join(folder, os.path.basename(path))
+    with open(copy, "w", encoding="utf-8") as file:
+        file.write("\n".join([*lines, "#EXT-X-ENDLIST", ""]))
+    return copy, sum(1 for line in lines if line.startswith("#EXTINF"))
 
 
 def _text(path: Path) -> str:

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -46,7 +48,7 @@ from streamfer.files import opencv_name, printable
 from streamfer.frame import Frame, TimestampRuns, VideoFormat
 from streamfer.sources.cameras import CAMERA_PROBE_NOISE, camera_index, check_camera, is_webcam
 from streamfer.sources.errors import OutOfRange, SourceError
-from streamfer.sources.hls import rendition
+from streamfer.sources.hls import ended_copy, rendition
 from streamfer.sources.live import LiveCapture, LiveSound
 from streamfer.sources.media import IMAGE_EXTS, other_media
 from streamfer.sources.photos import as_bgr, read_photo
@@ -93,6 +95,10 @@ class Source:
         if not self.live and not self.piped and (chosen := rendition(spec)) is not None:
             self.reads, self._sound_from = chosen
             self._probed = (recorded(self.reads) or self._probed) if self.url else None
+        self._copies: list[str] = []  # temporary folders of ended playlists (below)
+        self._cut_off: str | None = None  # what a run says of a playlist ended so
+        if not self.live and not self.piped:
+            self._end_playlists()
         self.reconnect = reconnect
         self.start, self.end = start, end
         self.origin: float | None = None  # live: time.monotonic() at the first frame
@@ -104,7 +110,8 @@ class Source:
         self.photo = False  # an image file: one frame
         self._cap: cv2.VideoCapture | None = None
         self.format, self.duration = VideoFormat(), None  # duration: the container's, s
-        self.note: str | None = None  # a warning a run of it gives (which track it reads)
+        self.note: str | None = None  # a warning a run of it gives (which track it reads,
+        # or where a recording's playlist cut off is read to)
         self._indexed: int | None = None  # frames the container's index lists (mp4, mov)
         self._turned = False  # its frames come turned upright (a phone's 90° or 270°)
         self._seen: Shapes | None = None  # the shapes of frames read by frame_at
@@ -123,7 +130,26 @@ class Source:
         except BaseException:
             if self.sound is not None:
                 self.sound.close()
+            for folder in self._copies:
+                shutil.rmtree(folder, ignore_errors=True)
             raise
+
+    def _end_playlists(self) -> None:
+        """An HLS recording on disk cut off before its end (its playlist without an end
+        mark) is read, picture and sound, from copies of its playlists ended where it
+        stops (:func:`~streamfer.sources.hls.ended_copy`), said once."""
+        ended = {}
+        for name in dict.fromkeys((self.reads, self._sound_from)):
+            if "://" not in name and (copy := ended_copy(name)) is not None:
+                ended[name] = copy[0]
+                self._copies.append(os.path.dirname(copy[0]))
+                if name == self.reads:
+                    n = copy[1]
+                    self._cut_off = (f"{self.name} has no end mark (#EXT-X-ENDLIST: its "
+                                     "recording was cut off, or is still being made): read "
+                                     f"as far as it lists now, {n} segment{'s' * (n != 1)}")
+        self.reads = ended.get(self.reads, self.reads)
+        self._sound_from = ended.get(self._sound_from, self._sound_from)
 
     def _open(self) -> None:
         spec = self.spec
@@ -198,6 +224,7 @@ class Source:
         if not self.live:
             self.format, self.duration, self._indexed, self.note = \
                 self._probed or probe(self.reads)
+            self.note = self.note or self._cut_off
             if self._indexed and self.frame_count and self._indexed < self.frame_count:
                 self.frame_count = self._indexed  # OpenCV's counts the hidden frames too
             self._turned = round(cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180 == 90
@@ -562,6 +589,8 @@ class Source:
 
     def __exit__(self, *exc) -> None:
         self.close()
+        for folder in self._copies:  # an output video has taken its sound from them
+            shutil.rmtree(folder, ignore_errors=True)
         if self.sound is not None:  # at the end of the ``with``: an output video took it
             self.sound.close()
         if self._tee is not None:
