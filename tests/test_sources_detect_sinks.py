@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,6 +68,28 @@ def test_an_audio_file_is_said_to_hold_no_video(tmp_path):
     for name in ("tone.m4a", "tone.mp4"):  # an audio track in a video's container too
         with pytest.raises(SourceError, match=f"no video in .*{name}: it holds audio only"):
             open_source(_audio_only(tmp_path / name))
+
+
+def test_a_long_hls_recordings_playlist_is_read_whole(tmp_path):
+    """A day's recording in 2 s segments lists 43,200 of them, a playlist past 1 MB, of
+    which only the first megabyte was read: the segments past it were taken for videos of
+    their own in a folder run, and left out of a cut-off recording's ended copy."""
+    from streamfer.sources.hls import ended_copy, listed
+
+    names = [f"recording-2026-12-07T{i // 1800:02d}-{i % 1800:04d}.ts" for i in range(43_200)]
+    playlist = tmp_path / "day.m3u8"
+    playlist.write_text("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n" + "".join(
+        f"#EXTINF:2.000000,\n{name}\n" for name in names))
+    assert playlist.stat().st_size > 1 << 21
+    (tmp_path / names[-1]).touch()
+    assert (tmp_path / names[-1]).resolve() in listed(playlist)
+    copy, segments = ended_copy(str(playlist))
+    try:
+        assert segments == 43_200
+        assert Path(copy).read_text().splitlines()[-2:] == [str(tmp_path / names[-1]),
+                                                           "#EXT-X-ENDLIST"]
+    finally:
+        shutil.rmtree(Path(copy).parent)
 
 
 def test_truncated_video_yields_the_decodable_frames(tmp_path, face_clip):

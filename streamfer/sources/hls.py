@@ -180,8 +180,8 @@ def ended_copy(path: str) -> tuple[str, int] | None:
 
 
 def _text(path: Path) -> str:
-    with open(path, "rb") as file:
-        return file.read(1 << 20).decode("utf-8", "replace")
+    """A playlist file's text, whole (a day's recording in 2 s segments: 2 MB)."""
+    return Path(path).read_bytes().decode("utf-8", "replace")
 
 
 def _local(link: str) -> str:
