@@ -166,11 +166,13 @@ def _keras_file(asset: Asset) -> Path:
 
 
 @contextlib.contextmanager
-def native_stderr_silenced(noise: re.Pattern[str] | None = None):
+def native_stderr_silenced(noise: re.Pattern[str] | None = None,
+                           dropped: list[str] | None = None):
     """Take file descriptor 2 away while native code (TensorFlow, LiteRT, MediaPipe) logs.
 
     Without ``noise`` everything said meanwhile is dropped; with it, only the lines it
-    matches are, and the rest is written back afterwards, in order.
+    matches are (added to ``dropped``, where given: what a caller may say in its own
+    words), and the rest is written back afterwards, in order.
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -186,6 +188,8 @@ def native_stderr_silenced(noise: re.Pattern[str] | None = None):
             sink.seek(0)
             said = sink.read().decode(errors="replace").splitlines(keepends=True)
             kept = "".join(line for line in said if not noise.search(line))
+            if dropped is not None:
+                dropped.extend(line.strip() for line in said if noise.search(line))
             if kept:
                 os.write(2, kept.encode())
         sink.close()

@@ -95,6 +95,8 @@ class Settings:
     # a webcam's size (width, height) and frame rate to ask for; None: the camera's own
     camera_size: tuple[int, int] | None = None
     camera_fps: float | None = None
+    # a webcam's sound for an output video: a microphone's name (streamfer.sources.microphone)
+    microphone: str | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -129,6 +131,8 @@ class Settings:
             "camera_size": (optional(lambda v: len(v) == 2 and all(whole(1)(n) for n in v)),
                             "None or (width, height), whole numbers of pixels ≥ 1"),
             "camera_fps": (optional(lambda v: v > 0), "None or a rate > 0"),
+            "microphone": (optional(lambda v: isinstance(v, str) and v.strip() != ""),
+                           "None or a device's name (\"default\")"),
         }
         for name, (check, wanted) in rules.items():
             value = getattr(self, name)
@@ -230,7 +234,7 @@ class Pipeline:
                 source = stack.enter_context(open_source(
                     spec, s.reconnect, s.start, s.end,
                     sound=bool(output) and ("live" if is_stream(output) else True),
-                    camera=(s.camera_size, s.camera_fps)))
+                    camera=(s.camera_size, s.camera_fps), microphone=s.microphone))
                 stats = RunStats(name or source.name, warnings=heard)
                 if output and source.photo and Path(output).suffix.lower() in PHOTOS:
                     video = stack.enter_context(PhotoSink(output, (spec,)))  # its annotated copy

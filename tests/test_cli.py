@@ -285,6 +285,11 @@ SAID_AFTER_THE_MODELS = {"no display", "not a streamfer model file",
      "'1280': use WIDTHxHEIGHT in pixels (1280x720)"),
     (["--source", "{clip}", "--csv", "x.csv", "--selfie-view"],
      "--selfie-view is how --show's window shows the picture: give --show"),
+    (["--source", "{clip}", "--microphone", "-o", "x.mp4"],
+     "--microphone is a webcam's sound (--source 0): a video's or a stream's own sound is "
+     "kept in --output without it"),
+    (["--source", "0", "--microphone", "--csv", "x.csv"],
+     "--microphone keeps the webcam's sound in the video: give --output"),
     # found while reading the file: raised from the decoding thread (it was lost: exit 0)
     (["--source", "{clip}", "--csv", "x.csv", "--start", "0.501", "--end", "0.502"],
      "no frame from --start 0.501 s to --end 0.502 s"),

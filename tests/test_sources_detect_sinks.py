@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +15,15 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from conftest import compose, frame_count, has_audio, joined, recordings, write_video
+from conftest import (
+    compose,
+    flash_and_click,
+    frame_count,
+    has_audio,
+    joined,
+    recordings,
+    write_video,
+)
 
 from streamfer.detect import FaceDetector, eye_roll, square_crop
 from streamfer.frame import Face, Frame
@@ -1537,6 +1546,102 @@ class _Camera:
 
     def release(self):
         pass
+
+
+class _FlashingCamera(_Camera):
+    """A webcam giving 25 frames a second as they come, grey, white on the frame of each
+    whole second of ``clock`` (``time.monotonic() - zero``)."""
+
+    zero = 0.0
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.shown = -1
+
+    def read(self):
+        frame = int((time.monotonic() - self.zero) * 25) + 1  # the next one, when it comes
+        time.sleep(max(0.0, self.zero + frame / 25 - time.monotonic()))
+        image = np.full((480, 640, 3), 255 if frame % 25 == 0 else 60, np.uint8)
+        return True, image
+
+
+def _microphone(fifo: Path, zero: float, stop: threading.Event) -> None:
+    """A microphone, as a WAV stream into ``fifo`` (FFmpeg's wav demuxer reads it as it
+    comes): 48 kHz mono, 20 ms at a time as each is heard, silent but for a click of 10 ms
+    at each whole second since ``zero`` (the camera's flashes)."""
+    import struct
+
+    rate, chunk = 48000, 960
+    out = open(fifo, "wb")  # noqa: SIM115 (waits for the reader; closed below)
+    try:
+        out.write(b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVEfmt " + struct.pack(
+            "<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data"
+            + struct.pack("<I", 0xFFFFFFFF))
+        sample = int((time.monotonic() - zero) * rate)
+        while not stop.is_set():
+            time.sleep(max(0.0, zero + (sample + chunk) / rate - time.monotonic()))
+            at = np.arange(sample, sample + chunk)
+            pcm = np.where(at % rate < rate // 100, 30000, 0).astype("<i2")
+            out.write(pcm.tobytes())
+            out.flush()
+            sample += chunk
+    except BrokenPipeError:  # the run is over
+        pass
+    finally:
+        try:
+            out.close()
+        except BrokenPipeError:
+            pass
+
+
+@pytest.mark.parametrize("name", ["session.mp4", "live/session.m3u8"])
+def test_a_webcams_microphone_is_kept_in_step_with_its_picture(tmp_path, monkeypatch, name,
+                                                              detector_ready):
+    """--microphone: a webcam's session recorded with its sound (OpenCV reads a camera's
+    picture alone: the video was silent), in a file or sent as it is made (here an HLS
+    playlist). A device's sound is timed by the clock the frames are, as each comes: a
+    clap is heard on the frame it is seen on. (No camera or
+    microphone here: stand-ins, a camera giving frames as they come, a flash each second,
+    and a WAV stream through a named pipe, a click each second.)"""
+    zero = time.monotonic()
+    monkeypatch.setattr(_FlashingCamera, "zero", zero)
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *args: _FlashingCamera(*args))
+    fifo, stop = tmp_path / "mic.wav", threading.Event()
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=_microphone, args=(fifo, zero, stop), daemon=True)
+    writer.start()
+    out = tmp_path / name
+    try:
+        with Pipeline(Settings(microphone=f"wav:{fifo}", end=4.5, progress=False)) as run:
+            run.run("0", output=str(out))
+    finally:
+        stop.set()
+        writer.join(timeout=5)
+    assert has_audio(out)
+    flash, click = flash_and_click(out)
+    print(f"flash {flash:.3f} s, click {click:.3f} s")
+    assert abs(click - flash) < 0.05, (flash, click)
+
+
+def test_a_microphone_that_cannot_be_opened_says_why_in_one_line(capfd):
+    """PyAV's own ALSA looked for its settings where its build put them, and knew no device
+    by name on any machine ("Unknown PCM default"); its lines went to standard error. It
+    reads the system's, and a device it cannot open is one line in ALSA's words."""
+    from streamfer.sources.live import LiveSound
+    from streamfer.sources.microphone import Microphone
+
+    if sys.platform != "linux":
+        pytest.skip("ALSA is Linux's")
+    sound = LiveSound(live=True)
+    try:
+        with pytest.raises(SourceError) as failed:
+            Microphone("hw:29", sound)
+    finally:
+        sound.close()
+    said = str(failed.value)
+    assert said.startswith("cannot open microphone hw:29 (alsa: ") and "\n" not in said
+    assert "Cannot get card index for 29" in said or "No such" in said, said
+    assert "ALSA lib" not in capfd.readouterr().err
 
 
 def test_a_webcam_is_asked_for_the_size_and_rate_given(monkeypatch, caplog):

@@ -120,6 +120,11 @@ from streamfer.cli.common import (
                    "its own, 640x480 for most); said where it gives another.")
 @click.option("--camera-fps", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Webcam: the frame rate to ask the camera for (default: its own).")
+@click.option("--microphone", is_flag=False, flag_value="default", default=None,
+              metavar="[DEVICE]",
+              help="Webcam with --output: its sound from this microphone (alone: the "
+                   "system's default; ALSA's hw:1 on Linux, an index on macOS, a name on "
+                   "Windows), kept in step with the picture.")
 @click.option("--reconnect", default=30.0, show_default=True, metavar="SECONDS",
               type=click.FloatRange(min=0),
               help="Webcam or stream, and a stream sent (--output rtmp://…): when it "
@@ -150,8 +155,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
         start, end, threshold_text, smooth_text, min_face, min_score, detector, tiles_text,
         detector_model, model_path,
         batch_size, backend, device, mirror, flip_average, face_cadence, csv_empty_frames,
-        camera_size, camera_fps, reconnect, force, dry_run, ray_address, workers, report_path,
-        quiet) -> None:
+        camera_size, camera_fps, microphone, reconnect, force, dry_run, ray_address, workers,
+        report_path, quiet) -> None:
     """Recognise facial emotions in a webcam, video, photo, folder of them or stream.
 
     \b
@@ -186,6 +191,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
             is_webcam,
             open_source,
         )
+        from streamfer.sources.microphone import check_microphone
 
     log_warnings()
     if extra := click.get_current_context().args:  # ``-s footage/*.mp4``: the shell's list
@@ -229,6 +235,11 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
     if (camera_size or camera_fps) and not is_webcam(source):
         raise UserError("--camera-size/--camera-fps ask a webcam for its mode: give one "
                         "(--source 0)")
+    if microphone is not None and not is_webcam(source):
+        raise UserError("--microphone is a webcam's sound (--source 0): a video's or a "
+                        "stream's own sound is kept in --output without it")
+    if microphone is not None and not output:
+        raise UserError("--microphone keeps the webcam's sound in the video: give --output")
     if selfie_view is not None and not show:
         raise UserError("--selfie-view is how --show's window shows the picture: give --show")
     if not (output or csv_path or show or output_dir or csv_dir):
@@ -250,7 +261,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
                         face_cadence=face_cadence,
                         csv_empty_frames=csv_empty_frames, reconnect=reconnect,
                         camera_size=camera_size, camera_fps=camera_fps,
-                        progress=not quiet)
+                        microphone=microphone, progress=not quiet)
     try:  # everything a user can get wrong fails now, in seconds, before the model loads
         with deferred_interrupt():  # these open the input (OpenCV, PyAV): a Ctrl-C waits
             if folder:
@@ -270,6 +281,8 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
                     raise UserError(NOT_SOUGHT)  # before the model loads
                 if is_webcam(source):
                     check_camera(source)  # before the models load
+                    if microphone is not None:
+                        check_microphone(microphone)
                 elif not (is_url(source) or source == STDIN):
                     with open_source(source, start=start, end=end) as opened:
                         photo = opened.photo

@@ -6,6 +6,7 @@ One concept a module:
 - :mod:`~streamfer.sources.reader` — :class:`Source`, reading one input (``open_source``)
 - :mod:`~streamfer.sources.media` — which files are photos and videos; a folder's list
 - :mod:`~streamfer.sources.cameras` — webcams, by index or Linux device
+- :mod:`~streamfer.sources.microphone` — a webcam's sound, read beside its picture
 - :mod:`~streamfer.sources.streams` — links, their secrets masked; a live stream's clock
 - :mod:`~streamfer.sources.stdin` — a video piped in, its sound and shapes read beside
 - :mod:`~streamfer.sources.hls` — HLS playlists as a video: a master's rendition, its files

@@ -51,6 +51,7 @@ from streamfer.sources.errors import OutOfRange, SourceError
 from streamfer.sources.hls import ended_copy, rendition
 from streamfer.sources.live import LiveCapture, LiveSound
 from streamfer.sources.media import IMAGE_EXTS, other_media
+from streamfer.sources.microphone import Microphone
 from streamfer.sources.photos import as_bgr, read_photo
 from streamfer.sources.probe import pixel_aspect, probe, recorded, unreadable
 from streamfer.sources.shapes import SAME_TIME_S, LiveShapes, PipedShapes, Shapes
@@ -77,7 +78,8 @@ class Source:
 
     def __init__(self, spec: str, reconnect: float = RECONNECT_S, start: float = 0.0,
                  end: float | None = None, sound: bool | str = False,
-                 camera: tuple[tuple[int, int] | None, float | None] = (None, None)) -> None:
+                 camera: tuple[tuple[int, int] | None, float | None] = (None, None),
+                 microphone: str | None = None) -> None:
         self.spec = spec
         self._camera = camera  # a webcam's size and rate asked for (None: its own)
         # standard input's or a live link's sound, where ``sound`` (streamfer.sources.stdin,
@@ -123,10 +125,14 @@ class Source:
                               "(--end stops a live source that long after its first frame)")
         if start and self.piped:
             raise SourceError(NOT_SOUGHT)
-        if sound and self.live and self.url:  # read in the picture's connection
-            self.sound = LiveSound(live=sound == "live")
+        self._microphone: Microphone | None = None  # a webcam's sound, where asked for
+        heard = microphone and is_webcam(spec)  # (by a device beside the camera)
+        if sound and (self.live and self.url or heard):  # a link's: in the picture's
+            self.sound = LiveSound(live=sound == "live")  # connection
         try:
             self._open()
+            if heard and self.sound is not None:  # from the camera's first frame on
+                self._microphone = Microphone(microphone, self.sound)
         except BaseException:
             if self.sound is not None:
                 self.sound.close()
@@ -559,6 +565,8 @@ class Source:
                 now = due
                 if self.sound is not None and msec >= 0:  # its sound timed by the picture
                     self.sound.anchor(msec / 1000, now - self.origin)
+            elif self._microphone is not None:  # a webcam's: both timed by our clock
+                self.sound.anchor(now, now - self.origin)
             return now - self.origin
         msec = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self._cap is not None else -1
         # 0 past the first frame: no timestamps, where none came before (else a run of them
@@ -589,6 +597,8 @@ class Source:
 
     def __exit__(self, *exc) -> None:
         self.close()
+        if self._microphone is not None:
+            self._microphone.close()
         for folder in self._copies:  # an output video has taken its sound from them
             shutil.rmtree(folder, ignore_errors=True)
         if self.sound is not None:  # at the end of the ``with``: an output video took it
@@ -599,12 +609,14 @@ class Source:
 
 def open_source(spec: str | int | Path, reconnect: float = RECONNECT_S, start: float = 0.0,
                 end: float | None = None, sound: bool | str = False,
-                camera: tuple[tuple[int, int] | None, float | None] = (None, None)) -> Source:
+                camera: tuple[tuple[int, int] | None, float | None] = (None, None),
+                microphone: str | None = None) -> Source:
     """Open a webcam index ("0"), a stream URL, or a video/image file; ``reconnect``: how
     long a live source that dropped is tried again (0: never); ``start``, ``end``: the part
     of a file to read, in seconds of its time (a live source: ``end`` alone); ``sound``:
     standard input's or a live link's audio kept for an output video (:attr:`Source.sound`;
     ``"live"``: as it comes, for a video sent on: its ``heard()``);
     ``camera``: a webcam's size (width, height) and rate to ask for, each None for the
-    camera's own (OpenCV's, 640×480 for most)."""
-    return Source(str(spec), reconnect, start, end, sound, camera)
+    camera's own (OpenCV's, 640×480 for most); ``microphone``: a webcam's sound, where
+    ``sound``, heard by this device (:mod:`streamfer.sources.microphone`)."""
+    return Source(str(spec), reconnect, start, end, sound, camera, microphone)

@@ -1,0 +1,138 @@
+"""A webcam's sound: a microphone read by PyAV beside the camera, for an output video
+(``--microphone``). OpenCV reads a camera's picture alone.
+
+Its sound goes to a :class:`~streamfer.sources.live.LiveSound`, as a live link's does: each
+packet timed by our clock when it came (less its own length: the moment its first sample
+was heard), and placed by the frames, which are timed by the same clock when they are read
+(:meth:`~streamfer.sources.live.LiveSound.anchor`). A device is named as FFmpeg's input
+device for this system takes it — ALSA's ``default`` (or ``hw:1``, ``plughw:1,0``) on Linux,
+an index (``0``) on macOS (AVFoundation), a name (``Microphone (USB Audio)``) on Windows
+(DirectShow) —, or ``FORMAT:NAME`` for any input FFmpeg reads (``pulse:default`` where PyAV's
+FFmpeg has it).
+
+Example:
+    >>> from streamfer.sources.live import LiveSound
+    >>> from streamfer.sources.microphone import Microphone
+    >>> with Microphone("default", LiveSound(live=False)):       # doctest: +SKIP
+    ...     pass
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import threading
+import time
+
+from streamfer.assets import native_stderr_silenced
+from streamfer.sources.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+DEFAULT = "default"  # --microphone given without a device
+_ALSA_CONF = "/usr/share/alsa/alsa.conf"  # the system's ALSA settings (Debian, Fedora, Arch)
+_ALSA_SAYS = re.compile(r"^ALSA lib ")  # its lines on standard error as a device fails
+
+
+def device(name: str) -> tuple[str, str]:
+    """FFmpeg's input format and the device's name in it, for ``name`` as a user gives it."""
+    import av
+
+    kind, _, rest = name.partition(":")
+    if rest and kind in av.formats_available and kind not in ("hw", "plughw"):
+        found = kind, rest
+    elif sys.platform == "darwin":  # AVFoundation: ":N" is the Nth audio device, no picture
+        found = "avfoundation", f":{'0' if name == DEFAULT else name}"
+    elif sys.platform == "win32":
+        found = "dshow", f"audio={name}"
+    else:
+        found = "alsa", name
+    if found[0] == "alsa" and "ALSA_CONFIG_PATH" not in os.environ \
+            and os.path.isfile(_ALSA_CONF):  # PyAV's own ALSA looks for its settings where
+        os.environ["ALSA_CONFIG_PATH"] = _ALSA_CONF  # its build put them (/tmp/vendor/…):
+        os.environ.setdefault("ALSA_CONFIG_DIR", os.path.dirname(_ALSA_CONF))  # without
+    return found  # the system's, it knew no device by name ("Unknown PCM default")
+
+
+class Microphone:
+    """A microphone read as it hears, in a thread of its own, into ``sound`` (a
+    :class:`~streamfer.sources.live.LiveSound`), from now until :meth:`close`. Opening it
+    raises :class:`SourceError` with FFmpeg's reason where it cannot be opened."""
+
+    def __init__(self, name: str, sound) -> None:
+        import av
+
+        self.name, self._sound = name, sound
+        kind, path = device(name)
+        said: list[str] = []
+        try:
+            with native_stderr_silenced(_ALSA_SAYS, dropped=said):
+                self._container = av.open(path, format=kind)
+        except (OSError, av.FFmpegError, ValueError) as exc:
+            why = said[-1].rpartition(") ")[2] if said else \
+                getattr(exc, "strerror", None) or str(exc)  # ALSA's: "Unknown PCM hw:3"
+            if kind == "alsa" and not _sound_cards():
+                why += "; this machine shows no sound card"
+            raise SourceError(f"cannot open microphone {name} ({kind}: {why})") from None
+        if not self._container.streams.audio:
+            self._container.close()
+            raise SourceError(f"cannot open microphone {name} ({kind}: it gives no sound)")
+        self._track = self._container.streams.audio[0]
+        sound.connected(self._track)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="streamfer-microphone",
+                                        daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        import av
+
+        try:
+            for packet in self._container.demux(self._track):
+                if self._stop.is_set():
+                    break
+                if not packet.size:
+                    continue
+                length = float(packet.duration * packet.time_base) if packet.duration \
+                    and packet.time_base else 0.0
+                self._sound.packet(packet, time.monotonic() - length)
+        except (OSError, av.FFmpegError, ValueError) as exc:  # unplugged: the sound ends
+            if not self._stop.is_set():
+                log.warning("microphone %s stopped (%s): the rest of the video is silent",
+                            self.name, getattr(exc, "strerror", None) or exc)
+        finally:
+            self._container.close()
+
+    def close(self) -> None:
+        """Stop reading (within a packet's length; the device is closed by its thread)."""
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+    def __enter__(self) -> Microphone:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _sound_cards() -> bool:
+    """Whether Linux lists a sound card (True where it cannot be told)."""
+    try:
+        with open("/proc/asound/cards") as cards:
+            return "no soundcards" not in cards.read()
+    except OSError:
+        return not os.path.isdir("/proc")  # no /proc/asound on Linux: no sound at all
+
+
+def check_microphone(name: str) -> None:
+    """Open and close the microphone ``name``: :class:`SourceError` where it cannot be
+    opened, said before the models load."""
+    from streamfer.sources.live import LiveSound
+
+    sound = LiveSound(live=True)
+    try:
+        Microphone(name, sound).close()
+    finally:
+        sound.close()
