@@ -60,6 +60,18 @@ def test_bad_files_raise_a_clear_source_error(tmp_path, make, message):
         open_source(path)
 
 
+@pytest.mark.parametrize("text", ["#EXTM3U\n#EXTINF:12,Talk\ntalk.mp4\n#EXTINF:30,Q&A\nqa.mp4\n",
+                                  "talk.mp4\nqa.mp4\n"])
+def test_a_players_playlist_is_said_to_be_one(tmp_path, text):
+    """A player's list of videos (VLC's, Winamp's ``.m3u``) given as the source said "not a
+    video or photo format FFmpeg reads": it is said to be a list, and what to give."""
+    (tmp_path / "talks.m3u").write_text(text)
+    with pytest.raises(SourceError) as failed:
+        open_source(tmp_path / "talks.m3u")
+    assert str(failed.value).endswith("talks.m3u (a playlist of 2 files, not a video: give "
+                                      "their folder, or each one)")
+
+
 def _audio_only(path):
     import av
 

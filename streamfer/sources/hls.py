@@ -119,6 +119,22 @@ def is_hls(path: Path) -> bool:
     return playlist is not None and playlist.hls
 
 
+def listed_files(path: str) -> int | None:
+    """How many files a player's playlist (``.m3u``, ``.m3u8``: VLC's, Winamp's, a list of
+    files, not HLS) names, or None for any other file."""
+    if not path.lower().endswith(SUFFIXES):
+        return None
+    try:
+        text = _text(Path(path))
+    except OSError:
+        return None
+    playlist = Playlist.of(text)
+    if playlist is not None:
+        return None if playlist.hls else len(playlist.links)
+    lines = [line.strip() for line in text.lstrip("\ufeff").splitlines()]  # a plain list
+    return sum(1 for line in lines if line and not line.startswith("#")) or None
+
+
 def listed(path: Path) -> set[Path]:
     """The files on disk an HLS playlist file names, its renditions' playlists' too,
     resolved (empty where it is none, or cannot be read): parts of the video it is, not

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 
 from streamfer.frame import VideoFormat
+from streamfer.sources.hls import listed_files
 from streamfer.sources.streams import NETWORK_TIMEOUT_MS
 
 # FFmpeg's codes (H.273) of the primaries and transfers that the FFmpeg in opencv-python 5
@@ -170,5 +171,8 @@ def unreadable(path: str, said: str) -> str:
                 return (f"no video in {path}: it holds {' and '.join(kinds)} only" if kinds
                         else f"no video in {path}: it holds no stream")
     except (OSError, av.FFmpegError, ValueError):
+        if (files := listed_files(path)) is not None:  # a player's list (VLC's, Winamp's)
+            return (f"cannot open video: {path} (a playlist of {files} file"
+                    f"{'s' * (files != 1)}, not a video: give their folder, or each one)")
         return f"cannot open video: {path} (not a video or photo format FFmpeg reads)"
     return said
