@@ -46,9 +46,10 @@ def capture_options() -> dict[str, str]:
 
 
 class LiveSound:
-    """A live link's first sound track, over its connections: kept in a file (Matroska or
-    NUT; ``live=False``: :meth:`take`) or decoded as it comes (``live=True``: :meth:`heard`),
-    timed by the picture (:meth:`anchor`)."""
+    """A live link's first sound track, over its connections (or a webcam's microphone:
+    :mod:`streamfer.sources.microphone`): kept in a file (Matroska or NUT; ``live=False``:
+    :meth:`take`) or decoded as it comes (``live=True``: :meth:`heard`), timed by the
+    picture (:meth:`anchor`)."""
 
     def __init__(self, live: bool) -> None:
         self.live = live
