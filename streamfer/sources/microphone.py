@@ -75,8 +75,8 @@ class Microphone:
                 getattr(exc, "strerror", None) or str(exc)  # ALSA's: "Unknown PCM hw:3"
             if kind == "alsa" and not _sound_cards():
                 why += "; this machine shows no sound card"
-            elif kind == "alsa" and path == DEFAULT:  # (a desktop's sound server's plugin,
-                why += "; name its card: arecord -l lists them, --microphone plughw:1"  # ALSA's)
+            elif kind == "alsa" and path == DEFAULT:  # (where it is a sound server's plugin)
+                why += "; name its card: arecord -l lists them, --microphone plughw:1"
             raise SourceError(f"cannot open microphone {name} ({kind}: {why})") from None
         if not self._container.streams.audio:
             self._container.close()
