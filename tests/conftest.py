@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import cv2
@@ -376,6 +377,38 @@ def close_window(display: str, title: str) -> list[str]:
     x11.XFlush(connection)
     x11.XCloseDisplay(connection)
     return list(windows.values())
+
+
+@pytest.fixture
+def sound_server(tmp_path, monkeypatch):
+    """A PulseAudio server of our own (its socket in a folder of the test's: local only),
+    whose default source is a named pipe — a microphone that hears what is written into
+    the pipe: the pipe, once the server listens; stopped after. ALSA's ``default`` goes to
+    it through ALSA's pulse plugin, as on a desktop."""
+    if not (shutil.which("pulseaudio") and Path("/etc/alsa/conf.d/99-pulse.conf").exists()):
+        pytest.skip("needs PulseAudio and ALSA's pulse plugin (Debian's pulseaudio, "
+                    "libasound2-plugins; .ci/run installs them)")
+    runtime, pipe = tmp_path / "runtime", tmp_path / "microphone.pcm"
+    runtime.mkdir(mode=0o700)
+    (tmp_path / "server.pa").write_text(
+        "load-module module-native-protocol-unix auth-anonymous=1\n"
+        f"load-module module-pipe-source source_name=pipe file={pipe} format=s16le "
+        "rate=48000 channels=1\nset-default-source pipe\n")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    server = subprocess.Popen(["pulseaudio", "-n", "-F", str(tmp_path / "server.pa"),
+                               "--exit-idle-time=-1", "--daemonize=no", "--log-target=stderr"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not ((runtime / "pulse" / "native").exists() and pipe.exists()):
+            assert time.monotonic() < deadline and server.poll() is None, \
+                "PulseAudio did not start"
+            time.sleep(0.1)
+        yield pipe
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @pytest.fixture

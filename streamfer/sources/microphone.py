@@ -2,8 +2,9 @@
 (``--microphone``). OpenCV reads a camera's picture alone.
 
 Its sound goes to a :class:`~streamfer.sources.live.LiveSound`, as a live link's does: each
-packet timed by our clock when it came (less its own length: the moment its first sample
-was heard), and placed by the frames, which are timed by the same clock when they are read
+packet at the moment its first sample was heard, on our clock — ALSA stamps it by the wall
+clock; another device's own clock is fitted to ours by when its packets come —, placed by
+the frames, which are timed by the same clock when they are read
 (:meth:`~streamfer.sources.live.LiveSound.anchor`). A device is named as FFmpeg's input
 device for this system takes it — ALSA's ``default`` (or ``hw:1``, ``plughw:1,0``) on Linux,
 an index (``0``) on macOS (AVFoundation), a name (``Microphone (USB Audio)``) on Windows
@@ -50,10 +51,26 @@ def device(name: str) -> tuple[str, str]:
     else:
         found = "alsa", name
     if found[0] == "alsa" and "ALSA_CONFIG_PATH" not in os.environ \
-            and os.path.isfile(_ALSA_CONF):  # PyAV's own ALSA looks for its settings where
-        os.environ["ALSA_CONFIG_PATH"] = _ALSA_CONF  # its build put them (/tmp/vendor/…):
-        os.environ.setdefault("ALSA_CONFIG_DIR", os.path.dirname(_ALSA_CONF))  # without
-    return found  # the system's, it knew no device by name ("Unknown PCM default")
+            and os.path.isfile(_ALSA_CONF):  # PyAV's own ALSA looks for its settings and
+        os.environ["ALSA_CONFIG_PATH"] = _ALSA_CONF  # plugins where its build put them
+        os.environ.setdefault("ALSA_CONFIG_DIR", os.path.dirname(_ALSA_CONF))  # (/tmp/
+        plugins = _alsa_plugins()  # vendor/…): without the system's it knew no device by
+        if plugins and "ALSA_PLUGIN_DIR" not in os.environ:  # name ("Unknown PCM default"),
+            os.environ["ALSA_PLUGIN_DIR"] = plugins  # nor a desktop's default, PulseAudio's
+    return found  # or PipeWire's plugin
+
+
+def _alsa_plugins() -> str | None:
+    """The system's folder of ALSA plugins (Debian's and Ubuntu's, Fedora's, Arch's)."""
+    import glob
+    import platform
+
+    machine = platform.machine()
+    for folder in (*glob.glob(f"/usr/lib/{machine}-linux-gnu*/alsa-lib"),
+                   "/usr/lib64/alsa-lib", "/usr/lib/alsa-lib"):
+        if os.path.isdir(folder):
+            return folder
+    return None
 
 
 class Microphone:
@@ -73,8 +90,8 @@ class Microphone:
         except (OSError, av.FFmpegError, ValueError) as exc:
             why = said[-1].rpartition(") ")[2] if said else \
                 getattr(exc, "strerror", None) or str(exc)  # ALSA's: "Unknown PCM hw:3"
-            if kind == "alsa" and not _sound_cards():
-                why += "; this machine shows no sound card"
+            if kind == "alsa" and not _sound_cards() and not _sound_server():
+                why += "; this machine shows no sound card nor sound server"
             elif kind == "alsa" and path == DEFAULT:  # (where it is a sound server's plugin)
                 why += "; name its card: arecord -l lists them, --microphone plughw:1"
             raise SourceError(f"cannot open microphone {name} ({kind}: {why})") from None
@@ -91,15 +108,26 @@ class Microphone:
     def _read(self) -> None:
         import av
 
+        wall = time.monotonic() - time.time()  # the wall clock's time on our clock
+        first = zero = None  # the device's clock: its first time, and that on our clock
         try:
             for packet in self._container.demux(self._track):
                 if self._stop.is_set():
                     break
-                if not packet.size:
+                if not packet.size or packet.pts is None:
                     continue
-                length = float(packet.duration * packet.time_base) if packet.duration \
-                    and packet.time_base else 0.0
-                self._sound.packet(packet, time.monotonic() - length)
+                came, at = time.monotonic(), float(packet.pts * packet.time_base)
+                length = float(packet.duration * packet.time_base) if packet.duration else 0.0
+                if abs(at - time.time()) < 60:  # ALSA's: the wall clock when it was heard
+                    self._sound.packet(packet, at + wall)
+                    continue
+                # another device's own clock (from 0): its packets come in bursts (a sound
+                # server's buffer), so ours is fitted to the earliest each could have been
+                # heard at (no packet comes before its last sample)
+                first = at if first is None else first
+                heard = came - length - (at - first)
+                zero = heard if zero is None else min(zero, heard)
+                self._sound.packet(packet, zero + at - first)
         except (OSError, av.FFmpegError, ValueError) as exc:  # unplugged: the sound ends
             if not self._stop.is_set():
                 log.warning("microphone %s stopped (%s): the rest of the video is silent",
@@ -126,6 +154,13 @@ def _sound_cards() -> bool:
             return "no soundcards" not in cards.read()
     except OSError:
         return not os.path.isdir("/proc")  # no /proc/asound on Linux: no sound at all
+
+
+def _sound_server() -> bool:
+    """Whether a PulseAudio or PipeWire server listens for this user (a desktop's)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    return bool(os.environ.get("PULSE_SERVER")) or bool(runtime) and any(
+        os.path.exists(os.path.join(runtime, name)) for name in ("pulse/native", "pipewire-0"))
 
 
 def check_microphone(name: str) -> None:
