@@ -50,14 +50,16 @@ def device(name: str) -> tuple[str, str]:
         found = "dshow", f"audio={name}"
     else:
         found = "alsa", name
+    # PyAV's own ALSA looks for its settings and plugins where its build put them
+    # (/tmp/vendor/…): without the system's it knew no device by name ("Unknown PCM
+    # default"), nor a desktop's default, its sound server's plugin (PulseAudio's, PipeWire's)
     if found[0] == "alsa" and "ALSA_CONFIG_PATH" not in os.environ \
-            and os.path.isfile(_ALSA_CONF):  # PyAV's own ALSA looks for its settings and
-        os.environ["ALSA_CONFIG_PATH"] = _ALSA_CONF  # plugins where its build put them
-        os.environ.setdefault("ALSA_CONFIG_DIR", os.path.dirname(_ALSA_CONF))  # (/tmp/
-        plugins = _alsa_plugins()  # vendor/…): without the system's it knew no device by
-        if plugins and "ALSA_PLUGIN_DIR" not in os.environ:  # name ("Unknown PCM default"),
-            os.environ["ALSA_PLUGIN_DIR"] = plugins  # nor a desktop's default, PulseAudio's
-    return found  # or PipeWire's plugin
+            and os.path.isfile(_ALSA_CONF):
+        os.environ["ALSA_CONFIG_PATH"] = _ALSA_CONF
+        os.environ.setdefault("ALSA_CONFIG_DIR", os.path.dirname(_ALSA_CONF))
+        if (plugins := _alsa_plugins()) and "ALSA_PLUGIN_DIR" not in os.environ:
+            os.environ["ALSA_PLUGIN_DIR"] = plugins
+    return found
 
 
 def _alsa_plugins() -> str | None:
