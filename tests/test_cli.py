@@ -442,6 +442,8 @@ def test_an_hls_recording_cut_off_before_its_end_is_read_to_where_it_stops(tmp_p
                    env={**os.environ, "TMPDIR": str(scratch)}, timeout=90)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("has no end mark (#EXT-X-ENDLIST") == 1, done.stderr
+    assert f"{source.name} has no end mark" in done.stderr  # as the run names it
+    assert f"/{source.name} has no end mark" not in done.stderr
     assert "read as far as it lists now, 4 segments" in done.stderr
     assert frame_count(out) == (100, 25, (640, 360)) and has_audio(out)
     assert len(read_csv(tmp_path / "x.csv")) == 0  # (a test picture: no face)

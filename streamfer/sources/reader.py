@@ -98,7 +98,7 @@ class Source:
             self.reads, self._sound_from = chosen
             self._probed = (recorded(self.reads) or self._probed) if self.url else None
         self._copies: list[str] = []  # temporary folders of ended playlists (below)
-        self._cut_off: str | None = None  # what a run says of a playlist ended so
+        self._cut_off = 0  # the segments of a playlist ended so (0: none was)
         if not self.live and not self.piped:
             self._end_playlists()
         self.reconnect = reconnect
@@ -150,10 +150,7 @@ class Source:
                 ended[name] = copy[0]
                 self._copies.append(os.path.dirname(copy[0]))
                 if name == self.reads:
-                    n = copy[1]
-                    self._cut_off = (f"{self.name} has no end mark (#EXT-X-ENDLIST: its "
-                                     "recording was cut off, or is still being made): read "
-                                     f"as far as it lists now, {n} segment{'s' * (n != 1)}")
+                    self._cut_off = copy[1]
         self.reads = ended.get(self.reads, self.reads)
         self._sound_from = ended.get(self._sound_from, self._sound_from)
 
@@ -230,7 +227,11 @@ class Source:
         if not self.live:
             self.format, self.duration, self._indexed, self.note = \
                 self._probed or probe(self.reads)
-            self.note = self.note or self._cut_off
+            if self._cut_off and not self.note:  # (said by the name a run shows)
+                n = self._cut_off
+                self.note = (f"{self.name} has no end mark (#EXT-X-ENDLIST: its recording was "
+                             "cut off, or is still being made): read as far as it lists now, "
+                             f"{n} segment{'s' * (n != 1)}")
             if self._indexed and self.frame_count and self._indexed < self.frame_count:
                 self.frame_count = self._indexed  # OpenCV's counts the hidden frames too
             self._turned = round(cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 180 == 90
