@@ -10,7 +10,6 @@ Example:
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
 import tempfile
@@ -19,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamfer.sources.streams import NETWORK_TIMEOUT_MS
+from streamfer.sources.streams import REQUEST_ERRORS, requested
 
 SUFFIXES = (".m3u8", ".m3u")
 _ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')  # a tag's NAME=value, NAME="…", …
@@ -78,8 +77,7 @@ def rendition(spec: str) -> tuple[str, str] | None:
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else None
     try:
         if scheme in ("http", "https"):
-            with urllib.request.urlopen(urllib.request.Request(spec, headers={
-                    "User-Agent": "streamfer"}), timeout=NETWORK_TIMEOUT_MS / 1000) as reply:
+            with requested(spec) as reply:
                 head = reply.read(16)  # a video file's link: its first bytes alone
                 if not head.removeprefix(b"\xef\xbb\xbf").startswith(b"#EXTM3U"):
                     return None
@@ -89,7 +87,7 @@ def rendition(spec: str) -> tuple[str, str] | None:
             text, base = _text(Path(spec)), Path(os.path.abspath(spec)).as_uri()
         else:
             return None
-    except (OSError, ValueError, http.client.HTTPException):
+    except REQUEST_ERRORS:  # (OSError among them: a file that cannot be read)
         return None
     playlist = Playlist.of(text)
     if playlist is None or len(playlist.renditions) < 2:
@@ -108,17 +106,6 @@ def rendition(spec: str) -> tuple[str, str] | None:
     return _local(urllib.parse.urljoin(base, uri)), _local(urllib.parse.urljoin(base, sound))
 
 
-def is_hls(path: Path) -> bool:
-    """Whether ``path`` is an HLS playlist file (a player's ``.m3u`` list of files is not)."""
-    if path.suffix.lower() not in SUFFIXES:
-        return False
-    try:
-        playlist = Playlist.of(_text(path))
-    except OSError:
-        return False
-    return playlist is not None and playlist.hls
-
-
 def listed_files(path: str) -> int | None:
     """How many files a player's playlist (``.m3u``, ``.m3u8``: VLC's, Winamp's, a list of
     files, not HLS) names, or None for any other file."""
@@ -135,10 +122,10 @@ def listed_files(path: str) -> int | None:
     return sum(1 for line in lines if line and not line.startswith("#")) or None
 
 
-def listed(path: Path) -> set[Path]:
+def listed(path: Path) -> set[Path] | None:
     """The files on disk an HLS playlist file names, its renditions' playlists' too,
-    resolved (empty where it is none, or cannot be read): parts of the video it is, not
-    videos of their own."""
+    resolved: parts of the video it is, not videos of their own; None where ``path`` is no
+    HLS playlist (a player's ``.m3u`` list of files is not) or cannot be read."""
     seen: set[Path] = set()
     todo = [Path(path).resolve()]
     while todo:
@@ -146,8 +133,10 @@ def listed(path: Path) -> set[Path]:
         try:
             playlist = Playlist.of(_text(playlist_path))
         except OSError:
-            continue
+            playlist = None
         if playlist is None or not playlist.hls:
+            if playlist_path == Path(path).resolve():
+                return None
             continue
         for link in playlist.links:
             if "://" in link:  # on a server, not here

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from natsort import natsorted, ns
 
-from streamfer.sources.hls import SUFFIXES, is_hls, listed
+from streamfer.sources.hls import SUFFIXES, listed
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def list_media(folder: Path, skip: tuple[Path, ...] = (),
     folder = Path(folder)
     skip = tuple(Path(s).resolve() for s in skip)
     found, other, seen = [], [], set()
-    playlists: list[Path] = []  # HLS recordings' playlists (streamfer.sources.hls)
+    playlists: dict[Path, set[Path]] = {}  # HLS playlists, their parts (sources.hls)
 
     def unlisted(exc: OSError) -> None:
         log.warning("cannot list %s: %s", exc.filename, exc.strerror or exc)
@@ -82,8 +82,9 @@ def list_media(folder: Path, skip: tuple[Path, ...] = (),
             for name in files:
                 p = here / name
                 if p.suffix.lower() in SUFFIXES and not name.startswith(".") \
-                        and is_hls(p) and not any(p.resolve().is_relative_to(s) for s in skip):
-                    playlists.append(p)
+                        and not any(p.resolve().is_relative_to(s) for s in skip) \
+                        and (its := listed(p)) is not None:  # an HLS playlist
+                    playlists[p] = its
                     continue
                 ours = p.suffix.lower() in VIDEO_EXTS | IMAGE_EXTS
                 if name.startswith(".") \
@@ -98,8 +99,8 @@ def list_media(folder: Path, skip: tuple[Path, ...] = (),
         walk(link, follow=True)
     # an HLS recording (a playlist, its renditions', their segments) is one video: its
     # playlist, read whole; its segments and its renditions' playlists are its parts
-    parts = set().union(*(listed(p) for p in playlists))
-    found = [p for p in found + playlists if p.resolve() not in parts]
+    parts = set().union(*playlists.values())
+    found = [p for p in found + list(playlists) if p.resolve() not in parts]
     if left_out is not None:
         left_out.extend(natsorted(other, alg=ns.PATH | ns.IGNORECASE))
     return natsorted(found, alg=ns.PATH | ns.IGNORECASE)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import http.client
 import itertools
 import re
 import time
@@ -164,20 +165,30 @@ def unreachable(url: str) -> str | None:
         av.logging.set_level(level)
 
 
+# what asking an http(s) link in Python may raise (refused, timed out, malformed, a bad reply)
+REQUEST_ERRORS = (OSError, ValueError, http.client.HTTPException)
+
+
+def requested(url: str):
+    """The reply of an http(s) ``url`` to a GET of ours (a context manager; headers, then
+    its body as it is read), bounded as FFmpeg's opening is; raises one of
+    :data:`REQUEST_ERRORS`."""
+    import urllib.request
+
+    return urllib.request.urlopen(urllib.request.Request(url, headers={
+        "User-Agent": "streamfer"}), timeout=NETWORK_TIMEOUT_MS / 1000)
+
+
 def _web_page(url: str) -> str | None:
     """Why FFmpeg found no media at an http(s) link, where the link is a web page (a video
     site's ``watch?v=`` page, a camera's settings page: FFmpeg said only "Invalid data found
     when processing input"); None where it is not one, or cannot be told."""
-    import http.client
-    import urllib.request
-
     if url.split("://", 1)[0].lower() not in ("http", "https"):
         return None
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers={
-                "User-Agent": "streamfer"}), timeout=NETWORK_TIMEOUT_MS / 1000) as reply:
+        with requested(url) as reply:
             kind = reply.headers.get_content_type()
-    except (OSError, ValueError, http.client.HTTPException):
+    except REQUEST_ERRORS:
         return None
     if kind not in ("text/html", "application/xhtml+xml"):
         return None
