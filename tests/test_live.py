@@ -44,6 +44,17 @@ def cli(*args):
                             stderr=subprocess.PIPE, text=True, env=environment)
 
 
+def while_running(proc, look, timeout=60):
+    """``look()`` every 0.1 s while ``proc`` runs, for ``timeout`` s at most: the first thing
+    it gives that is not None (then it stops looking), else None."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if (seen := look()) is not None:
+            return seen
+        time.sleep(0.1)
+    return None
+
+
 def run_to_end(*args, timeout=120):
     """``cli(*args)`` run to its end (killed if it outlives ``timeout``): its exit status and
     standard error."""
@@ -105,10 +116,7 @@ def test_a_stream_that_drops_is_reconnected_and_a_lost_one_ends_with_an_error(
         before = rows.poll()
         rows.wait_for(before + 25, proc, timeout=60)
         stream_server.stop()  # for good
-        deadline = time.monotonic() + 60
-        while proc.poll() is None and time.monotonic() < deadline:
-            rows.poll()
-            time.sleep(0.1)
+        while_running(proc, lambda: (rows.poll(), None)[1])  # every row seen, to its end
         stderr = proc.communicate(timeout=10)[1]
     finally:
         if proc.poll() is None:
@@ -1057,13 +1065,11 @@ def test_the_annotated_video_is_written_as_an_hls_playlist_as_it_is_made(tmp_pat
     time.sleep(1.0)
     proc = cli("-s", stream_server.url, "-o", out / "live.m3u8", "--end", "8", "-q")
     try:
-        growing, deadline = None, time.monotonic() + 60
-        while proc.poll() is None and time.monotonic() < deadline:
+        def two_segments():
             listed = (out / "live.m3u8").read_text() if (out / "live.m3u8").exists() else ""
-            if listed.count(".ts") >= 2:
-                growing = listed
-                break
-            time.sleep(0.1)
+            return listed if listed.count(".ts") >= 2 else None
+
+        growing = while_running(proc, two_segments)
         stderr = proc.communicate(timeout=60)[1]
     finally:
         if proc.poll() is None:
