@@ -453,6 +453,21 @@ def test_a_link_s_password_is_neither_shown_nor_written(tmp_path, locked_server,
     assert f"Error: cannot open stream: rtsp://admin:****@127.0.0.1:{port}/live" in stderr
 
 
+def test_a_links_password_goes_only_to_its_own_server():
+    """A master playlist's renditions are read with the master's ``user:password@`` where
+    they are on its server (relative or absolute links), and without it elsewhere (a CDN's
+    segments): a password is not handed to another host."""
+    from streamfer.sources.streams import as_asked
+
+    asked = "https://viewer:p%40ss@tv.example:8443/vod/master.m3u8"
+    assert as_asked("https://tv.example:8443/vod/v1.m3u8", asked) == \
+        "https://viewer:p%40ss@tv.example:8443/vod/v1.m3u8"
+    assert as_asked("https://cdn.example/vod/v1.m3u8", asked) == "https://cdn.example/vod/v1.m3u8"
+    assert as_asked("http://tv.example:8443/v1.m3u8", asked) == "http://tv.example:8443/v1.m3u8"
+    assert as_asked("https://tv.example/v1.m3u8", "https://tv.example/m.m3u8") == \
+        "https://tv.example/v1.m3u8"
+
+
 def test_a_recorded_file_behind_an_http_link_is_read_as_a_file(tmp_path, http_server,
                                                                face_clip):
     """Its frame count, timestamps and audio are the file's (an http link used to count as
@@ -949,23 +964,26 @@ def test_a_live_hls_links_largest_rendition_is_read_alone(tmp_path, live_hls):
     # at each rendition on opening, as it tells a recorded link from a live one and reads it)
 
 
-@pytest.mark.parametrize("where", ["link", "file"])
+@pytest.mark.parametrize("where", ["link", "file", "link behind a password"])
 @pytest.mark.parametrize("sound", ["in each rendition", "a rendition of its own"])
 def test_a_recorded_hls_masters_largest_rendition_is_read_with_its_sound_alone(
-        tmp_path, http_server, sound, where):
+        tmp_path, request, sound, where):
     """A recorded HLS link (a video site's or a lecture archive's master playlist: 1080p,
     720p, 360p…), or such a playlist on disk with its segments, was read as a file at its
     first rendition, often its smallest — 320×180 of a 640×360 video, with a warning and an
     ``ffmpeg -map`` command — and its annotated copy had every rendition's sound, the same
     sound twice. Its largest is read, with the sound that goes with it, once: in the
     rendition's segments, or in an audio rendition of its own (``EXT-X-MEDIA``), as
-    players take it."""
+    players take it. A master behind a password (HTTP basic authentication, the link's
+    ``user:password@``, as a private server asks) is read alike: it was read at its first
+    rendition (the link's user part was not taken by the master's reading)."""
     import av
 
-    root, base = http_server
+    root, base = request.getfixturevalue(
+        "locked_server" if where.endswith("password") else "http_server")
     write_hls(root, own_sound=sound == "a rendition of its own")
     out = tmp_path / "out.mkv"
-    master = f"{base}/master.m3u8" if where == "link" else root / "master.m3u8"
+    master = root / "master.m3u8" if where == "file" else f"{base}/master.m3u8"
     code, stderr = run_to_end("-s", master, "-o", out, "-q")
     assert code == 0 and "video tracks" not in stderr, stderr
     assert frame_count(out)[:1] == (100,) and frame_count(out)[2] == (640, 360)

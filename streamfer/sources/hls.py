@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamfer.sources.streams import REQUEST_ERRORS, requested
+from streamfer.sources.streams import REQUEST_ERRORS, as_asked, requested
 
 SUFFIXES = (".m3u8", ".m3u")
 _ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')  # a tag's NAME=value, NAME="…", …
@@ -103,7 +103,8 @@ def rendition(spec: str) -> tuple[str, str] | None:
     group = [s for s in playlist.sounds if s.get("GROUP-ID") == attributes.get("AUDIO")]
     sound = next((s["URI"] for s in group if s.get("DEFAULT") == "YES"),
                  group[0]["URI"] if group else uri)
-    return _local(urllib.parse.urljoin(base, uri)), _local(urllib.parse.urljoin(base, sound))
+    return tuple(_local(as_asked(urllib.parse.urljoin(base, link), spec))
+                 for link in (uri, sound))
 
 
 def listed_files(path: str) -> int | None:

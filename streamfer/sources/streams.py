@@ -172,11 +172,35 @@ REQUEST_ERRORS = (OSError, ValueError, http.client.HTTPException)
 def requested(url: str):
     """The reply of an http(s) ``url`` to a GET of ours (a context manager; headers, then
     its body as it is read), bounded as FFmpeg's opening is; raises one of
-    :data:`REQUEST_ERRORS`."""
+    :data:`REQUEST_ERRORS`. A link's ``user:password@`` answers its server's HTTP basic or
+    digest challenge, as FFmpeg's reading answers it (urllib took it for the host's)."""
+    import urllib.parse
     import urllib.request
 
-    return urllib.request.urlopen(urllib.request.Request(url, headers={
-        "User-Agent": "streamfer"}), timeout=NETWORK_TIMEOUT_MS / 1000)
+    parts = urllib.parse.urlsplit(url)
+    user, at, server = parts.netloc.rpartition("@")
+    keys = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    if at:
+        url = parts._replace(netloc=server).geturl()
+        name, _, password = user.partition(":")
+        keys.add_password(None, url, urllib.parse.unquote(name), urllib.parse.unquote(password))
+    opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(keys),
+                                         urllib.request.HTTPDigestAuthHandler(keys))
+    return opener.open(urllib.request.Request(url, headers={"User-Agent": "streamfer"}),
+                       timeout=NETWORK_TIMEOUT_MS / 1000)
+
+
+def as_asked(link: str, asked: str) -> str:
+    """``link`` (of a reply to ``asked``, or one it names) with ``asked``'s
+    ``user:password@`` where both are of the same server, for FFmpeg to answer its
+    challenge with; a link to another server goes without it, as a browser's would."""
+    import urllib.parse
+
+    mine, theirs = urllib.parse.urlsplit(asked), urllib.parse.urlsplit(link)
+    user, at, server = mine.netloc.rpartition("@")
+    if not at or (theirs.scheme, theirs.netloc) != (mine.scheme, server):
+        return link
+    return theirs._replace(netloc=f"{user}@{server}").geturl()
 
 
 def _web_page(url: str) -> str | None:
