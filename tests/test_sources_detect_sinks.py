@@ -871,6 +871,30 @@ def test_a_clip_cut_without_re_encoding_is_not_called_truncated(tmp_path, caplog
     assert part == [(f.index, f.time_s) for f in frames if 1.5 <= f.time_s < 2.5]
 
 
+def test_an_avis_held_frames_are_not_called_truncated(tmp_path, caplog):
+    """An AVI holds a frame over a slot with an empty chunk (a capture's dropped frame, or
+    FFmpeg's muxer where timestamps skip one); its header counts the slot as a frame. A
+    whole file was called "truncated or corrupt" (72 of the 73 frames its index lists,
+    FFmpeg's ``-c:v mpeg4 -c:a mp3`` copy of the single-face clip) and its progress bar
+    ended at 72/73. An AVI cut short is still said to be."""
+    import logging
+
+    held, cut = tmp_path / "held.avi", tmp_path / "cut.avi"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=160x120:rate=25", "-frames:v", "50", "-vf",
+                    "select='not(eq(n\\,10)+eq(n\\,30))'", "-fps_mode", "passthrough",
+                    "-c:v", "mpeg4", str(held)], check=True)  # slots 10 and 30: empty
+    with caplog.at_level(logging.WARNING), open_source(held) as source:
+        frames = list(source)
+        assert source.frame_count == len(frames) == 50  # of 52 slots
+    assert frames[10].time_s == pytest.approx(11 / 25)  # frame 9 is held over slot 10
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    cut.write_bytes(held.read_bytes()[:held.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING), open_source(cut) as source:
+        assert 10 < len(list(source)) < 40
+    assert "truncated or corrupt" in caplog.text
+
+
 def test_stages_stop_promptly_whichever_side_waits():
     """A consumer that gives up, or a stop while the producer is stuck in a slow read, ends
     the stage thread within a tick or two (no 5 s wait, no thread blocked forever)."""

@@ -86,6 +86,12 @@ def probe(path: str) -> tuple[VideoFormat, float | None, int | None, str | None]
             fmt = VideoFormat(Fraction(sar) if sar and sar != 1 else None, rng, **tags,
                               field_order=fields if 2 <= fields <= 5 else None)
             frames = stream.frames - _edited_out(container, stream) if stream.frames else None
+            listed = stream.index_entries if container.format.name == "avi" else ()
+            if frames and len(listed) and listed[len(listed) - 1].timestamp + 1 == stream.frames:
+                # an AVI's empty chunks hold the frame before over their slots (a capture's
+                # dropped frames): its header counts them; its index, whole to the last slot
+                # (a cut-off file's is what a scan found so far), lists frames alone
+                frames = min(frames, len(listed))
             return fmt, duration, frames or None, _other_tracks(path, container)
     except (OSError, IndexError, av.FFmpegError, ValueError):
         return VideoFormat(), None, None, None
