@@ -1034,6 +1034,34 @@ def test_the_output_s_sound_is_in_time_with_its_picture_where_the_picture_starts
     assert abs(heard - seen) < 0.045, (seen, heard)  # within a frame (25 fps)
 
 
+def test_an_avi_is_written_at_its_frame_rate_each_frame_in_the_slot_of_its_time(tmp_path):
+    """AVI has no timestamps: a frame's time is its slot at the file's rate. It was written
+    at 90 kHz ticks, which FFmpeg's AVI made 600 fps (a 3 s clip at 25 fps: 1,800 slots for
+    75 frames, which an editor imports as a 600 fps clip), with B-frames, whose order AVI
+    cannot hold (FFmpeg read them out of order in time: the picture late on its sound), and
+    its sound carried over moved every frame after the first one slot later. Now the
+    input's rate, no B-frames, each frame in its slot; the click with its flash, 21 ms after
+    (AAC's priming, which AVI has no edit list to trim)."""
+    import av
+    from av.video.frame import PictureType
+
+    clip = flash_clip(tmp_path / "late.mp4", lead_s=0.5)
+    out = tmp_path / "out.avi"
+    done = run_cli("-s", clip, "-o", out, "-q")
+    assert done.returncode == 0, done.stderr
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        slots = [entry.timestamp for entry in stream.index_entries]
+        assert (stream.average_rate, stream.frames) == (25, 75)
+        frames = [(frame.pict_type, frame.to_ndarray(format="gray").mean())
+                  for frame in container.decode(stream)]  # in the order they are stored
+    assert slots == list(range(75)) and PictureType.B not in {kind for kind, _ in frames}
+    white = next(k for k, (_, grey) in enumerate(frames) if grey > 128)
+    assert slots[white] == 30  # 1.2 s
+    heard = flash_and_click(out)[1]
+    assert 1.19 < heard < 1.235, heard
+
+
 def test_long_names_are_written_where_the_file_system_takes_them(tmp_path, face_bgr):
     """A legal output name of 255 bytes (85 CJK characters are as many) was refused after the
     work, 'File name too long', by the hidden file it is written as first (six bytes more);

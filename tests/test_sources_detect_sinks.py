@@ -529,6 +529,23 @@ def test_video_sink_keeps_each_frame_at_its_timestamp(tmp_path):
     np.testing.assert_allclose(probe(out)[4], times, atol=1e-3)
 
 
+def test_an_avi_holds_a_frame_over_the_slots_its_input_skipped(tmp_path):
+    """Variable frame rate in AVI, which has no timestamps: each frame in the slot of its
+    time at the file's rate, and the slots between two frames apart left empty (a player
+    holds the frame before), as a capture's dropped frames are (they were ticks of 1/600 s:
+    a 600 fps file)."""
+    import av
+
+    out = tmp_path / "vfr.avi"
+    with VideoSink(out, 25, (64, 48)) as video:
+        for t in [0.0, 0.04, 0.12, 0.16, 0.52]:
+            video.write(np.zeros((48, 64, 3), np.uint8), t)
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.average_rate == 25
+        assert [entry.timestamp for entry in stream.index_entries] == [0, 1, 3, 4, 13]
+
+
 def test_video_sink_carries_pixel_aspect_and_colour_tags(tmp_path):
     from fractions import Fraction
 

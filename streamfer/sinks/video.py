@@ -74,6 +74,8 @@ class VideoSink:
     ``veryfast`` took 102 ms a 4K frame on 2 cores and ``superfast`` 56 ms (files ~2.4× larger).
     """
 
+    _time_base = TIME_BASE  # of the frames' timestamps (an AVI's: its frame rate's)
+
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int],
                  audio_from=None, fmt: VideoFormat | None = None,
                  quality: int = 23, whole_only: bool = False, start: float = 0.0) -> None:
@@ -90,6 +92,14 @@ class VideoSink:
         self._part = part_path(self.path)
         codec = CONTAINERS[self.path.suffix.lower()]
         options = _KEPT_AS_WRITTEN.get(self.path.suffix.lower(), {})
+        coding = {}
+        if self.path.suffix.lower() == ".avi":
+            # AVI has no timestamps: a frame's slot at its rate is its time (an empty chunk
+            # holds the frame before over a slot), and frames in the order they are shown,
+            # no B-frames. At 90 kHz ticks it said 600 fps, and a player shows B-frames'
+            # pictures late: the picture a frame after its sound, at 25 fps
+            self._time_base = 1 / Fraction(fps).limit_denominator(1001000)
+            coding = {"bf": "0"}
         if options is _FRAGMENTED and not _fragments_kept():
             options = {}
         try:
@@ -97,8 +107,9 @@ class VideoSink:
         except (OSError, av.FFmpegError) as exc:
             raise SinkError(cannot_write(self.path, exc)) from None
         preset = "superfast" if size[0] * size[1] > 1920 * 1088 else "veryfast"
-        self._begin(codec, {"crf": str(quality), "preset": preset} if codec == "libx264" else
-                    {"crf": str(quality + 8), "b": "0", "deadline": "realtime", "cpu-used": "8"})
+        self._begin(codec, {"crf": str(quality), "preset": preset, **coding} if codec == "libx264"
+                    else {"crf": str(quality + 8), "b": "0", "deadline": "realtime",
+                          "cpu-used": "8"})
 
     def _begin(self, codec: str, options: dict, stream=None) -> None:
         """The video stream in ``self._container`` (:meth:`_add_video`, or ``stream`` where
@@ -124,7 +135,7 @@ class VideoSink:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001000))
         stream.width, stream.height = size[0] + self._pad[1], size[1] + self._pad[0]
         stream.pix_fmt = "yuv420p"
-        stream.time_base = stream.codec_context.time_base = TIME_BASE
+        stream.time_base = stream.codec_context.time_base = self._time_base
         stream.options = options
         cc = stream.codec_context
         if self._fmt.sar:
@@ -155,8 +166,8 @@ class VideoSink:
         if any(self._pad):
             image = cv2.copyMakeBorder(image, 0, self._pad[0], 0, self._pad[1],
                                        cv2.BORDER_REPLICATE)
-        step = 1 / (self.fps * TIME_BASE)
-        pts = None if time_s is None else round(max(0.0, time_s - self._start) / TIME_BASE)
+        step = 1 / (self.fps * self._time_base)
+        pts = None if time_s is None else round(max(0.0, time_s - self._start) / self._time_base)
         if self._last_pts is not None and (pts is None or pts <= self._last_pts):
             pts = self._last_pts + max(1, round(step)) if pts is None else self._last_pts + 1
         pts = 0 if pts is None else pts
@@ -194,7 +205,7 @@ class VideoSink:
         else:
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         frame = frame.reformat(**self._reformat)
-        frame.pts, frame.time_base = pts, TIME_BASE
+        frame.pts, frame.time_base = pts, self._time_base
         return frame
 
     def finish(self) -> None:
@@ -239,7 +250,7 @@ class VideoSink:
         if not self.frames:
             self._part.unlink(missing_ok=True)
         elif self.whole:  # else it stays its part file (the caller says so)
-            end = (self._last_pts * TIME_BASE) + Fraction(1) / Fraction(self.fps)
+            end = (self._last_pts * self._time_base) + Fraction(1) / Fraction(self.fps)
             sound = self._audio_from
             if hasattr(sound, "take"):  # a pipe's, kept as it came: (file, delay) or None
                 taken = sound.take()
@@ -312,7 +323,10 @@ class VideoSink:
                "-c:a", sound, "-b:a", "160k",
                *(x for i, (_, codec) in enumerate(subtitles) for x in (f"-c:s:{i}", codec)),
                *(["-bsf:s", _FROM_ZERO] if subtitles else []),
-               "-t", f"{seconds:.3f}", str(tmp)]
+               "-t", f"{seconds:.3f}",
+               # an AVI's slots are its time: with -t, FFmpeg moved every frame after the
+               # first one slot later, making its timestamps not negative
+               *(["-avoid_negative_ts", "disabled"] if suffix == ".avi" else []), str(tmp)]
         # its own session: a Ctrl-C at the terminal reaches us, not this last step
         done = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True)
         if done.returncode == 0:
