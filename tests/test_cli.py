@@ -325,6 +325,15 @@ SAID_AFTER_THE_MODELS = {"no display", "not a streamfer model file",
     (["--source", "{clip}", "--csv", "x.csv", "--report", "r.pdf"], "name it r.html"),
     (["--source", "{folder}", "--csv-dir", "out", "--report", "p.html"],
      "name a folder, not 'p.html'"),
+    # a folder misspelt, or a quoted pattern, with a folder's options: it said "--output-dir/
+    # --csv-dir are for folder sources; use --output/--csv", as if a folder were not meant
+    (["--source", "{folder}/footgae/", "--output-dir", "out"],
+     "no such folder: {folder}/footgae/"),
+    (["--source", "{folder}/footgae", "--csv-dir", "out", "--dry-run"],
+     "no such folder: {folder}/footgae"),
+    (["--source", "{folder}/*.mp4", "--csv-dir", "out"],
+     "no such folder: {folder}/*.mp4 (a pattern matching 1 file: give its folder, "
+     "--source {folder}/)"),
     # a file named as a folder: "not a video or photo format FFmpeg reads" of a good file
     (["--source", "{clip}/", "--csv", "x.csv"], "face.mp4 is a file: drop the /"),
 ])
@@ -333,7 +342,7 @@ def test_usage_errors_are_one_line(tmp_path, face_clip, args, expected, request)
     if expected in SAID_AFTER_THE_MODELS:
         request.getfixturevalue("detector_ready")
     args = [a.format(clip=face_clip, folder=face_clip.parent) for a in args]
-    expected = expected.format(clip=face_clip)
+    expected = expected.format(clip=face_clip, folder=face_clip.parent)
     env = {"DISPLAY": "", "WAYLAND_DISPLAY": ""}
     done = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), *args], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300,

@@ -209,6 +209,10 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
     if folder and csv_path and Path(csv_path).resolve().is_relative_to(Path(csv_dir).resolve()):
         raise UserError("the joined --csv must lie outside --csv-dir (whose CSVs are one "
                         "input each)")
+    if not folder and (output_dir or csv_dir or ray_address or workers or dry_run) \
+            and not (is_url(source) or is_webcam(source) or source == STDIN) \
+            and not Path(source).exists():  # a folder misspelt, or a pattern quoted
+        raise UserError(f"no such folder: {source}{_matching(source)}")
     if not folder and (output_dir or csv_dir):
         raise UserError("--output-dir/--csv-dir are for folder sources; use --output/--csv")
     if (ray_address or workers) and not folder:
@@ -364,6 +368,20 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
         sys.exit(141)  # as a filter killed by SIGPIPE
     except user_errors() as exc:
         raise UserError(str(exc)) from None
+
+
+def _matching(pattern: str) -> str:
+    """What a folder's name that is a shell pattern the shell did not expand (quoted)
+    matches, and the folder to give instead; empty for another name."""
+    import glob
+
+    many = glob.has_magic(pattern) and len(glob.glob(pattern))
+    if not many:
+        return ""
+    parent = Path(pattern).parent
+    folder = "" if glob.has_magic(str(parent)) else f", --source {parent}/"
+    return (f" (a pattern matching {many} file{'s' * (many != 1)}: give "
+            f"{'its' if many == 1 else 'their'} folder{folder})")
 
 
 def _join(csv_path, source, output_dir, csv_dir, results) -> None:
