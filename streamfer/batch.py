@@ -23,7 +23,13 @@ from pathlib import Path
 
 from streamfer.files import NAME_MAX, atomic_file, cannot_write, printable, write_atomically
 from streamfer.sinks import CONTAINERS, PHOTOS, Inputs, SinkError, check_output
-from streamfer.sources import IMAGE_EXTS, SourceError, list_media, open_source
+from streamfer.sources import (
+    IMAGE_EXTS,
+    SourceError,
+    animation_frames,
+    list_media,
+    open_source,
+)
 
 DONE_FILE = ".streamfer-done.json"
 SKIPPED = "skipped (done)"
@@ -145,7 +151,7 @@ def plan_folder(folder: str | Path, output_dir: str | Path | None,
     jobs, owners, known = [], {}, Inputs(inputs)
     for path in inputs:
         rel = path.relative_to(folder)
-        photo = rel.suffix.lower() in IMAGE_EXTS
+        photo = rel.suffix.lower() in IMAGE_EXTS and not animation_frames(path)
         keeps = PHOTOS if photo else CONTAINERS
         named = rel if rel.suffix.lower() in keeps \
             else rel.with_name(rel.name + (".png" if photo else ".mp4"))

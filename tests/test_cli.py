@@ -376,6 +376,36 @@ def test_folder_batch_skips_broken_files_and_resumes(tmp_path, face_clip, face_b
     assert "day2/b.mov" in again.stderr  # the summary names inputs by relative path
 
 
+@pytest.mark.parametrize("name", ["moving.webp", "moving.png"])
+def test_an_animated_webp_or_png_is_read_as_the_video_it_is(tmp_path, face_bgr, name):
+    """An animated WebP (the web's GIF now) or an APNG named ``.png`` was read as a photo:
+    its first frame alone, not a word of the others. It is a video now, each frame at its
+    own duration: a row each, an annotated video; in a folder run its output is a video
+    (``moving.webp.mp4``), and a still one stays a photo."""
+    from PIL import Image
+
+    footage, out = tmp_path / "footage", tmp_path / "out"
+    footage.mkdir()
+    frames = [compose(face_bgr, (320, 240), 20 + 30 * i, 20, scale=0.6) for i in range(5)]
+    images = [Image.fromarray(np.ascontiguousarray(frame[..., ::-1])) for frame in frames]
+    images[0].save(footage / name, save_all=True, append_images=images[1:],
+                   duration=[100, 300, 100, 100, 200], loop=0)
+    cv2.imwrite(str(footage / "still.png"), frames[0])
+    table = tmp_path / "t.csv"
+    done = run_cli("-s", footage / name, "--csv", table, "--csv-empty-frames",
+                   "-o", tmp_path / "moving.mp4", "-q")
+    assert done.returncode == 0, done.stderr
+    rows = read_csv(table)
+    assert [row["time_s"] for row in rows] == ["0.0000", "0.1000", "0.4000", "0.5000",
+                                                "0.6000"]
+    assert all(row["face_id"] for row in rows)
+    assert frame_count(tmp_path / "moving.mp4")[0] == 5
+    done = run_cli("-s", footage, "--output-dir", out, "-q")
+    assert done.returncode == 0, done.stderr
+    assert frame_count(out / f"{name}.mp4")[0] == 5
+    assert cv2.imread(str(out / "still.png")).shape == (240, 320, 3)
+
+
 def test_a_folder_of_photos_and_videos_gets_annotated_copies_and_a_csv_each(tmp_path,
                                                                             face_clip, face_bgr):
     """Photos in a folder run: each gets its annotated copy under its own name (a format we

@@ -26,7 +26,7 @@ Example:
 
 from streamfer.sources.cameras import camera_index, check_camera, is_webcam
 from streamfer.sources.errors import OutOfRange, SourceError
-from streamfer.sources.media import HEIF_EXTS, IMAGE_EXTS, VIDEO_EXTS, list_media
+from streamfer.sources.media import HEIF_EXTS, IMAGE_EXTS, VIDEO_EXTS, animation_frames, list_media
 from streamfer.sources.photos import photo_metadata, read_photo
 from streamfer.sources.probe import opencv_makes_sdr, recorded
 from streamfer.sources.reader import Source, open_source
@@ -34,6 +34,6 @@ from streamfer.sources.stdin import NOT_SOUGHT, STDIN, STDIN_NAME
 from streamfer.sources.streams import RECONNECT_S, attempts, is_url, redacted
 
 __all__ = ["HEIF_EXTS", "IMAGE_EXTS", "NOT_SOUGHT", "RECONNECT_S", "STDIN", "STDIN_NAME",
-           "VIDEO_EXTS", "OutOfRange", "Source", "SourceError", "attempts", "camera_index",
-           "check_camera", "is_url", "is_webcam", "list_media", "open_source",
+           "VIDEO_EXTS", "OutOfRange", "Source", "SourceError", "animation_frames", "attempts",
+           "camera_index", "check_camera", "is_url", "is_webcam", "list_media", "open_source",
            "opencv_makes_sdr", "photo_metadata", "read_photo", "recorded", "redacted"]

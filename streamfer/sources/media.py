@@ -113,3 +113,19 @@ def other_media(path: Path) -> bool:
     suffix, kind = path.suffix.lower(), mimetypes.guess_type(path.name)[0] or ""
     return suffix not in VIDEO_EXTS | IMAGE_EXTS \
         and (suffix in _OTHER_MEDIA or kind.startswith(("image/", "video/")))
+
+
+def animation_frames(path: str | Path) -> int:
+    """The frames of an animation in an image file (an animated WebP, an APNG named
+    ``.png``: the web's moving pictures, read as a video), or 0 for a still photo, or a file
+    that cannot be read as one."""
+    if Path(path).suffix.lower() not in (".webp", ".png"):
+        return 0
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            frames = getattr(image, "n_frames", 1)
+    except (OSError, ValueError, UnidentifiedImageError):
+        return 0
+    return frames if frames > 1 else 0

@@ -50,7 +50,7 @@ from streamfer.sources.cameras import CAMERA_PROBE_NOISE, camera_index, check_ca
 from streamfer.sources.errors import OutOfRange, SourceError
 from streamfer.sources.hls import ended_copy, rendition
 from streamfer.sources.live import LiveCapture, LiveSound
-from streamfer.sources.media import IMAGE_EXTS, other_media
+from streamfer.sources.media import IMAGE_EXTS, animation_frames, other_media
 from streamfer.sources.microphone import Microphone
 from streamfer.sources.photos import as_bgr, read_photo
 from streamfer.sources.probe import pixel_aspect, probe, recorded, unreadable
@@ -187,7 +187,8 @@ class Source:
                 raise SourceError(f"cannot read {spec}: a kind of photo or video streamfer "
                                   "does not read (convert it: JPEG, PNG or MP4)")
             self.name = printable(path.name)
-            if path.suffix.lower() in IMAGE_EXTS:
+            animation = animation_frames(path)  # an animated WebP or PNG: a video
+            if path.suffix.lower() in IMAGE_EXTS and not animation:
                 self._image = read_photo(spec)
                 if self._image is None:
                     raise SourceError(f"cannot decode image: {spec}")
@@ -220,6 +221,8 @@ class Source:
                      int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = count if count > 0 and not self.live else None
+        if not self.live and not self.url and not self.piped and self.frame_count is None:
+            self.frame_count = animation_frames(spec) or None  # (OpenCV's: none)
         if not self.live and self.size[0] * self.size[1] == 0:
             cap.release()
             said = f"cannot decode video: {redacted(spec)}"
