@@ -119,11 +119,17 @@ def animation_frames(path: str | Path) -> int:
     """The frames of an animation in an image file (an animated WebP, an APNG named
     ``.png``: the web's moving pictures, read as a video), or 0 for a still photo, or a file
     that cannot be read as one."""
-    if Path(path).suffix.lower() not in (".webp", ".png"):
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".webp", ".png"):
         return 0
     from PIL import Image, UnidentifiedImageError
 
     try:
+        if suffix == ".webp":  # its extended header's animation flag: Pillow's opening of
+            with open(path, "rb") as f:  # a still WebP decodes it (66 ms a 12 MP photo)
+                head = f.read(21)
+            if head[:4] != b"RIFF" or head[8:16] != b"WEBPVP8X" or not head[20] & 0x02:
+                return 0
         with Image.open(path) as image:
             frames = getattr(image, "n_frames", 1)
     except (OSError, ValueError, UnidentifiedImageError):
