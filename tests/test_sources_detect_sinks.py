@@ -912,6 +912,37 @@ def test_an_avis_held_frames_are_not_called_truncated(tmp_path, caplog):
     assert "truncated or corrupt" in caplog.text
 
 
+def test_a_video_is_not_read_whole_when_it_is_opened(tmp_path, face_clip):
+    """Opening a file read it whole into memory, to tell whether it was an HLS playlist cut
+    off before its end (a 117 MB video: 2.3 s and 0.97 GB before its first frame; a 4 GB
+    one, more than many machines hold); only playlists are read now. A named pipe given as
+    the source waited forever for a writer there; it is a one-line error with the way to
+    read it."""
+    import tracemalloc
+
+    from streamfer.sources import open_source
+
+    big = tmp_path / "long.mp4"
+    big.write_bytes(face_clip.read_bytes())
+    with open(big, "r+b") as f:
+        f.truncate(256 << 20)  # a sparse tail: 256 MB
+    tracemalloc.start()
+    try:
+        with open_source(big) as source:
+            assert source.frame_count == 24
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, peak
+    pipe = tmp_path / "feed.ts"
+    os.mkfifo(pipe)
+    done = subprocess.run([sys.executable, "-c", "import sys; from streamfer.sources import "
+                           "open_source; open_source(sys.argv[1])", str(pipe)],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert f"SourceError: not a file: {pipe} (a named pipe: give --source - < {pipe})" \
+        in done.stderr  # (in a subprocess: the wait was forever)
+
+
 def test_stages_stop_promptly_whichever_side_waits():
     """A consumer that gives up, or a stop while the producer is stuck in a slow read, ends
     the stage thread within a tick or two (no 5 s wait, no thread blocked forever)."""

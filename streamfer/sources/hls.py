@@ -157,6 +157,8 @@ def ended_copy(path: str) -> tuple[str, int] | None:
     it), and the number of segments it lists; None for any other file. FFmpeg reads a
     playlist without its end as a live one: after its segments it waits for more (a run
     of 2.4 s in 1 s segments took 343 s)."""
+    if not path.lower().endswith(SUFFIXES):  # a video is not read (it was, whole, in memory)
+        return None
     try:
         text = _text(Path(path))
     except OSError:
@@ -186,7 +188,10 @@ def ended_copy(path: str) -> tuple[str, int] | None:
 
 
 def _text(path: Path) -> str:
-    """A playlist file's text, whole (a day's recording in 2 s segments: 2 MB)."""
+    """A playlist file's text, whole (a day's recording in 2 s segments: 2 MB); OSError
+    where it is no plain file (a named pipe's reading would wait for a writer)."""
+    if not Path(path).is_file():
+        raise OSError(f"not a file: {path}")
     return Path(path).read_bytes().decode("utf-8", "replace")
 
 

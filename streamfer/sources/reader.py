@@ -32,6 +32,7 @@ import bisect
 import logging
 import os
 import re
+import shlex
 import shutil
 import sys
 import threading
@@ -177,6 +178,9 @@ class Source:
                         f"{'s' * (many != 1)}: give their folder, each read as a photo, or "
                         f"make them a video first: ffmpeg -framerate 25 -i '{spec}' "
                         f"-pix_fmt yuv420p {path.parent.name or 'frames'}.mp4)")
+                if path.is_fifo():  # a reader waits for a writer; standard input does not
+                    raise SourceError(f"not a file: {spec} (a named pipe: give --source - "
+                                      f"< {shlex.quote(spec)})")
                 raise SourceError(f"not a file: {spec}" if path.exists()
                                   else f"no such file: {spec}")
             if spec.endswith("/"):  # Path drops the slash; FFmpeg would not find a folder
