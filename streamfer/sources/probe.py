@@ -86,7 +86,8 @@ def probe(path: str) -> tuple[VideoFormat, float | None, int | None, str | None]
             fmt = VideoFormat(Fraction(sar) if sar and sar != 1 else None, rng, **tags,
                               field_order=fields if 2 <= fields <= 5 else None)
             frames = stream.frames - _edited_out(container, stream) if stream.frames else None
-            listed = stream.index_entries if container.format.name == "avi" else ()
+            listed = getattr(stream, "index_entries", ()) \
+                if container.format.name == "avi" else ()  # (PyAV 17 on)
             if frames and len(listed) and listed[len(listed) - 1].timestamp + 1 == stream.frames:
                 # an AVI's empty chunks hold the frame before over their slots (a capture's
                 # dropped frames): its header counts them; its index, whole to the last slot
