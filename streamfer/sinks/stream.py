@@ -114,6 +114,8 @@ class StreamSink(VideoSink):
     frame; standard output's reader gone is a :class:`BrokenPipeError` (as ``--csv -``'s).
     Nothing is left on disk but a playlist's segments."""
 
+    _from_first = False  # its sound is sent by the frames' own times
+
     def __init__(self, url: str, fps: float, size: tuple[int, int],
                  fmt: VideoFormat | None = None, paced: bool = False,
                  reconnect: float = 0.0, audio_from: str | Path | None = None) -> None:

@@ -75,6 +75,7 @@ class VideoSink:
     """
 
     _time_base = TIME_BASE  # of the frames' timestamps (an AVI's: its frame rate's)
+    _from_first = True  # the video's 0 is its first frame's time, its sound from then on
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int],
                  audio_from=None, fmt: VideoFormat | None = None,
@@ -166,6 +167,11 @@ class VideoSink:
         if any(self._pad):
             image = cv2.copyMakeBorder(image, 0, self._pad[0], 0, self._pad[1],
                                        cv2.BORDER_REPLICATE)
+        if self._from_first and self._last_pts is None and time_s is not None:
+            # a part from --start 2.5 s whose first frame is due at 2.52 s: FFmpeg starts
+            # the file at its first frame (the sound's carrying over; an AVI's first slot),
+            # so the sound carried over starts there too (it was a frame's part early)
+            self._start = max(self._start, time_s)
         step = 1 / (self.fps * self._time_base)
         pts = None if time_s is None else round(max(0.0, time_s - self._start) / self._time_base)
         if self._last_pts is not None and (pts is None or pts <= self._last_pts):
