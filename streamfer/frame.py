@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -63,7 +64,8 @@ class Frame:
 class VideoFormat:
     """What a video output carries over from its input besides size and timing: the sample
     aspect ratio (non-square pixels), the colour tags and the field order of an interlaced
-    picture (FFmpeg's numbers; None: unset or progressive)."""
+    picture (FFmpeg's numbers; None: unset or progressive), and the timecode of its first
+    frame (a camera's or an edit's, which an editor lines clips up by)."""
 
     sar: Fraction | None = None
     color_range: int | None = None
@@ -71,6 +73,33 @@ class VideoFormat:
     color_primaries: int | None = None
     color_trc: int | None = None
     field_order: int | None = None  # interlaced (a DVD, a broadcast, 1080i): 2 top field first
+    timecode: str | None = None  # SMPTE, HH:MM:SS:FF (HH:MM:SS;FF: drop-frame)
+
+    def timecode_at(self, seconds: float, fps: float) -> str | None:
+        """The timecode of the frame ``seconds`` after the first, at ``fps`` (its frames
+        counted at the timecode's whole rate: 30 for 29.97; drop-frame skips the numbers
+        SMPTE skips, two a minute but every tenth at 29.97). None without one.
+
+        >>> VideoFormat(timecode="10:00:00:00").timecode_at(1.6, 25)
+        '10:00:01:15'
+        >>> VideoFormat(timecode="00:00:59;29").timecode_at(1 / 29.97, 29.97)
+        '00:01:00;02'
+        """
+        parts = re.fullmatch(r"(\d+):(\d\d):(\d\d)([:;.,])(\d+)", self.timecode or "")
+        if parts is None:
+            return self.timecode
+        h, m, s, mark, f = parts.groups()
+        base = max(1, round(fps))
+        skip = 2 * base // 30 if mark in ";," and base in (30, 60) else 0  # numbers a minute
+        minutes = 60 * int(h) + int(m)
+        n = ((60 * minutes + int(s)) * base + int(f) - skip * (minutes - minutes // 10)
+             + round(seconds * fps))
+        if skip:
+            tens, rest = divmod(n, 600 * base - 9 * skip)
+            n += 9 * skip * tens + (skip * ((rest - skip) // (60 * base - skip))
+                                    if rest > skip else 0)
+        return (f"{n // (3600 * base) % 24:02d}:{n // (60 * base) % 60:02d}:"
+                f"{n // base % 60:02d}{mark}{n % base:02d}")
 
     @property
     def pixel_aspect(self) -> Fraction | None:

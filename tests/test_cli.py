@@ -1109,6 +1109,37 @@ def test_an_avi_is_written_at_its_frame_rate_each_frame_in_the_slot_of_its_time(
     assert 0 <= heard - slots[white] / 25 < 0.03, heard  # (AAC, untrimmed)
 
 
+@pytest.mark.parametrize("rate,timecode,start,expected,out", [
+    ("25", "10:00:00:00", None, "10:00:00:00", "out.mov"),
+    ("25", "10:00:00:00", "1.6", "10:00:01:15", "out.mp4"),
+    ("30000/1001", "00:00:59;28", "0.1", "00:01:00;03", "out.mkv"),  # drop-frame: ;00, ;01
+    ("30000/1001", "00:59:59;28", "0.1", "01:00:00;01", "out.mov"),  # (but every tenth)
+])
+def test_the_output_keeps_the_inputs_timecode(tmp_path, rate, timecode, start, expected,
+                                              out):
+    """A camera's or an edit's timecode (a MOV's tmcd track: what an editor lines clips up
+    by) was lost: the annotated copy started at 00:00:00:00. It keeps its first frame's, a
+    part from --start the timecode of its own first frame (drop-frame counted as SMPTE
+    counts it); MP4 and MOV as a tmcd track, Matroska as a tag."""
+    import av
+    import imageio_ffmpeg
+
+    clip = tmp_path / "shot.mov"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "lavfi", "-i",
+                    f"testsrc=size=160x120:rate={rate}", "-f", "lavfi", "-i", "sine", "-t", "3",
+                    "-c:v", "libx264", "-c:a", "aac", "-timecode", timecode, str(clip)],
+                   check=True)
+    done = run_cli("-s", clip, "-o", tmp_path / out, "-q",
+                   *(("--start", start) if start else ()))
+    assert done.returncode == 0, done.stderr
+    with av.open(str(tmp_path / out)) as container:
+        tags = container.streams.video[0].metadata
+        assert (tags.get("timecode") or tags.get("TIMECODE")) == expected, tags
+        if out != "out.mkv":
+            assert [stream.type for stream in container.streams] == ["video", "audio",
+                                                                      "data"]  # tmcd
+
+
 def test_long_names_are_written_where_the_file_system_takes_them(tmp_path, face_bgr):
     """A legal output name of 255 bytes (85 CJK characters are as many) was refused after the
     work, 'File name too long', by the hidden file it is written as first (six bytes more);

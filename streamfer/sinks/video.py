@@ -172,6 +172,8 @@ class VideoSink:
             # the file at its first frame (the sound's carrying over; an AVI's first slot),
             # so the sound carried over starts there too (it was a frame's part early)
             self._start = max(self._start, time_s)
+            if timecode := self._fmt.timecode_at(self._start, self.fps):  # its first frame's
+                self._stream.metadata["timecode"] = timecode  # (an AVI holds none)
         step = 1 / (self.fps * self._time_base)
         pts = None if time_s is None else round(max(0.0, time_s - self._start) / self._time_base)
         if self._last_pts is not None and (pts is None or pts <= self._last_pts):

@@ -84,7 +84,8 @@ def probe(path: str) -> tuple[VideoFormat, float | None, int | None, str | None]
                 tags, rng = {t: 1 for t in tags}, 1
             fields = int(cc.field_order or 0)  # AVFieldOrder: 2-5 interlaced, 1 progressive
             fmt = VideoFormat(Fraction(sar) if sar and sar != 1 else None, rng, **tags,
-                              field_order=fields if 2 <= fields <= 5 else None)
+                              field_order=fields if 2 <= fields <= 5 else None,
+                              timecode=_timecode(container, stream))
             frames = stream.frames - _edited_out(container, stream) if stream.frames else None
             listed = getattr(stream, "index_entries", ()) \
                 if container.format.name == "avi" else ()  # (PyAV 17 on)
@@ -96,6 +97,16 @@ def probe(path: str) -> tuple[VideoFormat, float | None, int | None, str | None]
             return fmt, duration, frames or None, _other_tracks(path, container)
     except (OSError, IndexError, av.FFmpegError, ValueError):
         return VideoFormat(), None, None, None
+
+
+def _timecode(container, stream) -> str | None:
+    """The timecode of a file's first frame, where it has one: its picture's (a MOV's
+    ``tmcd`` track, an MXF's, a camera's), else its own or a data track's."""
+    for tags in (stream.metadata, container.metadata,
+                 *(other.metadata for other in container.streams if other.type == "data")):
+        if tags.get("timecode"):
+            return tags["timecode"]
+    return None
 
 
 def recorded(url: str) -> tuple[VideoFormat, float | None, int | None, str | None] | None:
