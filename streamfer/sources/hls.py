@@ -83,11 +83,11 @@ def rendition(spec: str) -> tuple[str, str] | None:
                     return None
                 text, base = (head + reply.read(1 << 20)).decode("utf-8", "replace"), \
                     reply.geturl()
-        elif scheme is None and spec.lower().endswith(SUFFIXES):
-            text, base = _text(Path(spec)), Path(os.path.abspath(spec)).as_uri()
+        elif scheme is None and (text := _text(spec)) is not None:
+            base = Path(os.path.abspath(spec)).as_uri()
         else:
             return None
-    except REQUEST_ERRORS:  # (OSError among them: a file that cannot be read)
+    except REQUEST_ERRORS:  # (refused, timed out, a bad reply)
         return None
     playlist = Playlist.of(text)
     if playlist is None or len(playlist.renditions) < 2:
@@ -110,11 +110,7 @@ def rendition(spec: str) -> tuple[str, str] | None:
 def listed_files(path: str) -> int | None:
     """How many files a player's playlist (``.m3u``, ``.m3u8``: VLC's, Winamp's, a list of
     files, not HLS) names, or None for any other file."""
-    if not path.lower().endswith(SUFFIXES):
-        return None
-    try:
-        text = _text(Path(path))
-    except OSError:
+    if (text := _text(path)) is None:
         return None
     playlist = Playlist.of(text)
     if playlist is not None:
@@ -131,10 +127,7 @@ def listed(path: Path) -> set[Path] | None:
     todo = [Path(path).resolve()]
     while todo:
         playlist_path = todo.pop()
-        try:
-            playlist = Playlist.of(_text(playlist_path))
-        except OSError:
-            playlist = None
+        playlist = Playlist.of(text) if (text := _text(playlist_path)) is not None else None
         if playlist is None or not playlist.hls:
             if playlist_path == Path(path).resolve():
                 return None
@@ -157,11 +150,7 @@ def ended_copy(path: str) -> tuple[str, int] | None:
     it), and the number of segments it lists; None for any other file. FFmpeg reads a
     playlist without its end as a live one: after its segments it waits for more (a run
     of 2.4 s in 1 s segments took 343 s)."""
-    if not path.lower().endswith(SUFFIXES):  # a video is not read (it was, whole, in memory)
-        return None
-    try:
-        text = _text(Path(path))
-    except OSError:
+    if (text := _text(path)) is None:
         return None
     playlist = Playlist.of(text)
     if playlist is None or not playlist.hls or playlist.renditions \
@@ -187,12 +176,17 @@ def ended_copy(path: str) -> tuple[str, int] | None:
     return copy, sum(1 for line in lines if line.startswith("#EXTINF"))
 
 
-def _text(path: Path) -> str:
-    """A playlist file's text, whole (a day's recording in 2 s segments: 2 MB); OSError
-    where it is no plain file (a named pipe's reading would wait for a writer)."""
-    if not Path(path).is_file():
-        raise OSError(f"not a file: {path}")
-    return Path(path).read_bytes().decode("utf-8", "replace")
+def _text(path: str | Path) -> str | None:
+    """A playlist file's text, whole (a day's recording in 2 s segments: 2 MB); None where
+    it is not named as a playlist (a video is not read: it was, whole, into memory), is no
+    plain file (a named pipe's reading would wait for a writer) or cannot be read."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES or not path.is_file():
+        return None
+    try:
+        return path.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return None
 
 
 def _local(link: str) -> str:

@@ -157,6 +157,7 @@ class Source:
 
     def _open(self) -> None:
         spec = self.spec
+        animation = 0  # an animated WebP's or PNG's frames: a video (OpenCV counts none)
         if self.piped:
             self._open_pipe()
             return
@@ -191,7 +192,7 @@ class Source:
                 raise SourceError(f"cannot read {spec}: a kind of photo or video streamfer "
                                   "does not read (convert it: JPEG, PNG or MP4)")
             self.name = printable(path.name)
-            animation = animation_frames(path)  # an animated WebP or PNG: a video
+            animation = animation_frames(path)
             if path.suffix.lower() in IMAGE_EXTS and not animation:
                 self._image = read_photo(spec)
                 if self._image is None:
@@ -224,9 +225,7 @@ class Source:
         self.size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
                      int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        self.frame_count = count if count > 0 and not self.live else None
-        if not self.live and not self.url and not self.piped and self.frame_count is None:
-            self.frame_count = animation_frames(spec) or None  # (OpenCV's: none)
+        self.frame_count = count if count > 0 and not self.live else animation or None
         if not self.live and self.size[0] * self.size[1] == 0:
             cap.release()
             said = f"cannot decode video: {redacted(spec)}"
