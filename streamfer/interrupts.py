@@ -1,9 +1,10 @@
 """Ctrl-C held to a safe point: the one place that decides when an interrupt lands.
 
-A first Ctrl-C (or SIGTERM) inside :func:`deferred_interrupt` only sets a flag (and a stop event the
-stages watch); the block ends as it would, then :class:`KeyboardInterrupt` is raised. This
-keeps outputs whole, and it keeps the interrupt itself: a Ctrl-C that lands while a library
-imports can otherwise be swallowed by a bare ``except:`` (OpenCV's loader has one).
+A first Ctrl-C (or SIGTERM, or the terminal's hang-up) inside :func:`deferred_interrupt`
+only sets a flag (and a stop event the stages watch); the block ends as it would, then
+:class:`KeyboardInterrupt` is raised. This keeps outputs whole, and it keeps the interrupt
+itself: a Ctrl-C that lands while a library imports can otherwise be swallowed by a bare
+``except:`` (OpenCV's loader has one).
 Nothing heavy is imported here, so the command line can hold Ctrl-C before any library
 loads. :func:`stop_requested` is the flag alone, for a loop that ends itself (training ends
 at its next step, its backup written there).
@@ -16,9 +17,16 @@ Example:
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
+import sys
 import threading
 from contextlib import contextmanager
+
+# The terminal's hang-up (an ssh session dropped, a terminal window closed under a run in
+# its foreground); absent on Windows.
+SIGHUP = getattr(signal, "SIGHUP", None)
 
 
 @contextmanager
@@ -33,13 +41,17 @@ def stop_requested(also: threading.Event | None = None,
         return
 
     def handler(signum, frame) -> None:
+        if signum == SIGHUP:
+            _leave_hung_up_terminal()
         if requested.is_set():
             raise KeyboardInterrupt
         requested.set()
         if also is not None:
             also.set()
 
-    previous = {number: signal.signal(number, handler) for number in signals}
+    previous = {number: signal.signal(number, handler) for number in signals
+                # a hang-up that ``nohup`` has this process ignore stays ignored: the run goes on
+                if not (number == SIGHUP and signal.getsignal(number) == signal.SIG_IGN)}
     try:
         yield requested
     finally:
@@ -47,15 +59,35 @@ def stop_requested(also: threading.Event | None = None,
             signal.signal(number, before)
 
 
+def _leave_hung_up_terminal() -> None:
+    """Standard output and error, where they were a terminal that has hung up, go to the null
+    device: every write to it fails (EIO), and a progress bar or the last line failing must
+    not stop the outputs being finalised. Where they still work (``kill -HUP`` from
+    elsewhere) or were redirected, they stay."""
+    import termios  # POSIX, as the hang-up is
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            termios.tcgetattr(fd)
+        except termios.error as exc:
+            if exc.args[0] == errno.EIO:  # a terminal, hung up (not a file or a pipe: ENOTTY)
+                with open(os.devnull, "wb") as null:
+                    os.dup2(null.fileno(), fd)
+        except (AttributeError, OSError, ValueError):  # no such stream, or closed
+            pass
+
+
 # What stops a run as a Ctrl-C does: SIGTERM too, what ``kill``, ``timeout``, a batch
 # scheduler or ``docker stop`` send (it killed the run outright, its video an unplayable part
-# file of a few bytes).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# file of a few bytes); and the terminal's hang-up (it killed the run too: a batch run in an
+# ssh session that dropped left its input under way as part files, and its video unfinished).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + ((SIGHUP,) if SIGHUP is not None else ())
 
 
 @contextmanager
 def deferred_interrupt(stop: threading.Event | None = None):
-    """Hold a first Ctrl-C (or SIGTERM) until the block ends, then raise
+    """Hold a first Ctrl-C (or SIGTERM, or a hang-up) until the block ends, then raise
     :class:`KeyboardInterrupt`; it also sets ``stop``, so that a run's stages end between
     frames and every sink is finalised whole. A second raises at once. Outside the main
     thread: no effect."""

@@ -48,8 +48,8 @@ NATIVE_NOISE = re.compile(
 # 0.2 s goes as it is.
 _FORWARDER = r"""
 import os, re, select, signal, sys
-for number in (signal.SIGINT, signal.SIGTERM):  # the program decides; this ends at EOF
-    signal.signal(number, signal.SIG_IGN)
+for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the program decides; this
+    signal.signal(number, signal.SIG_IGN)                        # ends at EOF
 noise, held = re.compile(sys.argv[1].encode()), b""
 def out(data):
     while data:

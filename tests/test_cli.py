@@ -763,6 +763,58 @@ def test_ctrl_c_at_any_moment_keeps_a_playable_video_of_the_csv_frames(tmp_path,
     assert not list(tmp_path.glob(".*part*"))  # nothing half-written left beside it
 
 
+@pytest.mark.parametrize("nohup", [False, True], ids=["hang-up", "under nohup"])
+def test_a_terminal_that_hangs_up_ends_the_run_as_ctrl_c_does(tmp_path, face_bgr, nohup):
+    """The run's terminal gone (an ssh session dropped, its window closed): the shell passes
+    the hang-up (SIGHUP) on to the run, which it killed outright, the video and CSV left
+    part files. It ends as a Ctrl-C does now (exit 130, the video finalised with every CSV
+    row's frame), what it still shows going nowhere: the terminal fails every write. Under
+    ``nohup`` the hang-up stays ignored and the run goes on to its end."""
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    if nohup and not shutil.which("nohup"):
+        pytest.skip("no nohup here")
+    frames = [compose(face_bgr, (640, 480), 40 + (i % 60) * 4, 60, scale=1.0) for i in range(600)]
+    clip = write_video(tmp_path / "long.mp4", frames)
+    out, table = tmp_path / "o.mp4", tmp_path / "o.csv"
+    leader, follower = pty.openpty()
+
+    def on_its_terminal() -> None:  # the pseudo-terminal is the run's own, as a login's is
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([*(["nohup"] if nohup else []), sys.executable,
+                             str(ROOT / "run_stream.py"), "-s", clip, "-o", out, "--csv", table,
+                             "--csv-empty-frames"], stdin=follower, stdout=follower,
+                            stderr=follower, cwd=tmp_path, start_new_session=True,
+                            preexec_fn=on_its_terminal,
+                            env={k: v for k, v in os.environ.items() if k not in QUIETING})
+    os.close(follower)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None \
+                and (not table.exists() or len(read_csv(table)) < 10):
+            if select.select([leader], [], [], 0.2)[0]:
+                try:
+                    os.read(leader, 65536)  # what a terminal shows: the progress bar
+                except OSError:  # no one has it open (nohup's run writes to nohup.out)
+                    time.sleep(0.2)
+        os.close(leader)  # the terminal hangs up,
+        os.killpg(proc.pid, signal.SIGHUP)  # and its shell passes it on to the run
+        returncode = proc.wait(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rows = read_csv(table)
+    assert returncode == (0 if nohup else 130), (tmp_path / "nohup.out").read_text() \
+        if nohup else returncode
+    assert len(rows) == 600 if nohup else 10 <= len(rows) < 600  # a row a frame
+    assert frame_count(out)[0] >= max(int(r["frame"]) for r in rows) + 1
+    assert not list(tmp_path.glob(".*part*"))
+
+
 # A library that swallows a KeyboardInterrupt raised inside it (a bare ``except:``): how a
 # Ctrl-C at the wrong moment used to be lost, the run going on to the end with exit 0.
 SWALLOWING_PROBE = """

@@ -29,7 +29,6 @@ import csv
 import functools
 import json
 import shutil
-import signal
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,7 +38,7 @@ import keras
 import numpy as np
 
 from streamfer.files import write_atomically
-from streamfer.interrupts import stop_requested
+from streamfer.interrupts import STOP_SIGNALS, stop_requested
 from streamfer.model import (
     BACKBONES,
     ModelConfig,
@@ -358,7 +357,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     model.compile(optimizer=adamw(cfg, steps * cfg.epochs), loss=loss)
     best = run / "best.weights.h5"
     backup = _Backup(str(run / "backup"), save_freq=100, delete_checkpoint=False)
-    with stop_requested(signals=(signal.SIGINT, signal.SIGTERM)) as backup.stop:
+    with stop_requested(signals=STOP_SIGNALS) as backup.stop:
         fit_resumable(
             model, lambda start, count: make_dataset(train_data, cfg.batch_size, size, cfg.seed,
                                                      True, cfg.targets, count, start),
@@ -399,8 +398,8 @@ def adamw(cfg: TrainConfig, total: int):
 
 
 class TrainingStopped(KeyboardInterrupt):
-    """Training was asked to stop (Ctrl-C, SIGTERM) and did, its backup written at the step
-    it had reached."""
+    """Training was asked to stop (Ctrl-C, SIGTERM, a hang-up) and did, its backup written at
+    the step it had reached."""
 
     def __init__(self, backup_dir: str, epoch: int, done: int, steps: int) -> None:
         super().__init__(f"stopped at epoch {epoch + 1}, step {done} of {steps}: the backup in"
