@@ -1109,3 +1109,15 @@ def test_the_annotated_video_is_written_as_an_hls_playlist_as_it_is_made(tmp_pat
                         "taken for an HLS playlist; name it y.csv")):
         code, stderr = run_to_end("-s", clip, *args)
         assert code == 1 and stderr.strip().splitlines()[-1] == f"Error: {said}", stderr
+
+
+def test_an_hls_playlist_named_with_a_percent_sign_is_written_with_its_segments(tmp_path):
+    """A ``%`` in the playlist's name was read by FFmpeg as part of its segments' pattern:
+    ``x%03d.m3u8``'s segments were ``x0000.ts`` and ``100%.m3u8`` could not be written
+    (``Invalid argument``). The segments take its name, ``%`` written ``_``."""
+    clip = flash_clip(tmp_path / "clip.mp4", lead_s=0.5)
+    playlist = tmp_path / "100% x%03d.m3u8"
+    code, stderr = run_to_end("-s", clip, "-o", playlist, "-q")
+    assert code == 0, stderr
+    assert sorted(p.name for p in tmp_path.glob("*.ts")) == ["100_ x_03d0.ts", "100_ x_03d1.ts"]
+    assert frame_count(playlist)[0] == 75

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -53,6 +54,21 @@ def is_playlist(output: str | Path | None) -> bool:
     written as it is made, in segments beside it, for a browser or a player to follow."""
     return output is not None and "://" not in str(output) \
         and str(output).lower().endswith(".m3u8")
+
+
+def segment_pattern(playlist: str) -> str:
+    """Where an HLS playlist's segments go, as FFmpeg's pattern: beside it, its name and a
+    number (``out/live.m3u8``: ``out/live0.ts``, ``out/live1.ts``, …). A ``%`` of its name
+    is written ``_`` there: FFmpeg's default read it as part of the pattern (``x%03d.m3u8``'s
+    segments were ``x0000.ts``; ``100%.m3u8`` could not be written at all), and its
+    segments' patterns keep no ``%`` whole (``%%`` stays two).
+
+    >>> segment_pattern("out/100% live.m3u8")
+    'out/100_ live%d.ts'
+    """
+    folder, name = os.path.split(playlist)
+    stem = name[:-len(".m3u8")] if name.lower().endswith(".m3u8") else name
+    return os.path.join(folder, stem.replace("%", "_") + "%d.ts")
 
 
 def stream_name(url: str) -> str:
@@ -153,7 +169,8 @@ class StreamSink(VideoSink):
         import av
 
         options = {"flvflags": "no_duration_filesize"} if self._format == "flv" else \
-            _PLAYLIST if self._format == "hls" else {}
+            _PLAYLIST | {"hls_segment_filename": segment_pattern(self.url)} \
+            if self._format == "hls" else {}
         container = None
         try:
             if self._format == "hls":  # its folders made, as a video file's are
