@@ -1,8 +1,8 @@
 """What an analyst looks at: per-face summaries, emotion timelines and a self-contained HTML
 page of a run, made from its frame-level CSV.
 
-Per face id: first and last seen, time on screen (its rows × the run's analysed-frame
-interval), the dominant emotion(s), each label's share of the face's rows, mean and peak
+Per face id: first and last seen, time on screen (each of its rows counts the step to the
+next analysed frame), the dominant emotion(s), each label's share of the face's rows, mean and peak
 smoothed scores, and a timeline chart (matplotlib, headless) of the six smoothed scores with
 the shown labels as bands beneath, both broken where the face was away for more than
 :data:`MAX_GAP_FRAMES` analysed frames (its tracker keeps an id through half a second of
@@ -67,6 +67,7 @@ class FaceRows:
     labels: list[tuple[str, ...]] = field(default_factory=list)
     best: tuple = (-1.0, 0, 0.0, (0, 0, 0, 0))  # det_score, frame, time_s, box
     captured: tuple[str, str] | None = None  # a live source's: its first and last wall_time
+    seconds: float = 0.0  # on screen: the steps from each of its rows to the next analysed frame
 
 
 @dataclass
@@ -143,6 +144,15 @@ def read_csv(path: str | Path) -> Run:
     steps = np.diff(ordered)
     steps = steps[steps > 1e-6]
     interval = float(np.median(steps)) if len(steps) else 0.0
+    # each analysed frame stands for the time to the next one (the last, and one before a
+    # break in the input — a stream that stalled —, for one interval): a face's time on
+    # screen is its rows' sum, right where the frames come at a varying rate (a live
+    # session's analysis that falls behind drops frames; a phone records so)
+    after = np.append(np.diff(ordered), interval)
+    after[after > (MAX_GAP_FRAMES + 1.5) * interval] = interval
+    step_after = dict(zip(ordered.tolist(), after.tolist()))
+    for face in faces.values():
+        face.seconds = sum(step_after[t] for t in face.times)
     return Run(path, list(sources), labels, len(frames), float(ordered[0]),
                float(ordered[-1]) + interval, interval, faces, moments)
 
@@ -159,8 +169,7 @@ def summarize(run: Run) -> dict:
     ``last_utc``, when it was first and last seen (its first and last rows' ``wall_time``)."""
     faces, folded = [], 0
     for face_id, rows in run.faces.items():
-        n = len(rows.times)
-        seconds = n * run.interval
+        n, seconds = len(rows.times), rows.seconds
         if seconds < FOLD_SECONDS and run.interval > 0:
             folded += 1
             continue

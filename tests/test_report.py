@@ -109,6 +109,28 @@ def test_the_sad_to_happy_face_reads_sadness_first_and_happiness_last(runs):
     assert face["shares"]["Sadness"] > 0.2 and face["shares"]["Happiness"] > 0.3
 
 
+def test_a_faces_time_on_screen_is_the_time_its_frames_cover_at_a_varying_rate(
+        tmp_path, face_bgr, detector_ready):
+    """A run's analysed frames at a varying rate (a live session whose analysis falls behind
+    drops frames; a phone records at a variable rate): two steps of 1/30 s, then one of 3/30
+    s. A face's time on screen was its rows times the median step (1/30 s): 1.5 s for a
+    face on screen for 2.43 s. Now each row counts the step to the next analysed frame."""
+    from streamfer.sinks import VideoSink
+
+    steps = [1 / 30, 1 / 30, 3 / 30] * 15
+    times = np.concatenate([[0.0], np.cumsum(steps)[:-1]])  # 45 frames, the last at 2.4 s
+    clip = tmp_path / "vfr.mp4"
+    with VideoSink(clip, 30, (480, 360)) as video:
+        for i, t in enumerate(times):
+            video.write(compose(face_bgr, (480, 360), 40 + 4 * i, 40, scale=0.8), float(t))
+    table = tmp_path / "frames.csv"
+    result = CliRunner().invoke(main, ["run", "-s", str(clip), "--csv", str(table), "-q"])
+    assert result.exit_code == 0, result.output
+    face, = summarize(read_csv(table))["faces"]
+    assert face["rows"] == 45
+    assert face["seconds"] == pytest.approx(times[-1] + 1 / 30, abs=0.01)  # the last: a step
+
+
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory, face_bgr, detector_ready):
     """A 2-second clip of one real face, named like a script, and its CSV."""
