@@ -135,3 +135,27 @@ def animation_frames(path: str | Path) -> int:
     except (OSError, ValueError, UnidentifiedImageError):
         return 0
     return frames if frames > 1 else 0
+
+
+def animated_avif(path: str | Path) -> bool:
+    """An AVIF that holds an animation (an image sequence, brand ``avis``) beside its still
+    picture: FFmpeg lists the still as its first video track and the animation as its
+    second, and OpenCV reads the first alone (no option picks another here)."""
+    if Path(path).suffix.lower() != ".avif":
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    end = min(int.from_bytes(head[:4], "big"), len(head))
+    brands = [head[i:i + 4] for i in (8, *range(16, end - 3, 4))]  # major, compatible
+    if head[4:8] != b"ftyp" or b"avis" not in brands:
+        return False
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return len(container.streams.video) > 1
+    except (OSError, av.FFmpegError):
+        return False

@@ -51,7 +51,7 @@ from streamfer.sources.cameras import CAMERA_PROBE_NOISE, camera_index, check_ca
 from streamfer.sources.errors import OutOfRange, SourceError
 from streamfer.sources.hls import ended_copy, rendition
 from streamfer.sources.live import LiveCapture, LiveSound
-from streamfer.sources.media import IMAGE_EXTS, animation_frames, other_media
+from streamfer.sources.media import IMAGE_EXTS, animated_avif, animation_frames, other_media
 from streamfer.sources.microphone import Microphone
 from streamfer.sources.photos import as_bgr, read_photo
 from streamfer.sources.probe import pixel_aspect, probe, recorded, unreadable
@@ -199,6 +199,11 @@ class Source:
                     raise SourceError(f"cannot decode image: {spec}")
                 h, w = self._image.shape[:2]
                 self.fps, self.size, self.frame_count, self.photo = 1.0, (w, h), 1, True
+                if animated_avif(path):
+                    self.note = (f"{self.name} is an animated AVIF: its still picture is read, "
+                                 "a photo (make it a video to read its frames: ffmpeg -i "
+                                 f"{shlex.quote(spec)} -map 0:v:1 "
+                                 f"{shlex.quote(path.stem + '.mp4')})")
                 return
         began = time.monotonic()
         cap = self._capture()
