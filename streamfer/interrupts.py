@@ -34,15 +34,16 @@ def stop_requested(also: threading.Event | None = None,
                    signals: tuple[int, ...] = (signal.SIGINT,)):
     """Within the block a first ``signals`` (Ctrl-C, and what else is given) only sets the
     event yielded (and ``also``): a long loop watches it and ends at its next safe point; a
-    second raises :class:`KeyboardInterrupt` at once. Outside the main thread: no effect."""
+    second raises :class:`KeyboardInterrupt` at once (a hang-up again does not). Outside the
+    main thread: no effect."""
     requested = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield requested
         return
 
     def handler(signum, frame) -> None:
-        if signum == SIGHUP:
-            _leave_hung_up_terminal()
+        if signum == SIGHUP and _hung_up_before():
+            return
         if requested.is_set():
             raise KeyboardInterrupt
         requested.set()
@@ -57,6 +58,20 @@ def stop_requested(also: threading.Event | None = None,
     finally:
         for number, before in previous.items():
             signal.signal(number, before)
+
+
+_HUNG_UP = threading.Event()  # the terminal has hung up: a later hang-up is the same one
+
+
+def _hung_up_before() -> bool:
+    """On a hang-up: the terminal's streams left (:func:`_leave_hung_up_terminal`); True where
+    it had hung up before — one hang-up said twice (the kernel tells a session's leader, a
+    shell passes it on to its jobs) is not a second Ctrl-C's "now", which loses the outputs'
+    ends, nor a stop of the finishing steps once the run's block has ended."""
+    _leave_hung_up_terminal()
+    before = _HUNG_UP.is_set()
+    _HUNG_UP.set()
+    return before
 
 
 def _leave_hung_up_terminal() -> None:
@@ -83,6 +98,34 @@ def _leave_hung_up_terminal() -> None:
 # file of a few bytes); and the terminal's hang-up (it killed the run too: a batch run in an
 # ssh session that dropped left its input under way as part files, and its video unfinished).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + ((SIGHUP,) if SIGHUP is not None else ())
+
+
+def _as_ctrl_c(signum, frame) -> None:
+    if signum == SIGHUP and _hung_up_before():
+        return
+    raise KeyboardInterrupt
+
+
+def stops_as_ctrl_c() -> None:
+    """For a command's process, from its start: SIGTERM and a hang-up raise
+    :class:`KeyboardInterrupt` where no block holds them, as Ctrl-C does (between the blocks
+    — checking the arguments, after a run's outputs are finalised — they killed it outright,
+    without its last line or its exit status 130). A hang-up ignored (``nohup``) stays
+    ignored. Outside the main thread: no effect."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for number in STOP_SIGNALS:
+        if number != signal.SIGINT and not (number == SIGHUP and signal.getsignal(number)
+                                            == signal.SIG_IGN):
+            signal.signal(number, _as_ctrl_c)
+
+
+def hang_ups_ignored_once_hung_up() -> None:
+    """As a command ends: where its terminal has hung up, a hang-up said again is ignored
+    from here on (the interpreter's shutdown gives the signal its default, and the shell's
+    word of it, coming later, killed the process on its way out: no exit status 130)."""
+    if _HUNG_UP.is_set() and threading.current_thread() is threading.main_thread():
+        signal.signal(SIGHUP, signal.SIG_IGN)
 
 
 @contextmanager

@@ -828,8 +828,9 @@ def test_a_terminal_that_hangs_up_ends_the_run_as_ctrl_c_does(tmp_path, face_bgr
                     os.read(leader, 65536)  # what a terminal shows: the progress bar
                 except OSError:  # no one has it open (nohup's run writes to nohup.out)
                     time.sleep(0.2)
-        os.close(leader)  # the terminal hangs up,
-        os.killpg(proc.pid, signal.SIGHUP)  # and its shell passes it on to the run
+        os.close(leader)  # the terminal hangs up (the kernel tells the run, its session's
+        time.sleep(0.5)  # leader), and a shell would pass it on too: one hang-up, said twice
+        os.killpg(proc.pid, signal.SIGHUP)
         returncode = proc.wait(timeout=240)
     finally:
         if proc.poll() is None:

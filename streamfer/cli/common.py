@@ -133,15 +133,20 @@ def user_errors():
 
 
 def interruptible(command):
-    """Ctrl-C anywhere in ``command``: one line, exit 130 (what was written is finalised by
-    the sinks on the way out)."""
+    """Ctrl-C (SIGTERM, a hang-up) anywhere in ``command``: one line, exit 130 (what was
+    written is finalised by the sinks on the way out)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from streamfer.interrupts import hang_ups_ignored_once_hung_up, stops_as_ctrl_c
+
+        stops_as_ctrl_c()  # SIGTERM and a hang-up too
         try:
             return command(*args, **kwargs)
         except KeyboardInterrupt:
             click.echo("interrupted: every frame and CSV row written so far is saved", err=True)
             sys.exit(130)
+        finally:
+            hang_ups_ignored_once_hung_up()
 
     return wrapper
 
