@@ -2,15 +2,15 @@
 page of a run, made from its frame-level CSV.
 
 Per face id: first and last seen, time on screen (each of its rows counts the step to the
-next analysed frame), the dominant emotion(s), each label's share of the face's rows, mean and peak
-smoothed scores, and a timeline chart (matplotlib, headless) of the six smoothed scores with
-the shown labels as bands beneath, both broken where the face was away for more than
-:data:`MAX_GAP_FRAMES` analysed frames (its tracker keeps an id through half a second of
-absence); a thumbnail from the input video at the face's
-best-scored detection, where the video is at hand. A photo's page (one analysed frame) gives
-each face its thumbnail and scores, without time. Faces on screen for less than
-:data:`FOLD_SECONDS` are folded into one counted line. The numbers are computed from every
-row; only the charts are thinned (to :data:`CHART_POINTS` points a face).
+next analysed frame), the dominant emotion(s), each label's share of the face's rows, mean
+and peak smoothed scores, and a timeline chart (matplotlib, headless) of the six smoothed
+scores with the shown labels as bands beneath, both broken where the face was away for more
+than :data:`MAX_GAP_FRAMES` analysed frames (its tracker keeps an id through half a second
+of absence); a thumbnail from the input video at the face's best-scored detection, where the
+video is at hand. A photo's page (one analysed frame) gives each face its thumbnail and
+scores, without time. Faces on screen for less than :data:`FOLD_SECONDS` are folded into one
+counted line. The numbers are computed from every row; only the charts are thinned (to
+:data:`CHART_POINTS` points a face).
 
 The page is one file: images are embedded as ``data:`` URIs, the style is inline, nothing
 is loaded from elsewhere, and every text that comes from the input (file names, CSV fields)
@@ -67,7 +67,7 @@ class FaceRows:
     labels: list[tuple[str, ...]] = field(default_factory=list)
     best: tuple = (-1.0, 0, 0.0, (0, 0, 0, 0))  # det_score, frame, time_s, box
     captured: tuple[str, str] | None = None  # a live source's: its first and last wall_time
-    seconds: float = 0.0  # on screen: the steps from each of its rows to the next analysed frame
+    seconds: float = 0.0  # on screen: each of its rows' step to the next analysed frame
 
 
 @dataclass

@@ -92,11 +92,13 @@ def test_under_jax_a_training_step_is_one_compiled_graph(tmp_path, tiny):
     assert "jit(conv_general_dilated)" not in run.stderr  # no convolution dispatched alone
 
 
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])
 def test_train_stopped_by_a_signal_says_so_in_a_line_and_the_same_command_goes_on(tmp_path,
-                                                                                  tiny):
-    """``kill`` (SIGTERM) of a training in the background, or Ctrl-C: it ends after the step
-    under way with one line, exit 130 and no traceback; the backup holds that step, no epoch
-    looks finished, and the same command trains the steps left."""
+                                                                                  tiny, stop):
+    """``kill`` (SIGTERM) of a training in the background, or Ctrl-C, or its terminal's
+    hang-up (SIGHUP: it killed the training, the steps since the last backup lost): it ends
+    after the step under way with one line, exit 130 and no traceback; the backup holds that
+    step, no epoch looks finished, and the same command trains the steps left."""
     import signal
 
     run = tmp_path / "run"
@@ -109,7 +111,7 @@ def test_train_stopped_by_a_signal_says_so_in_a_line_and_the_same_command_goes_o
         try:
             for line in training.stdout:  # a line every 4 steps (a tenth of the epoch)
                 if "step" in line:
-                    training.send_signal(signal.SIGTERM)
+                    training.send_signal(getattr(signal, stop))
                     break
             out, err = training.communicate(timeout=300)
         finally:

@@ -60,8 +60,8 @@ def segment_pattern(playlist: str) -> str:
     """Where an HLS playlist's segments go, as FFmpeg's pattern: beside it, its name and a
     number (``out/live.m3u8``: ``out/live0.ts``, ``out/live1.ts``, …). A ``%`` of its name
     is written ``_`` there: FFmpeg's default read it as part of the pattern (``x%03d.m3u8``'s
-    segments were ``x0000.ts``; ``100%.m3u8`` could not be written at all), and its
-    segments' patterns keep no ``%`` whole (``%%`` stays two).
+    segments were ``x0000.ts``; ``100%.m3u8`` could not be written at all), and its HLS
+    writer has no escape for one (``%%`` stays two).
 
     >>> segment_pattern("out/100% live.m3u8")
     'out/100_ live%d.ts'
