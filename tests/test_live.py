@@ -1039,6 +1039,64 @@ def live_hls(tmp_path):
     server.server_close()
 
 
+def test_a_live_hls_link_of_long_segments_is_read_once_each_and_ends_when_it_stops(
+        tmp_path, face_bgr):
+    """A live HLS link of 6 s segments (Apple's advice): each read gave up after 5 s, while
+    FFmpeg waited for the next segment — taken for a drop, and the link opened again, which
+    starts three segments back: the same moments read again, the CSV's rows of them twice.
+    Each read waits for its segment now, a connection again passes over what was read, and a
+    link that stops growing (a recording cut off: no #EXT-X-ENDLIST) ends once nothing new
+    came for --reconnect — it was read again and again, with no end."""
+    import imageio_ffmpeg
+
+    fetched = []
+
+    class Seen(_Quiet):
+        def do_GET(self):
+            fetched.append(self.path)
+            super().do_GET()
+
+    root, base, server = _serve(tmp_path, Seen)
+    frames = [compose(face_bgr, (320, 240), 20 + i % 100, 20, scale=0.6) for i in range(250)]
+    clip = write_video(tmp_path / "face.mp4", frames)
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    making = subprocess.Popen(
+        [ffmpeg, "-v", "error", "-re", "-stream_loop", "-1", "-i", str(clip), "-c:v", "libx264",
+         "-g", "25", "-f", "hls", "-hls_time", "6", "-hls_list_size", "6", "-hls_flags",
+         "delete_segments", str(root / "live.m3u8")],
+        stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(root.glob("live*.ts"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        fetched.clear()
+        code, stderr = run_to_end("-s", f"{base}/live.m3u8", "--csv", tmp_path / "l.csv",
+                                  "--end", "32", "-q", timeout=120)
+    finally:
+        making.kill()
+        making.wait(timeout=10)
+    assert code == 0 and "dropped" not in stderr, stderr
+    numbers = [int(re.sub(r"\D", "", path)) for path in fetched if path.endswith(".ts")]
+    back = sum(b < a for a, b in zip(numbers, numbers[1:]))  # the start's look, then read
+    assert back <= 1 and len(numbers) - len(set(numbers)) <= 2, numbers
+
+    # a recording cut off: its playlist (of 2 s segments) says no end, and stops growing
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(clip), "-c:v", "libx264", "-g", "25",
+                    "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "event",
+                    str(root / "cut.m3u8")], check=True)
+    listed = (root / "cut.m3u8").read_text()
+    (root / "cut.m3u8").write_text(listed.replace("#EXT-X-ENDLIST\n", ""))
+    fetched.clear()
+    code, stderr = run_to_end("-s", f"{base}/cut.m3u8", "--csv", tmp_path / "c.csv",
+                              "--reconnect", "5", "-q", timeout=120)
+    server.shutdown()
+    server.server_close()
+    assert code == 1 and "did not come back within 5 s (--reconnect)" in \
+        stderr.strip().splitlines()[-1], stderr
+    segments = [path for path in fetched if path.endswith(".ts")]
+    assert max(segments.count(path) for path in segments) <= 3, fetched  # look, read, again
+
+
 def test_a_live_link_with_sound_and_no_picture_says_so(tmp_path):
     """A link that carries sound alone (an audio stream's, a camera's microphone channel)
     said "Connection refused" from a server that takes one connection, the one the reading

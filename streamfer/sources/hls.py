@@ -75,19 +75,13 @@ def rendition(spec: str) -> tuple[str, str] | None:
     several times. (A live link's is chosen among its streams as it is read:
     :mod:`streamfer.sources.live`.)"""
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else None
-    try:
-        if scheme in ("http", "https"):
-            with requested(spec) as reply:
-                head = reply.read(16)  # a video file's link: its first bytes alone
-                if not head.removeprefix(b"\xef\xbb\xbf").startswith(b"#EXTM3U"):
-                    return None
-                text, base = (head + reply.read(1 << 20)).decode("utf-8", "replace"), \
-                    reply.geturl()
-        elif scheme is None and (text := _text(spec)) is not None:
-            base = Path(os.path.abspath(spec)).as_uri()
-        else:
-            return None
-    except REQUEST_ERRORS:  # (refused, timed out, a bad reply)
+    if scheme in ("http", "https"):
+        text, base = _fetched(spec)
+    elif scheme is None and (text := _text(spec)) is not None:
+        base = Path(os.path.abspath(spec)).as_uri()
+    else:
+        return None
+    if text is None:
         return None
     playlist = Playlist.of(text)
     if playlist is None or len(playlist.renditions) < 2:
@@ -105,6 +99,38 @@ def rendition(spec: str) -> tuple[str, str] | None:
                  group[0]["URI"] if group else uri)
     return tuple(_local(as_asked(urllib.parse.urljoin(base, link), spec))
                  for link in (uri, sound))
+
+
+def target_duration(url: str) -> float | None:
+    """A live HLS link's target duration (``#EXT-X-TARGETDURATION``: its segments' longest,
+    in seconds), of its own playlist or of a master's first rendition's; None for a link
+    that is no HLS playlist, or one that cannot be read. FFmpeg waits for a live playlist's
+    next segment up to about twice as long (it reloads the playlist to find it)."""
+    for _ in range(2):  # a master playlist, then its rendition's
+        text, base = _fetched(url)
+        if text is None:
+            return None
+        if said := re.search(r"^#EXT-X-TARGETDURATION:\s*(\d+(?:\.\d+)?)", text, re.M):
+            return float(said.group(1))
+        playlist = Playlist.of(text)
+        if playlist is None or not playlist.renditions:
+            return None
+        url = as_asked(urllib.parse.urljoin(base, playlist.renditions[0][1]), url)
+    return None
+
+
+def _fetched(url: str) -> tuple[str | None, str]:
+    """An ``http(s)`` link's playlist text (up to 1 MB) and the link it came from after
+    redirects; (None, url) where it is no playlist (a video file's link: its first bytes
+    alone are read) or cannot be read (refused, timed out, a bad reply)."""
+    try:
+        with requested(url) as reply:
+            head = reply.read(16)
+            if not head.removeprefix(b"\xef\xbb\xbf").startswith(b"#EXTM3U"):
+                return None, url
+            return (head + reply.read(1 << 20)).decode("utf-8", "replace"), reply.geturl()
+    except REQUEST_ERRORS:
+        return None, url
 
 
 def listed_files(path: str) -> int | None:

@@ -181,18 +181,28 @@ class LiveCapture:
     ((w, h), pixels' aspect): a picture that changes shape is stretched to the first's, as
     OpenCV does, and :class:`~streamfer.sources.shapes.LiveShapes` fits it back."""
 
-    def __init__(self, url: str, timeout_s: float, sound: LiveSound | None = None) -> None:
+    def __init__(self, url: str, timeout_s: float, sound: LiveSound | None = None,
+                 read_timeout_s: float | None = None, after: float | None = None,
+                 replayed_s: float = 0.0) -> None:
+        """``read_timeout_s``: each read's (``timeout_s`` where None: a live HLS link's is
+        longer, as its next segment can be that long in coming); ``after``, ``replayed_s``:
+        what a connection again passes over, its frames and sound of stream time in
+        (``after`` − ``replayed_s``, ``after``] — where the last connection got to (its
+        :attr:`last_at`): a live HLS link opened again starts three segments back, and they
+        were read."""
         import av
         from av.stream import Discard
 
         self._container = self._video = self._audio = None
         self._sound, self._frames = sound, deque()
         self._pts: float | None = None  # the last frame's time (s), from the stream's start
+        self.last_at: float | None = after  # the last frame's own time stamp (s) read, or
+        self._seen = (after - replayed_s, after) if after is not None else None  # before
         self.size, self.fps, self.sar = (0, 0), 0.0, None
         self.shape: tuple[tuple[int, int], Fraction] | None = None
         self.why: str | None = None  # why it opened with no picture, where it can be told
         try:
-            self._container = av.open(url, timeout=(timeout_s, timeout_s),
+            self._container = av.open(url, timeout=(timeout_s, read_timeout_s or timeout_s),
                                       options=capture_options())
         except (OSError, av.FFmpegError, ValueError):
             return
@@ -224,30 +234,46 @@ class LiveCapture:
     def isOpened(self) -> bool:  # noqa: N802 (cv2.VideoCapture's name)
         return self._video is not None
 
+    def _read_before(self, at: float | None, keep: bool = False) -> bool:
+        """True where stream time ``at`` was read by the connection before (see ``after``);
+        a picture past it ends the look (``keep``: a sound's does not)."""
+        if self._seen is None or at is None:
+            return False
+        if at > self._seen[1]:
+            if not keep:
+                self._seen = None  # past it: the rest is new
+            return False
+        return at > self._seen[0]
+
     def read(self) -> tuple[bool, np.ndarray | None]:
         import av
 
-        while not self._frames:
-            if self._video is None:
-                return False, None
-            try:
-                packet = next(self._packets)
-            except StopIteration:
-                return False, None
-            except (OSError, av.FFmpegError, ValueError):  # cut, or nothing came in time
-                return False, None
-            if packet.stream is self._audio:
-                if packet.pts is not None and packet.size:
-                    self._sound.packet(packet, float(packet.pts * packet.time_base
-                                                     - (self._start or 0)))
-                continue
-            try:
-                self._frames.extend(packet.decode())
-            except (av.FFmpegError, ValueError):  # a damaged packet: as OpenCV, on
-                continue
-        frame = self._frames.popleft()
-        if frame.pts is not None:
-            at = frame.pts * frame.time_base
+        while True:
+            while not self._frames:
+                if self._video is None:
+                    return False, None
+                try:
+                    packet = next(self._packets)
+                except StopIteration:
+                    return False, None
+                except (OSError, av.FFmpegError, ValueError):  # cut, or nothing came in time
+                    return False, None
+                if packet.stream is self._audio:
+                    if packet.pts is not None and packet.size and not self._read_before(
+                            float(packet.pts * packet.time_base), keep=True):
+                        self._sound.packet(packet, float(packet.pts * packet.time_base
+                                                         - (self._start or 0)))
+                    continue
+                try:
+                    self._frames.extend(packet.decode())
+                except (av.FFmpegError, ValueError):  # a damaged packet: as OpenCV, on
+                    continue
+            frame = self._frames.popleft()
+            at = frame.pts * frame.time_base if frame.pts is not None else None
+            if not self._read_before(None if at is None else float(at)):
+                break
+        if at is not None:
+            self.last_at = float(at)
             if self._start is None:
                 self._start = at
             self._pts = float(at - self._start)

@@ -49,7 +49,7 @@ from streamfer.files import opencv_name, printable
 from streamfer.frame import Frame, TimestampRuns, VideoFormat
 from streamfer.sources.cameras import CAMERA_PROBE_NOISE, camera_index, check_camera, is_webcam
 from streamfer.sources.errors import OutOfRange, SourceError
-from streamfer.sources.hls import ended_copy, rendition
+from streamfer.sources.hls import ended_copy, rendition, target_duration
 from streamfer.sources.live import LiveCapture, LiveSound
 from streamfer.sources.media import IMAGE_EXTS, animated_avif, animation_frames, other_media
 from streamfer.sources.microphone import Microphone
@@ -93,6 +93,11 @@ class Source:
         self.url = is_url(spec)
         self._probed = recorded(spec) if self.url else None  # read once over the network
         self.live = is_webcam(spec) or self.url and self._probed is None
+        # a live HLS link's segments' length (s; None: no HLS, or not over http): its reads
+        # wait for the next segment, and a connection again passes over what was read
+        self._segment_s = target_duration(spec) if self.live and self.url \
+            and spec.split("://", 1)[0].lower() in ("http", "https") else None
+        self._read_until: float | None = None  # the last connection's last frame's own time
         # what is read: the spec, or of a recorded HLS master its largest rendition, and
         self.reads = self._sound_from = spec  # its sound (streamfer.sources.hls)
         if not self.live and not self.piped and (chosen := rendition(spec)) is not None:
@@ -335,6 +340,11 @@ class Source:
                     cap.set(cv2.CAP_PROP_FPS, fps)
             return cap
         if self.url and self.live:  # by PyAV, picture and sound (bounded, as below)
+            if self._segment_s:  # FFmpeg reloads the playlist until its next segment comes
+                return LiveCapture(self.spec, NETWORK_TIMEOUT_MS / 1000, self.sound,
+                                   read_timeout_s=NETWORK_TIMEOUT_MS / 1000
+                                   + 2 * self._segment_s, after=self._read_until,
+                                   replayed_s=4 * self._segment_s)
             return LiveCapture(self.spec, NETWORK_TIMEOUT_MS / 1000, self.sound)
         if self.url:  # bounded: a server that stops answering is a drop, not a hang
             with native_stderr_silenced(STREAM_OPEN_NOISE):
@@ -368,6 +378,7 @@ class Source:
         again unsaid (a camera's is said): it was said as a drop at 0.0 s."""
         with self._lock:
             if self._cap is not None:
+                self._read_until = getattr(self._cap, "last_at", None) or self._read_until
                 self._cap.release()
                 self._cap = None
         if self.reconnect <= 0 or self._closing:
@@ -421,6 +432,7 @@ class Source:
     def _read(self, shapes: Shapes | None) -> Iterator[Frame]:
         index, bad, last, ended = 0, 0, None, False
         runs, part, offset = TimestampRuns(), 0, 0.0  # timestamps starting again
+        fresh, again = time.monotonic(), False  # a link's last new frame; reopened since
         landing = self._seek() if self.start and not self.live else False
         while True:
             with self._lock:
@@ -435,7 +447,12 @@ class Source:
                     break
             if not ok or image is None:
                 if self.live:
-                    if self._reopen(last if index else None):
+                    # opened again and nothing new for --reconnect (a live playlist that
+                    # stopped growing: a recording cut off, an encoder gone): given up
+                    stalled = index and self.url and again \
+                        and time.monotonic() - fresh > self.reconnect
+                    if not stalled and self._reopen(last if index else None):
+                        again = True
                         continue
                     if self._closing:
                         break
@@ -457,6 +474,7 @@ class Source:
                         or bad > _MAX_BAD_READS:
                     break
                 continue
+            fresh, again = time.monotonic(), False
             time_s = self._timestamp(index)
             if time_s is None:  # a live stream's catching up (see StreamClock)
                 self.passed_over += 1
