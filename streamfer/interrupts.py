@@ -51,13 +51,18 @@ def stop_requested(also: threading.Event | None = None,
             also.set()
 
     previous = {number: signal.signal(number, handler) for number in signals
-                # a hang-up that ``nohup`` has this process ignore stays ignored: the run goes on
-                if not (number == SIGHUP and signal.getsignal(number) == signal.SIG_IGN)}
+                if not _nohup(number)}
     try:
         yield requested
     finally:
         for number, before in previous.items():
             signal.signal(number, before)
+
+
+def _nohup(number: int) -> bool:
+    """True for a hang-up that ``nohup`` has this process ignore: it stays ignored (the run
+    goes on), no handler is put over it."""
+    return number == SIGHUP and signal.getsignal(number) == signal.SIG_IGN
 
 
 _HUNG_UP = threading.Event()  # the terminal has hung up: a later hang-up is the same one
@@ -115,8 +120,7 @@ def stops_as_ctrl_c() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     for number in STOP_SIGNALS:
-        if number != signal.SIGINT and not (number == SIGHUP and signal.getsignal(number)
-                                            == signal.SIG_IGN):
+        if number != signal.SIGINT and not _nohup(number):
             signal.signal(number, _as_ctrl_c)
 
 

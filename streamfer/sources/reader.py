@@ -340,12 +340,10 @@ class Source:
                     cap.set(cv2.CAP_PROP_FPS, fps)
             return cap
         if self.url and self.live:  # by PyAV, picture and sound (bounded, as below)
-            if self._segment_s:  # FFmpeg reloads the playlist until its next segment comes
-                return LiveCapture(self.spec, NETWORK_TIMEOUT_MS / 1000, self.sound,
-                                   read_timeout_s=NETWORK_TIMEOUT_MS / 1000
-                                   + 2 * self._segment_s, after=self._read_until,
-                                   replayed_s=4 * self._segment_s)
-            return LiveCapture(self.spec, NETWORK_TIMEOUT_MS / 1000, self.sound)
+            wait = self._segment_s or 0.0  # FFmpeg reloads a live playlist until it grows
+            return LiveCapture(self.spec, NETWORK_TIMEOUT_MS / 1000, self.sound,
+                               read_timeout_s=NETWORK_TIMEOUT_MS / 1000 + 2 * wait,
+                               after=self._read_until if wait else None, replayed_s=4 * wait)
         if self.url:  # bounded: a server that stops answering is a drop, not a hang
             with native_stderr_silenced(STREAM_OPEN_NOISE):
                 return cv2.VideoCapture(self.reads, cv2.CAP_FFMPEG, [
@@ -378,7 +376,7 @@ class Source:
         again unsaid (a camera's is said): it was said as a drop at 0.0 s."""
         with self._lock:
             if self._cap is not None:
-                self._read_until = getattr(self._cap, "last_at", None) or self._read_until
+                self._read_until = getattr(self._cap, "last_at", self._read_until)
                 self._cap.release()
                 self._cap = None
         if self.reconnect <= 0 or self._closing:
