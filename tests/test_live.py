@@ -422,6 +422,38 @@ def test_a_web_page_s_link_is_said_to_be_one(tmp_path, http_server):
     assert code == 1 and "web page" not in stderr and stderr.count("Error:") == 1, stderr
 
 
+def test_a_dash_manifest_is_said_with_the_pipe_that_reads_it(tmp_path, http_server, face_clip):
+    """An MPEG-DASH manifest (``.mpd``: a broadcaster's stream, a packager's output), as a
+    link or a file, said "Invalid data found when processing input" and "not a video or
+    photo format FFmpeg reads": the FFmpeg in OpenCV (and PyAV) has no DASH demuxer, while
+    the ``ffmpeg`` command has. Now said as a manifest, with the pipe that reads it — which
+    does: its frames, every one a row."""
+    import imageio_ffmpeg
+
+    root, base = http_server
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(face_clip), "-c:v", "libx264", "-g", "12",
+                    "-c:a", "aac", "-f", "dash", "-seg_duration", "0.4", str(root / "m.mpd")],
+                   check=True, timeout=60)
+    for source, what in ((f"{base}/m.mpd", "stream"), (root / "m.mpd", "video")):
+        code, stderr = run_to_end("-s", source, "--csv", tmp_path / "x.csv")
+        assert code == 1 and not (tmp_path / "x.csv").exists(), stderr
+        assert stderr.strip().splitlines()[-1] == (
+            f"Error: cannot open {what}: {source} (an MPEG-DASH manifest, which OpenCV's FFmpeg "
+            f"does not read: pipe it in, ffmpeg -i {source} -c copy -f mpegts - | python "
+            "run_stream.py --source - …)")
+    sent = subprocess.Popen([ffmpeg, "-v", "error", "-i", f"{base}/m.mpd", "-c", "copy", "-f",
+                             "mpegts", "-"], stdout=subprocess.PIPE)
+    read = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), "--source", "-", "--csv",
+                           tmp_path / "piped.csv", "-q"], stdin=sent.stdout, timeout=120,
+                          capture_output=True, text=True)
+    sent.stdout.close()
+    assert sent.wait(timeout=30) == 0 and read.returncode == 0, read.stderr
+    with open(tmp_path / "piped.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == frame_count(face_clip)[0] == 24, read.stderr
+
+
 def test_a_link_s_password_is_neither_shown_nor_written(tmp_path, locked_server, face_bgr):
     """A camera's password in its link (``rtsp://admin:pass@cam``), a signed link's token:
     they were in the summary, every message, the CSV's ``source`` and the report's page,

@@ -19,7 +19,7 @@ import cv2
 
 from streamfer.frame import VideoFormat
 from streamfer.sources.hls import listed_files
-from streamfer.sources.streams import NETWORK_TIMEOUT_MS
+from streamfer.sources.streams import NETWORK_TIMEOUT_MS, dash_manifest, through_a_pipe
 
 # FFmpeg's codes (H.273) of the primaries and transfers that the FFmpeg in opencv-python 5
 # converts when it makes BGR frames (seen: BT.2020, DCI-P3, Display P3; PQ, HLG), where
@@ -192,5 +192,12 @@ def unreadable(path: str, said: str) -> str:
         if (files := listed_files(path)) is not None:  # a player's list (VLC's, Winamp's)
             return (f"cannot open video: {path} (a playlist of {files} file"
                     f"{'s' * (files != 1)}, not a video: give their folder, or each one)")
+        try:
+            with open(path, "rb") as f:
+                head = f.read(1024)
+        except OSError:
+            head = b""
+        if dash_manifest(head):
+            return f"cannot open video: {path} ({through_a_pipe(path)})"
         return f"cannot open video: {path} (not a video or photo format FFmpeg reads)"
     return said

@@ -14,6 +14,7 @@ import errno
 import http.client
 import itertools
 import re
+import shlex
 import time
 from collections.abc import Iterator
 
@@ -150,7 +151,7 @@ def unreachable(url: str) -> str | None:
     except av.ExitError:  # FFmpeg's wait ran out: a server that says nothing (UDP: no packet)
         return NOTHING_CAME
     except (OSError, av.FFmpegError, ValueError) as exc:
-        if isinstance(exc, av.error.InvalidDataError) and (page := _web_page(url)):
+        if isinstance(exc, av.error.InvalidDataError) and (page := _not_media(url)):
             return page
         if isinstance(exc, av.error.ProtocolNotFoundError):  # SRT, RIST: not in its build
             scheme = url.split("://", 1)[0].lower()
@@ -203,17 +204,35 @@ def as_asked(link: str, asked: str) -> str:
     return theirs._replace(netloc=f"{user}@{server}").geturl()
 
 
-def _web_page(url: str) -> str | None:
+def dash_manifest(head: bytes, kind: str = "") -> bool:
+    """Whether a file or reply that starts with ``head`` (its content type ``kind``) is an
+    MPEG-DASH manifest (``.mpd``: XML whose root is ``<MPD``)."""
+    return kind == "application/dash+xml" or b"<MPD" in head[:1024]
+
+
+def through_a_pipe(spec: str) -> str:
+    """Why a DASH manifest (a file or link) is not read, and the command that reads it: the
+    FFmpeg in OpenCV and PyAV have no DASH demuxer; the ``ffmpeg`` of imageio-ffmpeg (and
+    most) does, and a run reads what it sends through a pipe (``--source -``)."""
+    return (f"an MPEG-DASH manifest, which OpenCV's FFmpeg does not read: pipe it in, ffmpeg "
+            f"-i {shlex.quote(redacted(spec))} -c copy -f mpegts - | python run_stream.py "
+            "--source - …")
+
+
+def _not_media(url: str) -> str | None:
     """Why FFmpeg found no media at an http(s) link, where the link is a web page (a video
     site's ``watch?v=`` page, a camera's settings page: FFmpeg said only "Invalid data found
-    when processing input"); None where it is not one, or cannot be told."""
+    when processing input") or a DASH manifest; None where it is neither, or cannot be
+    told."""
     if url.split("://", 1)[0].lower() not in ("http", "https"):
         return None
     try:
         with requested(url) as reply:
-            kind = reply.headers.get_content_type()
+            kind, head = reply.headers.get_content_type(), reply.read(1024)
     except REQUEST_ERRORS:
         return None
+    if dash_manifest(head, kind):
+        return through_a_pipe(url)
     if kind not in ("text/html", "application/xhtml+xml"):
         return None
     return (f"a web page ({kind}), not a video: a video site's page is not its video; give "
