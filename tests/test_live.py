@@ -1211,3 +1211,15 @@ def test_an_hls_playlist_named_with_a_percent_sign_is_written_with_its_segments(
     assert code == 0, stderr
     assert sorted(p.name for p in tmp_path.glob("*.ts")) == ["100_ x_03d0.ts", "100_ x_03d1.ts"]
     assert frame_count(playlist)[0] == 75
+    # a % in its folder's name: FFmpeg took it for the number too, and the run wrote a
+    # playlist of segments that went nowhere (exit 0), or, the folder new, said "No such
+    # file or directory"; now said before anything is written
+    for made in (True, False):
+        folder = tmp_path / f"take%d{made}"
+        folder.mkdir(exist_ok=made) if made else None
+        code, stderr = run_to_end("-s", clip, "-o", folder / "live.m3u8", "-q")
+        assert code == 1 and stderr.strip().splitlines() == [
+            f"Error: cannot write {folder / 'live.m3u8'}: FFmpeg's HLS writer reads a % in its "
+            "folder's name as its segments' number (they went nowhere): give a folder without "
+            "one"], stderr
+        assert folder.is_dir() is made and (not made or not any(folder.iterdir()))

@@ -93,6 +93,10 @@ def check_stream(url: str) -> str:
     """The FFmpeg container ``url`` is sent in, or :class:`SinkError` for a way we do not
     send by (said before any frame is read)."""
     if is_playlist(url):
+        if "%" in os.path.dirname(url):  # FFmpeg's pattern: no escape (segment_pattern)
+            raise SinkError(cannot_write(Path(url), (
+                "FFmpeg's HLS writer reads a % in its folder's name as its segments' number "
+                "(they went nowhere): give a folder without one")))
         if why := unwritable(Path(url)):
             raise SinkError(cannot_write(Path(url), why))
         return "hls"
