@@ -89,13 +89,19 @@ class Run:
 
 def read_csv(path: str | Path) -> Run:
     """Read a frame CSV written by ``streamfer run --csv``; :class:`ReportError` if it is not
-    one."""
+    one. As a spreadsheet saves it again, too: Excel's "CSV UTF-8" begins with a byte-order
+    mark, and where the decimal mark is a comma (German, French, …) it separates fields with
+    ``;`` and writes ``0,125``."""
     from streamfer.sinks import WALL_TIME
 
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            first = f.readline()
+            f.seek(0)
+            semicolons = ";" in first and "," not in first
+            reader = csv.reader(f, delimiter=";" if semicolons else ",")
+            number = (lambda text: float(text.replace(",", "."))) if semicolons else float
             header = next(reader, None)
             if not header:
                 raise ReportError(f"{path} is empty: not a streamfer frame CSV")
@@ -112,7 +118,7 @@ def read_csv(path: str | Path) -> Run:
                     raise ReportError(f"{path}, line {line}: {len(row)} fields, the header "
                                       f"has {len(header)}")
                 try:
-                    t, frame = float(row[col["time_s"]]), int(row[col["frame"]])
+                    t, frame = number(row[col["time_s"]]), int(row[col["frame"]])
                     moment = _moment(row[wall]) if wall is not None and row[wall] else None
                     if moment:  # the first and last alone are kept
                         moments = _spanning(moments, moment)
@@ -124,11 +130,11 @@ def read_csv(path: str | Path) -> Run:
                     face = faces.setdefault(int(row[col["face_id"]]), FaceRows())
                     face.times.append(t)
                     face.frames.append(frame)
-                    face.smooth.append([float(row[col[c]]) for c in smooth])
+                    face.smooth.append([number(row[col[c]]) for c in smooth])
                     face.labels.append(tuple(x for x in row[col["labels"]].split(";") if x))
                     if moment:
                         face.captured = _spanning(face.captured, moment)
-                    score = float(row[col["det_score"]])
+                    score = number(row[col["det_score"]])
                     if score > face.best[0]:
                         box = tuple(int(row[col[c]]) for c in ("x", "y", "w", "h"))
                         face.best = (score, frame, t, box)

@@ -155,6 +155,27 @@ def test_the_page_escapes_what_comes_from_the_input_and_loads_nothing(small_run,
     assert "http://" not in html and "https://" not in html and "@import" not in html
 
 
+def test_a_csv_a_spreadsheet_saved_again_gives_the_same_report(small_run, tmp_path):
+    """An analyst opens the CSV in Excel and saves it: as "CSV UTF-8" it begins with a
+    byte-order mark, which made the first column's name "\ufeffsource" ("not a streamfer
+    frame CSV (missing columns: source)"); in a locale whose decimal mark is a comma, fields
+    are separated by ";" and numbers written "0,125" (every column missing). Both now read
+    as the CSV written."""
+    clip, table = small_run
+    rows = list(csv.reader(open(table, newline="")))
+    with open(tmp_path / "utf8.csv", "w", newline="", encoding="utf-8-sig") as f:
+        csv.writer(f, lineterminator="\r\n").writerows(rows)
+    with open(tmp_path / "comma.csv", "w", newline="", encoding="utf-8-sig") as f:
+        csv.writer(f, delimiter=";", lineterminator="\r\n").writerows(
+            [row[:2] + [c.replace(".", ",") for c in row[2:]] for row in rows])
+    assert "0,0333" in (tmp_path / "comma.csv").read_text(encoding="utf-8-sig")
+    written = summarize(read_csv(table))
+    for saved in ("utf8.csv", "comma.csv"):
+        again = write_report(tmp_path / saved, tmp_path / f"{saved}.html", video=clip)
+        assert again == written and len(again["faces"]) == 1
+        assert (tmp_path / f"{saved}.html").read_text().count('class="thumb"') == 1
+
+
 def test_bad_input_is_one_line_and_a_missing_video_costs_only_the_thumbnails(small_run,
                                                                             tmp_path):
     clip, table = small_run
