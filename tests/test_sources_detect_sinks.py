@@ -71,6 +71,38 @@ def test_a_players_playlist_is_said_to_be_one(tmp_path, text):
                                       "their folder, or each one)")
 
 
+def test_an_mp4_cut_short_is_said_to_be_one(tmp_path, face_clip):
+    """A recording stopped by a flat battery, a download or copy not finished: an MP4 whose
+    index (``moov``, most recorders' last box) is missing, or cut, said "not a video or photo
+    format FFmpeg reads" or "it holds no stream" — of a file that is an MP4. Now said to be
+    cut short. A file whose index came first and whose frames are cut reads as far as they go
+    (said elsewhere)."""
+    import imageio_ffmpeg
+
+    data = face_clip.read_bytes()
+    at = data.find(b"moov") - 4
+    assert at > len(data) // 2  # the index last, as FFmpeg writes by default
+    front = tmp_path / "front.mp4"  # the index first (-movflags +faststart)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(face_clip), "-c",
+                    "copy", "-movflags", "+faststart", str(front)], check=True, timeout=60)
+    first = front.read_bytes()
+    assert first.find(b"moov") < 100  # after ftyp alone
+    cuts = {"before.mp4": data[:at], "inside.mp4": data[:at + 100],
+            "front.mp4": first[:first.find(b"moov") + 8]}
+    for name, cut in cuts.items():
+        (tmp_path / name).write_bytes(cut)
+        with pytest.raises(SourceError) as failed:
+            open_source(tmp_path / name)
+        assert str(failed.value) == (
+            f"cannot open video: {tmp_path / name} (an MP4 or MOV cut short: its index, the moov "
+            "box most recorders write at its end, is missing or cut — a recording stopped by a "
+            "flat battery, or a copy or download not finished; untrunc mends a camera's with a "
+            "whole file from the same camera)")
+    (tmp_path / "frames_cut.mp4").write_bytes(first[:len(first) // 2])
+    with open_source(tmp_path / "frames_cut.mp4") as source:
+        assert 0 < len(list(source)) < 24
+
+
 def _audio_only(path):
     import av
 

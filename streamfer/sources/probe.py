@@ -176,9 +176,16 @@ def _edited_out(container, stream, look: int = 1000) -> int:
     return hidden
 
 
+_CUT_SHORT = ("cannot open video: {} (an MP4 or MOV cut short: its index, the moov box most "
+              "recorders write at its end, is missing or cut — a recording stopped by a flat "
+              "battery, or a copy or download not finished; untrunc mends a camera's with a "
+              "whole file from the same camera)")
+
+
 def unreadable(path: str, said: str) -> str:
     """Why a file OpenCV cannot read as a video is none, in a line, where PyAV tells: it holds
-    no video (an audio file, a subtitle track), or it is no format FFmpeg reads; else
+    no video (an audio file, a subtitle track), it is an MP4 cut short, a DASH manifest, a
+    player's playlist, or it is no format FFmpeg reads; else
     ``said``, OpenCV's failure as it was."""
     import av
 
@@ -187,6 +194,7 @@ def unreadable(path: str, said: str) -> str:
             kinds = sorted({s.type for s in container.streams} - {"video"})
             if not container.streams.video:
                 return (f"no video in {path}: it holds {' and '.join(kinds)} only" if kinds
+                        else _CUT_SHORT.format(path) if index_missing(path)
                         else f"no video in {path}: it holds no stream")
     except (OSError, av.FFmpegError, ValueError):
         if (files := listed_files(path)) is not None:  # a player's list (VLC's, Winamp's)
@@ -199,5 +207,36 @@ def unreadable(path: str, said: str) -> str:
             head = b""
         if dash_manifest(head):
             return f"cannot open video: {path} ({through_a_pipe(path)})"
+        if index_missing(path):
+            return _CUT_SHORT.format(path)
         return f"cannot open video: {path} (not a video or photo format FFmpeg reads)"
     return said
+
+
+def index_missing(path: str | Path) -> bool:
+    """An MP4 or MOV (ISO base media: its first box ``ftyp``) whose top-level boxes hold no
+    whole ``moov``, the index of its frames, which most recorders write last: the file was
+    cut before it, or in it."""
+    try:
+        with open(path, "rb") as f:
+            end = os.fstat(f.fileno()).st_size
+            at, first = 0, True
+            while at + 8 <= end:
+                f.seek(at)
+                head = f.read(16)
+                size, kind = int.from_bytes(head[:4], "big"), head[4:8]
+                if first and kind != b"ftyp":
+                    return False
+                first = False
+                if size == 1 and len(head) == 16:  # a 64-bit size follows
+                    size = int.from_bytes(head[8:16], "big")
+                elif size == 0:  # to the end of the file
+                    size = end - at
+                if size < 8:
+                    return False  # no box: not an MP4 as told
+                if kind == b"moov":
+                    return at + size > end
+                at += size
+    except OSError:
+        return False
+    return not first
