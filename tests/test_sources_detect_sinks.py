@@ -101,6 +101,16 @@ def test_an_mp4_cut_short_is_said_to_be_one(tmp_path, face_clip):
     (tmp_path / "frames_cut.mp4").write_bytes(first[:len(first) // 2])
     with open_source(tmp_path / "frames_cut.mp4") as source:
         assert 0 < len(list(source)) < 24
+    # an index first, cut where its table of where the frames lie ends: it opened, and the
+    # run read none of its frames, "ok" with a warning (exit 0, a folder run's input done)
+    index = first.find(b"moov") - 4
+    (tmp_path / "no_frames.mp4").write_bytes(first[:first.find(b"stco") + 8])
+    assert first.find(b"stco") > index
+    with open_source(tmp_path / "no_frames.mp4") as source, \
+            pytest.raises(SourceError) as failed:
+        list(source)
+    assert str(failed.value) == ("cannot read video: no_frames.mp4 (none of the 24 frames its "
+                                 "index lists could be decoded: truncated or corrupt)")
 
 
 def _audio_only(path):

@@ -510,6 +510,9 @@ class Source:
         if last is None and (self.start or ended):
             to = "its end" if self.end is None else f"--end {self.end:g} s"
             raise OutOfRange(f"{self.name}: no frame from --start {self.start:g} s to {to}")
+        if last is None and self._indexed:  # a file cut in its index (or all corrupt)
+            raise SourceError(f"cannot read video: {self.name} (none of the {self._indexed} "
+                              "frames its index lists could be decoded: truncated or corrupt)")
         if ended:
             return
         end = (last or 0.0) + 1 / self.fps
