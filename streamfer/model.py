@@ -179,19 +179,43 @@ def read_config(path: Path, check: bool = True) -> tuple[ModelConfig, Path]:
     there, and of the SHA-256 the file records)."""
     from streamfer.assets import AssetError, verify
 
+    path = Path(path)
     try:
-        meta = json.loads(Path(path).read_text())
+        meta = json.loads(path.read_text())
+    except ValueError:  # (a JSON error, or bytes that are no text)
+        raise AssetError(f"{path} is not a streamfer model file (not JSON{_weights_of(path)})"
+                         ) from None
+    try:
+        if not isinstance(meta, dict) or not isinstance(meta.get("weights"), str):
+            raise KeyError("weights")
         config = ModelConfig.from_dict(meta)
-        weights = Path(path).with_name(meta["weights"])
+        weights = path.with_name(meta["weights"])
         if not config.backbones or not set(config.backbones) <= set(BACKBONES):
             raise ValueError("backbones")
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise AssetError(f"{path} is not a streamfer model file ({type(exc).__name__})") from None
+        why = f"no {exc.args[0]!r} field" if isinstance(exc, KeyError) and exc.args else \
+            f"its {exc.args[0]} are not ours" if exc.args == ("backbones",) else \
+            type(exc).__name__
+        raise AssetError(f"{path} is not a streamfer model file ({why}{_weights_of(path)})"
+                         ) from None
     if not check:
         return config, weights
     if not weights.is_file():
-        raise AssetError(f"weights file not found: {weights}")
+        raise AssetError(f"{path}: its weights, {weights.name}, are not beside it in "
+                         f"{weights.parent.resolve()} (a model file goes with its "
+                         ".weights.npz: copy both)")
     return config, verify(weights, meta.get("sha256"))
+
+
+def _weights_of(path: Path) -> str:
+    """Where ``path`` is a model's weights, graph or int8 ranges (``default.weights.npz``,
+    ``default.graph.onnx``, ``default.int8.json``), which model file to give instead."""
+    for suffix, what in ((".weights.npz", "weights"), (".graph.onnx", "ONNX graph"),
+                         (".int8.json", "int8 ranges")):
+        if path.name.endswith(suffix):
+            return f": it is a model's {what}; give its model file, " \
+                   f"{path.name[:-len(suffix)]}.json"
+    return ""
 
 
 def read_weights(path: Path) -> tuple[ModelConfig, list[np.ndarray]]:

@@ -245,8 +245,13 @@ def test_a_photo_stays_on_screen_until_asked_to_go_with_its_outputs_written(tmp_
     assert len(rows) == 1 and rows[0]["labels"] == "Happiness"
 
 
+# a model's other files given as --model: it said "(UnicodeDecodeError)", "(KeyError)"
+MODEL_WEIGHTS = ("default.weights.npz is not a streamfer model file (not JSON: it is a model's "
+                 "weights; give its model file, default.json)")
+MODEL_INT8 = ("default.int8.json is not a streamfer model file (no 'weights' field: it is a "
+              "model's int8 ranges; give its model file, default.json)")
 # what the cases below say once the models have loaded (the others: before)
-SAID_AFTER_THE_MODELS = {"no display", "not a streamfer model file",
+SAID_AFTER_THE_MODELS = {"no display", "not a streamfer model file", MODEL_WEIGHTS, MODEL_INT8,
                          "no frame from --start 0.501 s to --end 0.502 s",
                          "cannot write /proc/streamfer.mp4: "}
 
@@ -273,6 +278,10 @@ SAID_AFTER_THE_MODELS = {"no display", "not a streamfer model file",
     (["--source", "{clip}", "--csv", "x.csv", "--tiles", "0"], "--tiles"),
     (["--source", "{clip}", "--csv", "x.csv", "--model", str(ROOT / "README.md")],
      "not a streamfer model file"),
+    (["--source", "{clip}", "--csv", "x.csv", "--model",
+      str(ROOT / "models" / "default.weights.npz")], MODEL_WEIGHTS),
+    (["--source", "{clip}", "--csv", "x.csv", "--model",
+      str(ROOT / "models" / "default.int8.json")], MODEL_INT8),
     (["--source", "{clip}", "--csv", "x.csv", "--start", "5"], "--start 5 s is not before its "
      "end (0.80 s)"),
     (["--source", "{clip}", "--csv", "x.csv", "--start", "0.5", "--end", "0.2"],

@@ -38,6 +38,17 @@ def test_a_tampered_weights_file_is_refused(tmp_path):
         Classifier(tmp_path / DEFAULT_MODEL.name)
 
 
+def test_a_model_file_without_its_weights_beside_it_says_where_it_looked(tmp_path):
+    """A model file copied alone (its .weights.npz left behind) said "weights file not
+    found: default.weights.npz", a name without a folder, as if from the current one."""
+    shutil.copy(DEFAULT_MODEL, tmp_path / "mine.json")
+    with pytest.raises(AssetError) as failed:
+        Classifier(tmp_path / "mine.json")
+    assert str(failed.value) == (
+        f"{tmp_path / 'mine.json'}: its weights, default.weights.npz, are not beside it in "
+        f"{tmp_path.resolve()} (a model file goes with its .weights.npz: copy both)")
+
+
 def test_scores_are_six_probabilities_for_gray_and_rgb_crops(classifier):
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (3, 100, 100, 3), dtype=np.uint8)
