@@ -440,8 +440,8 @@ def test_a_dash_manifest_is_said_with_the_pipe_that_reads_it(tmp_path, http_serv
         assert code == 1 and not (tmp_path / "x.csv").exists(), stderr
         assert stderr.strip().splitlines()[-1] == (
             f"Error: cannot open {what}: {source} (an MPEG-DASH manifest, which OpenCV's FFmpeg "
-            f"does not read: pipe it in, ffmpeg -i {source} -c copy -f mpegts - | python "
-            "run_stream.py --source - …)")
+            f"does not read: pipe it in, ffmpeg -i {source} -c copy -f mpegts - | streamfer "
+            "run --source - …)")
     sent = subprocess.Popen([ffmpeg, "-v", "error", "-i", f"{base}/m.mpd", "-c", "copy", "-f",
                              "mpegts", "-"], stdout=subprocess.PIPE)
     read = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), "--source", "-", "--csv",

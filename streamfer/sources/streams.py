@@ -215,8 +215,8 @@ def through_a_pipe(spec: str) -> str:
     FFmpeg in OpenCV and PyAV have no DASH demuxer; the ``ffmpeg`` of imageio-ffmpeg (and
     most) does, and a run reads what it sends through a pipe (``--source -``)."""
     return (f"an MPEG-DASH manifest, which OpenCV's FFmpeg does not read: pipe it in, ffmpeg "
-            f"-i {shlex.quote(redacted(spec))} -c copy -f mpegts - | python run_stream.py "
-            "--source - …")
+            f"-i {shlex.quote(redacted(spec))} -c copy -f mpegts - | streamfer run --source "
+            "- …")
 
 
 def _not_media(url: str) -> str | None:
