@@ -1333,6 +1333,13 @@ def test_a_video_piped_into_standard_input_is_a_source(tmp_path, face_clip):
     assert sought.returncode != 0 and sought.stderr.decode().strip() == (
         "Error: standard input cannot be sought: --start is for files (--end stops it at that "
         "time)")
+    # nothing piped (the command before the | failed: a file misspelt): it said "cannot read
+    # standard input as video (pipe MPEG-TS or Matroska: …)", as of a wrong format
+    empty = piped(b"", "--csv", tmp_path / "e.csv")
+    assert empty.returncode == 1 and empty.stderr.decode().strip() == (
+        "Error: standard input was empty: nothing came through the pipe (did the command before "
+        "the | fail?)")
+    assert not (tmp_path / "e.csv").exists()
 
 
 def test_a_piped_picture_that_changes_shape_keeps_each_frames_shape(tmp_path, face_bgr,

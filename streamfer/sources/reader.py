@@ -291,7 +291,11 @@ class Source:
         self.sound = self._tee if self._keep_sound else None
         self._cap = self._capture()
         if not self._cap.isOpened():
+            came = self._tee.written  # (all of it: OpenCV has read to its end)
             self._tee.close()  # no ``with`` will end it: its folder goes now
+            if not came:
+                raise SourceError("standard input was empty: nothing came through the pipe "
+                                  "(did the command before the | fail?)")
             raise SourceError(f"cannot read standard input as video ({PIPED})")
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else 30.0
