@@ -948,9 +948,25 @@ def test_an_avis_held_frames_are_not_called_truncated(tmp_path, caplog):
         assert source.frame_count == len(frames) == 50  # of 52 slots
     assert frames[10].time_s == pytest.approx(11 / 25)  # frame 9 is held over slot 10
     assert not caplog.records, [r.getMessage() for r in caplog.records]
+    # a copy into AVI of a video timed in ms (an MP4's -c copy): 1000 slots a second, each
+    # frame holding 41 or 42, the last too — it was "48 of the 2002 frames its index lists"
+    timed = tmp_path / "ms.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=160x120:rate=24000/1001", "-frames:v", "48", "-c:v",
+                    "libx264", "-video_track_timescale", "1000", str(timed)], check=True)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(timed),
+                    "-c", "copy", str(tmp_path / "ms.avi")], check=True)
+    with caplog.at_level(logging.WARNING), open_source(tmp_path / "ms.avi") as source:
+        assert source.frame_count == len(list(source)) == 48
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
     cut.write_bytes(held.read_bytes()[:held.stat().st_size // 2])
     with caplog.at_level(logging.WARNING), open_source(cut) as source:
         assert 10 < len(list(source)) < 40
+    assert "truncated or corrupt" in caplog.text
+    caplog.clear()
+    (tmp_path / "ms_cut.avi").write_bytes((tmp_path / "ms.avi").read_bytes()[:20000])
+    with caplog.at_level(logging.WARNING), open_source(tmp_path / "ms_cut.avi") as source:
+        assert 5 < len(list(source)) < 45
     assert "truncated or corrupt" in caplog.text
 
 

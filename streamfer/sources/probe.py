@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from streamfer.frame import VideoFormat
 from streamfer.sources.hls import listed_files
@@ -89,11 +90,16 @@ def probe(path: str) -> tuple[VideoFormat, float | None, int | None, str | None]
             frames = stream.frames - _edited_out(container, stream) if stream.frames else None
             listed = getattr(stream, "index_entries", ()) \
                 if container.format.name == "avi" else ()  # (PyAV 17 on)
-            if frames and len(listed) and listed[len(listed) - 1].timestamp + 1 == stream.frames:
+            if frames and len(listed) > 1:
                 # an AVI's empty chunks hold the frame before over their slots (a capture's
-                # dropped frames): its header counts them; its index, whole to the last slot
-                # (a cut-off file's is what a scan found so far), lists frames alone
-                frames = min(frames, len(listed))
+                # dropped frames; a copy of a video timed in ms, FFmpeg's -c copy: 1000 slots
+                # a second, 42 a frame): its header counts them; its index, whole to the
+                # last frame (a cut-off file's is what a scan found so far), lists frames
+                # alone; the last frame holds at most as many slots as the most one held
+                slots = np.fromiter((entry.timestamp for entry in listed), np.int64,
+                                    len(listed))
+                if slots[-1] < stream.frames <= slots[-1] + max(1, int(np.diff(slots).max())):
+                    frames = min(frames, len(listed))
             return fmt, duration, frames or None, _other_tracks(path, container)
     except (OSError, IndexError, av.FFmpegError, ValueError):
         return VideoFormat(), None, None, None
