@@ -113,6 +113,24 @@ def test_a_warning_mid_run_gets_its_own_line_above_the_progress_bar(tmp_path, me
     assert not [line for line in lines if "warning:" in line and "ETA" in line]
 
 
+def test_an_avi_copied_from_a_clip_timed_in_ms_is_read_whole_without_a_warning(tmp_path, media):
+    """The sad-to-happy clip's first 4 s copied into an AVI (``ffmpeg -t 4 -i clip.mp4 -c:v
+    copy -c:a mp3 clip.avi``: its times in ms make the AVI 600 slots a second, each frame
+    holding 25): "98 of the 2452 frames its index lists are decodable (truncated or
+    corrupt)", and once that was mended, "the stream ends at 4.05 s of 4.09 s": its last
+    frame was taken to last one slot, 1/600 s. A file whole is read without a word."""
+    import imageio_ffmpeg
+
+    clip = tmp_path / "clip.avi"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-t", "4", "-i",
+                    str(media / "pyfeat_WolfgangLanger_Pexels_sad_to_happy.mp4"), "-c:v",
+                    "copy", "-c:a", "mp3", str(clip)], check=True, timeout=60)
+    done = run_cli("-s", clip, "--csv", tmp_path / "c.csv", "-q")
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("clip.avi: 98 frames, 98 faces")
+    assert len(read_csv(tmp_path / "c.csv")) == 98
+
+
 def test_a_folder_runs_summary_shows_what_each_inputs_run_warned_of(tmp_path, media):
     """A folder of footage with a truncated file: its warning scrolled past above the bar,
     and the summary said "ok" (with 40 inputs, or 4,000, the one that is not all there was

@@ -29,6 +29,7 @@ Example (a minute of a 25 fps match, its frames numbered as in the whole file):
 from __future__ import annotations
 
 import bisect
+import collections
 import logging
 import os
 import re
@@ -433,6 +434,9 @@ class Source:
 
     def _read(self, shapes: Shapes | None) -> Iterator[Frame]:
         index, bad, last, ended = 0, 0, None, False
+        # the last steps between two frames: its rate's, or more (an AVI copied from a video
+        # timed in ms is of 1000 fps, each frame held 41 or 42 slots)
+        steps: collections.deque = collections.deque(maxlen=16)
         runs, part, offset = TimestampRuns(), 0, 0.0  # timestamps starting again
         fresh, again = time.monotonic(), False  # a link's last new frame; reopened since
         landing = self._seek() if self.start and not self.live else False
@@ -501,6 +505,8 @@ class Source:
             if bad and last is not None and time_s - last > 1.5 / self.fps:
                 log.warning("%s: undecodable frames between %.3f s and %.3f s skipped",
                             self.name, last, time_s)
+            if last is not None:
+                steps.append(time_s - last)
             bad, last = 0, time_s
             image = as_bgr(image)
             yield Frame(self.name, index, time_s,
@@ -519,11 +525,12 @@ class Source:
                               "frames its index lists could be decoded: truncated or corrupt)")
         if ended:
             return
-        end = (last or 0.0) + 1 / self.fps
+        step = max([*steps, 1 / self.fps])
+        end = (last or 0.0) + step  # (the last frame held as long as the longest of late)
         if self._indexed and index < self._indexed:
             log.warning("%s: %d of the %d frames its index lists are decodable (truncated or "
                         "corrupt stream)", self.name, index, self._indexed)
-        elif self.duration and end < self.duration - 1.5 / self.fps:
+        elif self.duration and end < self.duration - 1.5 * step:
             log.warning("%s: the stream ends at %.2f s of %.2f s (truncated or corrupt); "
                         "%d frames decoded", self.name, end, self.duration, index)
 
