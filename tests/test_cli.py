@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from ctypes import util as ctypes_util
 from pathlib import Path
@@ -415,31 +416,38 @@ def test_an_animated_webp_or_png_is_read_as_the_video_it_is(tmp_path, face_bgr, 
     assert cv2.imread(str(out / "still.png")).shape == (240, 320, 3)
 
 
-def test_an_animated_avif_is_said_to_be_read_as_its_still_picture(tmp_path, face_bgr):
-    """An animated AVIF was read as its still picture without a word (FFmpeg lists the
-    animation as a second video track, which OpenCV does not read): the run says so, with the
-    command that makes it a video (which then reads every frame); a still AVIF says nothing."""
+def test_an_animated_avif_is_read_as_a_video(tmp_path, face_bgr):
+    """An animated AVIF was read as its still picture (FFmpeg lists the animation as a
+    second video track, which OpenCV does not pick), first without a word, then with a
+    warning and the command that made it a video. Its frames are read now, at their times,
+    as an animated WebP's are: a video out, the CSV a row a frame; in a folder run too. A
+    still AVIF is a photo."""
     import imageio_ffmpeg
 
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     frames = [compose(face_bgr, (320, 240), 20 + 10 * i, 20, scale=0.6) for i in range(10)]
-    clip = write_video(tmp_path / "clip.mp4", frames)
+    clip = write_video(tmp_path / "clip.mp4", frames, fps=10)
+    footage = tmp_path / "footage"
+    footage.mkdir()
     for name, extra in (("moving.avif", []), ("still.avif", ["-frames:v", "1"])):
         made = subprocess.run([ffmpeg, "-v", "error", "-i", str(clip), *extra, "-c:v",
                                "libaom-av1", "-cpu-used", "8", "-f", "avif",
-                               str(tmp_path / name)], capture_output=True, text=True)
+                               str(footage / name)], capture_output=True, text=True)
         assert made.returncode == 0, made.stderr
-    done = run_cli("-s", "moving.avif", "--csv", "m.csv", "-q", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    said = "warning: moving.avif is an animated AVIF: its still picture is read, a photo " \
-        "(make it a video to read its frames: ffmpeg -i moving.avif -map 0:v:1 moving.mp4)"
-    assert said in done.stderr.splitlines(), done.stderr
-    assert len(read_csv(tmp_path / "m.csv")) == 1
-    command = said[said.index("ffmpeg -i"):-1].split()
-    made = subprocess.run([ffmpeg, "-v", "error", *command[1:]], cwd=tmp_path)
-    assert made.returncode == 0 and frame_count(tmp_path / "moving.mp4")[0] == 10
-    done = run_cli("-s", "still.avif", "--csv", "s.csv", "-q", cwd=tmp_path)
+    done = run_cli("-s", footage / "moving.avif", "-o", "m.mp4", "--csv", "m.csv", "-q",
+                   cwd=tmp_path)
     assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    rows = read_csv(tmp_path / "m.csv")
+    assert [r["frame"] for r in rows] == [str(i) for i in range(10)]
+    assert [float(r["time_s"]) for r in rows] == pytest.approx([i / 10 for i in range(10)])
+    assert frame_count(tmp_path / "m.mp4")[0] == 10
+    done = run_cli("-s", footage, "--output-dir", "out", "--csv-dir", "out", "-q", cwd=tmp_path)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name[0] != ".") == [
+        "moving.avif.csv", "moving.avif.mp4", "still.avif.csv", "still.avif.png"]
+    assert len(read_csv(tmp_path / "out" / "moving.avif.csv")) == 10
+    assert len(read_csv(tmp_path / "out" / "still.avif.csv")) == 1
+    assert not list(Path(tempfile.gettempdir()).glob("streamfer-avif-*"))  # its copy gone
 
 
 def test_a_folder_of_photos_and_videos_gets_annotated_copies_and_a_csv_each(tmp_path,

@@ -117,9 +117,11 @@ def other_media(path: Path) -> bool:
 
 def animation_frames(path: str | Path) -> int:
     """The frames of an animation in an image file (an animated WebP, an APNG named
-    ``.png``: the web's moving pictures, read as a video), or 0 for a still photo, or a file
-    that cannot be read as one."""
+    ``.png``, an animated AVIF: the web's moving pictures, read as a video), or 0 for a still
+    photo, or a file that cannot be read as one."""
     suffix = Path(path).suffix.lower()
+    if suffix == ".avif":
+        return _avif_frames(path)
     if suffix not in (".webp", ".png"):
         return 0
     from PIL import Image, UnidentifiedImageError
@@ -137,25 +139,44 @@ def animation_frames(path: str | Path) -> int:
     return frames if frames > 1 else 0
 
 
-def animated_avif(path: str | Path) -> bool:
-    """An AVIF that holds an animation (an image sequence, brand ``avis``) beside its still
-    picture: FFmpeg lists the still as its first video track and the animation as its
-    second, and OpenCV reads the first alone (no option picks another here)."""
-    if Path(path).suffix.lower() != ".avif":
-        return False
+def _avif_frames(path: str | Path) -> int:
+    """The frames of an AVIF's animation (an image sequence, brand ``avis``, beside its
+    still picture: FFmpeg lists the still as its first video track and the animation as its
+    second), or 0: a still AVIF."""
     try:
         with open(path, "rb") as f:
             head = f.read(64)
     except OSError:
-        return False
+        return 0
     end = min(int.from_bytes(head[:4], "big"), len(head))
     brands = [head[i:i + 4] for i in (8, *range(16, end - 3, 4))]  # major, compatible
     if head[4:8] != b"ftyp" or b"avis" not in brands:
-        return False
+        return 0
     import av
 
     try:
         with av.open(str(path)) as container:
-            return len(container.streams.video) > 1
+            if len(container.streams.video) < 2:
+                return 0
+            track = container.streams.video[1]
+            return track.frames or sum(1 for packet in container.demux(track) if packet.size)
     except (OSError, av.FFmpegError):
-        return False
+        return 0
+
+
+def avif_animation(path: str | Path, folder: Path) -> Path:
+    """An animated AVIF's animation (its second video track, which OpenCV cannot pick: it
+    reads the first, the still picture) copied, not decoded, into an MP4 file in ``folder``
+    (its time base kept: Matroska's ms made 1/30 s 0.033), as OpenCV reads it."""
+    import av
+
+    copy = Path(folder) / (Path(path).stem + ".mp4")
+    with av.open(str(path)) as source, av.open(str(copy), "w") as out:
+        track = source.streams.video[1]
+        kept = out.add_stream_from_template(track, opaque=True)
+        for packet in source.demux(track):
+            if packet.dts is None:  # the flush packet at the end
+                continue
+            packet.stream = kept
+            out.mux(packet)
+    return copy

@@ -36,6 +36,7 @@ import re
 import shlex
 import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -52,7 +53,7 @@ from streamfer.sources.cameras import CAMERA_PROBE_NOISE, camera_index, check_ca
 from streamfer.sources.errors import OutOfRange, SourceError
 from streamfer.sources.hls import ended_copy, rendition, target_duration
 from streamfer.sources.live import LiveCapture, LiveSound
-from streamfer.sources.media import IMAGE_EXTS, animated_avif, animation_frames, other_media
+from streamfer.sources.media import IMAGE_EXTS, animation_frames, avif_animation, other_media
 from streamfer.sources.microphone import Microphone
 from streamfer.sources.photos import as_bgr, read_photo
 from streamfer.sources.probe import pixel_aspect, probe, recorded, unreadable
@@ -205,12 +206,14 @@ class Source:
                     raise SourceError(f"cannot decode image: {spec}")
                 h, w = self._image.shape[:2]
                 self.fps, self.size, self.frame_count, self.photo = 1.0, (w, h), 1, True
-                if animated_avif(path):
-                    self.note = (f"{self.name} is an animated AVIF: its still picture is read, "
-                                 "a photo (make it a video to read its frames: ffmpeg -i "
-                                 f"{shlex.quote(spec)} -map 0:v:1 "
-                                 f"{shlex.quote(path.stem + '.mp4')})")
                 return
+            if animation and path.suffix.lower() == ".avif":  # its animation, in a file of
+                folder = tempfile.mkdtemp(prefix="streamfer-avif-")  # its own (the copies go
+                self._copies.append(folder)  # with the source)
+                try:
+                    self.reads = self._sound_from = str(avif_animation(path, folder))
+                except (OSError, ValueError) as exc:  # (PyAV's errors are OSErrors)
+                    raise SourceError(f"cannot read the animation of {spec}: {exc}") from None
         began = time.monotonic()
         cap = self._capture()
         waited = time.monotonic() - began >= NETWORK_TIMEOUT_MS / 1000
