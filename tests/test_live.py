@@ -520,6 +520,34 @@ def test_a_recorded_file_behind_an_http_link_is_read_as_a_file(tmp_path, http_se
     assert has_audio(out)
 
 
+def test_a_file_link_is_its_file_and_a_links_scheme_is_read_in_any_case(tmp_path, http_server,
+                                                                        face_clip):
+    """A ``file://`` link (a browser's address bar, a file manager's copy) was taken for a
+    live stream: read to its end, "the stream dropped", opened again and read again,
+    without end. ``HTTP://`` (a scheme is of any case) was "this FFmpeg, PyAV's, does not
+    read http://". Now the first is its file, a folder's link a folder run, and the second
+    the link it names."""
+    import urllib.request
+
+    root, base = http_server
+    folder = tmp_path / "my clips"
+    folder.mkdir()
+    shutil.copy(face_clip, folder / "clip.mp4")
+    shutil.copy(face_clip, root / "clip.mp4")
+    link = urllib.request.pathname2url(str(folder / "clip.mp4"))
+    assert "%20" in link
+    for source, table in ((f"file://{link}", "f.csv"), (f"FILE://localhost{link}", "l.csv"),
+                          (base.replace("http://", "HTTP://") + "/clip.mp4", "h.csv")):
+        code, stderr = run_to_end("-s", source, "--csv", tmp_path / table, "-q", timeout=120)
+        assert code == 0 and "warning" not in stderr, stderr
+        with open(tmp_path / table, newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 24 and rows[0]["source"] in ("clip.mp4", f"{base}/clip.mp4"), rows[0]
+    code, stderr = run_to_end("-s", "file://" + urllib.request.pathname2url(str(folder)),
+                              "--csv-dir", tmp_path / "out", "-q")
+    assert code == 0 and (tmp_path / "out" / "clip.mp4.csv").is_file(), stderr
+
+
 def test_the_report_of_a_recorded_file_behind_an_http_link_has_its_thumbnails(tmp_path,
                                                                               http_server,
                                                                               face_bgr):

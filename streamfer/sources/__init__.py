@@ -31,9 +31,10 @@ from streamfer.sources.photos import photo_metadata, read_photo
 from streamfer.sources.probe import opencv_makes_sdr, recorded
 from streamfer.sources.reader import Source, open_source
 from streamfer.sources.stdin import NOT_SOUGHT, STDIN, STDIN_NAME
-from streamfer.sources.streams import RECONNECT_S, attempts, is_url, redacted
+from streamfer.sources.streams import RECONNECT_S, as_read, attempts, is_url, redacted
 
 __all__ = ["HEIF_EXTS", "IMAGE_EXTS", "NOT_SOUGHT", "RECONNECT_S", "STDIN", "STDIN_NAME",
-           "VIDEO_EXTS", "OutOfRange", "Source", "SourceError", "animation_frames", "attempts",
-           "camera_index", "check_camera", "is_url", "is_webcam", "list_media", "open_source",
-           "opencv_makes_sdr", "photo_metadata", "read_photo", "recorded", "redacted"]
+           "VIDEO_EXTS", "OutOfRange", "Source", "SourceError", "animation_frames", "as_read",
+           "attempts", "camera_index", "check_camera", "is_url", "is_webcam", "list_media",
+           "open_source", "opencv_makes_sdr", "photo_metadata", "read_photo", "recorded",
+           "redacted"]

@@ -65,6 +65,7 @@ from streamfer.sources.streams import (
     RECONNECT_S,
     STREAM_OPEN_NOISE,
     StreamClock,
+    as_read,
     attempts,
     is_url,
     redacted,
@@ -664,4 +665,4 @@ def open_source(spec: str | int | Path, reconnect: float = RECONNECT_S, start: f
     ``camera``: a webcam's size (width, height) and rate to ask for, each None for the
     camera's own (OpenCV's, 640×480 for most); ``microphone``: a webcam's sound, where
     ``sound``, heard by this device (:mod:`streamfer.sources.microphone`)."""
-    return Source(str(spec), reconnect, start, end, sound, camera, microphone)
+    return Source(as_read(str(spec)), reconnect, start, end, sound, camera, microphone)

@@ -48,6 +48,29 @@ def is_url(spec: str) -> bool:
     return "://" in spec
 
 
+def as_read(spec: str) -> str:
+    """``spec`` as a run reads it: a ``file://`` link (a browser's or a file manager's copy
+    of a file's place) as the path it names — it was taken for a live stream, read to its
+    end and again, without end —, a link's scheme in lower case, as links are read
+    (FFmpeg knows no ``HTTP://``). Anything else as it is.
+
+    Example:
+        >>> as_read("file:///home/me/My%20Videos/clip.mp4"), as_read("RTSP://cam/live")
+        ('/home/me/My Videos/clip.mp4', 'rtsp://cam/live')
+    """
+    import urllib.parse
+    import urllib.request
+
+    if not is_url(spec):
+        return spec
+    scheme, _, rest = spec.partition("://")
+    if scheme.lower() == "file":
+        parts = urllib.parse.urlsplit(spec)
+        if parts.netloc.lower() in ("", "localhost"):  # (another host's: FFmpeg's to say)
+            return urllib.request.url2pathname(parts.path)
+    return f"{scheme.lower()}://{rest}"
+
+
 # A query's (or a path's, as some cameras take them) parameters that hold a secret:
 # ``password=``, ``pwd=`` (Foscam), ``token=``, ``access_token=``, ``api_key=``, a signed
 # link's ``X-Amz-Signature=`` and ``X-Amz-Credential=``, ``sig=``, ``auth=``, ``key=``, an
