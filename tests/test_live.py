@@ -546,6 +546,16 @@ def test_a_file_link_is_its_file_and_a_links_scheme_is_read_in_any_case(tmp_path
     code, stderr = run_to_end("-s", "file://" + urllib.request.pathname2url(str(folder)),
                               "--csv-dir", tmp_path / "out", "-q")
     assert code == 0 and (tmp_path / "out" / "clip.mp4.csv").is_file(), stderr
+    # and as --output: "Protocol not found" of UDP://, "give rtmp://, … a file" of file://
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+        code, stderr = run_to_end("-s", face_clip, "-o", f"UDP://127.0.0.1:{port}", "-q")
+        assert code == 0 and listener.recv(65536), stderr
+    code, stderr = run_to_end("-s", face_clip, "-o", f"file://{link[:-len('clip.mp4')]}a.mp4",
+                              "-q")
+    assert code == 0 and frame_count(folder / "a.mp4")[0] == 24, stderr
 
 
 def test_the_report_of_a_recorded_file_behind_an_http_link_has_its_thumbnails(tmp_path,

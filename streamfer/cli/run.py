@@ -202,6 +202,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
     if not source.strip():  # Path("") is the current folder: an unset variable ran it all
         raise UserError("--source is empty: give a webcam index, a file, a folder or a URL")
     source = as_read(source)  # (a file:// link: its path)
+    output = output and as_read(output)  # (RTMP:// as rtmp://; file:///x.mp4: its path)
     folder = Path(source).is_dir()
     if folder and (output or show):
         raise UserError("a folder source takes --output-dir/--csv-dir, not --output/--show")
