@@ -211,9 +211,11 @@ class Source:
             if animation and path.suffix.lower() == ".avif":  # its animation, in a file of
                 folder = tempfile.mkdtemp(prefix="streamfer-avif-")  # its own (the copies go
                 self._copies.append(folder)  # with the source)
+                import av
+
                 try:
                     self.reads = self._sound_from = str(avif_animation(path, folder))
-                except (OSError, ValueError) as exc:  # (PyAV's errors are OSErrors)
+                except (OSError, ValueError, av.FFmpegError) as exc:
                     raise SourceError(f"cannot read the animation of {spec}: {exc}") from None
         began = time.monotonic()
         cap = self._capture()

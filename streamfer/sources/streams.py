@@ -235,8 +235,9 @@ def dash_manifest(head: bytes, kind: str = "") -> bool:
 
 def through_a_pipe(spec: str) -> str:
     """Why a DASH manifest (a file or link) is not read, and the command that reads it: the
-    FFmpeg in OpenCV and PyAV have no DASH demuxer; the ``ffmpeg`` of imageio-ffmpeg (and
-    most) does, and a run reads what it sends through a pipe (``--source -``)."""
+    FFmpeg in OpenCV has no DASH demuxer, and PyAV's opens no manifest here ("Invalid data");
+    the ``ffmpeg`` of imageio-ffmpeg (and most) reads one, and a run reads what it sends
+    through a pipe (``--source -``)."""
     return (f"an MPEG-DASH manifest, which OpenCV's FFmpeg does not read: pipe it in, ffmpeg "
             f"-i {shlex.quote(redacted(spec))} -c copy -f mpegts - | streamfer run --source "
             "- …")
