@@ -416,6 +416,27 @@ def test_an_animated_webp_or_png_is_read_as_the_video_it_is(tmp_path, face_bgr, 
     assert cv2.imread(str(out / "still.png")).shape == (240, 320, 3)
 
 
+def test_a_path_given_with_a_quoted_tilde_is_in_the_home_folder(tmp_path, face_clip):
+    """``--csv "~/My Videos/x.csv"`` — quoted for its space, or from a script's argument list
+    or a config, where no shell reads the ``~`` — made a folder named ``~`` in the current one
+    and wrote there; ``--source "~/…"`` was "no such file". Each path takes the home folder
+    now, as the shell would have, for a run and a report alike."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / "My Videos").mkdir(parents=True)
+    work.mkdir()
+    shutil.copy(face_clip, home / "My Videos" / "clip.mp4")
+    done = run_cli("-s", "~/My Videos/clip.mp4", "--csv", "~/My Videos/x.csv", "-o",
+                   "~/out/x.mp4", "--report", "~/out/x.html", "-q", cwd=work,
+                   env={"HOME": str(home)})
+    assert done.returncode == 0, done.stderr
+    assert len(read_csv(home / "My Videos" / "x.csv")) == 24
+    assert frame_count(home / "out" / "x.mp4")[0] == 24 and (home / "out" / "x.html").is_file()
+    done = run_cli("-s", "~/My Videos", "--csv-dir", "~/csvs", "-q", cwd=work,
+                   env={"HOME": str(home)})
+    assert done.returncode == 0 and (home / "csvs" / "clip.mp4.csv").is_file(), done.stderr
+    assert not list(work.iterdir())  # no folder named ~ here
+
+
 def test_an_animated_avif_is_read_as_a_video(tmp_path, face_bgr):
     """An animated AVIF was read as its still picture (FFmpeg lists the animation as a
     second video track, which OpenCV does not pick), first without a word, then with a

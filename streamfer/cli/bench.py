@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from streamfer.cli.common import FLIP_AVERAGE_OPTION, UserError, user_errors
+from streamfer.cli.common import FLIP_AVERAGE_OPTION, HomePath, UserError, user_errors
 
 
 @click.command(short_help="Throughput per backend and the accuracy each costs.")
@@ -14,13 +14,13 @@ from streamfer.cli.common import FLIP_AVERAGE_OPTION, UserError, user_errors
               help="Timed runs per row; the table shows medians.")
 @click.option("--frames", default=150, show_default=True, type=click.IntRange(min=2),
               help="Frames of each generated clip.")
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--data", type=click.Path(exists=True, file_okay=False),
+@click.option("--model", "model_path", type=HomePath(exists=True, dir_okay=False))
+@click.option("--data", type=HomePath(exists=True, file_okay=False),
               help="Labelled data (e.g. ../shared/data/ferplus): adds each backend's accuracy "
                    "and its difference from keras fp32 on --split.")
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="valid",
               show_default=True)
-@click.option("--fer-python", type=click.Path(exists=True, dir_okay=False),
+@click.option("--fer-python", type=HomePath(exists=True, dir_okay=False),
               help="Python of a venv with PyPI 'fer': adds its video analysis of the same "
                    "1-face clip and the speed ratio.")
 @click.option("--large", is_flag=True,
@@ -35,7 +35,7 @@ from streamfer.cli.common import FLIP_AVERAGE_OPTION, UserError, user_errors
               help="The whole bench (classifier and end to end) with an untrained model of "
                    "--model's architecture at this working size (e.g. 100: the design's).")
 @click.option("--mirror-agreement", "agreement_clips", multiple=True,
-              type=click.Path(exists=True, dir_okay=False), metavar="CLIP",
+              type=HomePath(exists=True, dir_okay=False), metavar="CLIP",
               help="Instead: on each CLIP (repeatable), the labels shown when each face is "
                    "scored one view a frame (the default in videos) against both views every "
                    "frame: share of rows alike, smoothed-score differences, fps.")
@@ -45,7 +45,7 @@ from streamfer.cli.common import FLIP_AVERAGE_OPTION, UserError, user_errors
 @click.option("--report", "report_hour", is_flag=True,
               help="Instead: the analyst's report of a made-up hour at 30 fps with 100 face "
                    "ids (seconds, peak memory of `streamfer report`).")
-@click.option("--detectors", "detector_media", type=click.Path(exists=True, file_okay=False),
+@click.option("--detectors", "detector_media", type=HomePath(exists=True, file_okay=False),
               metavar="MEDIA",
               help="Instead: the detector table, for each detector and --tiles setting: "
                    "recall per face size, extra boxes and ms a frame on 1080p and 4K wide "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 
@@ -49,6 +50,17 @@ def parse_tiles(text: str, webcam: bool = False) -> int | None:
         return int(text)
     raise click.BadParameter(f"{text!r}: use auto, off or a number of frames N ≥ 1",
                              param_hint="--tiles")
+
+
+class HomePath(click.Path):
+    """A path option whose leading ``~`` is the home folder, as a shell reads it where it is
+    not quoted: a value quoted (``"~/My Videos/x.csv"``), from a script's argument list or a
+    config, made a folder named ``~`` in the current one."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.startswith("~"):
+            value = os.path.expanduser(value)
+        return super().convert(value, param, ctx)
 
 
 class TimeParam(click.ParamType):
@@ -115,7 +127,7 @@ def LABELLED_SPLIT(command):  # noqa: N802 (an option decorator, named as the ot
     command = CROP_OPTION(command)
     command = click.option("--split", type=click.Choice(["train", "valid", "test"]),
                            default="valid", show_default=True)(command)
-    return click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+    return click.option("--data", required=True, type=HomePath(exists=True, file_okay=False),
                         help="Dataset folder (FER+, RAF-ML or folder-per-emotion).")(command)
 
 

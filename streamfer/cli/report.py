@@ -7,15 +7,15 @@ from pathlib import Path
 
 import click
 
-from streamfer.cli.common import UserError
+from streamfer.cli.common import HomePath, UserError
 
 
 @click.command(short_help="An HTML report (and JSON) of a run from its frame CSV.")
 @click.argument("csv_path", metavar="FRAMES.csv|CSV_DIR",
-                type=click.Path(exists=True, path_type=Path))
-@click.option("--output", "-o", "out", required=True, type=click.Path(path_type=Path),
+                type=HomePath(exists=True, path_type=Path))
+@click.option("--output", "-o", "out", required=True, type=HomePath(path_type=Path),
               help="The page (.html); for a CSV folder, the folder of pages (index.html).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--json", "json_path", type=HomePath(dir_okay=False, path_type=Path),
               help="The same numbers as JSON, for scripts (a single CSV).")
 @click.option("--video", metavar="PATH|URL",
               help="The input video (a file, or a link to a recorded one), for thumbnails "

@@ -14,6 +14,7 @@ import click
 from streamfer.cli.common import (
     CONTEXT,
     FLIP_AVERAGE_OPTION,
+    HomePath,
     RayAddress,
     SizeParam,
     TimeParam,
@@ -30,7 +31,7 @@ from streamfer.cli.common import (
 @click.option("--source", "-s", required=True,
               help="Webcam index (0), video or image file, folder of them, stream URL, or - "
                    "(a video piped into standard input: MPEG-TS, Matroska).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True),
+@click.option("--output", "-o", type=HomePath(dir_okay=False, allow_dash=True),
               help="Annotated video: .mp4, .mov, .m4v, .mkv, .avi (H.264) or .webm (VP9); "
                    "each frame at its input timestamp, with the input's size and audio. "
                    "For a photo also .png, .jpg, .bmp or .webp: its annotated copy. Or sent "
@@ -38,13 +39,13 @@ from streamfer.cli.common import (
                    "udp://host:port, - (standard output, MPEG-TS: | ffplay -), or an HLS "
                    "playlist, out/live.m3u8 (2 s segments beside it, for a browser or a "
                    "player), the input's sound with it.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
+@click.option("--csv", "csv_path", type=HomePath(dir_okay=False, allow_dash=True),
               help="Frame-level CSV: one row per face per analysed frame; - for standard "
                    "output (one source). For a folder source (with --csv-dir): every "
                    "input's rows joined in one file.")
-@click.option("--output-dir", type=click.Path(file_okay=False),
+@click.option("--output-dir", type=HomePath(file_okay=False),
               help="Folder source: one annotated video (or photo) per input, same relative path.")
-@click.option("--csv-dir", type=click.Path(file_okay=False),
+@click.option("--csv-dir", type=HomePath(file_okay=False),
               help="Folder source: one CSV per input.")
 @click.option("--show", is_flag=True, help="Live window (q or Esc quits; space pauses, f full "
               "screen, m mirrors). Needs a display.")
@@ -86,10 +87,10 @@ from streamfer.cli.common import (
                    "default N (README) for files, folders and URLs, off for a webcam; off: "
                    "the whole frame only (faster; finds faces of about a tenth of the "
                    "frame's width or larger).")
-@click.option("--detector-model", type=click.Path(exists=True, dir_okay=False),
+@click.option("--detector-model", type=HomePath(exists=True, dir_okay=False),
               help="Path to the detector .tflite of --detector short or full (default: "
                    "cache, then download).")
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+@click.option("--model", "model_path", type=HomePath(exists=True, dir_okay=False),
               help="Emotion model .json (default: models/default.json).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
               help="Most faces the emotion model scores in one call.")
@@ -145,7 +146,7 @@ from streamfer.cli.common import (
 @click.option("--workers", type=click.IntRange(min=1),
               help="With --ray: worker processes (default: one per 2 cores; local: of this "
                    "machine).")
-@click.option("--report", "report_path", type=click.Path(path_type=Path),
+@click.option("--report", "report_path", type=HomePath(path_type=Path),
               help="At the end, the analyst's HTML report of the run, made from its CSV "
                    "(needs --csv; a folder run: --csv-dir, and this is a folder of pages).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -201,7 +202,7 @@ def run(source, output, csv_path, output_dir, csv_dir, show, selfie_view, every,
                                "shell pattern? give the folder of the files: --source footage/)")
     if not source.strip():  # Path("") is the current folder: an unset variable ran it all
         raise UserError("--source is empty: give a webcam index, a file, a folder or a URL")
-    source = as_read(source)  # (a file:// link: its path)
+    source = as_read(os.path.expanduser(source) if source.startswith("~") else source)
     output = output and as_read(output)  # (RTMP:// as rtmp://; file:///x.mp4: its path)
     folder = Path(source).is_dir()
     if folder and (output or show):
